@@ -1,0 +1,1 @@
+"""The Qt-free core of FocusStudio (enforced by an import-linter contract)."""

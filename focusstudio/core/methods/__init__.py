@@ -1,0 +1,8 @@
+"""Every fusion method, imported explicitly so the registry is complete (also when frozen)."""
+
+from focusstudio.core.methods.registry import get_method, list_methods, register
+
+__all__ = ["get_method", "list_methods", "register"]
+
+# Method modules register themselves on import. Keep this list explicit: no directory scanning.
+# (Each import is placed after the registry import on purpose.)

@@ -1,0 +1,115 @@
+"""The interface every fusion method implements.
+
+A method runs in two stages so the GUI can re-run only the cheap part when a post-processing
+slider moves:
+
+* :meth:`FusionMethod.analyze` — the expensive part (network forward passes / activity
+  measures). Depends only on parameters whose ``stage`` is ``"analysis"``. Returns an
+  :class:`Analysis` that can be cached.
+* :meth:`FusionMethod.finish` — post-processing on the cached analysis (thresholds, morphology,
+  small-region removal, guided filter) and composition from the original source pixels.
+
+Both are generators of :class:`~focusstudio.core.progress.ProgressEvent` whose return value is the
+result, and both check ``context.cancel`` between steps.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from focusstudio.core.params import ParamSet
+from focusstudio.core.progress import CancelToken, ProgressGen, ProgressRange
+from focusstudio.core.types import FusionMap, FusionResult, Stack
+
+
+@dataclass
+class RunContext:
+    """Everything a method needs besides the stack and its parameters."""
+
+    device: str = "cpu"
+    cancel: CancelToken = field(default_factory=CancelToken)
+    weights: Path | None = None  # None = the method's default (shipped) weights
+    #: Upper bound on working memory (bytes) used to pick tile sizes; None = automatic.
+    memory_limit: int | None = None
+    #: Override of the tile edge (pixels) for tiled inference; None = derived from memory_limit.
+    tile_size: int | None = None
+    progress: ProgressRange = field(default_factory=ProgressRange)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Analysis:
+    """Cached output of :meth:`FusionMethod.analyze`: named arrays plus anything else."""
+
+    method: str
+    analysis_params: dict[str, Any]
+    maps: dict[str, FusionMap] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    device: str = "cpu"
+
+
+MethodFamily = Literal["classical", "deep"]
+
+
+class FusionMethod(ABC):
+    """Base class of every registered method. Subclasses are registered with ``@register``."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    family: ClassVar[MethodFamily] = "classical"
+    params: ClassVar[ParamSet] = ParamSet()
+    #: True when the fused image is decoded by a network instead of composed from source pixels.
+    decodes_directly: ClassVar[bool] = False
+    #: Output rounding of the reference implementation when converting to integers.
+    rounding: ClassVar[Literal["round", "truncate"]] = "round"
+    #: Names of the explanation maps this method produces (for docs and the GUI).
+    map_names: ClassVar[tuple[str, ...]] = ()
+
+    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
+        """(can run, reason if not). Classical methods can always run."""
+        return True, ""
+
+    def weights_label(self, weights: Path | None = None) -> str | None:
+        """A short description of the weights that would be used (for provenance)."""
+        return None
+
+    @abstractmethod
+    def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
+        """Expensive stage; depends only on ``analysis`` parameters."""
+
+    @abstractmethod
+    def finish(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[FusionResult]:
+        """Cheap stage: post-processing and composition from the source pixels."""
+
+    # helpers for subclasses ----------------------------------------------------------------
+    def analysis_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {s.name: params[s.name] for s in self.params if s.stage == "analysis"}
+
+    def make_result(
+        self,
+        image: Any,
+        stack: Stack,
+        params: dict[str, Any],
+        maps: dict[str, FusionMap],
+        analysis: Analysis,
+        notes: list[str] | None = None,
+    ) -> FusionResult:
+        return FusionResult(
+            image=image,
+            method=self.name,
+            params=dict(params),
+            maps=maps,
+            device=analysis.device,
+            weights=analysis.weights,
+            source_dtype=stack.dtype,
+            source_names=tuple(stack.names),
+            notes=tuple(stack.notes) + tuple(notes or ()),
+            rounding=self.rounding,
+        )

@@ -1,0 +1,79 @@
+"""Box filters whose cost does not depend on the radius (running sums).
+
+Two border conventions are used by the reference code and both are offered:
+``box_sum`` — zero padding, plain window sum; ``box_mean`` — mean over the in-image part of the
+window (the window is clipped at the border and divided by the true pixel count).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+
+def box_sum_np(image: np.ndarray, radius: int) -> np.ndarray:
+    """Sum over a (2r+1)² window with zero padding, for an H×W or H×W×C float array."""
+    size = 2 * radius + 1
+    work = image.astype(np.float64, copy=False)
+    return cv2.boxFilter(
+        work, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT
+    )
+
+
+def box_mean_np(image: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over the in-image part of a (2r+1)² window (border-count normalisation)."""
+    height, width = image.shape[:2]
+    counts = _window_counts(height, width, radius)
+    sums = box_sum_np(image, radius)
+    if sums.ndim == 3:
+        counts = counts[..., None]
+    return sums / counts
+
+
+def _window_counts(height: int, width: int, radius: int) -> np.ndarray:
+    rows = np.minimum(np.arange(height) + radius, height - 1) - np.maximum(np.arange(height) - radius, 0) + 1
+    cols = np.minimum(np.arange(width) + radius, width - 1) - np.maximum(np.arange(width) - radius, 0) + 1
+    return np.outer(rows, cols).astype(np.float64)
+
+
+def _cumsum_box_1d(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    import torch
+
+    length = x.shape[dim]
+    pad_shape = list(x.shape)
+    pad_shape[dim] = 1
+    zeros = torch.zeros(pad_shape, dtype=x.dtype, device=x.device)
+    csum = torch.cat([zeros, torch.cumsum(x, dim=dim)], dim=dim)  # csum[i] = sum(x[:i])
+    idx = torch.arange(length, device=x.device)
+    upper = torch.clamp(idx + radius + 1, max=length)
+    lower = torch.clamp(idx - radius, min=0)
+    return csum.index_select(dim, upper) - csum.index_select(dim, lower)
+
+
+def _accumulation_dtype(x: torch.Tensor) -> torch.dtype:
+    import torch
+
+    # float64 keeps long running sums exact enough for strict comparisons (SF_A > SF_B);
+    # MPS has no float64.
+    return torch.float32 if x.device.type == "mps" else torch.float64
+
+
+def box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Zero-padded (2r+1)² window sum over the last two dims of an N×C×H×W tensor."""
+    work = x.to(_accumulation_dtype(x))
+    out = _cumsum_box_1d(_cumsum_box_1d(work, radius, -1), radius, -2)
+    return out.to(x.dtype)
+
+
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Border-count-normalised (2r+1)² window mean over the last two dims (differentiable)."""
+    import torch
+
+    height, width = x.shape[-2:]
+    ones = torch.ones((1, 1, height, width), dtype=x.dtype, device=x.device)
+    return box_sum(x, radius) / box_sum(ones, radius)

@@ -1,0 +1,72 @@
+"""Composition of the fused image from the *original* source pixels.
+
+Frames are read from the stack one at a time, so composing N frames never holds N frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from focusstudio.core.progress import CancelToken
+from focusstudio.core.types import Stack
+
+
+def _expand(weight: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    return weight[..., None] if frame.ndim == 3 else weight
+
+
+def compose_pair(first: np.ndarray, second: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """F = w·A + (1−w)·B with w the weight of the first frame (not clipped)."""
+    w = _expand(weight.astype(np.float32, copy=False), first)
+    return (w * first + (1.0 - w) * second).astype(np.float32)
+
+
+def compose_index(
+    stack: Stack,
+    index_map: np.ndarray,
+    cancel: CancelToken | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Hard selection: every pixel copied from the frame ``index_map`` names."""
+    result: np.ndarray | None = None
+    for i in range(len(stack)):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        selected = index_map == i
+        if not selected.any():
+            continue
+        frame = stack.load(i)
+        if result is None:
+            result = np.zeros_like(frame)
+        result[selected] = frame[selected]
+        if on_frame is not None:
+            on_frame(i)
+    assert result is not None
+    return result
+
+
+def compose_weights(
+    stack: Stack,
+    weights: Sequence[np.ndarray] | Callable[[int], np.ndarray],
+    normalize: bool = True,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Soft composition Σ_i w_i·I_i (weights renormalised to sum to 1 per pixel when asked)."""
+    get = weights if callable(weights) else (lambda i: weights[i])  # type: ignore[index]
+    total: np.ndarray | None = None
+    accumulated: np.ndarray | None = None
+    for i in range(len(stack)):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        weight = np.asarray(get(i), dtype=np.float32)
+        frame = stack.load(i)
+        contribution = _expand(weight, frame) * frame
+        accumulated = contribution if accumulated is None else accumulated + contribution
+        total = weight.copy() if total is None else total + weight
+    assert accumulated is not None and total is not None
+    if normalize:
+        safe = np.where(np.abs(total) < 1e-8, 1.0, total)
+        accumulated = accumulated / _expand(safe, accumulated)
+    return accumulated.astype(np.float32)

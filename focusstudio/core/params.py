@@ -1,0 +1,183 @@
+"""Method parameters declared once: validation, CLI flags, GUI forms, presets and sidecar JSON.
+
+A method lists :class:`ParamSpec` objects. Everything that shows or checks a parameter reads
+these declarations; nothing else hard-codes a name, range or default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from focusstudio.core.errors import ParameterError
+
+ParamKind = Literal["int", "float", "bool", "choice"]
+
+#: ``analysis`` parameters change what the network/activity measure computes (re-running them is
+#: expensive); ``post`` parameters only change the cheap post-processing on cached maps.
+ParamStage = Literal["analysis", "post"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """Declaration of one method parameter."""
+
+    name: str
+    kind: ParamKind
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    stage: ParamStage = "post"
+    title: str = ""
+    #: GUI hint: step of a slider/spin box (None = natural step for the kind).
+    step: float | None = None
+    #: GUI hint: show a log-scale slider (for eps-like parameters spanning decades).
+    log_scale: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"parameter name must be an identifier: {self.name!r}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"choice parameter {self.name!r} needs choices")
+        # The default must itself be valid, otherwise every run would fail.
+        self.validate(self.default)
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name.replace("_", " ").capitalize()
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` converted to this parameter's type, or raise ParameterError."""
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, (int, float)) and value in (0, 1):
+                return bool(value)
+            raise ParameterError(f"parameter '{self.name}' must be true or false, got {value!r}")
+        if self.kind == "choice":
+            if not isinstance(value, str) or value not in self.choices:
+                raise ParameterError(
+                    f"parameter '{self.name}' must be one of {', '.join(self.choices)}, got {value!r}"
+                )
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParameterError(f"parameter '{self.name}' must be a number, got {value!r}")
+        if self.kind == "int":
+            if float(value) != int(value):
+                raise ParameterError(f"parameter '{self.name}' must be an integer, got {value!r}")
+            converted: float | int = int(value)
+        else:
+            converted = float(value)
+            if not math.isfinite(converted):
+                raise ParameterError(f"parameter '{self.name}' must be finite, got {value!r}")
+        if self.minimum is not None and converted < self.minimum:
+            raise ParameterError(
+                f"parameter '{self.name}' must be >= {self.minimum}, got {value!r}"
+            )
+        if self.maximum is not None and converted > self.maximum:
+            raise ParameterError(
+                f"parameter '{self.name}' must be <= {self.maximum}, got {value!r}"
+            )
+        return converted
+
+    def parse(self, text: str) -> Any:
+        """Parse a value given as text (CLI ``--set KEY=VALUE``) and validate it."""
+        text = text.strip()
+        if self.kind == "bool":
+            low = text.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ParameterError(f"parameter '{self.name}' must be true or false, got {text!r}")
+        if self.kind == "choice":
+            return self.validate(text)
+        try:
+            number: float | int = int(text) if self.kind == "int" else float(text)
+        except ValueError:
+            raise ParameterError(
+                f"parameter '{self.name}' must be {'an integer' if self.kind == 'int' else 'a number'},"
+                f" got {text!r}"
+            ) from None
+        return self.validate(number)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "type": self.kind,
+            "default": self.default,
+            "help": self.help,
+            "stage": self.stage,
+        }
+        if self.minimum is not None:
+            data["min"] = self.minimum
+        if self.maximum is not None:
+            data["max"] = self.maximum
+        if self.choices:
+            data["choices"] = list(self.choices)
+        return data
+
+
+@dataclass(frozen=True)
+class ParamSet:
+    """An ordered collection of declarations with whole-dict validation."""
+
+    specs: tuple[ParamSpec, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.specs]
+        if len(names) != len(set(names)):
+            raise ValueError(f"duplicate parameter names: {names}")
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __contains__(self, name: object) -> bool:
+        return any(s.name == name for s in self.specs)
+
+    def get(self, name: str) -> ParamSpec:
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        raise ParameterError(self._unknown(name))
+
+    def _unknown(self, name: str) -> str:
+        valid = ", ".join(s.name for s in self.specs) or "(this method has no parameters)"
+        return f"unknown parameter '{name}'; valid: {valid}"
+
+    def defaults(self) -> dict[str, Any]:
+        return {s.name: s.default for s in self.specs}
+
+    def resolve(self, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with ``values``, every value validated; unknown names rejected."""
+        resolved = self.defaults()
+        for name, value in (values or {}).items():
+            resolved[name] = self.get(name).validate(value)
+        return resolved
+
+    def parse_assignments(self, assignments: Iterable[str]) -> dict[str, Any]:
+        """Parse CLI ``KEY=VALUE`` strings into validated values."""
+        parsed: dict[str, Any] = {}
+        for item in assignments:
+            if "=" not in item:
+                raise ParameterError(f"--set expects KEY=VALUE, got {item!r}")
+            key, text = item.split("=", 1)
+            key = key.strip().replace("-", "_")
+            parsed[key] = self.get(key).parse(text)
+        return parsed
+
+    def post_only_change(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        """True when only ``post``-stage parameters differ (cached analysis can be reused)."""
+        return all(
+            old.get(s.name) == new.get(s.name) for s in self.specs if s.stage == "analysis"
+        )

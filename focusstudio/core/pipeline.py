@@ -1,0 +1,87 @@
+"""The fusion pipeline shared by the CLI, the GUI and the Python API.
+
+``run_fusion`` is a generator of :class:`ProgressEvent`; its return value is the
+:class:`FusionResult`. It validates parameters, resolves the device, (optionally) aligns the
+frames, runs the method's two stages and records the time of each stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from focusstudio.core.errors import FocusStudioError, MethodUnavailableError
+from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.methods.registry import get_method
+from focusstudio.core.progress import CancelToken, ProgressGen, ProgressRange, run_to_completion
+from focusstudio.core.types import FusionResult, Stack
+
+
+def prepare(
+    method: str | FusionMethod,
+    params: Mapping[str, Any] | None = None,
+    weights: str | Path | None = None,
+) -> tuple[FusionMethod, dict[str, Any]]:
+    """Look up the method, validate parameters against its declarations, check availability."""
+    instance = get_method(method) if isinstance(method, str) else method
+    resolved = instance.params.resolve(params)
+    weights_path = Path(weights) if weights is not None else None
+    available, reason = instance.availability(weights_path)
+    if not available:
+        raise MethodUnavailableError(f"method '{instance.name}' cannot run: {reason}")
+    return instance, resolved
+
+
+def run_fusion(
+    stack: Stack,
+    method: str | FusionMethod = "sf",
+    params: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    cancel: CancelToken | None = None,
+    weights: str | Path | None = None,
+    memory_limit: int | None = None,
+    tile_size: int | None = None,
+    analysis: Analysis | None = None,
+) -> ProgressGen[FusionResult]:
+    """Fuse ``stack``; pass a cached ``analysis`` to re-run only the post-processing."""
+    from focusstudio.core.device import resolve_device
+
+    started = time.perf_counter()
+    if len(stack) < 2:
+        raise FocusStudioError(f"need at least 2 frames to fuse, got {len(stack)}")
+    instance, resolved = prepare(method, params, weights)
+    context = RunContext(
+        device=resolve_device(device),
+        cancel=cancel or CancelToken(),
+        weights=Path(weights) if weights is not None else None,
+        memory_limit=memory_limit,
+        tile_size=tile_size,
+    )
+    timings: dict[str, float] = {}
+    reuse = analysis is not None and analysis.method == instance.name and (
+        analysis.analysis_params == instance.analysis_params(resolved)
+    )
+    if not reuse:
+        context.progress = ProgressRange(0.0, 0.85)
+        stage_start = time.perf_counter()
+        analysis = yield from instance.analyze(stack, resolved, context)
+        timings["analyze"] = time.perf_counter() - stage_start
+    assert analysis is not None
+    context.cancel.raise_if_cancelled()
+    context.progress = ProgressRange(0.85 if not reuse else 0.0, 1.0)
+    stage_start = time.perf_counter()
+    result = yield from instance.finish(analysis, stack, resolved, context)
+    timings["finish"] = time.perf_counter() - stage_start
+    timings["total"] = time.perf_counter() - started
+    merged = {**result.timings, **timings}
+    notes = tuple(dict.fromkeys((*result.notes, *context.notes)))
+    from dataclasses import replace
+
+    return replace(result, timings=merged, notes=notes)
+
+
+def fuse(stack: Stack, method: str = "sf", params: Mapping[str, Any] | None = None, **kwargs: Any) -> FusionResult:
+    """Blocking convenience wrapper around :func:`run_fusion`."""
+    return run_to_completion(run_fusion(stack, method, params, **kwargs))

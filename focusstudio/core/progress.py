@@ -1,0 +1,78 @@
+"""Cancellation and progress reporting shared by the CLI and the GUI.
+
+Long work in the core is a plain generator that yields :class:`ProgressEvent` objects and
+checks a :class:`CancelToken` between steps; the generator's return value is the result.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Cancelled(Exception):
+    """Raised inside a worker when its :class:`CancelToken` was cancelled."""
+
+
+class CancelToken:
+    """Thread-safe cancellation flag; ``raise_if_cancelled`` is called between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a long job: ``fraction`` in [0, 1] of the whole job, a stage name."""
+
+    stage: str
+    fraction: float
+    message: str = ""
+
+
+class ProgressRange:
+    """Maps the local progress of a sub-task onto a sub-range [start, end] of the whole job."""
+
+    def __init__(self, start: float = 0.0, end: float = 1.0) -> None:
+        self.start = start
+        self.end = end
+
+    def event(self, stage: str, local_fraction: float, message: str = "") -> ProgressEvent:
+        local = min(max(local_fraction, 0.0), 1.0)
+        return ProgressEvent(stage, self.start + (self.end - self.start) * local, message)
+
+    def sub(self, local_start: float, local_end: float) -> ProgressRange:
+        span = self.end - self.start
+        return ProgressRange(self.start + span * local_start, self.start + span * local_end)
+
+
+ProgressGen = Generator[ProgressEvent, None, T]
+
+
+def run_to_completion(
+    gen: Generator[ProgressEvent, None, T],
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+) -> T:
+    """Drive a progress generator to its end and return its result."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(event)
