@@ -79,7 +79,7 @@ def run_fusion(
     notes = tuple(dict.fromkeys((*result.notes, *context.notes)))
     from dataclasses import replace
 
-    return replace(result, timings=merged, notes=notes)
+    return replace(result, timings=merged, notes=notes, analysis=analysis)
 
 
 def fuse(stack: Stack, method: str = "sf", params: Mapping[str, Any] | None = None, **kwargs: Any) -> FusionResult:

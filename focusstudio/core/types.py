@@ -220,6 +220,9 @@ class FusionResult:
     notes: tuple[str, ...] = ()
     #: Output rounding the method's reference code uses when converting to integers.
     rounding: Literal["round", "truncate"] = "round"
+    #: The method's cached expensive stage (an ``Analysis``): pass it back to ``run_fusion`` to
+    #: re-run only the post-processing. Not part of the provenance.
+    analysis: Any = field(default=None, repr=False, compare=False)
 
     def as_dtype(self, dtype: str | None = None) -> np.ndarray:
         """The fused image in the source dtype (or ``dtype``), with the method's rounding."""
