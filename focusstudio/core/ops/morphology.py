@@ -57,7 +57,7 @@ def remove_small_objects(binary: np.ndarray, min_area: float, connectivity: Conn
     mask = _as_u8(binary)
     if min_area <= 1 or not mask.any():
         return mask > 0
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=connectivity)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=connectivity)
     small = stats[:, cv2.CC_STAT_AREA] < min_area
     small[0] = False  # label 0 is the background of this labelling
     return mask.astype(bool) & ~small[labels]

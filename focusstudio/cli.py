@@ -1,0 +1,383 @@
+"""The ``focusstudio`` command line, built on the same core as the GUI.
+
+Bad input exits with code 2 and one line on stderr (no traceback unless ``--debug``).
+Method parameters are never hard-coded here: ``--set KEY=VALUE`` is parsed and validated by the
+method's own declarations, and ``focusstudio methods`` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from focusstudio import __version__
+from focusstudio.core.errors import FocusStudioError
+from focusstudio.core.progress import Cancelled, ProgressEvent
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Progress:
+    """A one-line progress display on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._last = ""
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = round(event.fraction * width)
+        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {event.fraction * 100:5.1f}% {event.stage}"
+        if line != self._last:
+            sys.stderr.write(line.ljust(70))
+            sys.stderr.flush()
+            self._last = line
+
+    def close(self) -> None:
+        if self.enabled and self._last:
+            sys.stderr.write("\r" + " " * 72 + "\r")
+            sys.stderr.flush()
+
+
+def _drive(gen: Any, progress: _Progress) -> Any:
+    try:
+        while True:
+            try:
+                progress(next(gen))
+            except StopIteration as stop:
+                return stop.value
+    finally:
+        progress.close()
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="focusstudio",
+        description="Multi-focus image fusion (focus stacking): fuse, inspect, evaluate, train.",
+    )
+    parser.add_argument("--version", action="version", version=f"focusstudio {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    fuse = sub.add_parser("fuse", help="fuse two or more frames (or a folder) into one image")
+    fuse.add_argument("inputs", nargs="+", metavar="INPUT", help="two or more image files, or one folder")
+    fuse.add_argument("-o", "--output", required=True, help="output image (.png, .tif/.tiff, .jpg)")
+    _add_method_arguments(fuse)
+    fuse.add_argument("--maps", metavar="DIR", help="also write the method's explanation maps as PNGs")
+    fuse.add_argument("--force", action="store_true", help="overwrite an existing output")
+    fuse.add_argument("--json", action="store_true", help="print one JSON object describing the run")
+    fuse.add_argument("--quiet", action="store_true", help="no progress display")
+    _add_stack_arguments(fuse)
+
+    methods = sub.add_parser("methods", help="list every method, its parameters and whether it can run")
+    methods.add_argument("--json", action="store_true")
+
+    metrics = sub.add_parser("metrics", help="quality metrics of a fused image against its sources")
+    metrics.add_argument("fused", help="the fused image")
+    metrics.add_argument("sources", nargs="+", metavar="SOURCE", help="the source frames (two or more)")
+    metrics.add_argument("--gt", help="an all-in-focus ground truth (adds PSNR and SSIM)")
+    metrics.add_argument("--metrics", help="comma-separated metric keys (default: the standard set)")
+    metrics.add_argument("--json", action="store_true")
+
+    evaluate = sub.add_parser("eval", help="fuse every scene of a dataset and report metric means")
+    evaluate.add_argument("dataset", metavar="DATASET_DIR", help="folder of <scene>/1.*, 2.*, ... [gt.*]")
+    _add_method_arguments(evaluate)
+    evaluate.add_argument("--csv", metavar="FILE", help="write per-scene metrics and times as CSV")
+    evaluate.add_argument("--save-dir", metavar="DIR", help="write each fused result as DIR/<scene>.png")
+    evaluate.add_argument("--metrics", help="comma-separated metric keys (default: the standard set)")
+    evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    demo = sub.add_parser("demo", help="fuse the bundled sample stack")
+    demo.add_argument("-o", "--output", default="focusstudio-demo.png", help="where to write the result")
+    demo.add_argument("--method", default="sf", help="fusion method (default: sf)")
+    demo.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+    train = sub.add_parser("train", help="train a method's network on your own images")
+    try:
+        from focusstudio.core.training.cli import add_train_arguments
+    except ImportError:  # training engine not installed in this build
+        add_train_arguments = None
+    if add_train_arguments is not None:
+        add_train_arguments(train)
+
+    gui = sub.add_parser("gui", help="open the FocusStudio window (optionally with files or a folder)")
+    gui.add_argument("paths", nargs="*", metavar="PATH")
+    return parser
+
+
+def _add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--method", default="sf", help="fusion method (see 'focusstudio methods')")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a method parameter (repeatable; 'focusstudio methods' lists them)",
+    )
+    parser.add_argument("--weights", metavar="PATH", help="run the method with this checkpoint")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+
+
+def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="working-memory budget, e.g. 4G or 512M (default: a safe fraction of free memory)",
+    )
+    parser.add_argument("--tile-size", type=int, metavar="PX", help="force tiles of this edge length")
+
+
+def parse_size(text: str | None) -> int | None:
+    """'4G', '512M', '1.5g', '1000000' → bytes."""
+    if text is None:
+        return None
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    value = text.strip().lower().removesuffix("b").removesuffix("i")
+    factor = 1
+    if value and value[-1] in units:
+        factor = units[value[-1]]
+        value = value[:-1]
+    try:
+        size = float(value) * factor
+    except ValueError:
+        raise FocusStudioError(f"--memory-limit: cannot read size {text!r} (use e.g. 4G or 512M)") from None
+    if size <= 0:
+        raise FocusStudioError(f"--memory-limit must be positive, got {text!r}")
+    return int(size)
+
+
+# ----------------------------------------------------------------------------- commands
+def _method_params(method_name: str, assignments: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    from focusstudio.core.methods.registry import get_method
+
+    method = get_method(method_name)
+    return method, method.params.parse_assignments(assignments)
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from focusstudio.core.io import load_stack, write_maps, write_result
+    from focusstudio.core.pipeline import run_fusion
+
+    method, params = _method_params(args.method, args.assignments)
+    output = Path(args.output)
+    stack = load_stack(args.inputs)
+    protected = [f.path for f in stack.frames if f.path is not None]
+    # Check the output before spending minutes on the fusion.
+    from focusstudio.core.io import check_output_path
+
+    check_output_path(output, overwrite=args.force, protected=protected)
+    progress = _Progress(enabled=not args.quiet and not args.json)
+    result = _drive(
+        run_fusion(
+            stack,
+            method,
+            params,
+            device=args.device,
+            weights=args.weights,
+            memory_limit=parse_size(args.memory_limit),
+            tile_size=args.tile_size,
+        ),
+        progress,
+    )
+    write_start = time.perf_counter()
+    written = write_result(output, result, overwrite=args.force, protected=protected)
+    maps_written: list[str] = []
+    if args.maps:
+        maps_written = [str(p) for p in write_maps(Path(args.maps), result, overwrite=args.force)]
+    timings = dict(result.timings)
+    timings["write"] = time.perf_counter() - write_start
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "method": result.method,
+                    "params": result.params,
+                    "output": str(written),
+                    "device": result.device,
+                    "weights": result.weights,
+                    "frames": len(stack),
+                    "size": list(stack.shape),
+                    "dtype": result.source_dtype,
+                    "seconds": timings,
+                    "maps": maps_written,
+                    "notes": list(result.notes),
+                }
+            )
+        )
+    else:
+        print(f"wrote {written} ({result.method}, {len(stack)} frames, {timings['total']:.2f} s)")
+    return EXIT_OK
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from focusstudio.core.methods.registry import get_method, list_methods
+
+    entries = []
+    for name in list_methods():
+        method = get_method(name)
+        available, reason = method.availability()
+        entries.append(
+            {
+                "name": name,
+                "title": method.title,
+                "family": method.family,
+                "description": method.description,
+                "available": available,
+                "reason": reason,
+                "weights": method.weights_label(),
+                "decodes_directly": method.decodes_directly,
+                "maps": list(method.map_names),
+                "params": [spec.to_json() for spec in method.params],
+            }
+        )
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return EXIT_OK
+    for entry in entries:
+        state = "ready" if entry["available"] else f"unavailable: {entry['reason']}"
+        print(f"{entry['name']:<10} {entry['title']} [{entry['family']}; {state}]")
+        print(f"           {entry['description']}")
+        for spec in entry["params"]:
+            bounds = ""
+            if "choices" in spec:
+                bounds = " {" + ",".join(spec["choices"]) + "}"
+            elif "min" in spec or "max" in spec:
+                bounds = f" [{spec.get('min', '')}..{spec.get('max', '')}]"
+            print(f"             --set {spec['name']}={spec['default']!s:<8} {spec['type']}{bounds}: {spec['help']}")
+    return EXIT_OK
+
+
+def _metric_list(text: str | None) -> list[str] | None:
+    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from focusstudio.core.io import read_image
+    from focusstudio.core.metrics import compute_metrics
+
+    if len(args.sources) < 2:
+        raise FocusStudioError("metrics needs at least 2 source images")
+    fused = read_image(args.fused)
+    sources = [read_image(p) for p in args.sources]
+    gt = read_image(args.gt) if args.gt else None
+    values = compute_metrics(fused, sources, gt=gt, metrics=_metric_list(args.metrics))
+    if args.json:
+        print(json.dumps(values))
+    else:
+        for key, value in values.items():
+            print(f"{key:<10} {value:.4f}")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from focusstudio.core.evaluation import evaluate_dataset, format_report
+
+    method, params = _method_params(args.method, args.assignments)
+    report = _drive(
+        evaluate_dataset(
+            args.dataset,
+            method.name,
+            params,
+            device=args.device,
+            weights=args.weights,
+            metrics=_metric_list(args.metrics),
+            save_dir=args.save_dir,
+        ),
+        _Progress(enabled=not args.json),
+    )
+    if args.csv:
+        report.write_csv(Path(args.csv))
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(format_report(report))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from focusstudio.core.io import load_stack, write_result
+    from focusstudio.core.pipeline import run_fusion
+    from focusstudio.resources import sample_stack_dir
+
+    folder = sample_stack_dir()
+    stack = load_stack([str(folder)])
+    result = _drive(run_fusion(stack, args.method), _Progress(enabled=True))
+    written = write_result(Path(args.output), result, overwrite=args.force)
+    print(
+        f"fused the sample stack ({len(stack)} frames from {folder}) with '{result.method}' "
+        f"in {result.timings['total']:.2f} s: result written to {written.resolve()}"
+    )
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from focusstudio.core.training.cli import run_train
+
+    return run_train(args)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from focusstudio.gui.app import main as gui_main
+    except ImportError as error:
+        raise FocusStudioError(
+            f"the window needs the GUI extra (pip install 'focusstudio[gui]'): {error}"
+        ) from None
+    return gui_main(list(args.paths))
+
+
+COMMANDS = {
+    "fuse": cmd_fuse,
+    "methods": cmd_methods,
+    "metrics": cmd_metrics,
+    "eval": cmd_eval,
+    "demo": cmd_demo,
+    "train": cmd_train,
+    "gui": cmd_gui,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return COMMANDS[args.command](args)
+    except FocusStudioError as error:
+        if args.debug:
+            raise
+        print(f"focusstudio: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except Cancelled:
+        print("focusstudio: cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("focusstudio: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        if args.debug:
+            raise
+        print(
+            "focusstudio: error: out of memory; try --memory-limit with a smaller value or --tile-size",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
