@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     if add_train_arguments is not None:
         add_train_arguments(train)
 
+    selftest = sub.add_parser("self-test", help="fuse the sample stack with every runnable method and check")
+    selftest.add_argument("--method", action="append", help="only these methods (repeatable)")
+
     gui = sub.add_parser("gui", help="open the FocusStudio window (optionally with files or a folder)")
     gui.add_argument("paths", nargs="*", metavar="PATH")
     return parser
@@ -339,6 +342,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return gui_main(list(args.paths))
 
 
+def cmd_self_test(args: argparse.Namespace) -> int:
+    from focusstudio.selftest import run_self_test
+
+    return run_self_test(methods=args.method)
+
+
 COMMANDS = {
     "fuse": cmd_fuse,
     "methods": cmd_methods,
@@ -347,6 +356,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "train": cmd_train,
     "gui": cmd_gui,
+    "self-test": cmd_self_test,
 }
 
 

@@ -48,12 +48,14 @@ def run_fusion(
     """Fuse ``stack``; pass a cached ``analysis`` to re-run only the post-processing."""
     from focusstudio.core.device import resolve_device
 
-    started = time.perf_counter()
     if len(stack) < 2:
         raise FocusStudioError(f"need at least 2 frames to fuse, got {len(stack)}")
     instance, resolved = prepare(method, params, weights)
+    # Device resolution imports torch (seconds of process start-up): not part of the fusion time.
+    device_name = resolve_device(device)
+    started = time.perf_counter()
     context = RunContext(
-        device=resolve_device(device),
+        device=device_name,
         cancel=cancel or CancelToken(),
         weights=Path(weights) if weights is not None else None,
         memory_limit=memory_limit,

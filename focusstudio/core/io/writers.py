@@ -1,0 +1,364 @@
+"""Write fused images and explanation maps: PNG, TIFF or JPEG, chosen by extension.
+
+Every write is atomic: the encoded file goes to a hidden temporary file in the destination
+folder and is moved over the destination with ``os.replace`` only once it is complete, so an
+error (or Ctrl+C) never leaves a half-written image or a stray temporary file behind. Inputs are
+never overwritten, and an existing output only with ``overwrite=True``.
+
+Bit depths: PNG stores 8 or 16 bits (float32 becomes 16-bit), TIFF 8, 16 bits or float32, JPEG
+8 bits only. When the format cannot hold the requested depth the image is written at the
+nearest depth it can hold and a note saying so is appended to ``notes`` (when given);
+:func:`output_dtype` tells the same in advance, e.g. for a save dialog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import Image
+
+from focusstudio.core.errors import OutputError
+from focusstudio.core.types import FusionMap, FusionResult, from_unit_float
+
+OutputFormat = Literal["png", "tiff", "jpeg"]
+Rounding = Literal["round", "truncate"]
+
+OUTPUT_EXTENSIONS: Mapping[str, OutputFormat] = {
+    ".png": "png",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+}
+_DTYPES = ("uint8", "uint16", "float32")
+_BITS_TEXT = {"uint8": "8-bit", "uint16": "16-bit", "float32": "32-bit float"}
+#: zlib level for PNG and TIFF: libpng's default, a good size/speed balance for photographs.
+_DEFLATE_LEVEL = 6
+#: From this JPEG quality on, chroma is kept at full resolution (4:4:4): fused images are all
+#: about fine detail, and at high quality the size cost of 4:4:4 is small.
+_FULL_CHROMA_QUALITY = 90
+#: Fraction-valued map kinds, drawn as 0 → black, 1 → white.
+_UNIT_MAP_KINDS = frozenset({"decision", "weight", "mask", "attention"})
+
+PathLike = str | Path
+
+
+# --------------------------------------------------------------------------- public API
+def output_format(path: PathLike) -> OutputFormat:
+    """The format written for ``path``'s extension; OutputError for one we do not write."""
+    target = Path(path)
+    image_format = OUTPUT_EXTENSIONS.get(target.suffix.lower())
+    if image_format is None:
+        shown = target.suffix or "no extension"
+        raise OutputError(f"cannot write '{shown}' files: use .png, .tif or .jpg", target)
+    return image_format
+
+
+def output_dtype(path: PathLike, dtype: str) -> tuple[str, str | None]:
+    """The dtype actually written for ``dtype`` at ``path``, and a note when they differ."""
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+    image_format = output_format(path)
+    name = Path(path).name
+    if image_format == "jpeg" and dtype != "uint8":
+        return "uint8", (
+            f"{name}: JPEG stores 8 bits per channel, so the {_BITS_TEXT[dtype]} result was written "
+            "as 8-bit (use .png or .tif to keep the full depth)"
+        )
+    if image_format == "png" and dtype == "float32":
+        return "uint16", (
+            f"{name}: PNG cannot store floating point, so the result was written as 16-bit "
+            "(use .tif to keep float32)"
+        )
+    return dtype, None
+
+
+def write_image(
+    path: PathLike,
+    image: np.ndarray,
+    dtype: str = "uint8",
+    *,
+    overwrite: bool = False,
+    protected: Iterable[PathLike | None] = (),
+    rounding: Rounding = "round",
+    jpeg_quality: int = 95,
+    notes: list[str] | None = None,
+) -> Path:
+    """Write a float [0, 1] H×W or H×W×3 RGB ``image`` as ``dtype`` to ``path`` (atomically).
+
+    ``protected`` are paths that must never be replaced (the input images; ``None`` entries are
+    ignored, so ``(f.path for f in stack.frames)`` can be passed as is). ``rounding`` is how
+    floats become integers ('round' or the reference code's 'truncate'). A note is appended to
+    ``notes`` when the format cannot hold ``dtype`` (JPEG: 8-bit only). Returns the path written.
+    """
+    target = Path(path)
+    effective, note = output_dtype(target, dtype)
+    image = _checked_image(image)
+    check_output_path(target, overwrite=overwrite, protected=protected)
+    _write_pixels(target, from_unit_float(image, effective, rounding), jpeg_quality)
+    if note is not None and notes is not None:
+        notes.append(note)
+    return target
+
+
+def write_result(
+    path: PathLike,
+    result: FusionResult,
+    *,
+    dtype: str | None = None,
+    overwrite: bool = False,
+    protected: Iterable[PathLike | None] = (),
+    jpeg_quality: int = 95,
+    notes: list[str] | None = None,
+) -> Path:
+    """Write a fused image in its source dtype (or ``dtype``) with the method's rounding."""
+    target = Path(path)
+    effective, note = output_dtype(target, dtype or result.source_dtype)
+    _checked_image(result.image)
+    check_output_path(target, overwrite=overwrite, protected=protected)
+    _write_pixels(target, result.as_dtype(effective), jpeg_quality)
+    if note is not None and notes is not None:
+        notes.append(note)
+    return target
+
+
+def render_map(fusion_map: FusionMap, levels: int | None = None, index_colours: bool = True) -> np.ndarray:
+    """A map as an 8-bit picture: H×W grey, or H×W×3 RGB for colour-coded index maps.
+
+    Decision/weight/mask/attention maps are fractions: 0 → black, 1 → white. Index maps (which
+    frame is sharpest) are scaled so frame 0 → 0 and frame ``levels - 1`` → 255 and, with
+    ``index_colours``, coloured with the Turbo colour map (neighbouring frames stay
+    distinguishable, the order still reads as depth). Other maps (activity, ...) are stretched
+    from their minimum to their maximum.
+    """
+    data = np.asarray(fusion_map.data)
+    if data.ndim != 2:
+        raise ValueError(f"map {fusion_map.name!r} must be H×W, got shape {data.shape}")
+    if fusion_map.kind == "index":
+        count = levels if levels is not None else int(np.max(data, initial=0)) + 1
+        top = max(count - 1, 1)
+        scaled = np.floor(np.clip(data.astype(np.float64), 0, top) * (255.0 / top) + 0.5).astype(np.uint8)
+        if not index_colours:
+            return scaled
+        return np.ascontiguousarray(cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO)[..., ::-1])
+    values = data.astype(np.float64)
+    finite = np.isfinite(values)
+    if fusion_map.kind in _UNIT_MAP_KINDS:
+        values = np.clip(np.where(finite, values, 0.0), 0.0, 1.0)
+    else:
+        low = float(values[finite].min()) if finite.any() else 0.0
+        high = float(values[finite].max()) if finite.any() else 0.0
+        span = high - low if high > low else 1.0
+        values = np.where(finite, (values - low) / span, 0.0)
+    return np.floor(values * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_map(
+    path: PathLike,
+    fusion_map: FusionMap,
+    *,
+    levels: int | None = None,
+    index_colours: bool = True,
+    overwrite: bool = False,
+    protected: Iterable[PathLike | None] = (),
+) -> Path:
+    """Write :func:`render_map`'s 8-bit picture of ``fusion_map`` (PNG recommended)."""
+    target = Path(path)
+    output_format(target)
+    check_output_path(target, overwrite=overwrite, protected=protected)
+    _write_pixels(target, render_map(fusion_map, levels, index_colours), jpeg_quality=95)
+    return target
+
+
+def write_maps(
+    directory: PathLike,
+    result: FusionResult,
+    *,
+    index_colours: bool = True,
+    overwrite: bool = False,
+    protected: Iterable[PathLike | None] = (),
+) -> list[Path]:
+    """Write every map of ``result`` as ``<directory>/<map key>.png`` (for ``--maps DIR``).
+
+    The folder is created when missing. Index maps are scaled by the number of source frames.
+    Returns the paths written, in map-key order.
+    """
+    folder = Path(directory)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("is a file, not a folder for the maps", folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the maps folder ({exc.strerror or exc})", folder) from exc
+    protected_paths = list(protected)
+    levels = len(result.source_names) or None
+    written: list[Path] = []
+    used: set[str] = set()
+    for key in sorted(result.maps):
+        stem = _file_stem(key, used)
+        written.append(
+            write_map(
+                folder / f"{stem}.png",
+                result.maps[key],
+                levels=levels,
+                index_colours=index_colours,
+                overwrite=overwrite,
+                protected=protected_paths,
+            )
+        )
+    return written
+
+
+# --------------------------------------------------------------------------- checks
+def _checked_image(image: np.ndarray) -> np.ndarray:
+    """Programming errors (wrong shape, NaN) are ValueErrors: a method produced a bad image."""
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3) or array.size == 0:
+        raise ValueError(f"image must be H×W or H×W×3, got shape {array.shape}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError("image contains NaN or infinite values")
+    return array
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return os.path.samefile(first, second)  # hard links, symlinks, case-insensitive names
+    except OSError:
+        return os.path.normcase(os.path.abspath(first)) == os.path.normcase(os.path.abspath(second))
+
+
+def check_output_path(
+    path: PathLike, *, overwrite: bool = False, protected: Iterable[PathLike | None] = ()
+) -> Path:
+    """Check that ``path`` can be written before doing expensive work; OutputError otherwise.
+
+    The extension must be one we write, the folder must exist, and an existing file is
+    refused when it is one of ``protected`` (the inputs, always) or unless ``overwrite``.
+    """
+    target = Path(path)
+    output_format(target)
+    if target.is_dir():
+        raise OutputError("is a folder; give a file name such as result.png", target)
+    folder = target.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot be written: the folder {folder} does not exist", target)
+    if not target.exists():
+        return target  # a file that does not exist cannot be an input either
+    for item in protected:
+        if item is not None and _same_file(target, Path(item)):
+            raise OutputError("is one of the input images and is never overwritten; choose another name", target)
+    if not overwrite:
+        raise OutputError("already exists; choose another name or allow overwriting (--overwrite)", target)
+    return target
+
+
+# --------------------------------------------------------------------------- encoding and writing
+def _encode(array: np.ndarray, image_format: OutputFormat, jpeg_quality: int) -> bytes:
+    """uint8/uint16/float32 H×W or H×W×3 RGB → the bytes of a file."""
+    if image_format == "png":
+        # OpenCV, because Pillow cannot write 16-bit RGB PNG; it expects BGR.
+        pixels = np.ascontiguousarray(array[..., ::-1]) if array.ndim == 3 else array
+        ok, encoded = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, _DEFLATE_LEVEL])
+        if not ok:
+            raise OutputError("OpenCV could not encode the PNG")
+        return encoded.tobytes()
+    if image_format == "tiff":
+        buffer = io.BytesIO()
+        tifffile.imwrite(
+            buffer,
+            array,
+            photometric="rgb" if array.ndim == 3 else "minisblack",
+            compression="zlib",
+            compressionargs={"level": _DEFLATE_LEVEL},
+            # Horizontal differencing shrinks photographs; tifffile does it in numpy for
+            # integers (the float predictor would need the optional imagecodecs package).
+            predictor=array.dtype.kind == "u",
+            metadata=None,
+        )
+        return buffer.getvalue()
+    if not 1 <= jpeg_quality <= 100:
+        raise ValueError(f"jpeg_quality must be 1..100, got {jpeg_quality}")
+    buffer = io.BytesIO()
+    options: dict[str, int] = {"quality": jpeg_quality}
+    if jpeg_quality >= _FULL_CHROMA_QUALITY:
+        options["subsampling"] = 0  # 4:4:4
+    Image.fromarray(array.astype(np.uint8, copy=False)).save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+def _write_pixels(target: Path, array: np.ndarray, jpeg_quality: int) -> None:
+    _write_atomically(target, _encode(array, output_format(target), jpeg_quality))
+
+
+def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
+    """A new hidden file next to the destination (same file system, so os.replace is atomic).
+
+    ``os.open`` with mode 0o666 lets the umask set the permissions a normal new file would
+    get (``tempfile.mkstemp`` would make it private to the user).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        candidate = folder / f".{name}.{secrets.token_hex(4)}.part"
+        try:
+            return os.open(candidate, flags, 0o666), candidate
+        except FileExistsError:
+            continue
+    raise OutputError("cannot create a temporary file", folder)
+
+
+def _write_atomically(target: Path, payload: bytes) -> None:
+    folder = target.parent
+    try:
+        descriptor, temporary = _create_temporary(folder, target.name)
+    except OSError as exc:
+        raise OutputError(f"cannot be written ({exc.strerror or exc})", target) from exc
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if target.exists():  # keep the permissions of the file being replaced
+            with contextlib.suppress(OSError):
+                os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
+        os.replace(temporary, target)
+    except BaseException as exc:  # also Ctrl+C: never leave the temporary file behind
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot be written ({exc.strerror or exc})", target) from exc
+        raise
+
+
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write a text file (CSV report, JSON sidecar) atomically, replacing any existing file.
+
+    The caller decides whether replacing is allowed (see :func:`check_output_path`).
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise OutputError(f"cannot be written: the folder {target.parent} does not exist", target)
+    _write_atomically(target, text.encode(encoding))
+    return target
+
+
+def _file_stem(key: str, used: set[str]) -> str:
+    """A safe, unique file name stem for a map key (keys may contain spaces or slashes)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._") or "map"
+    candidate, number = stem, 2
+    while candidate.lower() in used:
+        candidate, number = f"{stem}_{number}", number + 1
+    used.add(candidate.lower())
+    return candidate

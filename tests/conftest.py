@@ -1,0 +1,87 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from focusstudio.core.types import Stack
+
+
+# ----------------------------------------------------------------------------- synthetic focus stacks
+@dataclass(frozen=True)
+class SyntheticFocusStack:
+    """A focus stack with a known answer: frame i is sharp exactly on ``labels == i``."""
+
+    stack: Stack
+    labels: np.ndarray  # int32 H×W: the frame that is sharp at each pixel
+    sharp: np.ndarray  # float32 [0,1] all-in-focus image (H×W or H×W×3)
+    frames: tuple[np.ndarray, ...]  # the frames as given to the stack (their dtype)
+
+
+def _texture(size: int, channels: int, rng: np.random.Generator) -> np.ndarray:
+    """Band-limited random texture in [0, 1] with plenty of detail at the scale a σ=2.5 blur kills.
+
+    Colour channels share most of their structure (as in photographs) plus some independent colour."""
+    noise = rng.standard_normal((size, size, channels)).astype(np.float32)
+    if channels == 3:
+        noise = 0.8 * noise[..., :1] + 0.45 * noise
+    smooth = cv2.GaussianBlur(noise, (0, 0), 1.0, borderType=cv2.BORDER_REFLECT)
+    smooth = smooth.reshape(size, size, channels)
+    low, high = np.percentile(smooth, [1, 99])
+    texture = np.clip((smooth - low) / (high - low), 0.0, 1.0)
+    return texture[..., 0] if channels == 1 else texture
+
+
+def _labels(n: int, size: int) -> np.ndarray:
+    """N=2: a central disk (frame 0) in a background (frame 1); N>2: N angular sectors."""
+    coords = np.arange(size) - (size - 1) / 2.0
+    y, x = np.meshgrid(coords, coords, indexing="ij")
+    if n == 2:
+        return np.where(x * x + y * y <= (0.3 * size) ** 2, 0, 1).astype(np.int32)
+    angle = np.mod(np.arctan2(y, x) + 0.3, 2 * np.pi)
+    return np.minimum((angle / (2 * np.pi) * n).astype(np.int32), n - 1)
+
+
+def build_focus_stack(
+    n: int, size: int = 128, seed: int = 0, colour: bool = False, dtype: str = "float32", sigma: float = 2.5
+) -> SyntheticFocusStack:
+    """Frame i = the texture on region i and the texture blurred with a Gaussian of ``sigma`` elsewhere."""
+    rng = np.random.default_rng(seed)
+    sharp = _texture(size, 3 if colour else 1, rng)
+    blurred = cv2.GaussianBlur(sharp, (0, 0), sigma, borderType=cv2.BORDER_REFLECT).reshape(sharp.shape)
+    labels = _labels(n, size)
+    frames = []
+    for i in range(n):
+        inside = labels == i
+        frame = np.where(inside[..., None] if colour else inside, sharp, blurred).astype(np.float32)
+        if dtype == "uint8":
+            frame = np.round(frame * 255.0).astype(np.uint8)
+        elif dtype == "uint16":
+            frame = np.round(frame * 65535.0).astype(np.uint16)
+        frames.append(frame)
+    return SyntheticFocusStack(Stack.from_arrays(frames), labels, sharp.astype(np.float32), tuple(frames))
+
+
+@pytest.fixture
+def make_focus_stack() -> Callable[..., SyntheticFocusStack]:
+    """Factory ``make_focus_stack(n, size=128, seed=0, colour=False, dtype="float32", sigma=2.5)``."""
+    return build_focus_stack
+
+
+# ----------------------------------------------------------------------------- shared data
+#: /work/shared (docs, data sets, weights): a sibling of the repository, absent on some machines.
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """The shared data folder; the test is skipped when it is absent."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DIR}")
+    return SHARED_DIR
