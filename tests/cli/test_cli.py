@@ -147,7 +147,8 @@ def test_eval_dataset_table_csv_and_save_dir(tmp_path: Path, capsys: pytest.Capt
     for scene in ("scene_a", "scene_b"):
         _write_stack(root / scene)
     sharp = build_focus_stack(2, size=96, seed=3, colour=True, dtype="uint8").sharp
-    cv2.imwrite(str(root / "scene_a" / "gt.png"), cv2.cvtColor(np.round(sharp * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    gt = cv2.cvtColor(np.round(sharp * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(root / "scene_a" / "gt.png"), gt)
     (root / "scene_a" / "notes.txt").write_text("ignored")
     csv_path = tmp_path / "eval.csv"
     save = tmp_path / "saved"
