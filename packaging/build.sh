@@ -45,6 +45,11 @@ du -sh "$ROOT/dist/FocusStudio"
 echo "== self-test of the bundle"
 QT_QPA_PLATFORM=offscreen "$ROOT/dist/FocusStudio/FocusStudio" --self-test
 
+if [ "$(uname)" = "Darwin" ]; then
+  echo "== built dist/FocusStudio.app (macOS: no tar.gz; packaging/macos/build.sh makes the .dmg)"
+  exit 0
+fi
+
 VERSION=$(python -c "import focusstudio; print(focusstudio.__version__)")
 STAGE="$BUILD/stage/FocusStudio"
 rm -rf "$BUILD/stage" && mkdir -p "$STAGE"
