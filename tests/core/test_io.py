@@ -21,11 +21,13 @@ from PIL import Image, ImageOps
 from focusstudio.core.errors import InputError, OutputError
 from focusstudio.core.io import (
     apply_orientation,
+    atomic_write_text,
     check_output_path,
     discover_dataset,
     load_stack,
     probe_image,
     read_image,
+    read_image_with_dtype,
     render_map,
     write_image,
     write_maps,
@@ -149,7 +151,8 @@ def test_float32_tiff_keeps_float_dtype_and_png_output_falls_back_to_16bit(tmp_p
     tifffile.imwrite(tmp_path / "f.tif", original)
     (info,) = probe_image(tmp_path / "f.tif")
     assert info.dtype == "float32"
-    image = read_image(tmp_path / "f.tif")
+    image, source_dtype = read_image_with_dtype(tmp_path / "f.tif")
+    assert source_dtype == "float32"
     np.testing.assert_array_equal(image, original)
     notes: list[str] = []
     write_image(tmp_path / "f.png", image, "float32", notes=notes)
@@ -235,7 +238,7 @@ def test_folder_is_naturally_sorted_and_skips_non_images(tmp_path: Path) -> None
     (tmp_path / "._img1.png").write_bytes(b"\x00\x05\x16\x07")  # macOS resource fork
     (tmp_path / "sub").mkdir()
 
-    stack = load_stack([tmp_path])
+    stack = load_stack(str(tmp_path))  # a single path needs no list
     assert stack.names == ["img1.png", "img2.png", "IMG3.png", "img10.png"]
     assert stack.load(0)[0, 0] == pytest.approx(30 / 255)
     joined = "\n".join(stack.notes)
@@ -443,8 +446,22 @@ def test_write_checks_extension_and_folder(tmp_path: Path) -> None:
     image = np.zeros((3, 3), np.float32)
     with pytest.raises(OutputError, match=r"\.gif"):
         write_image(tmp_path / "out.gif", image)
+    with pytest.raises(OutputError, match=r"\.gif"):
+        check_output_path(tmp_path / "out.gif")
     with pytest.raises(OutputError, match="does not exist"):
         write_image(tmp_path / "nowhere" / "out.png", image)
+    with pytest.raises(OutputError, match="folder"):
+        write_image(tmp_path, image)
+    assert check_output_path(tmp_path / "fine.tif") == tmp_path / "fine.tif"
+    assert _files(tmp_path) == []
+
+
+def test_atomic_write_text_replaces_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "report.csv"
+    target.write_text("old")
+    assert atomic_write_text(target, "scene,psnr\na,30.0\n") == target
+    assert target.read_text() == "scene,psnr\na,30.0\n"
+    assert _files(tmp_path) == ["report.csv"]
 
 
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])

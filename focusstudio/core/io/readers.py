@@ -331,8 +331,8 @@ def _probe_tiff(path: Path) -> list[FrameInfo]:
         pages = tif.pages
         for index in range(len(pages)):
             page = pages[index]
-            if not isinstance(page, tifffile.TiffPage) or page.is_reduced:
-                continue  # thumbnails / pyramid levels are not frames of the stack
+            if not isinstance(page, tifffile.TiffPage) or page.is_reduced or page.is_mask:
+                continue  # thumbnails, pyramid levels and transparency masks are not frames
             frames.append(_tiff_page_info(path, page, index))
     if not frames:
         raise InputError("has no full-resolution image in it", path)

@@ -71,7 +71,7 @@ def list_folder_images(folder: str | Path) -> tuple[list[Path], list[str]]:
     if skipped:
         notes.append(f"Skipped {_entries(len(skipped))} that are not images: {_name_list(skipped)}")
     if hidden:
-        notes.append(f"Skipped {_plural(len(hidden), 'hidden file')}: {_name_list(hidden)}")
+        notes.append(f"Skipped {_entries(len(hidden))} that are hidden: {_name_list(hidden)}")
     images, raw_note = _prefer_developed_twins(images)
     if raw_note:
         notes.append(raw_note)
@@ -170,8 +170,10 @@ def _check_sizes(frames: Sequence[FrameInfo], allow_size_mismatch: bool) -> list
     from_multi_page_tiff = odd.path is not None and odd.name != odd.path.name
     subject = f"page {odd.page} is" if from_multi_page_tiff else "is"
     rotated = " (turned by 90 degrees? check the orientation)" if odd.shape == reference.shape[::-1] else ""
+    # Two files called 1.jpg in different folders: name the reference by its full path.
+    reference_label = reference.name if reference.name != odd.name else str(reference.path)
     raise InputError(
-        f"{subject} {odd.width}x{odd.height} pixels but {reference.name} is "
+        f"{subject} {odd.width}x{odd.height} pixels but {reference_label} is "
         f"{reference.width}x{reference.height}{rotated}; frames must have the same size "
         "(alignment, --align, can fix this)",
         odd.path,

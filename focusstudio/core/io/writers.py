@@ -58,6 +58,8 @@ PathLike = str | Path
 def output_format(path: PathLike) -> OutputFormat:
     """The format written for ``path``'s extension; OutputError for one we do not write."""
     target = Path(path)
+    if target.is_dir():
+        raise OutputError("is a folder; give a file name such as result.png", target)
     image_format = OUTPUT_EXTENSIONS.get(target.suffix.lower())
     if image_format is None:
         shown = target.suffix or "no extension"
@@ -250,8 +252,6 @@ def check_output_path(
     """
     target = Path(path)
     output_format(target)
-    if target.is_dir():
-        raise OutputError("is a folder; give a file name such as result.png", target)
     folder = target.parent
     if not folder.is_dir():
         raise OutputError(f"cannot be written: the folder {folder} does not exist", target)
@@ -261,7 +261,7 @@ def check_output_path(
         if item is not None and _same_file(target, Path(item)):
             raise OutputError("is one of the input images and is never overwritten; choose another name", target)
     if not overwrite:
-        raise OutputError("already exists; choose another name or allow overwriting (--overwrite)", target)
+        raise OutputError("already exists; choose another name or allow overwriting (--force)", target)
     return target
 
 
