@@ -1,0 +1,248 @@
+"""``compute_metrics``: input conversion, colour handling and the metric table.
+
+Input convention: float arrays in [0, 1] (the core's convention), uint8 or uint16 arrays; H×W, H×W×1,
+H×W×3 or H×W×4 (alpha dropped). Every image is brought to 8-bit levels first, because the reference MATLAB
+code reads 8-bit files: floats are rounded as an 8-bit PNG export would round them (round(255·x)), 16-bit
+images are scaled like MATLAB ``im2uint8`` (round(x/257)). RGB images whose three channels are equal are
+treated as grey.
+
+Colour: ``mode='grey'`` (default) converts RGB with MATLAB ``rgb2gray`` weights and uint8 rounding, the
+usual practice of papers that call Liu's toolbox. ``mode='per_channel'`` is the MFIFB/MEFB wrapper
+behaviour: every metric on each of the three channels, then the mean (grey images are repeated on the
+three channels; PSNR takes the MSE over all channels at once). If every image is grey both modes agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from focusstudio.core.errors import InputError, ParameterError
+from focusstudio.core.metrics._matlab import matlab_round, rgb2gray_uint8
+from focusstudio.core.metrics.fmi import fmi_dct, fmi_edge, fmi_pixel
+from focusstudio.core.metrics.gradient import qabf, qg
+from focusstudio.core.metrics.information import (
+    entropy,
+    mutual_information,
+    ncie,
+    normalized_mutual_information,
+)
+from focusstudio.core.metrics.statistics import average_gradient, spatial_frequency, standard_deviation
+from focusstudio.core.metrics.structural import psnr, qcb, qm, qy, ssim
+
+MetricMode = Literal["grey", "per_channel"]
+# (fused, sources, ground truth or None) → value, on 0..255 float64 grey arrays.
+_Evaluator = Callable[[np.ndarray, list[np.ndarray], "np.ndarray | None"], float]
+
+
+@dataclass(frozen=True)
+class _Metric:
+    description: str
+    evaluate: _Evaluator
+    needs_gt: bool = False
+    minimum_side: int = 1  # smallest image side the metric's windows or pyramid need
+
+
+def _gt(function: Callable[[np.ndarray, np.ndarray], float]) -> _Evaluator:
+    def evaluate(fused: np.ndarray, sources: list[np.ndarray], gt: np.ndarray | None) -> float:
+        assert gt is not None
+        return function(fused, gt)
+
+    return evaluate
+
+
+def _fused_only(function: Callable[[np.ndarray], float]) -> _Evaluator:
+    return lambda fused, sources, gt: function(fused)
+
+
+def _with_sources(function: Callable[[np.ndarray, Sequence[np.ndarray]], float]) -> _Evaluator:
+    return lambda fused, sources, gt: function(fused, sources)
+
+
+_METRICS: dict[str, _Metric] = {
+    "Qabf": _Metric("Xydeas–Petrović edge preservation Q^{AB/F} (MFIFB code; 0..1)", _with_sources(qabf)),
+    "Qg": _Metric(
+        "Xydeas–Petrović edge preservation as Liu's Q_G (mean of per-pixel ratios; 0..1)", _with_sources(qg)
+    ),
+    "Qcb": _Metric("Chen–Blum human-perception contrast preservation (0..1)", _with_sources(qcb)),
+    "Qy": _Metric(
+        "Yang's SSIM-based structural similarity to the sources (0..1)", _with_sources(qy), minimum_side=7
+    ),
+    "NCIE": _Metric("Wang's nonlinear correlation information entropy (0..1)", _with_sources(ncie)),
+    "MI": _Metric("mutual information Σ I(S_n;F) in bits", _with_sources(mutual_information)),
+    "NMI": _Metric(
+        "Hossny's normalised mutual information 2·Σ I/(H_S+H_F)", _with_sources(normalized_mutual_information)
+    ),
+    "FMI_pixel": _Metric(
+        "Haghighat feature mutual information on grey values (0..1)", _with_sources(fmi_pixel)
+    ),
+    "FMI_dct": _Metric(
+        "Haghighat feature mutual information on DCT coefficients (0..1)", _with_sources(fmi_dct)
+    ),
+    "FMI_edge": _Metric(
+        "Haghighat feature mutual information on Sobel edges, MFIFB's FMI (0..1; not validated)",
+        _with_sources(fmi_edge),
+        minimum_side=3,
+    ),
+    "Qm": _Metric(
+        "P.-W. Wang & Liu multiscale Haar edge preservation (toolbox code; 0..3)", _with_sources(qm)
+    ),
+    "SF": _Metric("spatial frequency of the fused image", _fused_only(spatial_frequency)),
+    "AG": _Metric("average gradient of the fused image", _fused_only(average_gradient), minimum_side=2),
+    "EN": _Metric("entropy of the fused image in bits (0..8)", _fused_only(entropy)),
+    "SD": _Metric("standard deviation of the fused grey levels", _fused_only(standard_deviation)),
+    "PSNR": _Metric("peak signal-to-noise ratio against the ground truth, dB", _gt(psnr), needs_gt=True),
+    "SSIM": _Metric(
+        "structural similarity to the ground truth (Z. Wang; ≤ 1)", _gt(ssim), needs_gt=True, minimum_side=11
+    ),
+}
+
+#: One-line description of every metric key (larger is better for all of them).
+METRIC_INFO: dict[str, str] = {key: metric.description for key, metric in _METRICS.items()}
+
+#: The standard no-reference set; ``compute_metrics`` adds ``GT_METRICS`` when a ground truth is given.
+DEFAULT_METRICS: tuple[str, ...] = (
+    "Qabf",
+    "Qg",
+    "Qcb",
+    "Qy",
+    "NCIE",
+    "MI",
+    "NMI",
+    "Qm",
+    "SF",
+    "AG",
+    "EN",
+    "SD",
+)
+GT_METRICS: tuple[str, ...] = ("PSNR", "SSIM")
+
+
+def _canonical_keys(metrics: Sequence[str] | None, has_gt: bool) -> list[str]:
+    if metrics is None:
+        return list(DEFAULT_METRICS) + (list(GT_METRICS) if has_gt else [])
+    by_lower = {key.lower(): key for key in _METRICS}
+    keys: list[str] = []
+    for name in metrics:
+        key = by_lower.get(name.strip().lower())
+        if key is None:
+            raise ParameterError(f"unknown metric '{name}' (known: {', '.join(_METRICS)})")
+        if _METRICS[key].needs_gt and not has_gt:
+            raise ParameterError(f"metric '{key}' needs a ground truth image")
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def _to_levels(image: np.ndarray, label: str) -> np.ndarray:
+    """Any supported array → float64 8-bit levels (integers 0..255), H×W or H×W×3."""
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    elif array.ndim == 3 and array.shape[2] == 4:
+        array = array[..., :3]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise InputError(f"{label}: unsupported image shape {array.shape} (expected H×W or H×W×3)")
+    if array.dtype == np.uint8:
+        levels = array.astype(np.float64)
+    elif array.dtype == np.uint16:
+        levels = matlab_round(array.astype(np.float64) / 257.0)
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)):
+            raise InputError(f"{label}: image contains NaN or infinite values")
+        levels = np.floor(np.clip(array.astype(np.float64), 0.0, 1.0) * 255.0 + 0.5)
+    else:
+        raise InputError(
+            f"{label}: unsupported pixel type {array.dtype} (use uint8, uint16 or float in [0,1])"
+        )
+    if (
+        levels.ndim == 3
+        and np.array_equal(levels[..., 0], levels[..., 1])
+        and np.array_equal(levels[..., 0], levels[..., 2])
+    ):
+        levels = levels[..., 0]
+    return np.ascontiguousarray(levels)
+
+
+def compute_metrics(
+    fused: np.ndarray,
+    sources: Sequence[np.ndarray],
+    gt: np.ndarray | None = None,
+    metrics: Sequence[str] | None = None,
+    mode: MetricMode = "grey",
+) -> dict[str, float]:
+    """Quality metrics of ``fused`` against its ``sources`` (and ``gt`` when given); larger is better.
+
+    ``metrics``: keys of ``METRIC_INFO`` (case-insensitive); default ``DEFAULT_METRICS`` plus PSNR and SSIM
+    when a ground truth is given. Returns ``{key: value}`` in the requested order. Values can be NaN where
+    a metric is undefined (e.g. edge metrics on flat images) and PSNR is infinite for an exact match.
+    """
+    if mode not in ("grey", "per_channel"):
+        raise ParameterError(f"unknown metrics mode '{mode}' (use 'grey' or 'per_channel')")
+    if len(sources) < 2:
+        raise InputError(f"metrics need at least 2 source images, got {len(sources)}")
+    keys = _canonical_keys(metrics, gt is not None)
+
+    fused_levels = _to_levels(fused, "fused image")
+    source_levels = [_to_levels(s, f"source {i + 1}") for i, s in enumerate(sources)]
+    gt_levels = _to_levels(gt, "ground truth") if gt is not None else None
+    reference_shape = fused_levels.shape[:2]
+    labelled = [(f"source {i + 1}", s) for i, s in enumerate(source_levels)]
+    if gt_levels is not None:
+        labelled.append(("ground truth", gt_levels))
+    for label, levels in labelled:
+        if levels.shape[:2] != reference_shape:
+            raise InputError(
+                f"{label} is {levels.shape[1]}×{levels.shape[0]} but the fused image is "
+                f"{reference_shape[1]}×{reference_shape[0]}"
+            )
+
+    height, width = reference_shape
+    for key in keys:
+        side = _METRICS[key].minimum_side
+        if min(height, width) < side:
+            raise InputError(f"{key} needs images of at least {side}×{side} pixels, got {width}×{height}")
+
+    images = [fused_levels, *source_levels] + ([gt_levels] if gt_levels is not None else [])
+    any_colour = any(image.ndim == 3 for image in images)
+    if mode == "per_channel" and any_colour:
+        return _per_channel(keys, fused_levels, source_levels, gt_levels)
+
+    def grey(levels: np.ndarray) -> np.ndarray:
+        return rgb2gray_uint8(levels) if levels.ndim == 3 else levels
+
+    fused_grey = grey(fused_levels)
+    sources_grey = [grey(s) for s in source_levels]
+    gt_grey = grey(gt_levels) if gt_levels is not None else None
+    return {key: float(_METRICS[key].evaluate(fused_grey, sources_grey, gt_grey)) for key in keys}
+
+
+def _per_channel(
+    keys: list[str], fused: np.ndarray, sources: list[np.ndarray], gt: np.ndarray | None
+) -> dict[str, float]:
+    def colour(levels: np.ndarray) -> np.ndarray:
+        return levels if levels.ndim == 3 else np.repeat(levels[..., None], 3, axis=2)
+
+    def channels(levels: np.ndarray) -> list[np.ndarray]:
+        return [np.ascontiguousarray(levels[..., c]) for c in range(3)]
+
+    fused_rgb = colour(fused)
+    gt_rgb = colour(gt) if gt is not None else None
+    fused_planes = channels(fused_rgb)
+    source_planes = [channels(colour(s)) for s in sources]
+    gt_planes: list[np.ndarray | None] = list(channels(gt_rgb)) if gt_rgb is not None else [None, None, None]
+    values: dict[str, float] = {}
+    for key in keys:
+        if key == "PSNR":
+            assert gt_rgb is not None
+            values[key] = psnr(fused_rgb, gt_rgb)  # MSE over all channels at once
+            continue
+        per_channel = [
+            _METRICS[key].evaluate(fused_planes[c], [planes[c] for planes in source_planes], gt_planes[c])
+            for c in range(3)
+        ]
+        values[key] = float(np.mean(per_channel))
+    return values
