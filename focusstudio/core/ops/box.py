@@ -45,14 +45,15 @@ def _cumsum_box_1d(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
     import torch
 
     length = x.shape[dim]
-    pad_shape = list(x.shape)
-    pad_shape[dim] = 1
-    zeros = torch.zeros(pad_shape, dtype=x.dtype, device=x.device)
-    csum = torch.cat([zeros, torch.cumsum(x, dim=dim)], dim=dim)  # csum[i] = sum(x[:i])
-    idx = torch.arange(length, device=x.device)
-    upper = torch.clamp(idx + radius + 1, max=length)
-    lower = torch.clamp(idx - radius, min=0)
-    return csum.index_select(dim, upper) - csum.index_select(dim, lower)
+    csum = torch.cumsum(x, dim=dim)  # csum[i] = sum(x[:i+1])
+    # extended[j] = sum(x[:clamp(j - r, 0, L)]): r+1 leading zeros, r trailing copies of the total.
+    # Then out[i] = extended[i + 2r + 1] − extended[i]; two slices (views) instead of gathers,
+    # which were ~20× slower on CPU.
+    lead_shape = list(x.shape)
+    lead_shape[dim] = radius + 1
+    trail = csum.narrow(dim, length - 1, 1).expand(*[radius if d == dim % x.ndim else -1 for d in range(x.ndim)])
+    extended = torch.cat([torch.zeros(lead_shape, dtype=x.dtype, device=x.device), csum, trail], dim=dim)
+    return extended.narrow(dim, 2 * radius + 1, length) - extended.narrow(dim, 0, length)
 
 
 def _accumulation_dtype(x: torch.Tensor) -> torch.dtype:

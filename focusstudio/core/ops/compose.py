@@ -5,7 +5,7 @@ Frames are read from the stack one at a time, so composing N frames never holds 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 
@@ -23,6 +23,28 @@ def compose_pair(first: np.ndarray, second: np.ndarray, weight: np.ndarray) -> n
     return (w * first + (1.0 - w) * second).astype(np.float32)
 
 
+def iter_compose_index(
+    stack: Stack,
+    index_map: np.ndarray,
+    cancel: CancelToken | None = None,
+) -> Generator[int, None, np.ndarray]:
+    """Generator form of :func:`compose_index`: yields each frame index once that frame is done
+    (so a method can report progress per frame) and returns the fused image."""
+    result: np.ndarray | None = None
+    for i in range(len(stack)):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        selected = index_map == i
+        if selected.any():
+            frame = stack.load(i)
+            if result is None:
+                result = np.zeros_like(frame)
+            result[selected] = frame[selected]
+        yield i
+    assert result is not None
+    return result
+
+
 def compose_index(
     stack: Stack,
     index_map: np.ndarray,
@@ -30,30 +52,26 @@ def compose_index(
     on_frame: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Hard selection: every pixel copied from the frame ``index_map`` names."""
-    result: np.ndarray | None = None
-    for i in range(len(stack)):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        selected = index_map == i
-        if not selected.any():
-            continue
-        frame = stack.load(i)
-        if result is None:
-            result = np.zeros_like(frame)
-        result[selected] = frame[selected]
-        if on_frame is not None:
+    steps = iter_compose_index(stack, index_map, cancel)
+    while True:
+        try:
+            i = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        # Frames that no pixel selects are not loaded and not reported.
+        if on_frame is not None and (index_map == i).any():
             on_frame(i)
-    assert result is not None
-    return result
 
 
-def compose_weights(
+def iter_compose_weights(
     stack: Stack,
     weights: Sequence[np.ndarray] | Callable[[int], np.ndarray],
     normalize: bool = True,
     cancel: CancelToken | None = None,
-) -> np.ndarray:
-    """Soft composition Σ_i w_i·I_i (weights renormalised to sum to 1 per pixel when asked)."""
+) -> Generator[int, None, np.ndarray]:
+    """Generator form of :func:`compose_weights`: yields each frame index once that frame is
+    accumulated and returns the fused image. ``weights(i)`` is called once per frame, in order,
+    so weights can be computed lazily instead of holding N maps."""
     get = weights if callable(weights) else (lambda i: weights[i])  # type: ignore[index]
     total: np.ndarray | None = None
     accumulated: np.ndarray | None = None
@@ -65,8 +83,24 @@ def compose_weights(
         contribution = _expand(weight, frame) * frame
         accumulated = contribution if accumulated is None else accumulated + contribution
         total = weight.copy() if total is None else total + weight
+        yield i
     assert accumulated is not None and total is not None
     if normalize:
         safe = np.where(np.abs(total) < 1e-8, 1.0, total)
         accumulated = accumulated / _expand(safe, accumulated)
     return accumulated.astype(np.float32)
+
+
+def compose_weights(
+    stack: Stack,
+    weights: Sequence[np.ndarray] | Callable[[int], np.ndarray],
+    normalize: bool = True,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Soft composition Σ_i w_i·I_i (weights renormalised to sum to 1 per pixel when asked)."""
+    steps = iter_compose_weights(stack, weights, normalize, cancel)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from focusstudio.core.ops.box import box_mean
+from focusstudio.core.ops.box import _window_counts, box_mean, box_sum_np
 
 if TYPE_CHECKING:
     import torch
@@ -99,7 +99,13 @@ def guided_filter_np(
     guide: np.ndarray, source: np.ndarray, radius: int, eps: float, mode: GuidedFilterMode | None = None,
     device: str = "cpu",
 ) -> np.ndarray:
-    """NumPy convenience wrapper: guide H×W or H×W×3, source H×W → float32 H×W (float64 math)."""
+    """NumPy convenience wrapper: guide H×W or H×W×3, source H×W → float32 H×W (float64 math).
+
+    On the CPU the same formulas run on OpenCV box sums (:func:`guided_filter_cpu`), several times
+    faster than the torch cumulative sums; other devices use :func:`guided_filter`.
+    """
+    if device == "cpu":
+        return guided_filter_cpu(guide, source, radius, eps, mode).astype(np.float32)
     import torch
 
     g = torch.from_numpy(np.ascontiguousarray(guide, dtype=np.float64))
@@ -109,3 +115,86 @@ def guided_filter_np(
     with torch.no_grad():
         q = guided_filter(g.to(device, dtype), p.to(device, dtype), radius, eps, mode)
     return q[0, 0].to("cpu", torch.float32).numpy()
+
+
+def guided_filter_cpu(
+    guide: np.ndarray, source: np.ndarray, radius: int, eps: float, mode: GuidedFilterMode | None = None
+) -> np.ndarray:
+    """:func:`guided_filter` in NumPy/OpenCV (float64): guide H×W or H×W×3, source H×W → H×W."""
+    return GuidedFilterCPU(guide, radius, eps, mode)(source)
+
+
+class GuidedFilterCPU:
+    """A guided filter bound to one guide, for filtering several sources with it (NumPy/OpenCV,
+    float64, border-count-normalised means, same three modes as :func:`guided_filter`).
+
+    The guide's own statistics (means, variances or the inverse of Σ + eps·I) are computed once,
+    so filtering N weight maps with the same guide costs about half of N separate filters. The
+    textbook colour mode inverts the 3×3 covariance in closed form (adjugate / determinant).
+    """
+
+    def __init__(self, guide: np.ndarray, radius: int, eps: float, mode: GuidedFilterMode | None = None) -> None:
+        image = np.asarray(guide, dtype=np.float64)
+        if mode is None:
+            mode = "gray" if image.ndim == 2 else "sesf_color"
+        if mode == "gray":
+            if image.ndim != 2:
+                raise ValueError("gray guided filter needs a 1-channel guide")
+        elif image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"{mode} guided filter needs a 3-channel guide")
+        self.guide = image
+        self.radius = radius
+        self.mode = mode
+        self._reciprocal_counts = 1.0 / _window_counts(image.shape[0], image.shape[1], radius)
+        self.mean_guide = self.mean(image)
+        if mode == "gray" or mode == "sesf_color":
+            # per-channel 1 / (var(I_c) + eps)
+            self._inverse: np.ndarray | tuple[np.ndarray, ...] = 1.0 / (
+                self.mean(image * image) - self.mean_guide * self.mean_guide + eps
+            )
+        else:
+            pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+            moments = self.mean(np.stack([image[..., i] * image[..., j] for i, j in pairs], axis=2))
+            s00, s01, s02, s11, s12, s22 = (
+                moments[..., k] - self.mean_guide[..., i] * self.mean_guide[..., j] + (eps if i == j else 0.0)
+                for k, (i, j) in enumerate(pairs)
+            )
+            # (Σ + eps·I)⁻¹ = adjugate / determinant; the adjugate of a symmetric matrix is symmetric
+            c00 = s11 * s22 - s12 * s12
+            c01 = s02 * s12 - s01 * s22
+            c02 = s01 * s12 - s02 * s11
+            c11 = s00 * s22 - s02 * s02
+            c12 = s01 * s02 - s00 * s12
+            c22 = s00 * s11 - s01 * s01
+            determinant = s00 * c00 + s01 * c01 + s02 * c02
+            self._inverse = tuple(c / determinant for c in (c00, c01, c02, c11, c12, c22))
+
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        """Border-count-normalised window mean (H×W or H×W×C)."""
+        sums = box_sum_np(x, self.radius)
+        sums *= self._reciprocal_counts[..., None] if sums.ndim == 3 else self._reciprocal_counts
+        return sums
+
+    def __call__(self, source: np.ndarray) -> np.ndarray:
+        """The filtered ``source`` (H×W) as float64 H×W, not clipped."""
+        p = np.asarray(source, dtype=np.float64)
+        if p.shape != self.guide.shape[:2]:
+            raise ValueError(f"source shape {p.shape} does not match the guide {self.guide.shape[:2]}")
+        image, mean_i = self.guide, self.mean_guide
+        mean_p = self.mean(p)
+        if self.mode == "gray":
+            a = (self.mean(image * p) - mean_i * mean_p) * self._inverse
+            b = mean_p - a * mean_i
+            return self.mean(a) * image + self.mean(b)
+        cov_ip = self.mean(image * p[..., None]) - mean_i * mean_p[..., None]
+        if self.mode == "sesf_color":
+            a = cov_ip * self._inverse
+        else:
+            i00, i01, i02, i11, i12, i22 = self._inverse  # type: ignore[misc]
+            v0, v1, v2 = cov_ip[..., 0], cov_ip[..., 1], cov_ip[..., 2]
+            a = np.stack(
+                [i00 * v0 + i01 * v1 + i02 * v2, i01 * v0 + i11 * v1 + i12 * v2, i02 * v0 + i12 * v1 + i22 * v2],
+                axis=2,
+            )
+        b = mean_p - (a * mean_i).sum(axis=2)
+        return (self.mean(a) * image).sum(axis=2) + self.mean(b)

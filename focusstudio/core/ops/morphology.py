@@ -25,15 +25,16 @@ def _as_u8(binary: np.ndarray) -> np.ndarray:
 def binary_erosion(binary: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0:
         return np.asarray(binary) > 0
-    return cv2.erode(_as_u8(binary), disk(radius), borderType=cv2.BORDER_CONSTANT,
-                     borderValue=cv2.morphologyDefaultBorderValue()) > 0
+    # Outside the image counts as 1 for erosion (explicit value: OpenCV 5 dropped
+    # ``morphologyDefaultBorderValue``).
+    return cv2.erode(_as_u8(binary), disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
 
 
 def binary_dilation(binary: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0:
         return np.asarray(binary) > 0
-    return cv2.dilate(_as_u8(binary), disk(radius), borderType=cv2.BORDER_CONSTANT,
-                      borderValue=cv2.morphologyDefaultBorderValue()) > 0
+    # Outside the image counts as 0 for dilation.
+    return cv2.dilate(_as_u8(binary), disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
 
 
 def binary_opening(binary: np.ndarray, radius: int) -> np.ndarray:

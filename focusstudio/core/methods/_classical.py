@@ -1,0 +1,63 @@
+"""Helpers shared by the classical methods: checked frame loading and per-frame progress while
+composing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from focusstudio.core.errors import InputError
+from focusstudio.core.methods.base import RunContext
+from focusstudio.core.ops.compose import iter_compose_index, iter_compose_weights
+from focusstudio.core.progress import ProgressGen
+from focusstudio.core.types import Stack
+
+__all__ = ["compose_selected_steps", "compose_weighted_steps", "load_checked"]
+
+
+def load_checked(stack: Stack, index: int, grey: bool = False) -> np.ndarray:
+    """Frame ``index`` as float32, with a clear error when its size differs from the stack's."""
+    frame = stack.load(index, grey=grey)
+    if frame.shape[:2] != stack.shape:
+        info = stack.frames[index]
+        raise InputError(
+            f"frame size {frame.shape[1]}×{frame.shape[0]} differs from the stack's "
+            f"{stack.shape[1]}×{stack.shape[0]}",
+            info.path or info.name,
+        )
+    return frame
+
+
+def compose_selected_steps(
+    stack: Stack, index: np.ndarray, context: RunContext, start: float, end: float, stage: str = "compose"
+) -> ProgressGen[np.ndarray]:
+    """:func:`compose_index` (hard selection) with a progress event per frame over [start, end]."""
+    steps = iter_compose_index(stack, index, context.cancel)
+    count = len(stack)
+    while True:
+        try:
+            i = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        yield context.progress.event(stage, start + (end - start) * (i + 1) / count, f"frame {i + 1}/{count}")
+
+
+def compose_weighted_steps(
+    stack: Stack,
+    weight_of: Callable[[int], np.ndarray],
+    context: RunContext,
+    start: float,
+    end: float,
+    stage: str = "compose",
+) -> ProgressGen[np.ndarray]:
+    """:func:`compose_weights` (renormalised) with a progress event per frame over [start, end];
+    ``weight_of(i)`` is called once per frame, in order."""
+    steps = iter_compose_weights(stack, weight_of, normalize=True, cancel=context.cancel)
+    count = len(stack)
+    while True:
+        try:
+            i = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        yield context.progress.event(stage, start + (end - start) * (i + 1) / count, f"frame {i + 1}/{count}")

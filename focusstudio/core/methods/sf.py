@@ -1,0 +1,326 @@
+"""Pixel spatial-frequency fusion: SESF-Fuse's decision pipeline on the grey image (no network).
+
+Activity is the pixel spatial frequency of the grey frame (squared left/up differences summed over a
+(2r+1)² window, :func:`~focusstudio.core.ops.spatial_frequency.spatial_frequency_np`). Each pixel is
+taken from the frame with the largest activity; the index map then goes through SESF-Fuse's
+consistency verification and a guided filter (REFERENCE-NOTES §1.2), and the fused image is composed
+from the original pixels (colour and 16-bit kept).
+
+N-frame behaviour (the frames are streamed, never held all at once):
+
+* Selection: a running maximum over the frames. Ties go to the *later* frame, which for two frames is
+  exactly SESF's ``D = SF_1 > SF_2`` (ties to the second image).
+* Consistency verification, N = 2: SESF's order on the binary map D (1 = take frame 0): opening with
+  ``disk(r)``, removal of 1-regions smaller than ``area_fraction``·H·W, closing with ``disk(r)``,
+  filling of 0-regions smaller than the threshold (4-connectivity, strict ``<``).
+* N > 2: for every label in turn an opening of that label's mask with ``disk(r)``; the pixels it
+  removes take the label of the nearest pixel holding another label (approximate Euclidean
+  distance). For two labels this sequence is exactly "opening then closing" (the closing of D is
+  the opening of its complement, with the same border semantics). Then
+  :func:`small_region_removal_labels` (regions below the threshold take the label that surrounds
+  them most). Chosen over a majority filter because it reduces to SESF's morphology for N = 2 and
+  leaves regions wider than the disk untouched.
+* Guided filter (radius 4, eps 0.1, guidance = the initial fused image in the 0–255 scale, as SESF;
+  colour stacks use SESF's per-channel colour variant). N = 2: the weight of frame 0 is filtered and
+  used unclipped, as SESF. N > 2: each frame's one-hot map is filtered with the same guide, negative
+  values clipped to 0 and the weights renormalised (the filter is linear in its input, so before
+  clipping they already sum to 1); weights are computed lazily, one frame at a time.
+* Invalid pixels (``stack.valid_mask`` False, e.g. the border left by alignment) have no activity:
+  squared differences touching them are zeroed before the window sum, so the padding cannot win.
+* Per-frame activity maps (``activity_{i}``, the normalised SF) are kept only for N ≤ 16 and at most
+  256 MiB in all, so a long or huge stack does not cost N full-size maps (they are dropped, not
+  downscaled, because every map is expected at the image size); ``activity`` (the best activity per
+  pixel) is always kept.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from focusstudio.core.methods._classical import compose_selected_steps, compose_weighted_steps, load_checked
+from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.methods.registry import register
+from focusstudio.core.ops.box import box_sum_np
+from focusstudio.core.ops.compose import compose_pair
+from focusstudio.core.ops.morphology import (
+    binary_closing,
+    binary_opening,
+    fill_small_holes,
+    remove_small_objects,
+    small_region_removal_labels,
+)
+from focusstudio.core.ops.spatial_frequency import squared_differences_np
+from focusstudio.core.params import ParamSet, ParamSpec
+from focusstudio.core.progress import ProgressGen
+from focusstudio.core.tiling import BoundedGuidedFilter, compute_tiled, operation_budget
+from focusstudio.core.types import FusionMap, FusionResult, Stack
+
+#: Per-frame activity maps are exposed up to this many frames and this many bytes in all
+#: (one H×W float32 each), so long or huge stacks do not hold N full-size maps.
+MAX_ACTIVITY_MAPS = 16
+MAX_ACTIVITY_BYTES = 256 * 2**20
+
+#: SESF-Fuse applies its guided filter to a guide in grey levels 0–255; eps is given on that scale.
+GUIDE_SCALE = 255.0
+
+
+def energy_mask(valid_mask: np.ndarray | None) -> np.ndarray | None:
+    """Where a left/up squared difference only involves valid pixels (None = everywhere)."""
+    if valid_mask is None:
+        return None
+    valid = np.asarray(valid_mask, dtype=bool)
+    mask = valid.copy()
+    mask[:, 1:] &= valid[:, :-1]
+    mask[1:, :] &= valid[:-1, :]
+    return mask
+
+
+def pixel_activity(grey: np.ndarray, radius: int, mask: np.ndarray | None) -> np.ndarray:
+    """Window sum of squared differences (float64; SF without the monotone sqrt/normalisation)."""
+    energy = squared_differences_np(grey)
+    if mask is not None:
+        energy[~mask] = 0.0
+    return box_sum_np(energy, radius)
+
+
+#: Float64 working set of :func:`pixel_activity` per pixel (differences, energy, window sums).
+ACTIVITY_BYTES_PER_PIXEL = 48
+
+
+def windowed_activity(
+    grey: np.ndarray, radius: int, mask: np.ndarray | None, window: tuple[slice, slice]
+) -> np.ndarray:
+    """:func:`pixel_activity` over one tile window (for :func:`~focusstudio.core.tiling.compute_tiled`)."""
+    return pixel_activity(grey[window], radius, None if mask is None else mask[window])
+
+
+def normalised_sf(activity: np.ndarray, radius: int) -> np.ndarray:
+    """SF = sqrt(sum / (2r+1)²) as float32, for display."""
+    return np.sqrt(np.maximum(activity, 0.0) / float((2 * radius + 1) ** 2)).astype(np.float32)
+
+
+def verify_pair(decision: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    """SESF-Fuse's consistency verification of a binary map, in its exact order."""
+    result = np.asarray(decision, dtype=bool)
+    radius = params["morphology_radius"]
+    threshold = params["area_fraction"] * result.shape[0] * result.shape[1]
+    use_morphology = params["use_morphology"] and radius > 0
+    if use_morphology:
+        result = binary_opening(result, radius)
+    if params["use_srr"]:
+        result = remove_small_objects(result, threshold)
+    if use_morphology:
+        result = binary_closing(result, radius)
+    if params["use_srr"]:
+        result = fill_small_holes(result, threshold)
+    return result
+
+
+def open_label(index: np.ndarray, label: int, radius: int) -> np.ndarray:
+    """Opening of one label's mask; removed pixels take the nearest other label (in place)."""
+    mask = index == label
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return index
+    height, width = index.shape
+    # A crop with a margin of r+1 around the label gives exactly the full-image opening: pixels
+    # within r of a crop edge inside the image are not the label, so the border value never matters.
+    margin = radius + 1
+    y0, y1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, height)
+    x0, x1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, width)
+    crop_mask = mask[y0:y1, x0:x1]
+    removed = crop_mask & ~binary_opening(crop_mask, radius)
+    if not removed.any() or crop_mask.all():
+        return index
+    crop = index[y0:y1, x0:x1]
+    # A removed pixel has a non-label pixel within distance r (else the disk on it would survive),
+    # so the nearest one lies inside the crop. OpenCV's labelled distance transform (5×5-mask
+    # Euclidean approximation, >10× faster than an exact one) gives every pixel the id of its
+    # nearest zero pixel, i.e. of the nearest pixel holding another label.
+    _, nearest = cv2.distanceTransformWithLabels(
+        crop_mask.astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    others = ~crop_mask
+    label_of_id = np.zeros(int(nearest.max()) + 1, dtype=np.int32)
+    label_of_id[nearest[others]] = crop[others]
+    crop[removed] = label_of_id[nearest[removed]]
+    return index
+
+
+def verify_labels(index: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    """The N-label generalisation of SESF's consistency verification (see the module docstring)."""
+    result = index.astype(np.int32, copy=True)
+    radius = params["morphology_radius"]
+    if params["use_morphology"] and radius > 0:
+        for label in np.unique(result):
+            open_label(result, int(label), radius)
+    if params["use_srr"]:
+        result = small_region_removal_labels(result, params["area_fraction"])
+    return result
+
+
+@register
+class SpatialFrequencyFusion(FusionMethod):
+    name = "sf"
+    title = "Spatial frequency (classical)"
+    description = (
+        "Pixel spatial frequency of the grey frames as the focus measure, SESF-Fuse's consistency "
+        "verification (morphology, small-region removal) and guided-filter smoothing; N frames at once."
+    )
+    family = "classical"
+    params = ParamSet(
+        (
+            ParamSpec("sf_radius", "int", 5, "Window radius of the spatial frequency (window 2r+1).",
+                      minimum=1, maximum=64, stage="analysis", title="SF radius"),
+            ParamSpec("use_morphology", "bool", True, "Opening and closing of the decision map with a disk.",
+                      stage="post"),
+            ParamSpec("morphology_radius", "int", 5, "Radius of the disk used by the opening/closing.",
+                      minimum=0, maximum=64, stage="post"),
+            ParamSpec("use_srr", "bool", True, "Remove regions smaller than area fraction × image area.",
+                      stage="post", title="Small-region removal"),
+            ParamSpec("area_fraction", "float", 0.01, "Small-region threshold as a fraction of H·W.",
+                      minimum=0.0, maximum=0.5, stage="post", step=0.001),
+            ParamSpec("use_guided_filter", "bool", True, "Smooth the decision map with a guided filter "
+                      "guided by the initial fused image.", stage="post"),
+            ParamSpec("gf_radius", "int", 4, "Guided filter window radius.", minimum=1, maximum=128,
+                      stage="post", title="GF radius"),
+            ParamSpec("gf_eps", "float", 0.1, "Guided filter regulariser, on a guide in grey levels 0–255 "
+                      "(SESF-Fuse's scale).", minimum=1e-9, maximum=1e6, stage="post", title="GF eps",
+                      log_scale=True),
+        )
+    )
+    map_names: ClassVar[tuple[str, ...]] = (
+        "activity_{i}", "activity", "index_raw", "index", "decision_raw", "decision", "weight",
+    )
+
+    # ------------------------------------------------------------------------------ analysis
+    def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
+        count = len(stack)
+        radius = params["sf_radius"]
+        mask = energy_mask(stack.valid_mask)
+        height, width = stack.shape
+        keep_frames = count <= MAX_ACTIVITY_MAPS and count * height * width * 4 <= MAX_ACTIVITY_BYTES
+        maps: dict[str, FusionMap] = {}
+        best: np.ndarray | None = None
+        index = np.zeros(stack.shape, dtype=np.int32)
+        for i in range(count):
+            context.cancel.raise_if_cancelled()
+            grey = load_checked(stack, i, grey=True)
+            # In tiles (halo r+1: one difference plus the window) when the frame exceeds the budget.
+            activity = compute_tiled(
+                stack.shape, partial(windowed_activity, grey, radius, mask), radius + 1,
+                ACTIVITY_BYTES_PER_PIXEL, operation_budget(stack.shape, context.memory_limit),
+                context.tile_size, context.cancel,
+            )
+            if best is None:
+                best = activity
+            else:
+                # ">=": ties go to the later frame (SESF: D = SF_1 > SF_2, ties to the second image)
+                later_wins = activity >= best
+                index[later_wins] = i
+                np.maximum(best, activity, out=best)
+            if keep_frames:
+                maps[f"activity_{i}"] = FusionMap(
+                    f"activity_{i}", "activity", normalised_sf(activity, radius),
+                    f"Spatial frequency of frame {i} (radius {radius})", frame=i,
+                )
+            yield context.progress.event("analysis", (i + 1) / count, f"spatial frequency {i + 1}/{count}")
+        assert best is not None
+        maps["activity"] = FusionMap(
+            "activity", "activity", normalised_sf(best, radius), "Largest spatial frequency over the frames"
+        )
+        return Analysis(self.name, self.analysis_params(params), maps=maps, data={"index_raw": index})
+
+    # ------------------------------------------------------------------------------ finish
+    def finish(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[FusionResult]:
+        count = len(stack)
+        index_raw: np.ndarray = analysis.data["index_raw"]
+        maps = dict(analysis.maps)
+        maps["index_raw"] = FusionMap("index_raw", "index", index_raw, "Frame with the largest SF")
+        context.cancel.raise_if_cancelled()
+        if count == 2:
+            fused = yield from self._finish_pair(index_raw, stack, params, context, maps)
+        else:
+            fused = yield from self._finish_many(index_raw, stack, params, context, maps)
+        yield context.progress.event("compose", 1.0, "done")
+        return self.make_result(np.clip(fused, 0.0, 1.0).astype(np.float32), stack, params, maps, analysis)
+
+    def _finish_pair(
+        self, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
+        maps: dict[str, FusionMap],
+    ) -> ProgressGen[np.ndarray]:
+        decision_raw = index_raw == 0
+        decision = verify_pair(decision_raw, params)
+        index = np.where(decision, 0, 1).astype(np.int32)
+        maps["decision_raw"] = FusionMap(
+            "decision_raw", "decision", decision_raw.astype(np.float32), "1 = frame 0 has the larger SF"
+        )
+        maps["decision"] = FusionMap(
+            "decision", "decision", decision.astype(np.float32), "Decision after consistency verification"
+        )
+        maps["index"] = FusionMap("index", "index", index, "Frame chosen after consistency verification")
+        yield context.progress.event("consistency", 0.3, "consistency verification")
+        context.cancel.raise_if_cancelled()
+        first = load_checked(stack, 0)
+        second = load_checked(stack, 1)
+        weight = decision.astype(np.float32)
+        if params["use_guided_filter"]:
+            guide = compose_pair(first, second, weight) * GUIDE_SCALE
+            yield context.progress.event("guided filter", 0.6, "guided filter")
+            context.cancel.raise_if_cancelled()
+            weight = BoundedGuidedFilter(
+                guide, params["gf_radius"], params["gf_eps"], operation_budget(stack.shape, context.memory_limit),
+                context.tile_size,
+            )(weight).astype(np.float32)
+            maps["weight"] = FusionMap(
+                "weight", "weight", weight, "Guided-filtered weight of frame 0 (not clipped, as SESF-Fuse)"
+            )
+        return compose_pair(first, second, weight)
+
+    def _finish_many(
+        self, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
+        maps: dict[str, FusionMap],
+    ) -> ProgressGen[np.ndarray]:
+        index = verify_labels(index_raw, params)
+        maps["index"] = FusionMap("index", "index", index, "Frame chosen after consistency verification")
+        yield context.progress.event("consistency", 0.2, "consistency verification")
+        context.cancel.raise_if_cancelled()
+        selection = yield from compose_selected_steps(stack, index, context, 0.2, 0.5)
+        if not params["use_guided_filter"]:
+            return selection
+        guide = selection * GUIDE_SCALE
+        del selection
+        # Frames no pixel selects get a zero weight after filtering (the filter maps 0 to 0): skip them.
+        present = [int(label) for label in np.unique(index)]
+        total = np.zeros(index.shape, dtype=np.float32)
+        first_weight: list[np.ndarray] = []
+
+        # The guide's statistics are shared by the N filters: compute them once.
+        # In tiles when the guide's statistics do not fit the budget (same result).
+        guided = BoundedGuidedFilter(
+            guide, params["gf_radius"], params["gf_eps"], operation_budget(stack.shape, context.memory_limit),
+            context.tile_size,
+        )
+
+        def weight_of(position: int) -> np.ndarray:
+            frame = present[position]
+            weight = np.maximum(guided(index == frame), 0.0).astype(np.float32)
+            total[...] += weight
+            if frame == 0:
+                first_weight.append(weight)
+            return weight
+
+        fused = yield from compose_weighted_steps(
+            stack.subset(present), weight_of, context, 0.5, 1.0, stage="guided filter"
+        )
+        weight0 = first_weight[0] / np.maximum(total, 1e-8) if first_weight else np.zeros_like(total)
+        maps["weight"] = FusionMap(
+            "weight", "weight", weight0.astype(np.float32), "Guided-filtered, renormalised weight of frame 0"
+        )
+        return fused

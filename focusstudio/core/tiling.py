@@ -1,0 +1,293 @@
+"""Working-memory budget and tiled processing of frames that do not fit it.
+
+A method whose output pixel depends only on a bounded neighbourhood of its input (its *halo*, the
+receptive-field radius) can process a frame in overlapping tiles: each tile reads its core plus
+the halo (clipped at the image border) and writes back only its core. With a halo at least as large
+as the receptive field the stitched result equals the untiled one, because padding happens at the
+same places (the image border) in both. :func:`map_tiles` does that crop-back; :func:`blend_tiles`
+cross-fades the overlaps instead, for methods whose receptive field exceeds any affordable halo
+(deep networks with global context), where the crop-back would show seams.
+
+The tile grid itself (``Tile``, ``plan_tiles``, ``tile_edge``) is shared with tiled network
+inference in :mod:`focusstudio.core.methods.tiling`; it is imported when first needed because
+importing that package imports every method, and the classical methods import this module.
+
+Memory budget: ``RunContext.memory_limit`` is None unless the user gives ``--memory-limit``;
+:func:`resolve_memory_limit` then takes a safe fraction of the memory that is free *now* (RAM,
+or the free VRAM of a CUDA device), measured with psutil when installed, else /proc/meminfo.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from focusstudio.core.ops.guided_filter import GuidedFilterCPU, GuidedFilterMode
+from focusstudio.core.progress import CancelToken
+
+if TYPE_CHECKING:
+    from focusstudio.core.methods.tiling import Tile
+
+__all__ = [
+    "DEFAULT_MEMORY_FRACTION",
+    "PERSISTENT_BYTES_PER_PIXEL",
+    "BoundedGuidedFilter",
+    "available_device_memory",
+    "available_ram",
+    "blend_tiles",
+    "compute_tiled",
+    "default_memory_limit",
+    "map_tiles",
+    "operation_budget",
+    "plan_budget_tiles",
+    "resolve_memory_limit",
+]
+
+#: Share of the currently free memory a run may plan to use: the rest is left for the OS, the GUI,
+#: the decoder's own buffers and the caller (and numpy temporaries the estimates do not count).
+DEFAULT_MEMORY_FRACTION = 0.5
+#: Used when the free memory cannot be measured at all.
+FALLBACK_FREE_MEMORY = 4 * 1024**3
+#: Never plan for less than this: tiles smaller than a few hundred pixels are all halo.
+MINIMUM_MEMORY_LIMIT = 256 * 1024**2
+
+
+def available_ram(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes of RAM available to new allocations now, or None when it cannot be measured."""
+    try:
+        import psutil  # type: ignore[import-untyped]
+    except ImportError:
+        pass
+    else:
+        return int(psutil.virtual_memory().available)
+    try:
+        text = meminfo.read_text()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        # MemAvailable (Linux ≥ 3.14) counts reclaimable page cache; MemFree would be far too low.
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def available_device_memory(device: str) -> int | None:
+    """Free memory of an accelerator (bytes), or None for the CPU / devices that share RAM (MPS)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return int(free)
+
+
+def default_memory_limit(device: str = "cpu", fraction: float = DEFAULT_MEMORY_FRACTION) -> int:
+    """A safe working-memory budget: ``fraction`` of the free VRAM (CUDA) or free RAM."""
+    free = available_device_memory(device)
+    if free is None:
+        free = available_ram()
+    if free is None:
+        free = FALLBACK_FREE_MEMORY
+    return max(int(free * fraction), MINIMUM_MEMORY_LIMIT)
+
+
+def resolve_memory_limit(memory_limit: int | None, device: str = "cpu") -> int:
+    """The user's budget when given, else :func:`default_memory_limit` for ``device``."""
+    return int(memory_limit) if memory_limit is not None else default_memory_limit(device)
+
+
+#: What a streaming N-frame method holds for the whole frame while one of its operations runs in
+#: tiles (index maps, accumulators, the guide, the decoded frame), in bytes per pixel. It is taken
+#: off the budget before the operation's tiles are sized.
+PERSISTENT_BYTES_PER_PIXEL = 64
+
+
+def operation_budget(
+    shape: tuple[int, int],
+    memory_limit: int | None = None,
+    device: str = "cpu",
+    persistent_bytes_per_pixel: float = PERSISTENT_BYTES_PER_PIXEL,
+) -> int:
+    """The part of the budget one tiled operation may use: the whole budget minus what the method
+    keeps for the full frame meanwhile (never below :data:`MINIMUM_MEMORY_LIMIT`)."""
+    limit = resolve_memory_limit(memory_limit, device)
+    reserved = int(persistent_bytes_per_pixel * shape[0] * shape[1])
+    return max(limit - reserved, MINIMUM_MEMORY_LIMIT)
+
+
+def plan_budget_tiles(
+    height: int,
+    width: int,
+    halo: int,
+    bytes_per_pixel: float,
+    memory_limit: int | None = None,
+    tile_size: int | None = None,
+    align: int = 1,
+    device: str = "cpu",
+) -> list[Tile]:
+    """Tiles whose working set (``bytes_per_pixel`` × read-window area) fits the budget.
+
+    One tile covering the whole frame when it fits and no ``tile_size`` is forced.
+    """
+    from focusstudio.core.methods.tiling import plan_tiles, tile_edge
+
+    limit = resolve_memory_limit(memory_limit, device)
+    if tile_size is None and height * width * bytes_per_pixel <= limit:
+        return plan_tiles(height, width, max(height, width), 0)
+    edge = tile_edge(bytes_per_pixel, halo, limit, tile_size, align)
+    return plan_tiles(height, width, edge, halo, align)
+
+
+def map_tiles(
+    compute: Callable[[Tile], np.ndarray],
+    tiles: list[Tile],
+    output_shape: tuple[int, ...],
+    dtype: np.dtype | type = np.float32,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Crop-back stitching: ``compute(tile)`` returns the result over ``tile.read``; its core goes
+    to ``tile.write``. Exact (tiled == untiled) for local operations when the halo covers their
+    receptive field."""
+    output = np.empty(output_shape, dtype=dtype)
+    for tile in tiles:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        output[tile.write] = compute(tile)[tile.inner]
+    return output
+
+
+def _ramp(length: int, start_inside: bool, end_inside: bool, overlap: int) -> np.ndarray:
+    """1-D blending weight over a read window: rises over ``overlap`` px from each interior edge."""
+    weight = np.ones(length, dtype=np.float64)
+    if overlap <= 0:
+        return weight
+    # (k + 0.5) / overlap keeps weights strictly positive and makes two facing ramps sum to 1.
+    rise = (np.arange(min(overlap, length)) + 0.5) / overlap
+    if start_inside:
+        weight[: rise.size] = np.minimum(weight[: rise.size], rise)
+    if end_inside:
+        weight[length - rise.size :] = np.minimum(weight[length - rise.size :], rise[::-1])
+    return weight
+
+
+def blend_tiles(
+    compute: Callable[[Tile], np.ndarray],
+    tiles: list[Tile],
+    output_shape: tuple[int, ...],
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Feathered stitching: every tile's result over its whole read window is weighted by a ramp
+    that rises across the overlap with each neighbour, and the weighted sum is normalised.
+
+    For tiles from :func:`plan_tiles` neighbouring read windows overlap by twice the halo; the ramp
+    spans that overlap, so the weights of two neighbours sum to 1 there and seams fade out. Image
+    borders get no ramp.
+    """
+    height, width = output_shape[:2]
+    accumulated = np.zeros(output_shape, dtype=np.float64)
+    total = np.zeros((height, width), dtype=np.float64)
+    for tile in tiles:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        rows, cols = tile.read
+        result = compute(tile)
+        row_overlap = 2 * tile.inner[0].start if rows.start > 0 else 2 * (rows.stop - tile.write[0].stop)
+        col_overlap = 2 * tile.inner[1].start if cols.start > 0 else 2 * (cols.stop - tile.write[1].stop)
+        weight = np.outer(
+            _ramp(rows.stop - rows.start, rows.start > 0, rows.stop < height, row_overlap),
+            _ramp(cols.stop - cols.start, cols.start > 0, cols.stop < width, col_overlap),
+        )
+        accumulated[tile.read] += result * (weight[..., None] if result.ndim == 3 else weight)
+        total[tile.read] += weight
+    if accumulated.ndim == 3:
+        total = total[..., None]
+    return (accumulated / total).astype(np.float32)
+
+
+def compute_tiled(
+    shape: tuple[int, int],
+    compute: Callable[[tuple[slice, slice]], np.ndarray],
+    halo: int,
+    bytes_per_pixel: float,
+    memory_limit: int | None = None,
+    tile_size: int | None = None,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """A local operation over an image of ``shape`` (H, W), in tiles when its working set
+    (``bytes_per_pixel`` per pixel) exceeds the budget.
+
+    ``compute(window)`` returns the result over the (row, column) slices ``window`` of the image;
+    the output keeps its dtype and trailing shape. One call with the whole image when it fits.
+    """
+    height, width = shape
+    tiles = plan_budget_tiles(height, width, halo, bytes_per_pixel, memory_limit, tile_size)
+    if len(tiles) == 1:
+        return compute((slice(0, height), slice(0, width)))
+    output: np.ndarray | None = None
+    for tile in tiles:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        result = compute(tile.read)
+        if output is None:
+            output = np.empty((height, width, *result.shape[2:]), dtype=result.dtype)
+        output[tile.write] = result[tile.inner]
+    assert output is not None
+    return output
+
+
+class BoundedGuidedFilter:
+    """:class:`~focusstudio.core.ops.guided_filter.GuidedFilterCPU` (same call, same numbers) in
+    bounded memory.
+
+    When the guide's cached statistics plus one filtering pass fit the budget, this *is* the
+    cached whole-frame filter. Otherwise every call filters tile by tile, each tile reading a halo
+    of 2·radius (two cascaded box means), so the result equals the whole-frame filter; the guide
+    statistics are then recomputed per tile and call, which roughly doubles the cost of a filter
+    but keeps the memory at one tile's working set.
+    """
+
+    #: Float64 working set per guide pixel of a colour guide: cached statistics (~80 B) plus one
+    #: filtering pass (~200 B), rounded up.
+    BYTES_PER_PIXEL = 320
+
+    def __init__(
+        self,
+        guide: np.ndarray,
+        radius: int,
+        eps: float,
+        memory_limit: int | None = None,
+        tile_size: int | None = None,
+        mode: GuidedFilterMode | None = None,
+    ) -> None:
+        height, width = guide.shape[:2]
+        self.guide = guide
+        self.radius = radius
+        self.eps = eps
+        self.mode: GuidedFilterMode | None = mode
+        channels = guide.shape[2] if guide.ndim == 3 else 1
+        bytes_per_pixel = self.BYTES_PER_PIXEL * (channels + 1) / 4
+        self.tiles = plan_budget_tiles(height, width, 2 * radius, bytes_per_pixel, memory_limit, tile_size)
+        self._whole = GuidedFilterCPU(guide, radius, eps, mode) if len(self.tiles) == 1 else None
+
+    @property
+    def tiled(self) -> bool:
+        return self._whole is None
+
+    def __call__(self, source: np.ndarray) -> np.ndarray:
+        """The filtered ``source`` (H×W) as float64 H×W, not clipped."""
+        if self._whole is not None:
+            return self._whole(source)
+        output = np.empty(source.shape[:2], dtype=np.float64)
+        for tile in self.tiles:
+            window = GuidedFilterCPU(self.guide[tile.read], self.radius, self.eps, self.mode)
+            output[tile.write] = window(source[tile.read])[tile.inner]
+        return output

@@ -1,0 +1,447 @@
+"""Building blocks in focusstudio.core.ops checked against slow, obviously-correct references."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import torch
+
+from focusstudio.core.ops.box import box_mean, box_mean_np, box_sum, box_sum_np
+from focusstudio.core.ops.compose import compose_index, compose_pair, compose_weights
+from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guided_filter, guided_filter_cpu, guided_filter_np
+from focusstudio.core.ops.morphology import (
+    binary_closing,
+    binary_dilation,
+    binary_erosion,
+    binary_opening,
+    disk,
+    fill_small_holes,
+    remove_small_objects,
+    small_region_removal,
+    small_region_removal_labels,
+)
+from focusstudio.core.ops.spatial_frequency import (
+    spatial_frequency,
+    spatial_frequency_np,
+    squared_differences_np,
+)
+from focusstudio.core.progress import Cancelled, CancelToken
+from focusstudio.core.types import Stack
+
+# ----------------------------------------------------------------------------- references
+
+
+def _window(height: int, width: int, y: int, x: int, radius: int) -> tuple[slice, slice]:
+    """The in-image part of the (2r+1)² window centred on (y, x)."""
+    return (
+        slice(max(y - radius, 0), min(y + radius + 1, height)),
+        slice(max(x - radius, 0), min(x + radius + 1, width)),
+    )
+
+
+def _brute_box_sum(image: np.ndarray, radius: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    out = np.zeros(image.shape, dtype=np.float64)
+    for y in range(height):
+        for x in range(width):
+            rows, cols = _window(height, width, y, x, radius)
+            out[y, x] = image[rows, cols].sum(axis=(0, 1))
+    return out
+
+
+def _brute_box_mean(image: np.ndarray, radius: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    out = np.zeros(image.shape, dtype=np.float64)
+    for y in range(height):
+        for x in range(width):
+            rows, cols = _window(height, width, y, x, radius)
+            out[y, x] = image[rows, cols].mean(axis=(0, 1))
+    return out
+
+
+def _brute_guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float, mode: str) -> np.ndarray:
+    """He et al.'s definition written out window by window (guide H×W or H×W×3, float64)."""
+    height, width = source.shape
+    colour = guide.ndim == 3
+    channels = guide.shape[2] if colour else 1
+    slopes = np.zeros((height, width, channels))
+    offsets = np.zeros((height, width))
+    for y in range(height):
+        for x in range(width):
+            rows, cols = _window(height, width, y, x, radius)
+            window_p = source[rows, cols].ravel()
+            window_i = guide[rows, cols].reshape(-1, channels)
+            mean_i = window_i.mean(axis=0)
+            mean_p = window_p.mean()
+            centred = window_i - mean_i
+            cov_ip = (centred * (window_p - mean_p)[:, None]).mean(axis=0)
+            if mode == "color":
+                sigma = centred.T @ centred / len(window_p)
+                a = np.linalg.solve(sigma + eps * np.eye(channels), cov_ip)
+            else:  # gray and sesf_color: independent per-channel slopes
+                a = cov_ip / ((centred**2).mean(axis=0) + eps)
+            slopes[y, x] = a
+            offsets[y, x] = mean_p - (a * mean_i).sum()
+    guide3 = guide.reshape(height, width, channels)
+    return (_brute_box_mean(slopes, radius) * guide3).sum(axis=2) + _brute_box_mean(offsets, radius)
+
+
+def _min_time(function, repeats: int = 5) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# ----------------------------------------------------------------------------- box filters
+
+
+@pytest.mark.parametrize("shape", [(9, 13), (7, 11, 3)])
+@pytest.mark.parametrize("radius", [1, 3, 20])
+def test_box_filters_match_brute_force_sums(shape: tuple[int, ...], radius: int) -> None:
+    image = np.random.default_rng(1).random(shape)
+    np.testing.assert_allclose(box_sum_np(image, radius), _brute_box_sum(image, radius), atol=1e-10)
+    np.testing.assert_allclose(box_mean_np(image, radius), _brute_box_mean(image, radius), atol=1e-12)
+    if len(shape) == 2:  # the torch versions work on N×C×H×W
+        tensor = torch.from_numpy(image)[None, None]
+        np.testing.assert_allclose(box_sum(tensor, radius)[0, 0].numpy(), _brute_box_sum(image, radius), atol=1e-10)
+        np.testing.assert_allclose(box_mean(tensor, radius)[0, 0].numpy(), _brute_box_mean(image, radius), atol=1e-12)
+
+
+def test_torch_box_filter_keeps_float32_and_is_differentiable() -> None:
+    x = torch.rand(2, 3, 6, 5, dtype=torch.float32, requires_grad=True)
+    y = box_mean(x, 2)
+    assert y.dtype == torch.float32 and y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_box_filter_cost_does_not_grow_with_radius() -> None:
+    image = np.random.default_rng(2).random((384, 384))
+    tensor = torch.from_numpy(image)[None, None]
+    small_np = _min_time(lambda: box_mean_np(image, 1))
+    large_np = _min_time(lambda: box_mean_np(image, 60))
+    small_torch = _min_time(lambda: box_mean(tensor, 1))
+    large_torch = _min_time(lambda: box_mean(tensor, 60))
+    # A direct (2r+1)² or even a separable 2r+1 sum would be ~40-3700× slower at r=60; running sums
+    # stay flat. The generous factor absorbs noise from a shared CPU.
+    assert large_np < 4 * small_np + 2e-3
+    assert large_torch < 4 * small_torch + 2e-3
+
+
+# ----------------------------------------------------------------------------- spatial frequency
+
+
+def _direct_spatial_frequency(image: np.ndarray, radius: int) -> np.ndarray:
+    """SF written from the formula: zero outside the image for both the shift and the window."""
+    height, width = image.shape[:2]
+    padded = np.zeros((height + 1, width + 1, *image.shape[2:]))
+    padded[1:, 1:] = image
+    energy = np.zeros((height, width))
+    for y in range(height):
+        for x in range(width):
+            value = padded[y + 1, x + 1]
+            row_term = np.sum((value - padded[y + 1, x]) ** 2)
+            column_term = np.sum((value - padded[y, x + 1]) ** 2)
+            energy[y, x] = row_term + column_term
+    return _brute_box_sum(energy, radius)
+
+
+@pytest.mark.parametrize("shape", [(8, 10), (6, 7, 3)])
+def test_spatial_frequency_matches_direct_formula(shape: tuple[int, ...]) -> None:
+    image = np.random.default_rng(3).random(shape)
+    expected = _direct_spatial_frequency(image, 2)
+    np.testing.assert_allclose(spatial_frequency_np(image, 2), expected, rtol=1e-12, atol=1e-12)
+    normalised = spatial_frequency_np(image, 2, normalized=True)
+    np.testing.assert_allclose(normalised, np.sqrt(expected / 25.0), rtol=1e-12)
+    # torch version on N×C×H×W features: channels summed, or kept apart
+    chw = image[None] if image.ndim == 2 else np.moveaxis(image, 2, 0)
+    tensor = torch.from_numpy(np.ascontiguousarray(chw))[None]
+    np.testing.assert_allclose(spatial_frequency(tensor, 2)[0, 0].numpy(), expected, rtol=1e-12)
+    per_channel = spatial_frequency(tensor, 2, sum_channels=False)[0].numpy()
+    np.testing.assert_allclose(per_channel.sum(axis=0), expected, rtol=1e-12)
+
+
+def test_spatial_frequency_zero_pads_first_row_and_column() -> None:
+    image = np.zeros((5, 6))
+    image[0, 3] = 2.0  # first row: its upper neighbour is the zero padding
+    image[4, 0] = 3.0  # first column: its left neighbour is the zero padding
+    energy = squared_differences_np(image)
+    # (2-0)² left term + (2-0)² padded upper term; the pixel to its right sees (0-2)²
+    assert energy[0, 3] == pytest.approx(8.0)
+    assert energy[0, 4] == pytest.approx(4.0)
+    assert energy[4, 0] == pytest.approx(18.0)
+    # A constant image has energy only on the first row/column (the jump from the zero padding)
+    constant = np.full((4, 4), 0.5)
+    energy = squared_differences_np(constant)
+    assert energy[0, 0] == pytest.approx(0.5)
+    assert energy[0, 1] == pytest.approx(0.25) and energy[1, 0] == pytest.approx(0.25)
+    assert np.all(energy[1:, 1:] == 0)
+
+
+# ----------------------------------------------------------------------------- guided filter
+
+
+def test_gray_guided_filter_matches_slow_reference() -> None:
+    rng = np.random.default_rng(4)
+    guide = rng.random((9, 11))
+    source = (rng.random((9, 11)) > 0.5).astype(np.float64)
+    expected = _brute_guided_filter(guide, source, 2, 0.01, "gray")
+    np.testing.assert_allclose(guided_filter_np(guide, source, 2, 0.01), expected, atol=1e-6)
+    g = torch.from_numpy(guide)[None, None]
+    p = torch.from_numpy(source)[None, None]
+    np.testing.assert_allclose(guided_filter(g, p, 2, 0.01)[0, 0].numpy(), expected, atol=1e-12)
+
+
+def test_sesf_color_guided_filter_matches_its_formula() -> None:
+    rng = np.random.default_rng(5)
+    guide = rng.random((8, 10, 3))
+    source = (rng.random((8, 10)) > 0.5).astype(np.float64)
+    expected = _brute_guided_filter(guide, source, 2, 0.05, "sesf_color")
+    np.testing.assert_allclose(guided_filter_np(guide, source, 2, 0.05), expected, atol=1e-6)  # default mode
+    np.testing.assert_allclose(guided_filter_np(guide, source, 2, 0.05, mode="sesf_color"), expected, atol=1e-6)
+
+
+def test_textbook_color_guided_filter_matches_slow_reference() -> None:
+    rng = np.random.default_rng(6)
+    guide = rng.random((8, 9, 3))
+    source = rng.random((8, 9))
+    expected = _brute_guided_filter(guide, source, 2, 0.02, "color")
+    g = torch.from_numpy(np.moveaxis(guide, 2, 0).copy())[None]
+    p = torch.from_numpy(source)[None, None]
+    np.testing.assert_allclose(guided_filter(g, p, 2, 0.02, mode="color")[0, 0].numpy(), expected, atol=1e-10)
+    # It differs from the SESF variant (which ignores the cross-channel covariance)
+    sesf = guided_filter(g, p, 2, 0.02, mode="sesf_color")[0, 0].numpy()
+    assert np.abs(sesf - expected).max() > 1e-3
+    # A source that is an affine function of the guide passes through almost unchanged
+    affine = 0.3 * guide[..., 0] - 0.7 * guide[..., 1] + 0.2 * guide[..., 2] + 0.1
+    q = guided_filter(g, torch.from_numpy(affine)[None, None], 2, 1e-9, mode="color")[0, 0].numpy()
+    np.testing.assert_allclose(q, affine, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["gray", "sesf_color", "color"])
+def test_cpu_guided_filter_matches_torch_and_reuses_its_guide(mode: str) -> None:
+    rng = np.random.default_rng(10)
+    guide = rng.random((23, 31)) if mode == "gray" else rng.random((23, 31, 3))
+    channels_first = guide[None] if mode == "gray" else np.moveaxis(guide, 2, 0).copy()
+    g = torch.from_numpy(channels_first)[None]
+    bound = GuidedFilterCPU(guide, 3, 0.01, mode)  # type: ignore[arg-type]
+    for _ in range(3):  # several sources through the one guide
+        source = (rng.random((23, 31)) > 0.5).astype(np.float64)
+        expected = guided_filter(g, torch.from_numpy(source)[None, None], 3, 0.01, mode=mode)[0, 0].numpy()  # type: ignore[arg-type]
+        np.testing.assert_allclose(bound(source), expected, atol=1e-10)
+        np.testing.assert_allclose(guided_filter_cpu(guide, source, 3, 0.01, mode), expected, atol=1e-10)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        bound(np.zeros((5, 5)))
+
+
+def test_guided_filter_rejects_mismatched_guides() -> None:
+    with pytest.raises(ValueError):
+        guided_filter(torch.rand(1, 3, 5, 5), torch.rand(1, 1, 5, 5), 1, 0.1, mode="gray")
+    with pytest.raises(ValueError):
+        guided_filter(torch.rand(1, 1, 5, 5), torch.rand(1, 1, 5, 5), 1, 0.1, mode="color")
+    with pytest.raises(ValueError):
+        guided_filter_np(np.random.rand(5, 5, 3), np.random.rand(5, 5), 1, 0.1, mode="gray")
+    with pytest.raises(ValueError):
+        guided_filter_np(np.random.rand(5, 5), np.random.rand(5, 5), 1, 0.1, mode="sesf_color")
+
+
+@pytest.mark.parametrize("mode", ["gray", "sesf_color", "color"])
+def test_guided_filter_is_differentiable(mode: str) -> None:
+    generator = torch.Generator().manual_seed(7)
+    channels = 1 if mode == "gray" else 3
+    guide = torch.rand(1, channels, 4, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    source = torch.rand(1, 1, 4, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    function = lambda g, p: guided_filter(g, p, 1, 0.1, mode=mode)  # noqa: E731
+    assert torch.autograd.gradcheck(function, (guide, source), fast_mode=True)
+
+
+def test_guided_filter_works_in_float32_with_backward() -> None:
+    guide = torch.rand(2, 1, 16, 16, requires_grad=True)
+    source = torch.rand(2, 1, 16, 16, requires_grad=True)
+    out = guided_filter(guide, source, 3, 0.1)
+    assert out.dtype == torch.float32 and out.shape == (2, 1, 16, 16)
+    out.mean().backward()
+    assert source.grad is not None and guide.grad is not None
+    assert torch.isfinite(source.grad).all() and source.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- morphology
+
+
+def test_disk_is_a_true_disk() -> None:
+    footprint = disk(5)
+    assert footprint.shape == (11, 11)
+    assert int(footprint.sum()) == 81
+    assert int(disk(1).sum()) == 5 and int(disk(0).sum()) == 1
+    assert np.array_equal(footprint, footprint.T) and np.array_equal(footprint, footprint[::-1])
+
+
+@pytest.mark.parametrize("radius", [1, 2, 4])
+def test_morphology_matches_skimage_border_semantics(radius: int) -> None:
+    """Erosion sees 1 outside the image, dilation sees 0 (scipy with explicit border values)."""
+    rng = np.random.default_rng(8 + radius)
+    footprint = disk(radius).astype(bool)
+    for threshold in (0.3, 0.5, 0.7):
+        binary = rng.random((30, 37)) > threshold
+        eroded = ndi.binary_erosion(binary, footprint, border_value=1)
+        dilated = ndi.binary_dilation(binary, footprint, border_value=0)
+        assert np.array_equal(binary_erosion(binary, radius), eroded)
+        assert np.array_equal(binary_dilation(binary, radius), dilated)
+        opened = ndi.binary_dilation(eroded, footprint, border_value=0)
+        closed = ndi.binary_erosion(dilated, footprint, border_value=1)
+        assert np.array_equal(binary_opening(binary, radius), opened)
+        assert np.array_equal(binary_closing(binary, radius), closed)
+
+
+def test_border_does_not_erode_or_dilate() -> None:
+    ones = np.ones((12, 12), dtype=bool)
+    assert binary_erosion(ones, 3).all() and binary_opening(ones, 3).all()
+    zeros = np.zeros((12, 12), dtype=bool)
+    assert not binary_dilation(zeros, 3).any() and not binary_closing(zeros, 3).any()
+    # A half-plane of 1s touching the border keeps its border pixels through an opening
+    half = np.zeros((12, 12), dtype=bool)
+    half[:, :6] = True
+    assert np.array_equal(binary_opening(half, 2), half)
+    assert np.array_equal(binary_closing(half, 2), half)
+    assert binary_erosion(binary_dilation(half, 0), 0).sum() == half.sum()  # radius 0 = identity
+
+
+def _blob_image() -> np.ndarray:
+    image = np.zeros((12, 12), dtype=bool)
+    image[1:3, 1:4] = True  # a 6-pixel region
+    image[6, 6] = image[7, 7] = True  # two 1-pixel regions touching only diagonally
+    image[9:12, 9:12] = True  # a 9-pixel region touching the border
+    return image
+
+
+def test_remove_small_objects_uses_strict_threshold_and_4_connectivity() -> None:
+    image = _blob_image()
+    kept = remove_small_objects(image, 6)  # 6 is not < 6: kept; the diagonal pair are 2 regions of 1
+    assert kept[1:3, 1:4].all() and not kept[6, 6] and not kept[7, 7] and kept[9:, 9:].all()
+    removed = remove_small_objects(image, 7)
+    assert not removed[1:3, 1:4].any() and removed[9:, 9:].all()
+    assert not remove_small_objects(image, 10).any()  # the border region is removed too
+    # With 8-connectivity the diagonal pair is one region of area 2
+    pair = remove_small_objects(image, 2, connectivity=8)
+    assert pair[6, 6] and pair[7, 7]
+    assert np.array_equal(remove_small_objects(image, 1), image)
+
+
+def test_fill_small_holes_is_the_dual() -> None:
+    image = ~_blob_image()
+    filled = fill_small_holes(image, 6)
+    assert not filled[1:3, 1:4].any() and filled[6, 6] and filled[7, 7]
+    assert np.array_equal(fill_small_holes(image, 7), ~remove_small_objects(~image, 7))
+    assert fill_small_holes(image, 7)[1:3, 1:4].all()
+
+
+def test_small_region_removal_both_polarities() -> None:
+    image = np.zeros((20, 20), dtype=bool)
+    image[:, 10:] = True
+    image[2:4, 2:4] = True  # 4-pixel island of 1s in the 0 half
+    image[15:18, 14:17] = False  # 9-pixel hole of 0s in the 1 half
+    threshold_fraction = 9.0 / 400.0  # threshold area = 9: the island (4) goes, the hole (9) stays
+    both = small_region_removal(image, threshold_fraction)
+    assert not both[2:4, 2:4].any() and not both[15:18, 14:17].any()
+    larger = small_region_removal(image, 10.0 / 400.0)
+    expected = np.zeros((20, 20), dtype=bool)
+    expected[:, 10:] = True
+    assert np.array_equal(larger, expected)
+    ones_only = small_region_removal(image, 10.0 / 400.0, polarity="ones")
+    assert not ones_only[2:4, 2:4].any() and not ones_only[15:18, 14:17].any()
+    zeros_only = small_region_removal(image, 10.0 / 400.0, polarity="zeros")
+    assert zeros_only[2:4, 2:4].all() and zeros_only[15:18, 14:17].all()
+
+
+def test_small_region_removal_labels() -> None:
+    index = np.zeros((20, 30), dtype=np.int32)
+    index[:, 10:20] = 1
+    index[:, 20:] = 2
+    index[5:7, 3:5] = 2  # 4 px of label 2 inside label 0
+    index[12, 14] = 0  # 1 px of label 0 inside label 1
+    index[15:18, 25:28] = 1  # 9 px of label 1 inside label 2
+    index[0, 9] = 1  # 1 px of label 1 4-connected to the label-1 band: part of a large region
+    cleaned = small_region_removal_labels(index, 9.0 / 600.0)  # threshold 9, strict
+    assert (cleaned[5:7, 3:5] == 0).all()
+    assert cleaned[12, 14] == 1
+    assert (cleaned[15:18, 25:28] == 1).all()  # area 9 is not < 9
+    assert cleaned[0, 9] == 1  # part of the large label-1 band (4-connected to it)
+    cleaned = small_region_removal_labels(index, 10.0 / 600.0)
+    expected = np.zeros((20, 30), dtype=np.int32)
+    expected[:, 10:20] = 1
+    expected[:, 20:] = 2
+    expected[0, 9] = 1
+    assert np.array_equal(cleaned, expected)
+    # 4-connectivity: two diagonal single pixels of label 3 are two regions of area 1
+    diagonal = np.zeros((10, 10), dtype=np.int32)
+    diagonal[4, 4] = diagonal[5, 5] = 3
+    assert not (small_region_removal_labels(diagonal, 2.0 / 100.0) == 3).any()
+    assert (small_region_removal_labels(diagonal, 2.0 / 100.0, connectivity=8) == 3).sum() == 2
+    # The island takes the label that surrounds most of it
+    mixed = np.zeros((10, 10), dtype=np.int32)
+    mixed[:, 5:] = 1
+    mixed[4, 5] = 2  # its outer ring holds five 1s and three 0s
+    assert small_region_removal_labels(mixed, 2.0 / 100.0)[4, 5] == 1
+    assert np.array_equal(small_region_removal_labels(mixed, 0.0), mixed)
+
+
+# ----------------------------------------------------------------------------- composition
+
+
+class _CountingStack:
+    """A stack wrapper counting how many times each frame is decoded."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.stack = Stack.from_arrays(frames)
+        self.loads = [0] * len(frames)
+
+    def __len__(self) -> int:
+        return len(self.stack)
+
+    def load(self, index: int, grey: bool = False) -> np.ndarray:
+        self.loads[index] += 1
+        return self.stack.load(index, grey)
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_compose_index_and_weights(colour: bool) -> None:
+    rng = np.random.default_rng(9)
+    shape = (6, 7, 3) if colour else (6, 7)
+    frames = [rng.random(shape).astype(np.float32) for _ in range(3)]
+    index = rng.integers(0, 3, size=(6, 7))
+    stack = _CountingStack(frames)
+    seen: list[int] = []
+    fused = compose_index(stack, index, on_frame=seen.append)  # type: ignore[arg-type]
+    expected = np.choose(index[..., None] if colour else index, frames)
+    np.testing.assert_array_equal(fused, expected)
+    assert stack.loads == [1, 1, 1] and seen == [0, 1, 2]
+
+    weights = [rng.random((6, 7)).astype(np.float32) for _ in range(3)]
+    total = sum(weights)
+    expand = (lambda w: w[..., None]) if colour else (lambda w: w)
+    expected_soft = sum(expand(w / total) * f for w, f in zip(weights, frames))
+    stack.loads = [0, 0, 0]
+    soft = compose_weights(stack, weights)  # type: ignore[arg-type]
+    np.testing.assert_allclose(soft, expected_soft, rtol=1e-5)
+    assert stack.loads == [1, 1, 1]
+    raw = compose_weights(stack, lambda i: weights[i], normalize=False)  # type: ignore[arg-type]
+    np.testing.assert_allclose(raw, sum(expand(w) * f for w, f in zip(weights, frames)), rtol=1e-5)
+
+    pair = compose_pair(frames[0], frames[1], weights[0])
+    np.testing.assert_allclose(pair, expand(weights[0]) * frames[0] + expand(1 - weights[0]) * frames[1], rtol=1e-6)
+
+
+def test_compose_respects_cancel() -> None:
+    stack = Stack.from_arrays([np.zeros((4, 4), np.float32)] * 2)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        compose_index(stack, np.zeros((4, 4), np.int32), cancel=token)
+    with pytest.raises(Cancelled):
+        compose_weights(stack, [np.ones((4, 4))] * 2, cancel=token)
