@@ -24,7 +24,7 @@ def draw_icon(size: int = SIZE) -> Image.Image:
         layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
         offset = (2 - step) * 34 * scale
         box = (110 * scale + offset, 150 * scale - offset, 330 * scale + offset, 370 * scale - offset)
-        ImageDraw.Draw(layer).rounded_rectangle(box, radius=24 * scale, outline=colour + (255,),
+        ImageDraw.Draw(layer).rounded_rectangle(box, radius=24 * scale, outline=(*colour, 255),
                                                 width=max(int(14 * scale), 1))
         if blur:
             layer = layer.filter(ImageFilter.GaussianBlur(blur * scale))
