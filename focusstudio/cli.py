@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     gui = sub.add_parser("gui", help="open the FocusStudio window (optionally with files or a folder)")
     gui.add_argument("paths", nargs="*", metavar="PATH")
+    gui.add_argument("-m", "--method", help="choose this method in the window")
+    gui.add_argument("--overlay", metavar="MAPNAME", help="with --screenshot: the map overlaid on the result")
+    gui.add_argument(
+        "--screenshot",
+        metavar="OUT.png",
+        help="open PATH, fuse through the real worker, save a screenshot of the window and exit",
+    )
     return parser
 
 
@@ -128,7 +135,9 @@ def _add_method_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="set a method parameter (repeatable; 'focusstudio methods' lists them)",
     )
-    parser.add_argument("--weights", metavar="PATH", help="run the method with this checkpoint")
+    parser.add_argument("--weights", metavar="PATH|NAME",
+                        help="run the method with this checkpoint, or installed weights by name "
+                        "('focusstudio methods' lists them)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
 
 
@@ -227,7 +236,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from focusstudio.core.methods.registry import get_method, list_methods
+    from focusstudio.core.weights import list_installed_weights
 
+    installed = list_installed_weights()
     entries = []
     for name in list_methods():
         method = get_method(name)
@@ -241,6 +252,10 @@ def cmd_methods(args: argparse.Namespace) -> int:
                 "available": available,
                 "reason": reason,
                 "weights": method.weights_label(),
+                "installed_weights": [
+                    {"name": w.name, "source": w.source, "path": str(w.path), "summary": w.summary}
+                    for w in installed if w.method == name
+                ],
                 "decodes_directly": method.decodes_directly,
                 "maps": list(method.map_names),
                 "params": [spec.to_json() for spec in method.params],
@@ -253,6 +268,9 @@ def cmd_methods(args: argparse.Namespace) -> int:
         state = "ready" if entry["available"] else f"unavailable: {entry['reason']}"
         print(f"{entry['name']:<10} {entry['title']} [{entry['family']}; {state}]")
         print(f"           {entry['description']}")
+        if entry["installed_weights"]:
+            names = ", ".join(f"{w['name']} ({w['source']})" for w in entry["installed_weights"])
+            print(f"           weights (--weights NAME): {names}")
         for spec in entry["params"]:
             bounds = ""
             if "choices" in spec:
@@ -339,7 +357,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         raise FocusStudioError(
             f"the window needs the GUI extra (pip install 'focusstudio[gui]'): {error}"
         ) from None
-    return gui_main(list(args.paths))
+    return gui_main(list(args.paths), method=args.method, overlay=args.overlay, screenshot=args.screenshot)
 
 
 def cmd_self_test(args: argparse.Namespace) -> int:

@@ -1,6 +1,12 @@
 ; Inno Setup script: wraps dist\FocusStudio (the one-folder PyInstaller bundle) into an installer.
 ; Build: ISCC.exe packaging\windows\focusstudio.iss  (after packaging\windows\build.ps1)
-#define AppVersion "0.1.0"
+; build.ps1 passes /DAppVersion=<focusstudio.__version__> and /DFlavourSuffix=-cuda for the GPU build.
+#ifndef AppVersion
+  #define AppVersion "0.1.0"
+#endif
+#ifndef FlavourSuffix
+  #define FlavourSuffix ""
+#endif
 [Setup]
 AppId={{6F1E2C1B-6B1B-4C55-9A3E-4F0C5A2F6D11}
 AppName=FocusStudio
@@ -9,7 +15,7 @@ AppPublisher=FocusStudio
 DefaultDirName={autopf}\FocusStudio
 DefaultGroupName=FocusStudio
 OutputDir=..\..\dist
-OutputBaseFilename=FocusStudio-{#AppVersion}-windows-x64-setup
+OutputBaseFilename=FocusStudio-{#AppVersion}-windows-x64{#FlavourSuffix}-setup
 Compression=lzma2
 SolidCompression=yes
 ArchitecturesInstallIn64BitMode=x64compatible

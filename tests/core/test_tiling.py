@@ -13,6 +13,7 @@ import pytest
 from focusstudio.core import tiling
 from focusstudio.core.methods.sf import pixel_activity
 from focusstudio.core.methods.tiling import Tile
+from focusstudio.core.ops.box import box_sum_exact_np, box_sum_np
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guided_filter_np
 from focusstudio.core.ops.spatial_frequency import spatial_frequency_np
 from focusstudio.core.pipeline import fuse
@@ -76,9 +77,8 @@ def test_tiled_spatial_frequency_activity_equals_untiled(tile_size: int) -> None
         tile_size=tile_size,
     )
     assert tiled.dtype == untiled.dtype == np.float64
-    # cv2's box filter keeps running sums, whose rounding depends on where a window starts:
-    # tiles agree with the whole frame to the last few bits, not bit for bit.
-    np.testing.assert_allclose(tiled, untiled, rtol=1e-12, atol=1e-12)
+    # The activity's window sums are exact (fixed point), so tiles agree bit for bit.
+    np.testing.assert_array_equal(tiled, untiled)
     # The decision built on it (which of two frames is sharper) is identical.
     other = _texture(1)
     other_untiled = pixel_activity(other, radius, mask)
@@ -87,6 +87,19 @@ def test_tiled_spatial_frequency_activity_equals_untiled(tile_size: int) -> None
         halo=radius + 1, bytes_per_pixel=48, tile_size=tile_size,
     )
     np.testing.assert_array_equal(tiled > other_tiled, untiled > other_untiled)
+
+
+def test_exact_box_sum_matches_the_float_box_sum_and_has_no_residue() -> None:
+    values = _texture(8).astype(np.float64) ** 2
+    values[20:40, 30:60] = 0.0  # a flat area
+    exact = box_sum_exact_np(values, 4)
+    np.testing.assert_allclose(exact, box_sum_np(values, 4), rtol=1e-10, atol=1e-10)
+    # The float running sum leaves residue in the flat area; the exact one gives true zeros, and
+    # a window's sum does not depend on what precedes it.
+    assert (exact[24:36, 34:56] == 0.0).all()
+    np.testing.assert_array_equal(box_sum_exact_np(values[10:, 13:], 4)[10:-5, 10:-5], exact[20:-5, 23:-5])
+    with pytest.raises(ValueError, match="overflow"):
+        box_sum_exact_np(values * 1e6, 4)
 
 
 def test_halo_smaller_than_the_receptive_field_is_not_exact() -> None:

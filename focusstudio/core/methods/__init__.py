@@ -6,6 +6,11 @@ __all__ = ["get_method", "list_methods", "register"]
 
 # Method modules register themselves on import. Keep this list explicit: no directory scanning.
 # (Each import is placed after the registry import on purpose.)
+from focusstudio.core.methods import gacn as _gacn  # noqa: F401
 from focusstudio.core.methods import gff as _gff  # noqa: F401
 from focusstudio.core.methods import laplacian as _laplacian  # noqa: F401
+from focusstudio.core.methods import mfifgan as _mfifgan  # noqa: F401
+from focusstudio.core.methods import sesf as _sesf  # noqa: F401
 from focusstudio.core.methods import sf as _sf  # noqa: F401
+from focusstudio.core.methods import twostream as _twostream  # noqa: F401
+from focusstudio.core.methods import ufa as _ufa  # noqa: F401

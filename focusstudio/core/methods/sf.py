@@ -44,7 +44,7 @@ import numpy as np
 from focusstudio.core.methods._classical import compose_selected_steps, compose_weighted_steps, load_checked
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
-from focusstudio.core.ops.box import box_sum_np
+from focusstudio.core.ops.box import box_sum_exact_np
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.morphology import (
     binary_closing,
@@ -80,11 +80,15 @@ def energy_mask(valid_mask: np.ndarray | None) -> np.ndarray | None:
 
 
 def pixel_activity(grey: np.ndarray, radius: int, mask: np.ndarray | None) -> np.ndarray:
-    """Window sum of squared differences (float64; SF without the monotone sqrt/normalisation)."""
+    """Window sum of squared differences (float64; SF without the monotone sqrt/normalisation).
+
+    The window sum is exact (fixed point, :func:`box_sum_exact_np`): ties between frames are real
+    ties (flat areas sum to exactly 0), and a frame processed in tiles gives the same activity.
+    """
     energy = squared_differences_np(grey)
     if mask is not None:
         energy[~mask] = 0.0
-    return box_sum_np(energy, radius)
+    return box_sum_exact_np(energy, radius)
 
 
 #: Float64 working set of :func:`pixel_activity` per pixel (differences, energy, window sums).

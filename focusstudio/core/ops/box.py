@@ -25,6 +25,47 @@ def box_sum_np(image: np.ndarray, radius: int) -> np.ndarray:
     )
 
 
+#: Fraction bits of the fixed-point grid :func:`box_sum_exact_np` rounds to (2⁻⁴⁶ ≈ 1.4e-14).
+EXACT_FRACTION_BITS = 46
+
+
+def box_sum_exact_np(image: np.ndarray, radius: int, fraction_bits: int = EXACT_FRACTION_BITS) -> np.ndarray:
+    """:func:`box_sum_np` of an H×W array, computed exactly on a fixed-point grid (float64 out).
+
+    The values are rounded to multiples of 2^-``fraction_bits`` and summed as int64, so a
+    window's sum depends only on the values inside it. Floating running sums (cv2.boxFilter)
+    carry rounding residue along a row or column: equal windows then get sums that differ in the
+    last bits depending on what came before them, which decides exact ties (flat areas, identical
+    frames) arbitrarily and makes a tile's result differ from the whole frame's. Here a flat window
+    sums to exactly 0, equal windows to exactly the same value, and tiled equals untiled.
+
+    Raises ValueError when a window sum could overflow int64 (values too large for the grid).
+    """
+    if image.ndim != 2:
+        raise ValueError(f"box_sum_exact_np needs an H×W array, got shape {image.shape}")
+    size = 2 * radius + 1
+    scale = float(2**fraction_bits)
+    largest = float(np.abs(image).max()) if image.size else 0.0
+    if largest * scale * size * size >= 2.0**62:
+        raise ValueError(f"values up to {largest:g} overflow a {size}×{size} exact box sum")
+    fixed = np.rint(image.astype(np.float64, copy=False) * scale).astype(np.int64)
+    sums = _exact_window_sum(_exact_window_sum(fixed, radius, axis=1), radius, axis=0)
+    return sums.astype(np.float64) / scale
+
+
+def _exact_window_sum(values: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Zero-padded (2r+1) window sums of int64 ``values`` along ``axis`` via a cumulative sum."""
+    length = values.shape[axis]
+    padded_shape = list(values.shape)
+    padded_shape[axis] = length + 1
+    cumulative = np.zeros(padded_shape, dtype=np.int64)
+    np.cumsum(values, axis=axis, out=cumulative[(slice(None),) * axis + (slice(1, None),)])
+    positions = np.arange(length)
+    upper = np.minimum(positions + radius + 1, length)
+    lower = np.maximum(positions - radius, 0)
+    return np.take(cumulative, upper, axis=axis) - np.take(cumulative, lower, axis=axis)
+
+
 def box_mean_np(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over the in-image part of a (2r+1)² window (border-count normalisation)."""
     height, width = image.shape[:2]

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): speed, peak memory and quality, printed as comparable numbers."""

@@ -1,0 +1,85 @@
+"""GACN on N-frame stacks: decision calibration vs serial pairwise fusion (time and ratio).
+
+    python -m benchmarks.bench_calibration                     # N = 2, 4, 8, 16 of macro_dsc_28
+    python -m benchmarks.bench_calibration --frames 2 4 --scale 0.5 --runs 3
+
+Calibration runs the feature path once per frame and the decision path once per pair
+(reference, j); serial runs the whole network N − 1 times on (running result, next frame). The
+paper reports 30 % saved; the saving is bounded by the feature path's share of a pair's cost,
+since the decision path (54 k of the 69 k parameters, at full resolution) runs N − 1 times in both.
+Frames are spread evenly over the 28-frame ``macro_dsc_28`` stack (750×500) or, without the shared
+data, a synthetic stack of the same size. Weights: as in :mod:`benchmarks.bench_deep_methods`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.bench_deep_methods import weights_for
+from benchmarks.common import SHARED_DIR
+
+STACK = SHARED_DIR / "stacks" / "macro_dsc_28"
+
+
+def load_frames(count: int, scale: float) -> list[np.ndarray]:
+    import cv2
+    from PIL import Image
+
+    paths = sorted(STACK.glob("frame_*")) if STACK.is_dir() else []
+    if paths:
+        chosen = [paths[round(i * (len(paths) - 1) / max(count - 1, 1))] for i in range(count)]
+        frames = [np.asarray(Image.open(p).convert("RGB")) for p in chosen]
+    else:
+        rng = np.random.default_rng(0)
+        base = (rng.random((500, 750, 3)) * 255).astype(np.uint8)
+        frames = [cv2.GaussianBlur(base, (0, 0), 0.5 + i) for i in range(count)]
+    if scale != 1.0:
+        frames = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in frames]
+    return frames
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, nargs="+", default=[2, 4, 8, 16])
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--scale", type=float, default=1.0, help="resize the frames first")
+    parser.add_argument("--weights-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from focusstudio.core.pipeline import fuse
+    from focusstudio.core.types import Stack
+
+    with tempfile.TemporaryDirectory() as scratch:
+        weights, label = weights_for("gacn", args.weights_dir, Path(scratch))
+        print(f"weights: {label}")
+        print(f"{'N':>3} {'size':>9} {'calibration s':>14} {'serial s':>9} {'ratio':>6} {'saved':>6}")
+        for count in args.frames:
+            frames = load_frames(count, args.scale)
+            stack = Stack.from_arrays(frames)
+            timings: dict[str, float] = {}
+            for strategy in ("calibration", "serial"):
+                walls = []
+                for _ in range(args.runs):
+                    start = time.perf_counter()
+                    fuse(stack, "gacn", {"strategy": strategy}, weights=weights, device="cpu")
+                    walls.append(time.perf_counter() - start)
+                timings[strategy] = statistics.median(walls)
+            ratio = timings["calibration"] / timings["serial"]
+            height, width = stack.shape
+            calibration, serial = timings["calibration"], timings["serial"]
+            print(f"{count:>3} {width:>4}×{height:<4} {calibration:>14.2f} {serial:>9.2f} "
+                  f"{ratio:>6.2f} {100 * (1 - ratio):>5.0f}%", flush=True)
+    print(f"(1-minute load average at the end: {os.getloadavg()[0]:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""End-to-end time of SESF-Fuse and GACN on a 520×520 colour pair (median of several runs).
+
+    python -m benchmarks.bench_deep_methods                       # both methods, 7 runs each
+    python -m benchmarks.bench_deep_methods --methods sesf --runs 11 --profile
+
+End to end = ``focusstudio.core.pipeline.fuse`` on an in-memory stack: grey conversion, network,
+post-processing and composition (file decoding excluded). Weights: ``--weights-dir`` (files
+``sesf*.p*``/``gacn*.p*``), else the authors' checkpoints in ``../shared/official`` when present,
+else our shipped weights, else a random initialisation (the cost does not depend on the values).
+Both wall and process CPU time are printed with the 1-minute load average: on a shared machine
+the wall time is inflated by other jobs (CPU ≈ 2 × wall means both cores were ours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import SHARED_DIR
+
+OFFICIAL = SHARED_DIR / "official"
+OFFICIAL_CHECKPOINTS = {"sesf": "sesf_fuse_official.pkl", "gacn": "gacn_official.pkl"}
+PAIR = "color_lytro_01"
+
+
+def load_pair() -> list[np.ndarray]:
+    """The Lytro pair the authors' timings used, or a synthetic pair of the same size."""
+    from PIL import Image
+
+    first, second = OFFICIAL / "inputs" / f"{PAIR}_1.png", OFFICIAL / "inputs" / f"{PAIR}_2.png"
+    if first.is_file() and second.is_file():
+        return [np.asarray(Image.open(first)), np.asarray(Image.open(second))]
+    rng = np.random.default_rng(0)
+    base = (rng.random((520, 520, 3)) * 255).astype(np.uint8)
+    return [base, base[::-1].copy()]
+
+
+def weights_for(method: str, folder: Path | None, scratch: Path) -> tuple[Path | None, str]:
+    if folder is not None:
+        found = sorted(folder.glob(f"{method}*.p*"))
+        if found:
+            return found[0], str(found[0])
+    official = OFFICIAL / "checkpoints" / OFFICIAL_CHECKPOINTS[method]
+    if official.is_file():
+        return official, "authors' checkpoint"
+    from focusstudio.core.weights import weights_availability
+
+    if weights_availability(method)[0]:
+        return None, "shipped weights"
+    import torch
+
+    from focusstudio.core.methods.archs import build_network
+
+    path = scratch / f"{method}_random.pt"
+    torch.manual_seed(0)
+    network = build_network(method)
+    torch.save({"state_dict": network.state_dict(), "arch": network.arch_config()}, path)
+    return path, "random initialisation"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=["sesf", "gacn"])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--weights-dir", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true", help="print the analyze/finish split")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from focusstudio.core.pipeline import fuse
+    from focusstudio.core.types import Stack
+
+    stack = Stack.from_arrays(load_pair(), names=["a", "b"])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"pair {stack.shape[1]}×{stack.shape[0]} colour")
+    with tempfile.TemporaryDirectory() as scratch:
+        for method in args.methods:
+            weights, label = weights_for(method, args.weights_dir, Path(scratch))
+            fuse(stack, method, weights=weights, device="cpu")  # warm-up: imports, weights, allocator
+            walls, cpus, splits = [], [], []
+            for _ in range(args.runs):
+                wall, cpu = time.perf_counter(), time.process_time()
+                result = fuse(stack, method, weights=weights, device="cpu")
+                walls.append(time.perf_counter() - wall)
+                cpus.append(time.process_time() - cpu)
+                splits.append((result.timings.get("analyze", 0.0), result.timings.get("finish", 0.0)))
+            load = os.getloadavg()[0]
+            print(f"{method:5s} median wall {statistics.median(walls):.3f} s (min {min(walls):.3f}), "
+                  f"median CPU {statistics.median(cpus):.3f} s, load {load:.1f}, weights: {label}")
+            if args.profile:
+                analyze = statistics.median(s[0] for s in splits)
+                finish = statistics.median(s[1] for s in splits)
+                print(f"      analyze {analyze:.3f} s, finish {finish:.3f} s (medians)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Responsiveness of the FocusStudio window: GUI-thread stalls while a big stack loads and fuses,
+and the latency of live post-processing updates.
+
+    QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency
+    QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency --preset small --live-size 1024
+
+Stalls: a 10 ms timer on the GUI thread records how late it fires (see
+``focusstudio.gui.latency.EventLoopProbe``) from the moment the folder is opened until the fused
+result is on screen. Live latency: after a full ``sf`` fusion of a 2-frame colour stack of
+``--live-size``² pixels, a post-processing parameter is changed repeatedly; each update is timed
+from the change to the new result on screen (the 150 ms debounce included), next to the time the
+post-processing itself took in the worker.
+
+Not a test: numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from benchmarks.bench_stacks import PRESETS, StackSpec, build_stack
+from focusstudio.gui.main_window import LIVE_DEBOUNCE_MS
+
+
+def _wait(signal: Any, timeout_s: float, failed: Any = None) -> list[Any]:
+    """Run the event loop until ``signal`` fires; returns its arguments (raises on failure/timeout)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    received: list[Any] = []
+    errors: list[str] = []
+
+    def on_signal(*args: Any) -> None:
+        received.extend(args)
+        loop.quit()
+
+    def on_failed(message: str) -> None:
+        errors.append(message)
+        loop.quit()
+
+    signal.connect(on_signal)
+    if failed is not None:
+        failed.connect(on_failed)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    signal.disconnect(on_signal)
+    if failed is not None:
+        failed.disconnect(on_failed)
+    if errors:
+        raise RuntimeError(errors[0])
+    return received
+
+
+class StallWatchdog:
+    """A thread that notes where the GUI thread is whenever its probe has not ticked for a while.
+
+    When the GUI thread is busy in our code, the stack names the slow function; when it sits in
+    the event loop (``exec``) it was ready but did not get the CPU or the GIL (another thread held it).
+    """
+
+    def __init__(self, probe: Any, threshold_s: float = 0.08) -> None:
+        import threading
+
+        self.probe = probe
+        self.threshold = threshold_s
+        self.samples: dict[str, int] = {}
+        self.workers: dict[str, int] = {}
+        self._main = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import traceback
+
+        while not self._stop.wait(0.02):
+            if time.perf_counter() - self.probe.last_tick < self.threshold:
+                continue
+            frames = sys._current_frames()
+            frame = frames.get(self._main)
+            if frame is None:
+                continue
+            where = " < ".join(
+                f"{Path(entry.filename).name}:{entry.name}" for entry in reversed(traceback.extract_stack(frame)[-4:])
+            )
+            self.samples[where] = self.samples.get(where, 0) + 1
+            # What the other threads were doing then (a worker holding the GIL shows up here).
+            for ident, other in frames.items():
+                if ident in (self._main, self._thread.ident):
+                    continue
+                top = traceback.extract_stack(other)[-2:]
+                key = " < ".join(f"{Path(entry.filename).name}:{entry.name}" for entry in reversed(top))
+                self.workers[key] = self.workers.get(key, 0) + 1
+
+    @staticmethod
+    def top(samples: dict[str, int], count: int = 5) -> list[str]:
+        ranked = sorted(samples.items(), key=lambda item: -item[1])[:count]
+        return [f"{hits}× {where}" for where, hits in ranked]
+
+
+def make_window(folder: Path) -> Any:
+    from focusstudio.gui.main_window import MainWindow
+    from focusstudio.gui.settings import AppSettings, PresetStore
+
+    window = MainWindow(AppSettings(folder / "settings.ini"), PresetStore(folder / "presets.json"))
+    window.metrics_panel.auto.setChecked(False)  # measure the fusion, not the metrics competing for the CPU
+    window.show()
+    return window
+
+
+def measure_stalls(frames: list[Path], method: str, scratch: Path) -> dict[str, Any]:
+    from focusstudio.gui.latency import EventLoopProbe
+
+    window = make_window(scratch)
+    window.select_method(method)
+    probe = EventLoopProbe(10)
+    probe.start()
+    watchdog = StallWatchdog(probe)
+    watchdog.start()
+    started = time.perf_counter()
+    window.open_paths([str(path) for path in frames])  # the frames, not the ground truth beside them
+    _wait(window.stackLoaded, 600, window.jobFailed)
+    loaded = time.perf_counter()
+    window.fuse()
+    _wait(window.resultReady, 1800, window.jobFailed)
+    fused = time.perf_counter()
+    _wait(window.resultReady, 0.5)  # let the display settle (repaints, frame decoding)
+    probe.stop()
+    watchdog.stop()
+    stack = window.loaded_stack
+    window.close()
+    return {
+        "stack": f"{len(stack)} frames {stack.shape[1]}x{stack.shape[0]} {stack.dtype}",
+        "method": method,
+        "open_seconds": round(loaded - started, 2),
+        "fuse_seconds": round(fused - loaded, 2),
+        "ticks": len(probe.stalls),
+        "longest_stall_ms": round(probe.longest_ms, 1),
+        "p99_stall_ms": round(probe.percentile_ms(0.99), 1),
+        "median_stall_ms": round(probe.percentile_ms(0.5), 2),
+        "stalls_over_100ms": sum(stall > 0.1 for stall in probe.stalls),
+        "gui_thread_during_stalls": watchdog.top(watchdog.samples),
+        "other_threads_during_stalls": watchdog.top(watchdog.workers),
+    }
+
+
+def measure_live(size: int, repeats: int, cache: Path, scratch: Path) -> dict[str, Any]:
+    frames, _ = build_stack(StackSpec(size, size, 2, "uint8", "png"), cache)
+    window = make_window(scratch)
+    window.select_method("sf")
+    window.open_paths([str(path) for path in frames])
+    _wait(window.stackLoaded, 120, window.jobFailed)
+    window.fuse()
+    _wait(window.resultReady, 600, window.jobFailed)
+    window.state.show_only("decision")
+    latencies: list[float] = []
+    finish: list[float] = []
+    overhead: list[float] = []
+    for step in range(repeats):
+        # Alternate between values so every change is a real change of the post-processing.
+        window.param_form.set_values({"gf_radius": 4 + 2 * (step % 4) + 1, "morphology_radius": 3 + step % 3})
+        latencies.append(float(_wait(window.liveUpdated, 60, window.jobFailed)[0]))
+        outcome = window.results["A"]
+        finish.append(outcome.result.timings["finish"] * 1000.0)
+        # What the window adds: queueing, signal delivery and drawing (not the debounce, not the worker).
+        overhead.append(latencies[-1] - LIVE_DEBOUNCE_MS - outcome.worker_seconds * 1000.0)
+        assert window.results["A"].reused_analysis
+    window.close()
+    return {
+        "stack": f"2 frames {size}x{size} RGB uint8 ({size * size / 1e6:.2f} MP)",
+        "updates": repeats,
+        "median_latency_ms": round(statistics.median(latencies), 1),
+        "max_latency_ms": round(max(latencies), 1),
+        "median_postprocessing_ms": round(statistics.median(finish), 1),
+        "median_window_overhead_ms": round(statistics.median(overhead), 1),
+        "debounce_ms": LIVE_DEBOUNCE_MS,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="tiff16-2700x1800-20", choices=sorted(PRESETS))
+    parser.add_argument("--method", default="sf")
+    parser.add_argument("--live-size", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/focusstudio-bench"))
+    parser.add_argument("--skip-stalls", action="store_true", help="only measure live updates")
+    parser.add_argument("--skip-live", action="store_true", help="only measure stalls")
+    args = parser.parse_args(argv)
+
+    from focusstudio.gui.app import create_application
+
+    create_application()
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        if not args.skip_live:
+            report["live"] = measure_live(args.live_size, args.repeats, args.cache, Path(scratch))
+            print(json.dumps({"live": report["live"]}), flush=True)
+        if not args.skip_stalls:
+            frames, _ = build_stack(PRESETS[args.preset], args.cache)
+            report["stalls"] = measure_stalls(frames, args.method, Path(scratch))
+            print(json.dumps({"stalls": report["stalls"]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""Plumbing shared by the pairwise deep methods (MFIF-GAN, UFA-Fuse, two-stream): loading a
+checkpoint into a network, numpy ↔ torch, and the serial N-frame strategy.
+
+Checkpoint formats accepted (all read with ``torch.load(weights_only=True)`` through
+:func:`focusstudio.core.methods.archs.read_checkpoint`):
+
+* ours, written by the trainer: ``{"arch": <method>, "config": {...}, "state_dict": ...}`` —
+  ``config`` holds the constructor arguments, so a narrower trained configuration rebuilds itself
+  (``{"state_dict": ..., "arch": {"name": <method>, ...}}`` is read as well);
+* a plain state_dict with our key names (default configuration, or the one its shapes imply);
+* an authors' release, recognised and translated by the method (UFA-Fuse v1).
+
+Weights are found by :func:`focusstudio.core.weights.resolve_weights` (``weights/<method>.pt``
+and its manifest entry, or the user's ``--weights PATH``) and checked against the manifest's
+sha256 by :func:`focusstudio.core.weights.check_digest`.
+
+Serial strategy for N > 2 frames (SESF-Fuse's, REFERENCE-NOTES §7.2.5): the running result is
+fused with the next frame, N − 1 times. For decision-map methods the running result is composed
+by hard selection from source pixels, so an index map of the source frame of every pixel is kept.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from focusstudio.core.errors import InputError, WeightsError
+from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.ops.morphology import small_region_removal
+from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange
+from focusstudio.core.types import FusionMap, FusionResult, Stack
+from focusstudio.core.weights import WeightsChoice, check_digest, resolve_weights, weights_availability
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+#: Builds the network from the stored ``arch`` mapping (missing keys = the default size).
+NetworkBuilder = Callable[[Mapping[str, Any]], "nn.Module"]
+#: Recognises an authors' state dict and returns (our state dict, arch) — or None if not theirs.
+OfficialConverter = Callable[[Mapping[str, Any]], "tuple[dict[str, torch.Tensor], dict[str, Any]] | None"]
+#: Reads the configuration (``arch``) of a bare state dict of ours from its tensor shapes.
+ArchInference = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LoadedNetwork:
+    network: nn.Module  # eval mode, on the CPU (callers move it)
+    choice: WeightsChoice
+    kind: str  # "focusstudio", "state_dict" or "official"
+    arch: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return self.choice.label + (" [authors' release]" if self.kind == "official" else "")
+
+
+_CACHE: dict[tuple[str, str, int, int], LoadedNetwork] = {}
+
+
+def load_checkpoint_network(
+    method: str,
+    override: Path | None,
+    build: NetworkBuilder,
+    convert_official: OfficialConverter | None = None,
+    infer_arch: ArchInference | None = None,
+) -> LoadedNetwork:
+    """The network of ``method`` with the weights ``override`` names (or the shipped ones)."""
+    from focusstudio.core.methods.archs import read_checkpoint
+
+    choice = resolve_weights(method, override)
+    stat = choice.path.stat()
+    key = (method, str(choice.path.resolve()), stat.st_size, stat.st_mtime_ns)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    check_digest(choice)
+    checkpoint = read_checkpoint(choice.path)
+    if not isinstance(checkpoint, Mapping):
+        raise WeightsError(f"not a {method} checkpoint (a {type(checkpoint).__name__})", choice.path)
+    arch: dict[str, Any] = {}
+    if "state_dict" in checkpoint and isinstance(checkpoint["state_dict"], Mapping):
+        state = dict(checkpoint["state_dict"])
+        name, arch = _stored_arch(checkpoint)
+        if name not in (None, method):
+            raise WeightsError(f"these are {name} weights, not {method}", choice.path)
+        kind = "focusstudio"
+    else:
+        state, kind = dict(checkpoint), "state_dict"
+    if not state or not all(_is_tensor(v) for v in state.values()):
+        raise WeightsError(f"not a {method} checkpoint (no tensors in its state dict)", choice.path)
+    official = convert_official(state) if convert_official is not None else None
+    if official is not None:
+        state, official_arch = official
+        arch = {**official_arch, **arch}
+        kind = "official"
+    elif kind == "state_dict" and infer_arch is not None:
+        arch = infer_arch(state)
+    network = build(arch)
+    fit_state_dict(network, state, method, choice.path)
+    network.eval()
+    loaded = LoadedNetwork(network, choice, kind, arch)
+    if len(_CACHE) >= 6:
+        _CACHE.clear()
+    _CACHE[key] = loaded
+    return loaded
+
+
+def _stored_arch(checkpoint: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(method name, constructor arguments) of a checkpoint of ours.
+
+    The trainer writes ``{"arch": "<method>", "config": {...}}``
+    (:func:`focusstudio.core.training.manifest.save_weights`); ``{"arch": {"name": ..., ...}}`` is
+    accepted too. Builders pick the keys they know, so bookkeeping entries may stay.
+    """
+    stored = checkpoint.get("arch")
+    if isinstance(stored, Mapping):
+        config = dict(stored)
+        return (str(config["name"]) if config.get("name") is not None else None), config
+    config = dict(checkpoint["config"]) if isinstance(checkpoint.get("config"), Mapping) else {}
+    name = stored if isinstance(stored, str) else config.get("method")
+    return (str(name) if name is not None else None), config
+
+
+def _is_tensor(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def fit_state_dict(network: nn.Module, state: Mapping[str, Any], method: str, path: Path) -> None:
+    """Load ``state`` strictly, with a one-line error naming the first mismatch."""
+    expected = network.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise WeightsError(f"does not fit the {method} network ({detail})", path)
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            shapes = f"{tuple(value.shape)} vs {tuple(expected[key].shape)}"
+            raise WeightsError(f"does not fit the {method} network ({key}: {shapes})", path)
+    network.load_state_dict(state, strict=True)
+
+
+# --------------------------------------------------------------------------- numpy ↔ torch
+def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
+    """H×W or H×W×C float32 → 1×C×H×W on ``device``."""
+    import torch
+
+    array = image[None, None] if image.ndim == 2 else np.ascontiguousarray(image.transpose(2, 0, 1))[None]
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """1×C×H×W → H×W (C = 1) or H×W×C float32 on the CPU."""
+    array = tensor.detach().float().cpu().numpy()[0]
+    return array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad bottom/right by edge replication so both sides are multiples of ``multiple``."""
+    height, width = image.shape[:2]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image
+    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, widths, mode="edge")
+
+
+def load_frame(stack: Stack, index: int, grey: bool = False) -> np.ndarray:
+    """Frame ``index``; a frame whose size differs from the stack's is an input error."""
+    frame = stack.load(index, grey=grey)
+    if frame.shape[:2] != stack.shape:
+        info = stack.frames[index]
+        raise InputError(
+            f"frame size {frame.shape[1]}×{frame.shape[0]} differs from the stack's "
+            f"{stack.shape[1]}×{stack.shape[0]}",
+            info.path or info.name,
+        )
+    return frame
+
+
+# --------------------------------------------------------------------------- serial strategy
+#: Runs the network on (running result, next frame) and returns its map; progress over ``range``.
+PairPredictor = Callable[[np.ndarray, np.ndarray, ProgressRange], Generator[ProgressEvent, None, np.ndarray]]
+
+
+@dataclass
+class SerialChain:
+    """What the serial decision strategy produced."""
+
+    soft_maps: list[np.ndarray]  # per step j = 1..N−1: the network's weight of the running result
+    weights: list[np.ndarray]  # per step: the weight actually used (binary or soft)
+    image: np.ndarray  # the fused image (float32 [0, 1])
+    index: np.ndarray | None  # frame index of every pixel when every step was a hard selection
+
+
+def run_serial_decisions(
+    stack: Stack,
+    predict: PairPredictor,
+    decide: Callable[[np.ndarray], np.ndarray],
+    progress: ProgressRange,
+    cancel_check: Callable[[], None],
+    soft_maps: list[np.ndarray] | None = None,
+) -> Generator[ProgressEvent, None, SerialChain]:
+    """Fuse frames 0, 1, … serially: running = w·running + (1 − w)·frame_j, w = decide(map_j).
+
+    With ``soft_maps`` given (a cached chain) and N = 2 no network runs. For N > 2 the maps of
+    later steps depend on earlier decisions, so the network runs again from step 2 on.
+    """
+    count = len(stack)
+    running = load_frame(stack, 0)
+    index: np.ndarray | None = np.zeros(stack.shape, dtype=np.int32)
+    maps: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    for step in range(1, count):
+        cancel_check()
+        frame = load_frame(stack, step)
+        step_range = progress.sub((step - 1) / (count - 1), step / (count - 1))
+        if soft_maps is not None and step == 1:
+            soft = soft_maps[0]
+        else:
+            soft = yield from predict(running, frame, step_range)
+        weight = decide(soft).astype(np.float32, copy=False)
+        if index is not None and np.all((weight == 0.0) | (weight == 1.0)):
+            index = np.where(weight > 0.5, index, step).astype(np.int32)
+        else:
+            index = None
+        w = weight[..., None] if running.ndim == 3 else weight
+        running = (w * running + (1.0 - w) * frame).astype(np.float32)
+        maps.append(soft)
+        weights.append(weight)
+        yield step_range.event("fuse", 1.0, f"fused frame {step + 1} of {count}")
+    return SerialChain(maps, weights, running, index)
+
+
+# --------------------------------------------------------------------------- decision methods
+#: Per-step soft maps are exposed up to this many frames (one H×W float32 each).
+MAX_STEP_MAPS = 16
+
+
+def threshold_and_clean(
+    soft: np.ndarray, threshold: float, area_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(binary soft > threshold, float32 map after small-region removal in both polarities).
+
+    Small-region removal flips 4-connected 1-regions, then 0-regions, smaller than
+    ``area_fraction``·H·W (strict <); ``area_fraction = 0`` skips it.
+    """
+    raw = soft > threshold
+    cleaned = small_region_removal(raw, area_fraction, polarity="both", connectivity=4) if area_fraction > 0 else raw
+    return raw, cleaned.astype(np.float32)
+
+
+class SerialDecisionMethod(FusionMethod):
+    """A pairwise network predicting a soft map (weight of the first input), turned into a
+    decision by post-processing and applied to the source pixels; N frames serially.
+
+    Subclasses give the network loading, the pair prediction and the post-processing. The analysis
+    caches the whole serial chain together with the post-processing it was made with.
+    """
+
+    family = "deep"
+    #: Name and description of the network's soft map in the explanation maps.
+    soft_map_name: ClassVar[str] = "soft_map"
+    soft_map_description: ClassVar[str] = "Network output: weight of frame 0"
+
+    # -------------------------------------------------------------- to implement
+    @abstractmethod
+    def load(self, weights: Path | None) -> LoadedNetwork:
+        """The network with ``weights`` (None = shipped), eval mode, on the CPU."""
+
+    @abstractmethod
+    def predict_pair(
+        self, network: nn.Module, first: np.ndarray, second: np.ndarray, context: RunContext,
+        progress: ProgressRange,
+    ) -> Generator[ProgressEvent, None, np.ndarray]:
+        """The soft map (H×W float32, weight of ``first``) of one pair of float [0, 1] frames."""
+
+    @abstractmethod
+    def post_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The post-processing parameters the serial chain depends on."""
+
+    @abstractmethod
+    def decide(self, soft: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(binary map before clean-up, weight used for fusion) of one soft map."""
+
+    # -------------------------------------------------------------- shared
+    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
+        return weights_availability(self.name, weights)
+
+    def weights_label(self, weights: Path | None = None) -> str | None:
+        try:
+            return resolve_weights(self.name, weights).label
+        except WeightsError:
+            return None
+
+    def _chain(
+        self, stack: Stack, params: dict[str, Any], context: RunContext, cached: list[np.ndarray] | None
+    ) -> Generator[ProgressEvent, None, SerialChain]:
+        needs_network = cached is None or len(stack) > 2
+        network = self.load(context.weights).network.to(context.device) if needs_network else None
+
+        def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> Generator[
+            ProgressEvent, None, np.ndarray
+        ]:
+            assert network is not None
+            return (yield from self.predict_pair(network, first, second, context, progress))
+
+        return (
+            yield from run_serial_decisions(
+                stack, predict, lambda soft: self.decide(soft, params)[1], context.progress,
+                context.cancel.raise_if_cancelled, soft_maps=cached,
+            )
+        )
+
+    def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
+        label = self.load(context.weights).label
+        yield context.progress.event("analysis", 0.0, f"{self.title} on {context.device}")
+        chain = yield from self._chain(stack, params, context, None)
+        return Analysis(
+            self.name, self.analysis_params(params), data={"chain": chain, "post": self.post_params(params)},
+            weights=label, device=context.device,
+        )
+
+    def finish(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[FusionResult]:
+        chain: SerialChain = analysis.data["chain"]
+        if analysis.data["post"] != self.post_params(params):
+            # The cache was made with other post-processing. The first step's map stays valid;
+            # for N > 2 later steps see different running results, so the network runs again.
+            chain = yield from self._chain(stack, params, context, chain.soft_maps)
+            analysis.data.update(chain=chain, post=self.post_params(params))
+        maps = self.explanation_maps(chain, params, len(stack))
+        yield context.progress.event("compose", 1.0, "done")
+        return self.make_result(np.clip(chain.image, 0.0, 1.0), stack, params, maps, analysis)
+
+    def explanation_maps(self, chain: SerialChain, params: dict[str, Any], count: int) -> dict[str, FusionMap]:
+        """Two frames: the soft map, the binary map before and the decision after clean-up.
+        N frames: the soft map of every step (up to :data:`MAX_STEP_MAPS` frames) and the index map."""
+        maps: dict[str, FusionMap] = {}
+        name = self.soft_map_name
+        if count == 2:
+            soft = chain.soft_maps[0]
+            raw, decision = self.decide(soft, params)
+            maps[name] = FusionMap(name, "weight", soft, self.soft_map_description)
+            maps["decision_raw"] = FusionMap(
+                "decision_raw", "decision", raw.astype(np.float32),
+                f"{name} > {params['threshold']:g} (1 = frame 0), before clean-up",
+            )
+            maps["decision"] = FusionMap("decision", "decision", decision, "Weight of frame 0 used for fusion")
+        elif count <= MAX_STEP_MAPS:
+            for step, soft in enumerate(chain.soft_maps, start=1):
+                maps[f"{name}_{step}"] = FusionMap(
+                    f"{name}_{step}", "weight", soft,
+                    f"Step {step}: weight of the running result against frame {step}", frame=step,
+                )
+        if chain.index is not None:
+            maps["index"] = FusionMap("index", "index", chain.index, "Frame each pixel was taken from")
+        return maps

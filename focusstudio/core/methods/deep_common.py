@@ -1,0 +1,302 @@
+"""Inference machinery shared by SESF-Fuse and GACN: fast encoder forward, deep spatial
+frequency, tiling with exact channel-SE scales, frame loading and memory budgets.
+
+Exactness first: the decision rules are knife-edge (see :class:`FastEncoder`), so the fast paths
+keep the modules' arithmetic and only remove allocation and copy overhead.
+
+Tiling: the networks are local (3×3 convs, window sums, 7×7 sSE) except the channel SE of the
+encoder, which scales channels by a function of their *global* average. Tiles therefore get the
+whole image's cSE scales, computed beforehand by :func:`encoder_channel_scales` in one pass per
+encoder layer (each pass streams tiles and accumulates the layer's channel sums). With that, a
+tiled forward equals the untiled one up to float rounding, provided the tile halo covers the
+receptive field (see :func:`sesf_halo`, :meth:`GACNNet.receptive_radius`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from focusstudio.core.methods.archs.sesf_arch import ChannelSE, ConvBlock, DenseSEEncoder
+from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.tiling import Tile, fits_untiled, plan_tiles, tile_edge
+from focusstudio.core.ops.box import box_sum
+from focusstudio.core.progress import CancelToken
+from focusstudio.core.types import Stack
+
+
+# ---------------------------------------------------------------------------------------- frames
+def torch_device(context: RunContext) -> torch.device:
+    return torch.device(context.device)
+
+
+def exact_dtype(device: torch.device) -> torch.dtype:
+    """float64 where available (strict comparisons, guided filters on 0–255 guides)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def grey_frame(stack: Stack, index: int) -> np.ndarray:
+    """Frame ``index`` in grey (skimage rgb2gray weights, float32 [0, 1]), H×W."""
+    return np.ascontiguousarray(stack.load(index, grey=True), dtype=np.float32)
+
+
+def as_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """H×W numpy → 1×1×H×W float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """1×1×H×W (or H×W) tensor → float32 H×W numpy on the CPU."""
+    while tensor.ndim > 2:
+        tensor = tensor[0]
+    return tensor.detach().to("cpu", torch.float32).numpy()
+
+
+# ---------------------------------------------------------------------------------------- encoder
+class FastEncoder:
+    """Inference-only forward of a :class:`DenseSEEncoder` with the module's exact arithmetic.
+
+    The decision rules downstream are knife-edge (SESF's strict SF_1 > SF_2 in flat regions,
+    GACN's sigmoid(1000·x)), so this keeps the module's operations and their order — NCHW
+    convolution, ReLU, BatchNorm, channel mean, SE multiply — and only removes overhead: ReLU and
+    the SE multiply run in place, and every block writes straight into its slice of one
+    preallocated 64-channel buffer, whose leading channels are the next block's contiguous input
+    (no concatenation copies). Channels-last or a folded BN are faster by ~10 % but flip a few
+    near-tie pixels against the authors' outputs.
+    """
+
+    def __init__(self, encoder: DenseSEEncoder) -> None:
+        self.encoder = encoder
+        self.width = encoder.blocks[0].conv.out_channels
+        self.blocks: list[tuple[ConvBlock, ChannelSE]] = list(zip(encoder.blocks, encoder.se))
+
+    @property
+    def radius(self) -> int:
+        return self.encoder.radius
+
+    @property
+    def out_channels(self) -> int:
+        return self.encoder.out_channels
+
+    def _block(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """Block i's BatchNorm output (before the SE scaling)."""
+        block = self.blocks[i][0]
+        return block.bn(F.conv2d(x, block.conv.weight, block.conv.bias, padding=1).relu_())
+
+    def __call__(self, x: torch.Tensor, channel_scales: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """N×1×H×W → N×64×H×W; ``channel_scales`` (one N×16×1×1 per block) replace the cSE pooling."""
+        count, _, height, width = x.shape
+        out = torch.empty((count, self.out_channels, height, width), dtype=x.dtype, device=x.device)
+        for n in range(count):  # one image at a time keeps every channel prefix contiguous
+            buffer = out[n : n + 1]
+            current = x[n : n + 1]
+            for i, (_, se) in enumerate(self.blocks):
+                normalised = self._block(current, i)
+                scales = se.scales(normalised) if channel_scales is None else channel_scales[i][n : n + 1]
+                target = buffer[:, i * self.width : (i + 1) * self.width]
+                torch.mul(normalised, scales, out=target)
+                current = buffer[:, : (i + 1) * self.width]
+        return out
+
+    def pre_se_channel_sums(
+        self, x: torch.Tensor, layer: int, channel_scales: Sequence[torch.Tensor], core: tuple[slice, slice]
+    ) -> torch.Tensor:
+        """Σ over the ``core`` pixels of block ``layer``'s BN output (1×16, float64) for a
+        1×1×h×w window, the earlier blocks using ``channel_scales``."""
+        current = x
+        outputs: list[torch.Tensor] = []
+        for i in range(layer + 1):
+            normalised = self._block(current, i)
+            if i == layer:
+                return normalised[:, :, core[0], core[1]].sum(dim=(2, 3), dtype=torch.float64)
+            outputs.append(normalised.mul_(channel_scales[i]))
+            current = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
+        raise AssertionError("unreachable")
+
+
+def bn_scale_shift(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (s, t) with BN_eval(z) = s·z + t."""
+    bn = block.bn
+    assert bn.running_mean is not None and bn.running_var is not None
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    return scale.detach(), shift.detach()
+
+
+def encoder_channel_scales(
+    encoder: FastEncoder,
+    image: torch.Tensor,
+    tiles: Sequence[Tile],
+    cancel: CancelToken | None = None,
+) -> list[torch.Tensor]:
+    """The cSE channel weights of every block for the whole (1×1×H×W) ``image``, computed tile by
+    tile: pass k runs blocks 0..k on each tile (halo k+1 suffices for block k) and accumulates the
+    channel sums of block k's output; the global means then give block k's weights exactly."""
+    height, width = image.shape[-2:]
+    scales: list[torch.Tensor] = []
+    for layer in range(len(encoder.blocks)):
+        halo = layer + 1
+        sums: torch.Tensor | None = None
+        for tile in tiles:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            rows, cols = tile.write
+            wy0, wy1 = max(rows.start - halo, 0), min(rows.stop + halo, height)
+            wx0, wx1 = max(cols.start - halo, 0), min(cols.stop + halo, width)
+            core = (slice(rows.start - wy0, rows.stop - wy0), slice(cols.start - wx0, cols.stop - wx0))
+            part = encoder.pre_se_channel_sums(image[:, :, wy0:wy1, wx0:wx1], layer, scales, core)
+            sums = part if sums is None else sums + part
+        assert sums is not None
+        means = (sums / float(height * width)).to(image.dtype)
+        scales.append(encoder.blocks[layer][1].scales_from_mean(means))
+    return scales
+
+
+# ---------------------------------------------------------------------------------------- activity
+#: Rows per band in the band-wise (cache-friendly) activity computations: a 64-channel band of a
+#: ~500-pixel-wide image is then a few MB, so its many element-wise passes stay in cache.
+BAND_ROWS = 64
+
+
+def _energy_rows(features: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Per-channel (X(y,x)−X(y,x−1))² + (X(y,x)−X(y−1,x))² for rows [start, stop), zero padding
+    at the image border only (the first row/column see the raw value, as the released code)."""
+    rows = features[:, :, start:stop]
+    horizontal = torch.empty_like(rows)
+    horizontal[..., 0] = rows[..., 0]
+    torch.sub(rows[..., 1:], rows[..., :-1], out=horizontal[..., 1:])
+    vertical = torch.empty_like(rows)
+    if start == 0:
+        vertical[:, :, 0] = rows[:, :, 0]
+        torch.sub(rows[:, :, 1:], rows[:, :, :-1], out=vertical[:, :, 1:])
+    else:
+        torch.sub(rows, features[:, :, start - 1 : stop - 1], out=vertical)
+    return horizontal.square_().add_(vertical.square_())
+
+
+def squared_gradient_energy(
+    features: torch.Tensor, sum_channels: bool, minus: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Squared gradient energy of N×C×H×W features: per channel (N×C×H×W), summed over channels
+    (N×1×H×W), or — with ``minus`` — the per-channel difference E(features) − E(minus).
+
+    Computed in bands of :data:`BAND_ROWS` rows (same arithmetic per element as a whole-image
+    computation, ~2× faster on a CPU whose memory bandwidth is the limit)."""
+    count, channels, height, width = features.shape
+    out = torch.empty((count, 1 if sum_channels else channels, height, width), dtype=features.dtype,
+                      device=features.device)
+    for start in range(0, height, BAND_ROWS):
+        stop = min(start + BAND_ROWS, height)
+        energy = _energy_rows(features, start, stop)
+        if minus is not None:
+            energy.sub_(_energy_rows(minus, start, stop))
+        if sum_channels:
+            torch.sum(energy, dim=1, keepdim=True, out=out[:, :, start:stop])
+        else:
+            out[:, :, start:stop] = energy
+    return out
+
+
+def deep_sf_sum(features: torch.Tensor, radius: int) -> torch.Tensor:
+    """SESF's deep spatial frequency: channel-summed squared differences, (2r+1)² zero-padded
+    window *sum* (float64 running sums), returned as float32 N×1×H×W."""
+    energy = squared_gradient_energy(features, sum_channels=True)
+    return box_sum(energy.to(exact_dtype(energy.device)), radius).to(torch.float32)
+
+
+def channel_box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Zero-padded (2r+1)² window sum of every channel (float32, separable depthwise convs —
+    ~10 terms per sum, so no long-running-sum rounding), in bands of rows for cache locality."""
+    channels, height = x.shape[1], x.shape[2]
+    size = 2 * radius + 1
+    row = torch.ones((channels, 1, 1, size), dtype=x.dtype, device=x.device)
+    col = torch.ones((channels, 1, size, 1), dtype=x.dtype, device=x.device)
+    if x.device.type != "cpu":
+        return F.conv2d(F.conv2d(x, row, padding=(0, radius), groups=channels), col, padding=(radius, 0),
+                        groups=channels)
+    out = torch.empty_like(x)
+    for start in range(0, height, BAND_ROWS):
+        stop = min(start + BAND_ROWS, height)
+        read0, read1 = max(start - radius, 0), min(stop + radius, height)
+        horizontal = F.conv2d(x[:, :, read0:read1], row, padding=(0, radius), groups=channels)
+        # zero rows only where the window leaves the image
+        padded = F.pad(horizontal, (0, 0, radius - (start - read0), radius - (read1 - stop)))
+        out[:, :, start:stop] = F.conv2d(padded, col, groups=channels)
+    return out
+
+
+def single_output_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Zero-padded k×k convolution with one output channel (GACN's spatial SE), N×C×H×W → N×1×H×W.
+
+    oneDNN runs C→1 convolutions at a tenth of its usual speed. Here the channels are reduced
+    first with one matrix product per image (k² projections P_d = Σ_c w[c, d]·x_c) and the k²
+    shifted planes are then added: same sums, ~5× less CPU time for C = 64. GPUs keep conv2d.
+    """
+    if x.device.type != "cpu" or x.shape[1] < 8:
+        return F.conv2d(x, weight, padding=weight.shape[-1] // 2)
+    count, channels, height, width = x.shape
+    size = weight.shape[-1]
+    radius = size // 2
+    projection_matrix = weight.reshape(channels, size * size).t().contiguous()
+    out = torch.zeros((count, 1, height, width), dtype=x.dtype, device=x.device)
+    for n in range(count):
+        planes = torch.mm(projection_matrix, x[n].reshape(channels, height * width))
+        planes = planes.reshape(size, size, height, width)
+        target = out[n, 0]
+        for dy in range(size):
+            shift_y = dy - radius
+            y0, y1 = max(0, -shift_y), height - max(0, shift_y)
+            if y1 <= y0:
+                continue
+            for dx in range(size):
+                shift_x = dx - radius
+                x0, x1 = max(0, -shift_x), width - max(0, shift_x)
+                if x1 <= x0:
+                    continue
+                source = planes[dy, dx, y0 + shift_y : y1 + shift_y, x0 + shift_x : x1 + shift_x]
+                target[y0:y1, x0:x1] += source
+    return out
+
+
+# ---------------------------------------------------------------------------------------- tiling
+def plan_network_tiles(
+    height: int, width: int, context: RunContext, bytes_per_pixel: int, halo: int
+) -> list[Tile]:
+    """Tiles for the network stage (one tile when the image fits the memory budget)."""
+    edge = tile_edge(bytes_per_pixel, halo, context.memory_limit, context.tile_size)
+    if context.tile_size is None and fits_untiled(height, width, edge):
+        return plan_tiles(height, width, max(height, width), 0)
+    return plan_tiles(height, width, edge, halo)
+
+
+def sesf_halo(encoder_radius: int, sf_radius: int) -> int:
+    """Receptive radius of SESF's SF map: the 3×3 convs, the one-pixel difference, the window."""
+    return encoder_radius + 1 + sf_radius
+
+
+def guided_filter_tiled(
+    guide: np.ndarray,
+    source: np.ndarray,
+    radius: int,
+    eps: float,
+    device: str,
+    tile: int | None,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Guided filter (float64 math) computed in tiles with a 2r halo (q depends on the guide and
+    source within 2r: the means of a and b are taken over windows of means)."""
+    from focusstudio.core.ops.guided_filter import guided_filter_np
+
+    height, width = source.shape
+    if tile is None or fits_untiled(height, width, tile):
+        return guided_filter_np(guide, source, radius, eps, device=device)
+    out = np.empty((height, width), dtype=np.float32)
+    for t in plan_tiles(height, width, tile, 2 * radius):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        part = guided_filter_np(guide[t.read], source[t.read], radius, eps, device=device)
+        out[t.write] = part[t.inner]
+    return out

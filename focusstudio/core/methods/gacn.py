@@ -1,0 +1,502 @@
+"""GACN (Ma, Yin et al., Neurocomputing 2022): siamese dense features, per-channel spatial
+frequency comparison, a decision path with 7×7 spatial SE and the boundary guided filter.
+
+Two frames follow the released code (REFERENCE-NOTES §2.2): grey inputs without normalisation,
+the soft map M_bgf as fusion weight, round-half-up on output. The network stage (up to the
+initial map M) is the cached analysis; the boundary guided filter has no learned parameters, so
+its constants are post-processing parameters and can be retuned without re-running the network.
+
+N frames (REFERENCE-NOTES §2.3):
+
+* ``calibration`` (default for N > 2): frame 1 is the reference; the feature path runs once per
+  frame, the decision path once per pair (1, j); decision volume V_1 = m_2, V_2 = 1 − m_2,
+  V_j = m_2·(1 − m_j)/(m_j + 1e-4); per-pixel arg-max (ties → the lowest index) selects the
+  source pixel (hard selection, as released).
+* ``serial``: fuse frames 1 and 2 with M_bgf, convert the fused colour image back to grey, fuse
+  with frame 3, and so on.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from focusstudio.core.errors import WeightsError
+from focusstudio.core.methods.archs.gacn_arch import (
+    SIGMOID_GAIN,
+    BoundaryFilterConfig,
+    GACNNet,
+    boundary_guided_filter,
+)
+from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.methods.deep_common import (
+    FastEncoder,
+    as_batch,
+    bn_scale_shift,
+    channel_box_sum,
+    encoder_channel_scales,
+    grey_frame,
+    plan_network_tiles,
+    single_output_conv,
+    squared_gradient_energy,
+    to_numpy,
+    torch_device,
+)
+from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.tiling import DEFAULT_MEMORY_BUDGET, Tile, fits_untiled, plan_tiles
+from focusstudio.core.ops.compose import compose_pair, iter_compose_index
+from focusstudio.core.params import ParamSet, ParamSpec
+from focusstudio.core.progress import ProgressEvent, ProgressGen
+from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
+from focusstudio.core.weights import load_method_network, resolve_weights, weights_availability
+
+#: Peak working memory per tile pixel (bytes): two 64-channel feature maps, their gradient
+#: energies, the 64-channel comparison and the decision path's activations, with margin.
+GACN_BYTES_PER_PIXEL = 4096
+
+#: Guard of the decision volume against m_j → 0 (released value).
+VOLUME_GUARD = 1e-4
+
+STRATEGIES = ("auto", "calibration", "serial")
+
+GACN_PARAMS = ParamSet(
+    (
+        ParamSpec("strategy", "choice", "auto",
+                  "N-frame strategy: auto = soft pair fusion for 2 frames, calibration for more; "
+                  "calibration = decision volume against frame 1 (hard selection); serial = fuse the "
+                  "running result with the next frame", choices=STRATEGIES, stage="analysis"),
+        ParamSpec("sf_radius", "int", 5, "radius r of the (2r+1)² spatial-frequency window (the weights "
+                  "were trained with 5)", minimum=1, maximum=30, stage="analysis", title="SF radius"),
+        ParamSpec("use_bgf", "bool", True, "boundary guided filter of the initial map (off = fuse with M)",
+                  title="Boundary guided filter"),
+        ParamSpec("bgf_upper", "float", 0.8, "blurred map above this is inside frame 1's region",
+                  minimum=0.0, maximum=1.0, step=0.01, title="BGF upper threshold"),
+        ParamSpec("bgf_lower", "float", 0.1, "blurred map below this is inside frame 2's region",
+                  minimum=0.0, maximum=1.0, step=0.01, title="BGF lower threshold"),
+        ParamSpec("gaussian_sigma", "float", 8.0, "σ of the Gaussian that finds the boundary band",
+                  minimum=0.1, maximum=100.0),
+        ParamSpec("gaussian_radius", "int", 4, "radius of the Gaussian's support (released: 4 → 9×9)",
+                  minimum=1, maximum=50),
+        ParamSpec("gf_radius", "int", 3, "guided-filter window radius", minimum=1, maximum=50,
+                  title="Guided filter radius"),
+        ParamSpec("gf_eps", "float", 0.1, "guided-filter regulariser (grey guide in [0, 1])",
+                  minimum=1e-8, maximum=1e3, log_scale=True, title="Guided filter eps"),
+    )
+)
+
+_POST_NAMES = tuple(s.name for s in GACN_PARAMS if s.stage == "post")
+
+
+def load_gacn(weights: Path | None) -> tuple[GACNNet, str]:
+    """(network in eval mode, provenance label)."""
+    network, choice, kind = load_method_network("gacn", weights)
+    if not isinstance(network, GACNNet):
+        raise WeightsError("not a GACN network", choice.path)
+    return network, choice.label + (" [authors' release]" if kind == "official" else "")
+
+
+def bgf_config(params: Mapping[str, Any]) -> BoundaryFilterConfig:
+    return BoundaryFilterConfig(
+        gaussian_sigma=float(params["gaussian_sigma"]),
+        gaussian_radius=int(params["gaussian_radius"]),
+        upper=float(params["bgf_upper"]),
+        lower=float(params["bgf_lower"]),
+        gf_radius=int(params["gf_radius"]),
+        gf_eps=float(params["gf_eps"]),
+    )
+
+
+class GACNInference:
+    """Inference-only forward of a :class:`GACNNet`, the module's function with less work:
+    the feature path is :class:`FastEncoder` (the module's exact arithmetic), the window sum runs
+    once per pair on the energy *difference* (it is linear: SF_a − SF_b = box(E_a − E_b)), BN runs
+    in place, and the 7×7 spatial SE convolutions use :func:`single_output_conv`. Agreement with
+    the module is at float-rounding level (M may move at near-ties of sigmoid(1000·x))."""
+
+    def __init__(self, network: GACNNet, context: RunContext, sf_radius: int) -> None:
+        self.device = torch_device(context)
+        if self.device.type != "cpu":
+            network = copy.deepcopy(network).to(self.device)
+        self.network = network
+        self.encoder = FastEncoder(network.feature_path)
+        self.sf_radius = sf_radius
+        self.context = context
+        self.se = [se.conv.weight.detach() for se in network.decision_se]
+        # decision blocks as (conv weight, bias, BN scale, BN shift): BN applied in place
+        self.blocks = []
+        for block in network.decision_blocks:
+            scale, shift = bn_scale_shift(block)
+            bias = None if block.conv.bias is None else block.conv.bias.detach()
+            weight = block.conv.weight.detach()
+            self.blocks.append((weight, bias, scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)))
+
+    @property
+    def halo(self) -> int:
+        """Receptive radius of M (features, gradient, SF window, decision path)."""
+        return self.encoder.radius + 1 + self.sf_radius + self.network.decision_radius
+
+    def tiles(self, height: int, width: int) -> list[Tile]:
+        return plan_network_tiles(height, width, self.context, GACN_BYTES_PER_PIXEL, self.halo)
+
+    def features(self, grey: torch.Tensor, scales: list[torch.Tensor] | None) -> torch.Tensor:
+        """Features of a 1×1×h×w grey window ([0, 1], no normalisation in GACN)."""
+        return self.encoder(grey, scales)
+
+    def _spatial_se(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        return x.mul_(torch.sigmoid_(single_output_conv(x, self.se[i])))
+
+    def decision(
+        self, features_a: torch.Tensor, features_b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, per-scale SF difference N×4×h×w) from the features of two frames (same window)."""
+        energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
+        difference = channel_box_sum(energy, self.sf_radius)
+        per_scale = difference.reshape(difference.shape[0], 4, -1, *difference.shape[2:]).sum(dim=2)
+        x = torch.sigmoid(difference.mul_(SIGMOID_GAIN))
+        x = self._spatial_se(x, 0)
+        for i, (weight, bias, scale, shift) in enumerate(self.blocks):
+            x = F.conv2d(x, weight, bias, padding=1).relu_().mul_(scale).add_(shift)
+            x = self._spatial_se(x, i + 1)
+        return torch.sigmoid(x.mul_(SIGMOID_GAIN)), per_scale
+
+    def channel_scales(self, image: torch.Tensor, tiles: list[Tile]) -> list[torch.Tensor] | None:
+        if len(tiles) == 1:
+            return None
+        return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
+
+
+def apply_bgf(
+    decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, config: BoundaryFilterConfig,
+    context: RunContext,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(M_bgf, W) of a full map, in tiles with a halo of the filter's radius when large."""
+    device = torch_device(context)
+    height, width = decision.shape
+    budget = context.memory_limit or DEFAULT_MEMORY_BUDGET
+    edge = context.tile_size or max(int((budget / 200) ** 0.5), 256)
+    tiles = plan_tiles(height, width, max(height, width) if fits_untiled(height, width, edge) else edge,
+                       config.radius)
+    refined = np.empty((height, width), dtype=np.float32)
+    boundary = np.empty((height, width), dtype=np.float32)
+    with torch.inference_mode():
+        for tile in tiles:
+            context.cancel.raise_if_cancelled()
+            m = as_batch(decision[tile.read], device)
+            out, weight = boundary_guided_filter(m, as_batch(grey_a[tile.read], device),
+                                                 as_batch(grey_b[tile.read], device), config)
+            refined[tile.write] = to_numpy(out)[tile.inner]
+            boundary[tile.write] = to_numpy(weight)[tile.inner]
+    return refined, boundary
+
+
+def _reporter(
+    context: RunContext, start: float, end: float, message: str
+) -> Callable[[float], ProgressEvent]:
+    """Maps a sub-task's local fraction onto [start, end] of the network stage."""
+    return lambda fraction: context.progress.event("network", start + (end - start) * fraction, message)
+
+
+class CalibrationVolume:
+    """Running arg-max of the decision volume, so N maps never need to be held at once."""
+
+    def __init__(self, keep_volumes: bool) -> None:
+        self.reference_pair: np.ndarray | None = None  # m_2 = P(frame 1 sharper than frame 2)
+        self.best: np.ndarray | None = None
+        self.index: np.ndarray | None = None
+        self.volumes: list[np.ndarray] | None = [] if keep_volumes else None
+
+    def add(self, frame: int, refined: np.ndarray) -> None:
+        """Add m_j, the refined map of the pair (reference, ``frame``), frames in increasing order."""
+        m = refined.astype(np.float32)
+        if frame == 1:
+            self.reference_pair = m
+            first, second = m, 1.0 - m
+            self.index = (second > first).astype(np.int32)  # ties → the lower index
+            self.best = np.maximum(first, second)
+            if self.volumes is not None:
+                self.volumes.extend([first, second])
+            return
+        assert self.reference_pair is not None and self.best is not None and self.index is not None
+        volume = self.reference_pair * (1.0 - m) / (m + VOLUME_GUARD)
+        better = volume > self.best
+        self.best[better] = volume[better]
+        self.index[better] = frame
+        if self.volumes is not None:
+            self.volumes.append(volume.astype(np.float32))
+
+
+@register
+class GACNFuse(FusionMethod):
+    name: ClassVar[str] = "gacn"
+    title: ClassVar[str] = "GACN"
+    description: ClassVar[str] = (
+        "Gradient-aware cascade network: per-channel spatial frequency of siamese dense features, a "
+        "decision path with spatial attention and an in-network boundary guided filter; N frames by "
+        "decision calibration (Ma, Yin et al. 2022)."
+    )
+    family = "deep"
+    params: ClassVar[ParamSet] = GACN_PARAMS
+    rounding = "round"  # the released writer adds 0.4999… before truncating
+    map_names: ClassVar[tuple[str, ...]] = (
+        "activity_diff_scale{k}", "decision_initial", "boundary", "decision", "decision_volume_{j}", "index",
+    )
+
+    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
+        return weights_availability(self.name, weights)
+
+    def weights_label(self, weights: Path | None = None) -> str | None:
+        try:
+            return resolve_weights(self.name, weights).label
+        except WeightsError:
+            return None
+
+    @staticmethod
+    def resolve_strategy(params: Mapping[str, Any], frames: int) -> str:
+        strategy = params["strategy"]
+        if strategy == "auto":
+            return "pair" if frames == 2 else "calibration"
+        return str(strategy)
+
+    # ------------------------------------------------------------------------------ network stage
+    def _pair_decision(
+        self,
+        inference: GACNInference,
+        grey_a: np.ndarray,
+        grey_b: np.ndarray,
+        report: Callable[[float], ProgressEvent],
+        reference_features: torch.Tensor | None = None,
+        reference_scales: list[torch.Tensor] | None = None,
+        want_scales: bool = False,
+    ) -> ProgressGen[tuple[np.ndarray, np.ndarray | None]]:
+        """(M, per-scale SF differences 4×H×W when ``want_scales``) for grey frames a, b, with a
+        progress event per tile (``report`` maps the local fraction to an event).
+
+        ``reference_features`` (untiled) / ``reference_scales`` (tiled) let calibration reuse
+        the reference frame's work.
+        """
+        height, width = grey_a.shape
+        tiles = inference.tiles(height, width)
+        device = inference.device
+        a, b = as_batch(grey_a, device), as_batch(grey_b, device)
+        with torch.inference_mode():
+            if len(tiles) == 1:
+                features_a = inference.features(a, None) if reference_features is None else reference_features
+                decision, per_scale = inference.decision(features_a, inference.features(b, None))
+                scales_map = per_scale[0].to("cpu", torch.float32).numpy() if want_scales else None
+                return to_numpy(decision), scales_map
+            scales_a = reference_scales or inference.channel_scales(a, tiles)
+            scales_b = inference.channel_scales(b, tiles)
+        out = np.empty((height, width), dtype=np.float32)
+        per_scale_out = np.empty((4, height, width), dtype=np.float32) if want_scales else None
+        for number, tile in enumerate(tiles):
+            inference.context.cancel.raise_if_cancelled()
+            yield report(number / len(tiles))
+            window = (slice(None), slice(None), tile.read[0], tile.read[1])
+            with torch.inference_mode():
+                decision, per_scale = inference.decision(inference.features(a[window], scales_a),
+                                                         inference.features(b[window], scales_b))
+            out[tile.write] = to_numpy(decision)[tile.inner]
+            if per_scale_out is not None:
+                per_scale_out[(slice(None), *tile.write)] = per_scale[0].float().cpu().numpy()[
+                    (slice(None), *tile.inner)
+                ]
+        return out, per_scale_out
+
+    def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
+        network, label = load_gacn(context.weights)
+        inference = GACNInference(network, context, params["sf_radius"])
+        strategy = self.resolve_strategy(params, len(stack))
+        analysis = Analysis(self.name, self.analysis_params(params), weights=label, device=context.device)
+        analysis.data["strategy"] = strategy
+        if strategy == "serial":
+            yield from self._serial(stack, params, context, inference, analysis)
+        elif strategy == "pair":
+            yield context.progress.event("network", 0.0, "GACN forward")
+            grey_a, grey_b = grey_frame(stack, 0), grey_frame(stack, 1)
+            decision, per_scale = yield from self._pair_decision(
+                inference, grey_a, grey_b, _reporter(context, 0.0, 1.0, "GACN forward"),
+                want_scales=True,
+            )
+            analysis.data.update(decision=decision, grey=(grey_a, grey_b))
+            if per_scale is not None:
+                for k in range(per_scale.shape[0]):
+                    name = f"activity_diff_scale{k + 1}"
+                    analysis.maps[name] = FusionMap(
+                        name, "activity", per_scale[k],
+                        f"SF(frame 1) − SF(frame 2) summed over the 16 channels of scale {k + 1}",
+                    )
+            yield context.progress.event("network", 1.0, "GACN forward done")
+        else:
+            yield from self._calibrate(stack, params, context, inference, analysis)
+        return analysis
+
+    def _calibrate(
+        self, stack: Stack, params: Mapping[str, Any], context: RunContext, inference: GACNInference,
+        analysis: Analysis,
+    ) -> ProgressGen[None]:
+        """Network stage of decision calibration: M_j for every pair (reference, j).
+
+        The maps are kept for the post stage when they fit half the memory budget; otherwise the
+        boundary filter and the volume arg-max run here, streaming (the post parameters used are
+        recorded so :meth:`finish` can tell when it must run this again)."""
+        count = len(stack)
+        height, width = stack.shape
+        budget = (context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
+        keep = (count - 1) * height * width * 4 <= budget
+        reference = grey_frame(stack, 0)
+        tiles = inference.tiles(height, width)
+        reference_features = None
+        reference_scales = None
+        with torch.inference_mode():
+            ref_batch = as_batch(reference, inference.device)
+            if len(tiles) == 1:
+                reference_features = inference.features(ref_batch, None)  # the feature path runs once
+            else:
+                reference_scales = inference.channel_scales(ref_batch, tiles)
+        volume = None if keep else CalibrationVolume(keep_volumes=False)
+        config = bgf_config(params)
+        decisions: list[np.ndarray] = []
+        for j in range(1, count):
+            context.cancel.raise_if_cancelled()
+            yield context.progress.event("network", (j - 1) / (count - 1), f"pair 1–{j + 1} of {count}")
+            grey = grey_frame(stack, j)
+            decision, _ = yield from self._pair_decision(
+                inference, reference, grey,
+                _reporter(context, (j - 1) / (count - 1), j / (count - 1), f"pair 1–{j + 1} of {count}"),
+                reference_features, reference_scales,
+            )
+            if volume is None:
+                decisions.append(decision)
+            else:
+                if params["use_bgf"]:
+                    decision = apply_bgf(decision, reference, grey, config, context)[0]
+                volume.add(j, decision)
+        yield context.progress.event("network", 1.0, "decision calibration: network done")
+        analysis.data["decisions"] = decisions if volume is None else None
+        analysis.data.pop("post_params", None)
+        if volume is not None:
+            analysis.data["volume_index"] = volume.index
+            analysis.data["post_params"] = {k: params[k] for k in _POST_NAMES}
+            context.notes.append("gacn: decision maps streamed (memory budget); post changes re-run the net")
+
+    # ------------------------------------------------------------------------------ finish
+    def finish(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[FusionResult]:
+        strategy = analysis.data["strategy"]
+        post = {k: params[k] for k in _POST_NAMES}
+        config = bgf_config(params)
+        if strategy in ("serial", "calibration") and "post_params" in analysis.data and (
+            analysis.data["post_params"] != post
+        ):
+            # The cached stage already used other post parameters (serial chain or streamed
+            # calibration): run it again with the new ones.
+            network, _ = load_gacn(context.weights)
+            inference = GACNInference(network, context, params["sf_radius"])
+            if strategy == "serial":
+                yield from self._serial(stack, params, context, inference, analysis)
+            else:
+                yield from self._calibrate(stack, params, context, inference, analysis)
+        if strategy == "serial":
+            return self.make_result(analysis.data["fused"], stack, params, dict(analysis.data["serial_maps"]),
+                                    analysis, notes=[f"gacn: serial fusion of {len(stack)} frames"])
+        if strategy == "pair":
+            grey_a, grey_b = analysis.data["grey"]
+            decision = analysis.data["decision"]
+            yield context.progress.event("post", 0.1, "boundary guided filter")
+            refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context)
+            fused = np.clip(compose_pair(stack.load(0), stack.load(1), refined), 0.0, 1.0)
+            yield context.progress.event("post", 1.0, "done")
+            return self.make_result(fused, stack, params, {**analysis.maps, **maps}, analysis)
+        index, maps = yield from self._finish_calibration(analysis, stack, params, config, context)
+        count = len(stack)
+        steps = iter_compose_index(stack, index, context.cancel)
+        while True:
+            try:
+                i = next(steps)
+            except StopIteration as stop:
+                fused = stop.value
+                break
+            yield context.progress.event("compose", 0.5 + 0.5 * (i + 1) / count, f"frame {i + 1}/{count}")
+        return self.make_result(fused, stack, params, {**analysis.maps, **maps}, analysis,
+                                notes=[f"gacn: decision calibration of {count} frames against frame 1"])
+
+    @staticmethod
+    def _refine(
+        decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, config: BoundaryFilterConfig,
+        use_bgf: bool, context: RunContext,
+    ) -> tuple[np.ndarray, dict[str, FusionMap]]:
+        if use_bgf:
+            refined, boundary = apply_bgf(decision, grey_a, grey_b, config, context)
+        else:
+            refined, boundary = decision, np.zeros_like(decision)
+        maps = {
+            "decision_initial": FusionMap("decision_initial", "decision", decision,
+                                          "network map M = P(frame 1 sharper)"),
+            "boundary": FusionMap("boundary", "mask", boundary, "boundary band W of the guided filter"),
+            "decision": FusionMap("decision", "decision", refined, "M_bgf: the fusion weight of frame 1"),
+        }
+        return refined, maps
+
+    def _finish_calibration(
+        self, analysis: Analysis, stack: Stack, params: Mapping[str, Any], config: BoundaryFilterConfig,
+        context: RunContext,
+    ) -> ProgressGen[tuple[np.ndarray, dict[str, FusionMap]]]:
+        decisions = analysis.data.get("decisions")
+        maps: dict[str, FusionMap] = {}
+        if decisions is None:
+            index = analysis.data["volume_index"]
+        else:
+            count = len(stack)
+            height, width = stack.shape
+            budget = (context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
+            volume = CalibrationVolume(keep_volumes=count * height * width * 4 <= budget)
+            reference = grey_frame(stack, 0)
+            for j, decision in enumerate(decisions, start=1):
+                context.cancel.raise_if_cancelled()
+                message = f"boundary filter, pair 1–{j + 1}"
+                yield context.progress.event("post", 0.5 * (j - 1) / (count - 1), message)
+                if params["use_bgf"]:
+                    decision = apply_bgf(decision, reference, grey_frame(stack, j), config, context)[0]
+                volume.add(j, decision)
+            assert volume.index is not None
+            index = volume.index
+            for j, values in enumerate(volume.volumes or []):
+                name = f"decision_volume_{j}"
+                maps[name] = FusionMap(name, "other", values, f"decision volume of frame {j + 1}", frame=j)
+        maps["index"] = FusionMap("index", "index", index, "selected frame (0-based): arg-max of the volume")
+        return index, maps
+
+    def _serial(
+        self, stack: Stack, params: Mapping[str, Any], context: RunContext, inference: GACNInference,
+        analysis: Analysis,
+    ) -> ProgressGen[None]:
+        """Frames 1 and 2 with M_bgf, the result (back to grey) with frame 3, …"""
+        count = len(stack)
+        config = bgf_config(params)
+        running = stack.load(0)
+        maps: dict[str, FusionMap] = {}
+        for i in range(1, count):
+            context.cancel.raise_if_cancelled()
+            yield context.progress.event("network", (i - 1) / (count - 1), f"serial step {i}/{count - 1}")
+            frame = stack.load(i)
+            grey_a, grey_b = to_grey(running), to_grey(frame)
+            decision, _ = yield from self._pair_decision(
+                inference, grey_a, grey_b,
+                _reporter(context, (i - 1) / (count - 1), i / (count - 1), f"serial step {i}/{count - 1}"),
+            )
+            refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context)
+            running = np.clip(compose_pair(running, frame, refined), 0.0, 1.0)
+        yield context.progress.event("network", 1.0, "serial fusion done")
+        analysis.data["fused"] = running
+        analysis.data["serial_maps"] = {
+            name: FusionMap(m.name, m.kind, m.data, m.description + " (last serial step)")
+            for name, m in maps.items()
+        }
+        analysis.data["post_params"] = {k: params[k] for k in _POST_NAMES}

@@ -1,0 +1,186 @@
+"""MFIF-GAN (Wang, Xu, Liu et al. 2021): a GAN-trained generator predicts the focus map.
+
+Pipeline (REFERENCE-NOTES §3.3, §7.4):
+
+1. The generator sees both sources in colour (grey stacks: one plane each) and outputs the
+   focus map P ∈ (0, 1), the weight of the first source. Inputs are padded by edge replication
+   at the bottom/right to a multiple of 4 (two stride-2 stages) and the map is cropped back — the
+   upstream code instead runs unpadded and centre-crops a 1–3 px larger map; both leave the map
+   aligned with the image, ours without the half-pixel offset of an odd crop.
+2. ``decision_raw`` = P > threshold (strict, 0.5 by default).
+3. Small-region removal in both polarities: 1-regions, then 0-regions, smaller than
+   ``area_fraction``·H·W are flipped (4-connectivity, strict <; default 0.001) → ``decision``.
+4. Hard fusion from the source pixels: F = D·A + (1 − D)·B (colour and 16-bit preserved).
+
+N frames: serial (fuse the running result with the next frame); a change of a post-processing
+parameter then re-runs the network from the second step on, since later inputs depend on earlier
+decisions.
+
+Large images: the encoder's squeeze-excitation gates average over the whole feature map, the rest
+(convolutions, batch norm in eval mode) is local. When the image does not fit one tile, the gates
+are computed once on a downscaled copy of the whole image and frozen for every full-resolution
+tile (halo ≥ the receptive field), so tiles share one set of global gates and no seams appear; the
+map then differs slightly from an untiled run (a note says so).
+
+Weights: ``weights/mfifgan.pt`` trained by ``focusstudio train --method mfifgan`` (the authors'
+13.7 M-parameter checkpoint is not available). The shipped file may be a narrower configuration
+of the same topology; its size is stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from focusstudio.core.methods._deep_serial import (
+    LoadedNetwork,
+    SerialDecisionMethod,
+    load_checkpoint_network,
+    pad_to_multiple,
+    threshold_and_clean,
+    to_numpy,
+    to_tensor,
+)
+from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
+from focusstudio.core.params import ParamSet, ParamSpec
+from focusstudio.core.progress import ProgressGen, ProgressRange
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from focusstudio.core.methods.archs.mfifgan_arch import MFIFGANGenerator
+
+
+def build_generator(arch: Mapping[str, Any]) -> MFIFGANGenerator:
+    from focusstudio.core.methods.archs.mfifgan_arch import GeneratorConfig, MFIFGANGenerator
+
+    fields = ("width", "blocks", "se_reduction")
+    return MFIFGANGenerator(GeneratorConfig(**{k: int(arch[k]) for k in fields if k in arch}))
+
+
+def infer_arch(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A bare state dict of ours carries no configuration: read it from the tensor shapes."""
+    from focusstudio.core.methods.archs.mfifgan_arch import config_from_state_dict
+
+    config = config_from_state_dict(state)
+    return {} if config is None else config.to_dict()
+
+
+def load_generator(weights: Path | None) -> LoadedNetwork:
+    """The generator with ``weights`` (or the shipped ``weights/mfifgan.pt``), eval mode, CPU."""
+    return load_checkpoint_network("mfifgan", weights, build_generator, infer_arch=infer_arch)
+
+
+def halo_for(blocks: int) -> int:
+    """Receptive-field radius (full-resolution pixels) rounded up to a multiple of 4, plus margin.
+
+    Stem 7×7 (3) + two stride-2 convs (1 + 2) + two 3×3 convs per block at ¼ resolution (4 px
+    each) + decoder (transposed convs 4 + 2, final 7×7: 3).
+    """
+    radius = 3 + 1 + 2 + 8 * blocks + 4 + 2 + 3
+    return -(-(radius + 4) // 4) * 4
+
+
+def bytes_per_pixel(width: int) -> float:
+    """Working memory per input pixel of one forward pass (float32), a slight over-estimate of the
+    measured peak (4.0 kB at width 64, 1.2 kB at width 16): the full-resolution stem over six
+    planes dominates."""
+    return 66.0 * width + 256.0
+
+
+@register
+class MFIFGANFusion(SerialDecisionMethod):
+    name = "mfifgan"
+    title = "MFIF-GAN"
+    description = (
+        "GAN-trained generator (shared six-branch SE-ResNet encoder) predicts a focus map; threshold, "
+        "small-region removal in both polarities and hard selection of the source pixels "
+        "(Wang, Xu, Liu et al. 2021). N frames: serial."
+    )
+    rounding = "round"
+    params = ParamSet(
+        (
+            ParamSpec("threshold", "float", 0.5, "Pixels whose focus map is strictly above this take the "
+                      "first frame.", minimum=0.0, maximum=1.0, stage="post", step=0.01),
+            ParamSpec("area_fraction", "float", 0.001, "Small-region removal: regions (both polarities, "
+                      "4-connected) smaller than this fraction of H·W are flipped; 0 switches it off.",
+                      minimum=0.0, maximum=0.5, stage="post", step=0.0005),
+        )
+    )
+    soft_map_name = "focus_map"
+    soft_map_description = "Generator output: weight of frame 0, before thresholding"
+    map_names: ClassVar[tuple[str, ...]] = ("focus_map", "decision_raw", "decision", "index", "focus_map_{j}")
+
+    def load(self, weights: Path | None) -> LoadedNetwork:
+        return load_generator(weights)
+
+    def predict_pair(
+        self, network: nn.Module, first: np.ndarray, second: np.ndarray, context: RunContext,
+        progress: ProgressRange,
+    ) -> ProgressGen[np.ndarray]:
+        return (yield from predict_focus_map(network, first, second, context, progress))  # type: ignore[arg-type]
+
+    def post_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"threshold": params["threshold"], "area_fraction": params["area_fraction"]}
+
+    def decide(self, soft: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        return threshold_and_clean(soft, params["threshold"], params["area_fraction"])
+
+
+# --------------------------------------------------------------------------- inference
+def predict_focus_map(
+    network: MFIFGANGenerator,
+    image_a: np.ndarray,
+    image_b: np.ndarray,
+    context: RunContext,
+    progress: ProgressRange,
+) -> ProgressGen[np.ndarray]:
+    """Focus map (weight of ``image_a``) at the images' size; tiled when too large."""
+    import cv2
+    import torch
+
+    height, width = image_a.shape[:2]
+    multiple = network.size_multiple
+    padded_a, padded_b = pad_to_multiple(image_a, multiple), pad_to_multiple(image_b, multiple)
+    padded_h, padded_w = padded_a.shape[:2]
+    config = network.config
+    halo = halo_for(config.blocks)
+    edge = tile_edge(bytes_per_pixel(config.width), halo, context.memory_limit, context.tile_size, multiple)
+    device = context.device
+    with torch.inference_mode():
+        if fits_untiled(padded_h, padded_w, edge):
+            yield progress.event("network", 0.05, "generator forward pass")
+            focus_map = to_numpy(network(to_tensor(padded_a, device), to_tensor(padded_b, device)))
+            yield progress.event("network", 1.0, "focus map")
+            return np.ascontiguousarray(focus_map[:height, :width], dtype=np.float32)
+
+        # Global squeeze-excitation gates from a downscaled copy of the whole image.
+        scale = min(1.0, edge / max(padded_h, padded_w))
+        small_h = max(multiple, int(padded_h * scale) // multiple * multiple)
+        small_w = max(multiple, int(padded_w * scale) // multiple * multiple)
+        small_a = cv2.resize(padded_a, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        small_b = cv2.resize(padded_b, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        with network.capture_gates() as modules:
+            network(to_tensor(small_a, device), to_tensor(small_b, device))
+            gates = [module.captured for module in modules]
+        assert all(g is not None for g in gates)
+        tiles = plan_tiles(padded_h, padded_w, edge, halo, multiple)
+        context.notes.append(
+            f"MFIF-GAN: {padded_w}×{padded_h} image run in {len(tiles)} tiles; squeeze-excitation gates "
+            f"from a {small_w}×{small_h} copy of the whole image"
+        )
+        output = np.empty((padded_h, padded_w), dtype=np.float32)
+        with network.frozen_gates(gates):  # type: ignore[arg-type]
+            for number, tile in enumerate(tiles):
+                context.cancel.raise_if_cancelled()
+                tile_map = to_numpy(
+                    network(to_tensor(padded_a[tile.read], device), to_tensor(padded_b[tile.read], device))
+                )
+                output[tile.write] = tile_map[tile.inner]
+                yield progress.event("network", (number + 1) / len(tiles), f"tile {number + 1}/{len(tiles)}")
+    return np.ascontiguousarray(output[:height, :width])

@@ -1,0 +1,437 @@
+"""SESF-Fuse (Ma et al., Neural Comput. & Applic. 2020): deep spatial frequency of an unsupervised
+auto-encoder's features as the activity measure, binary decision, consistency verification and a
+guided filter.
+
+Two frames follow the authors' released code step by step (REFERENCE-NOTES §1.2), where it
+differs from the paper: strict ``SF_1 > SF_2`` (the paper writes ≥), window *sums* without the
+square root, skimage ``rgb2gray`` weights, the per-channel-slope colour guided filter on the
+initial fused image in 0–255 scale, an unclipped guided-filter weight and truncation on output.
+
+N frames:
+
+* ``nway`` (default for N > 2): per-pixel arg-max of the deep SF over all frames (ties → the
+  lowest index), then the consistency verification generalised to labels — every label's region
+  is opened with the disk and the pixels it loses go to the label holding most of their disk
+  neighbourhood (for two labels this acts like the pair's opening + closing) — and small regions
+  of any label are merged into their surroundings; finally each frame's one-hot weight is guided
+  filtered (the filtered weights still sum to 1: the guided filter is linear and maps 1 to 1).
+* ``serial``: the paper's suggestion — fuse the running result with the next frame, N − 1 times,
+  recomputing the grey image from the fused colour result.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+import torch
+
+from focusstudio.core.errors import WeightsError
+from focusstudio.core.methods.archs.sesf_arch import SESF_MEAN, SESF_STD, SESFNet
+from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.methods.deep_common import (
+    FastEncoder,
+    as_batch,
+    deep_sf_sum,
+    encoder_channel_scales,
+    grey_frame,
+    guided_filter_tiled,
+    plan_network_tiles,
+    sesf_halo,
+    to_numpy,
+    torch_device,
+)
+from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.tiling import DEFAULT_MEMORY_BUDGET
+from focusstudio.core.ops.compose import compose_pair, iter_compose_index, iter_compose_weights
+from focusstudio.core.ops.morphology import (
+    binary_closing,
+    binary_opening,
+    disk,
+    fill_small_holes,
+    remove_small_objects,
+    small_region_removal_labels,
+)
+from focusstudio.core.params import ParamSet, ParamSpec
+from focusstudio.core.progress import ProgressEvent, ProgressGen, run_to_completion
+from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
+from focusstudio.core.weights import load_method_network, resolve_weights, weights_availability
+
+#: Peak working memory of the encoder + deep SF per pixel of a tile (bytes, float32): the 64
+#: features, the dense concatenations and the gradient energies, with some margin.
+SESF_BYTES_PER_PIXEL = 2048
+
+STRATEGIES = ("auto", "nway", "serial")
+
+SESF_PARAMS = ParamSet(
+    (
+        ParamSpec("strategy", "choice", "auto",
+                  "N-frame strategy: auto = the authors' pair pipeline for 2 frames, nway for more; "
+                  "nway = arg-max of the deep SF over all frames; serial = fuse the running result "
+                  "with the next frame", choices=STRATEGIES, stage="analysis"),
+        ParamSpec("sf_radius", "int", 5, "radius r of the (2r+1)² spatial-frequency window",
+                  minimum=1, maximum=30, stage="analysis", title="SF radius"),
+        ParamSpec("use_morphology", "bool", True,
+                  "opening/closing of the decision map with a disk (consistency verification)"),
+        ParamSpec("morphology_radius", "int", 5, "radius of the morphology disk (x²+y² ≤ r²)",
+                  minimum=0, maximum=50),
+        ParamSpec("use_srr", "bool", True, "small-region removal: flip regions below the area fraction"),
+        ParamSpec("area_fraction", "float", 0.01,
+                  "small-region threshold as a fraction of the image area (regions strictly smaller flip)",
+                  minimum=0.0, maximum=0.5, step=0.001, title="SRR area fraction"),
+        ParamSpec("use_guided_filter", "bool", True,
+                  "guided filter of the decision map with the initial fused image as guide"),
+        ParamSpec("gf_radius", "int", 4, "guided-filter window radius", minimum=1, maximum=50,
+                  title="Guided filter radius"),
+        ParamSpec("gf_eps", "float", 0.1, "guided-filter regulariser (guide in 0–255 scale)",
+                  minimum=1e-6, maximum=1e6, log_scale=True, title="Guided filter eps"),
+        ParamSpec("clamp_weight", "bool", False,
+                  "clip the guided-filter weight to [0, 1] (the released code does not)"),
+    )
+)
+
+_POST_NAMES = tuple(s.name for s in SESF_PARAMS if s.stage == "post")
+
+
+def load_sesf(weights: Path | None) -> tuple[SESFNet, str]:
+    """(network in eval mode, provenance label)."""
+    network, choice, kind = load_method_network("sesf", weights)
+    if not isinstance(network, SESFNet):
+        raise WeightsError("not an SESF-Fuse network", choice.path)
+    return network, choice.label + (" [authors' release]" if kind == "official" else "")
+
+
+def normalize_grey(grey: np.ndarray) -> np.ndarray:
+    """[0, 1] grey → the SESF network's input scale (float32, as torchvision's Normalize)."""
+    return ((grey.astype(np.float32) - np.float32(SESF_MEAN)) / np.float32(SESF_STD)).astype(np.float32)
+
+
+class SESFActivity:
+    """Deep SF maps of single grey frames with one network (tiled when the image is large)."""
+
+    def __init__(self, network: SESFNet, context: RunContext, sf_radius: int) -> None:
+        self.device = torch_device(context)
+        if self.device.type != "cpu":
+            network = copy.deepcopy(network).to(self.device)
+        self.encoder = FastEncoder(network.encoder)
+        self.sf_radius = sf_radius
+        self.context = context
+
+    def __call__(self, grey: np.ndarray) -> np.ndarray:
+        """The deep SF map of one grey [0, 1] frame (H×W float32)."""
+        return run_to_completion(self.run(grey, lambda fraction: ProgressEvent("network", fraction)))
+
+    def run(self, grey: np.ndarray, report: Callable[[float], ProgressEvent]) -> ProgressGen[np.ndarray]:
+        """:meth:`__call__` as a generator with a progress event per tile (``report`` maps the
+        local fraction to an event)."""
+        height, width = grey.shape
+        halo = sesf_halo(self.encoder.radius, self.sf_radius)
+        tiles = plan_network_tiles(height, width, self.context, SESF_BYTES_PER_PIXEL, halo)
+        image = as_batch(normalize_grey(grey), self.device)
+        if len(tiles) == 1:
+            with torch.inference_mode():
+                return to_numpy(deep_sf_sum(self.encoder(image), self.sf_radius))
+        with torch.inference_mode():
+            scales = encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
+        out = np.empty((height, width), dtype=np.float32)
+        for number, tile in enumerate(tiles):
+            self.context.cancel.raise_if_cancelled()
+            yield report(number / len(tiles))
+            with torch.inference_mode():
+                window = image[:, :, tile.read[0], tile.read[1]]
+                activity = deep_sf_sum(self.encoder(window, scales), self.sf_radius)
+            out[tile.write] = to_numpy(activity)[tile.inner]
+        return out
+
+
+# ---------------------------------------------------------------------------------------- post
+def verify_binary(decision: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    """Consistency verification in the released order: opening, remove small 1-regions, closing,
+    fill small 0-regions (4-connectivity, strict < area threshold, border regions included)."""
+    result = decision.astype(bool)
+    area = params["area_fraction"] * decision.shape[0] * decision.shape[1]
+    radius = params["morphology_radius"]
+    if params["use_morphology"]:
+        result = binary_opening(result, radius)
+    if params["use_srr"]:
+        result = remove_small_objects(result, area, connectivity=4)
+    if params["use_morphology"]:
+        result = binary_closing(result, radius)
+    if params["use_srr"]:
+        result = fill_small_holes(result, area, connectivity=4)
+    return result
+
+
+def label_opening(index: np.ndarray, radius: int) -> np.ndarray:
+    """Opening generalised to a label map: each label's region is opened with a disk; a pixel its
+    own label's opening removes takes the label with most opened pixels in its disk neighbourhood
+    (kept when no label has any)."""
+    if radius <= 0:
+        return index.copy()
+    labels = np.unique(index)
+    if labels.size < 2:
+        return index.copy()
+    footprint = disk(radius).astype(np.float32)
+    kept = np.zeros(index.shape, dtype=bool)
+    best_count = np.zeros(index.shape, dtype=np.float32)
+    best_label = index.copy()
+    for label in labels:
+        opened = binary_opening(index == label, radius)
+        kept |= opened
+        count = cv2.filter2D(opened.astype(np.float32), -1, footprint, borderType=cv2.BORDER_CONSTANT)
+        better = count > best_count
+        best_count[better] = count[better]
+        best_label[better] = label
+    result = index.copy()
+    rejected = ~kept & (best_count > 0)
+    result[rejected] = best_label[rejected]
+    return result
+
+
+def verify_labels(index: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    result = index.astype(np.int32)
+    if params["use_morphology"]:
+        result = label_opening(result, params["morphology_radius"])
+    if params["use_srr"]:
+        result = small_region_removal_labels(result, params["area_fraction"], connectivity=4)
+    return result
+
+
+def guide_of(image: np.ndarray) -> np.ndarray:
+    """The guided filter's guide: the initial fused image in the released code's 0–255 scale."""
+    return image.astype(np.float64) * 255.0
+
+
+def filter_weight(
+    guide: np.ndarray, weight: np.ndarray, params: Mapping[str, Any], context: RunContext, tile: int | None
+) -> np.ndarray:
+    """Guided filter of a 0/1 weight (colour guide → the released per-channel-slope variant)."""
+    return guided_filter_tiled(
+        guide, weight.astype(np.float64), params["gf_radius"], params["gf_eps"], context.device, tile,
+        context.cancel,
+    )
+
+
+def _reporter(context: RunContext, start: float, end: float) -> Callable[[float], ProgressEvent]:
+    """Maps a frame's local tile fraction onto [start, end] of the network stage."""
+    return lambda fraction: context.progress.event("network", start + (end - start) * fraction, "deep SF")
+
+
+def _post_tile(context: RunContext) -> int | None:
+    """Tile edge of the post-processing (guided filter) for large images."""
+    if context.tile_size is not None:
+        return max(int(context.tile_size), 64)
+    budget = context.memory_limit or DEFAULT_MEMORY_BUDGET
+    # float64 guide (3 channels) and ~12 float64 intermediates per pixel
+    return max(int((budget / (15 * 8 * 3)) ** 0.5), 256)
+
+
+@register
+class SESFFuse(FusionMethod):
+    name: ClassVar[str] = "sesf"
+    title: ClassVar[str] = "SESF-Fuse"
+    description: ClassVar[str] = (
+        "Unsupervised auto-encoder features with squeeze-excitation; deep spatial frequency picks the "
+        "sharper source; morphology, small-region removal and a guided filter clean the decision "
+        "(Ma et al. 2020)."
+    )
+    family = "deep"
+    params: ClassVar[ParamSet] = SESF_PARAMS
+    rounding = "truncate"  # the released code clips and casts to uint8
+    map_names: ClassVar[tuple[str, ...]] = (
+        "activity_{i}", "decision_raw", "decision_post", "weight", "index_raw", "index",
+    )
+
+    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
+        return weights_availability(self.name, weights)
+
+    def weights_label(self, weights: Path | None = None) -> str | None:
+        try:
+            return resolve_weights(self.name, weights).label
+        except WeightsError:
+            return None
+
+    @staticmethod
+    def resolve_strategy(params: Mapping[str, Any], frames: int) -> str:
+        strategy = params["strategy"]
+        if strategy == "auto":
+            return "pair" if frames == 2 else "nway"
+        return str(strategy)
+
+    # ------------------------------------------------------------------------------ analyze
+    def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
+        network, label = load_sesf(context.weights)
+        activity = SESFActivity(network, context, params["sf_radius"])
+        strategy = self.resolve_strategy(params, len(stack))
+        analysis = Analysis(self.name, self.analysis_params(params), weights=label, device=context.device)
+        analysis.data["strategy"] = strategy
+        if strategy == "serial":
+            yield from self._serial(stack, params, context, activity, analysis)
+            return analysis
+        count = len(stack)
+        height, width = stack.shape
+        budget = (context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
+        keep_maps = strategy == "pair" or count * height * width * 4 <= budget
+        best: np.ndarray | None = None
+        index = np.zeros((height, width), dtype=np.int32)
+        activities: list[np.ndarray] = []
+        for i in range(count):
+            context.cancel.raise_if_cancelled()
+            yield context.progress.event("network", i / count, f"deep SF, frame {i + 1}/{count}")
+            sf = yield from activity.run(grey_frame(stack, i), _reporter(context, i / count, (i + 1) / count))
+            if keep_maps:
+                activities.append(sf)
+                analysis.maps[f"activity_{i}"] = FusionMap(
+                    f"activity_{i}", "activity", sf, f"deep spatial frequency of frame {i + 1}", frame=i
+                )
+            if strategy == "nway":
+                if best is None:
+                    best = sf.copy()
+                else:
+                    better = sf > best  # strict: ties keep the lower index
+                    best[better] = sf[better]
+                    index[better] = i
+        if strategy == "pair":
+            analysis.data["activity"] = activities
+        else:
+            analysis.data["index_raw"] = index
+            if not keep_maps:
+                context.notes.append("sesf: per-frame activity maps not kept (memory budget)")
+        yield context.progress.event("network", 1.0, "deep spatial frequency done")
+        return analysis
+
+    # ------------------------------------------------------------------------------ finish
+    def finish(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[FusionResult]:
+        strategy = analysis.data["strategy"]
+        if strategy == "serial":
+            post = {k: params[k] for k in _POST_NAMES}
+            if analysis.data.get("post_params") != post:
+                # The serial chain feeds each fused result into the next network pass, so new
+                # post-processing parameters mean running the chain again.
+                network, _ = load_sesf(context.weights)
+                activity = SESFActivity(network, context, params["sf_radius"])
+                yield from self._serial(stack, params, context, activity, analysis)
+            maps = dict(analysis.data["serial_maps"])
+            image = analysis.data["fused"]
+            return self.make_result(image, stack, params, maps, analysis,
+                                    notes=[f"sesf: serial fusion of {len(stack)} frames"])
+        if strategy == "pair":
+            first, second = stack.load(0), stack.load(1)
+            activity = analysis.data["activity"]
+            yield context.progress.event("post", 0.1, "decision and consistency verification")
+            image, maps = self._fuse_pair(first, second, activity[0], activity[1], params, context)
+            maps = {**analysis.maps, **maps}
+            yield context.progress.event("post", 1.0, "done")
+            return self.make_result(image, stack, params, maps, analysis)
+        image, maps = yield from self._finish_nway(analysis, stack, params, context)
+        return self.make_result(image, stack, params, {**analysis.maps, **maps}, analysis)
+
+    def _fuse_pair(
+        self,
+        first: np.ndarray,
+        second: np.ndarray,
+        sf_first: np.ndarray,
+        sf_second: np.ndarray,
+        params: Mapping[str, Any],
+        context: RunContext,
+    ) -> tuple[np.ndarray, dict[str, FusionMap]]:
+        """The released two-image pipeline on cached activities → (fused [0,1], maps)."""
+        raw = sf_first > sf_second  # strict, as released (ties → the second image)
+        post = verify_binary(raw, params)
+        decision = post.astype(np.float32)
+        if params["use_guided_filter"]:
+            guide = guide_of(compose_pair(first, second, decision))
+            weight = filter_weight(guide, decision, params, context, _post_tile(context))
+            if params["clamp_weight"]:
+                weight = np.clip(weight, 0.0, 1.0)
+        else:
+            weight = decision
+        fused = np.clip(compose_pair(first, second, weight), 0.0, 1.0)
+        maps = {
+            "decision_raw": FusionMap("decision_raw", "decision", raw.astype(np.float32),
+                                      "SF(frame 1) > SF(frame 2): 1 = take frame 1"),
+            "decision_post": FusionMap("decision_post", "decision", decision,
+                                       "after opening, small-region removal, closing"),
+            "weight": FusionMap("weight", "weight", weight.astype(np.float32),
+                                "guided-filter weight of frame 1 (unclipped; values outside [0,1] possible)"),
+        }
+        return fused, maps
+
+    def _finish_nway(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[tuple[np.ndarray, dict[str, FusionMap]]]:
+        raw = analysis.data["index_raw"]
+        yield context.progress.event("post", 0.05, "consistency verification of the index map")
+        index = verify_labels(raw, params)
+        maps = {
+            "index_raw": FusionMap("index_raw", "index", raw, "frame with the highest deep SF (0-based)"),
+            "index": FusionMap("index", "index", index, "after label opening and small-region removal"),
+        }
+        count = len(stack)
+        steps = iter_compose_index(stack, index, context.cancel)
+        while True:
+            try:
+                i = next(steps)
+            except StopIteration as stop:
+                initial = stop.value
+                break
+            yield context.progress.event("compose", 0.1 + 0.3 * (i + 1) / count, f"frame {i + 1}/{count}")
+        if not params["use_guided_filter"]:
+            return initial, maps
+        guide = guide_of(initial)
+        tile = _post_tile(context)
+        present = [int(v) for v in np.unique(index)]
+        subset = stack.subset(present)
+
+        def weight_of(position: int) -> np.ndarray:
+            frame = present[position]
+            weight = filter_weight(guide, (index == frame).astype(np.float32), params, context, tile)
+            return np.clip(weight, 0.0, 1.0) if params["clamp_weight"] else weight
+
+        steps = iter_compose_weights(subset, weight_of, normalize=True, cancel=context.cancel)
+        while True:
+            try:
+                position = next(steps)
+            except StopIteration as stop:
+                fused = stop.value
+                break
+            yield context.progress.event("post", 0.4 + 0.6 * (position + 1) / len(present),
+                                         f"guided filter, frame {present[position] + 1}")
+        return np.clip(fused, 0.0, 1.0), maps
+
+    def _serial(
+        self,
+        stack: Stack,
+        params: Mapping[str, Any],
+        context: RunContext,
+        activity: SESFActivity,
+        analysis: Analysis,
+    ) -> ProgressGen[None]:
+        """Fuse frame 1 with 2, the result with 3, …; stores the result in ``analysis.data``."""
+        count = len(stack)
+        running = stack.load(0)
+        running_sf = yield from activity.run(to_grey(running), _reporter(context, 0.0, 0.0))
+        maps: dict[str, FusionMap] = {}
+        for i in range(1, count):
+            context.cancel.raise_if_cancelled()
+            yield context.progress.event("network", (i - 1) / (count - 1), f"serial step {i}/{count - 1}")
+            frame = stack.load(i)
+            step = _reporter(context, (i - 1) / (count - 1), i / (count - 1))
+            frame_sf = yield from activity.run(to_grey(frame), step)
+            running, maps = self._fuse_pair(running, frame, running_sf, frame_sf, params, context)
+            if i < count - 1:
+                # the grey image is recomputed from the fused colour result
+                running_sf = yield from activity.run(to_grey(running), step)
+        yield context.progress.event("network", 1.0, "serial fusion done")
+        analysis.data["fused"] = running
+        analysis.data["serial_maps"] = {
+            name: FusionMap(m.name, m.kind, m.data, m.description + " (last serial step)")
+            for name, m in maps.items()
+        }
+        analysis.data["post_params"] = {k: params[k] for k in _POST_NAMES}

@@ -1,0 +1,148 @@
+"""Two-stream latent decision map (Zeng et al.): a regression network predicts α, the weight of
+the first source, supervised only through the fused image α·F₁ + (1 − α)·F₂ during training.
+
+Inference (METHODS.md §5; REFERENCE-NOTES §7.6.5):
+
+1. α is computed on the grey frames (the paper works on grey images; the network and its
+   interpretation are described in :mod:`~focusstudio.core.methods.archs.twostream_arch`).
+2. ``decision_raw`` = α > threshold (strict, 0.5 by default).
+3. Optional small-region removal (MFIF-GAN's, both polarities, 4-connectivity), off by default as
+   the paper has none.
+4. Hard fusion of the colour (or 16-bit) source pixels — or, with ``soft_alpha`` on, the soft
+   blend α·F₁ + (1 − α)·F₂ that the network was trained with.
+
+N frames: serial; the running result's grey image is the next step's first input.
+The network is purely local (no pooling, no normalisation), so tiled inference with a halo of its
+receptive-field radius is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from focusstudio.core.methods._deep_serial import (
+    LoadedNetwork,
+    SerialDecisionMethod,
+    load_checkpoint_network,
+    threshold_and_clean,
+    to_numpy,
+    to_tensor,
+)
+from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
+from focusstudio.core.params import ParamSet, ParamSpec
+from focusstudio.core.progress import ProgressGen, ProgressRange
+from focusstudio.core.types import to_grey
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from focusstudio.core.methods.archs.twostream_arch import TwoStreamNet
+
+
+def build_network(arch: Mapping[str, Any]) -> TwoStreamNet:
+    from focusstudio.core.methods.archs.twostream_arch import TwoStreamNet
+
+    fields = ("width", "head_width", "in_channels")
+    return TwoStreamNet(**{k: int(arch[k]) for k in fields if k in arch})
+
+
+def infer_arch(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Configuration of a bare state dict of ours, from its tensor shapes."""
+    first = state.get("stream_1.head.0.weight")
+    head = state.get("conv_g.0.weight")
+    if first is None or head is None:
+        return {}
+    return {"width": int(first.shape[0]), "in_channels": int(first.shape[1]), "head_width": int(head.shape[0])}
+
+
+def load_twostream(weights: Path | None) -> LoadedNetwork:
+    return load_checkpoint_network("twostream", weights, build_network, infer_arch=infer_arch)
+
+
+def bytes_per_pixel(width: int, head_width: int) -> float:
+    """Working memory per pixel, a slight over-estimate of the measured peak (8.6 kB at 128/64,
+    2.6 kB at 32/32): C₁, D₁, C₂, D₂, E, F, the five-way concatenation and the head, float32."""
+    return 4.0 * (16 * width + 4 * head_width) + 256.0
+
+
+def predict_alpha(
+    network: TwoStreamNet, first: np.ndarray, second: np.ndarray, context: RunContext, progress: ProgressRange
+) -> ProgressGen[np.ndarray]:
+    """α (weight of ``first``) of two frames; colour frames are converted to grey first."""
+    import torch
+
+    device = context.device
+    if network.in_channels == 1:
+        first, second = to_grey(first), to_grey(second)
+    height, width = first.shape[:2]
+    halo = network.receptive_radius
+    head_width = network.conv_g[0].out_channels
+    edge = tile_edge(bytes_per_pixel(network.conv_e[0].out_channels, head_width), halo,
+                     context.memory_limit, context.tile_size)
+    with torch.inference_mode():
+        if fits_untiled(height, width, edge):
+            yield progress.event("network", 0.05, "two-stream forward pass")
+            alpha = to_numpy(network(to_tensor(first, device), to_tensor(second, device)))
+            yield progress.event("network", 1.0, "α")
+            return alpha.astype(np.float32, copy=False)
+        tiles = plan_tiles(height, width, edge, halo)
+        context.notes.append(f"Two-stream: {width}×{height} image run in {len(tiles)} tiles (exact)")
+        alpha = np.empty((height, width), dtype=np.float32)
+        for number, tile in enumerate(tiles):
+            context.cancel.raise_if_cancelled()
+            out = to_numpy(network(to_tensor(first[tile.read], device), to_tensor(second[tile.read], device)))
+            alpha[tile.write] = out[tile.inner]
+            yield progress.event("network", (number + 1) / len(tiles), f"tile {number + 1}/{len(tiles)}")
+    return alpha
+
+
+@register
+class TwoStreamFusion(SerialDecisionMethod):
+    name = "twostream"
+    title = "Two-stream latent decision map"
+    description = (
+        "Two-stream residual network regresses a latent decision map α on the grey frames, trained only "
+        "through the fused image (Zeng et al.); α is binarised and applied to the source pixels. "
+        "N frames: serial."
+    )
+    rounding = "round"
+    params = ParamSet(
+        (
+            ParamSpec("threshold", "float", 0.5, "Pixels whose α is strictly above this take the first frame.",
+                      minimum=0.0, maximum=1.0, stage="post", step=0.01),
+            ParamSpec("soft_alpha", "bool", False, "Blend with the soft α (α·F1 + (1−α)·F2, the training "
+                      "objective) instead of a hard selection.", stage="post", title="Soft α"),
+            ParamSpec("use_srr", "bool", False, "Small-region removal of the binary map (both polarities, "
+                      "4-connected); not in the paper.", stage="post", title="Small-region removal"),
+            ParamSpec("area_fraction", "float", 0.001, "Small-region threshold as a fraction of H·W.",
+                      minimum=0.0, maximum=0.5, stage="post", step=0.0005),
+        )
+    )
+    soft_map_name = "alpha"
+    soft_map_description = "Latent decision map α: weight of frame 0 predicted by the network"
+    map_names: ClassVar[tuple[str, ...]] = ("alpha", "decision_raw", "decision", "index", "alpha_{j}")
+
+    def load(self, weights: Path | None) -> LoadedNetwork:
+        return load_twostream(weights)
+
+    def predict_pair(
+        self, network: nn.Module, first: np.ndarray, second: np.ndarray, context: RunContext,
+        progress: ProgressRange,
+    ) -> ProgressGen[np.ndarray]:
+        return (yield from predict_alpha(network, first, second, context, progress))  # type: ignore[arg-type]
+
+    def post_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {k: params[k] for k in ("threshold", "soft_alpha", "use_srr", "area_fraction")}
+
+    def decide(self, soft: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        area = params["area_fraction"] if params["use_srr"] else 0.0
+        raw, decision = threshold_and_clean(soft, params["threshold"], area)
+        if params["soft_alpha"]:
+            return raw, np.clip(soft, 0.0, 1.0).astype(np.float32)
+        return raw, decision

@@ -1,0 +1,284 @@
+"""UFA-Fuse (Zang et al. 2021): end-to-end fusion with unity fusion attention.
+
+The network decodes the fused image itself (REFERENCE-NOTES §4): **the result is not built from
+source pixels**. Consequences the user should know:
+
+* Precision: the network computes in float32 and ends in a sigmoid, so its output is continuous.
+  16-bit sources go in as float [0, 1] and the result is written in 16 bits, but those bits carry
+  the network's accuracy (about 1/255 for a model trained on 8-bit images), not the sources' exact
+  values. Decision-map methods keep source pixel values exactly; UFA-Fuse does not.
+* Grey stacks: the released model is RGB-only; grey frames are replicated to three channels and
+  the mean of the three output channels is the grey result (our adaptation).
+* Output rounding is truncation (the authors' ``ToPILImage``), used when writing integers.
+
+Explanation maps, per frame ``k`` (the frame's role in the pair it took part in):
+
+* ``spatial_attention_{k}`` — the spatial attention weight M^s of that input (H×W). With our own
+  weights the two inputs' weights sum to 1 at every pixel; with the authors' weights (loaded with
+  their denominator typo) they do not, and the first input's weight is what their network used.
+* ``channel_attention_{k}`` — the channel attention M^c is one weight per channel (C×1×1, global).
+  Shown as an image: the share of input k in the channel-attended features at each pixel,
+  mean_c(M^c_k·F_k) / Σ_i mean_c(M^c_i·F_i). The weight vectors themselves are kept in the
+  analysis (``analysis.data["channel_weights"]``: per step, a 2×C array).
+* ``derived_decision`` (2 frames) / ``derived_index`` (N frames) — labelled *derived*: which source
+  the decoded pixel is closest to (sum of absolute channel differences); not used for fusion.
+
+N frames: serial — the running result is fused with the next frame by the network.
+
+Large images: everything is local except the channel attention's global average. Tiled inference
+is exact: a first pass sums the pre-attention features tile by tile (halo ≥ their receptive
+field), and the second pass runs every tile with the whole image's channel means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from focusstudio.core.errors import WeightsError
+from focusstudio.core.methods._deep_serial import (
+    LoadedNetwork,
+    load_checkpoint_network,
+    load_frame,
+    to_tensor,
+)
+from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
+from focusstudio.core.params import ParamSet
+from focusstudio.core.progress import ProgressGen, ProgressRange
+from focusstudio.core.types import FusionMap, FusionResult, Stack
+from focusstudio.core.weights import resolve_weights, weights_availability
+
+if TYPE_CHECKING:
+    from focusstudio.core.methods.archs.ufa_arch import UFAFuseNet
+
+#: Per-frame attention maps are exposed up to this many frames.
+MAX_FRAME_MAPS = 16
+
+#: Receptive field of the features entering the channel attention (nine 3×3 convs).
+PRE_ATTENTION_HALO = 9
+#: Receptive field of the whole network: 9 + spatial 7×7 (3) + attention_out (1) + 5 convs (5).
+NETWORK_HALO = 18
+
+
+def build_network(arch: Mapping[str, Any]) -> UFAFuseNet:
+    from focusstudio.core.methods.archs.ufa_arch import UFAFuseNet
+
+    return UFAFuseNet(width=int(arch.get("width", 64)), official_quirks=bool(arch.get("official_quirks", False)))
+
+
+def convert_official(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The authors' v1 release → our names, with their quirks switched on."""
+    from focusstudio.core.methods.archs.ufa_arch import looks_official, official_state_dict
+
+    if not looks_official(state):
+        return None
+    try:
+        return official_state_dict(state), {"width": 64, "official_quirks": True}
+    except KeyError as error:
+        raise WeightsError(f"not the UFA-Fuse v1 release ({error.args[0]})") from None
+
+
+def infer_arch(state: Mapping[str, Any]) -> dict[str, Any]:
+    stem = state.get("stem.0.weight")
+    return {"width": int(stem.shape[0])} if stem is not None else {}
+
+
+def load_ufa(weights: Path | None) -> LoadedNetwork:
+    """The network with ``weights`` (ours by default; the authors' v1 file is recognised)."""
+    return load_checkpoint_network("ufa", weights, build_network, convert_official, infer_arch)
+
+
+def bytes_per_pixel(width: int) -> float:
+    """Working memory per pixel, a slight over-estimate of the measured peak (3.3 kB at width 64,
+    1.5 kB at width 32): about thirteen live width-channel float32 maps."""
+    return 4.0 * width * 13 + 128.0
+
+
+@dataclass
+class PairOutput:
+    """UFA-Fuse on one pair, as numpy arrays."""
+
+    fused: np.ndarray  # H×W×3 float32 in (0, 1)
+    spatial: tuple[np.ndarray, np.ndarray]  # H×W each
+    channel_share: tuple[np.ndarray, np.ndarray]  # H×W each, sums to 1
+    channel_weights: np.ndarray  # 2×C
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+
+
+def _shares(mean_1: np.ndarray, mean_2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # LeakyReLU features can be slightly negative: clamp so the share stays in [0, 1].
+    positive_1, positive_2 = np.maximum(mean_1, 0.0), np.maximum(mean_2, 0.0)
+    total = positive_1 + positive_2
+    share_1 = np.where(total > 1e-12, positive_1 / np.maximum(total, 1e-12), 0.5).astype(np.float32)
+    return share_1, (1.0 - share_1).astype(np.float32)
+
+
+def fuse_pair(
+    network: UFAFuseNet, image_1: np.ndarray, image_2: np.ndarray, context: RunContext, progress: ProgressRange
+) -> ProgressGen[PairOutput]:
+    """Run the network on two images (H×W or H×W×3), tiled when they do not fit in memory."""
+    import torch
+
+    device = context.device
+    rgb_1, rgb_2 = _as_rgb(image_1), _as_rgb(image_2)
+    height, width = rgb_1.shape[:2]
+    edge = tile_edge(bytes_per_pixel(network.fusion.out_channels), NETWORK_HALO, context.memory_limit,
+                     context.tile_size)
+    with torch.inference_mode():
+        if fits_untiled(height, width, edge):
+            yield progress.event("network", 0.05, "UFA-Fuse forward pass")
+            out = network(to_tensor(rgb_1, device), to_tensor(rgb_2, device))
+            channel_weights = torch.cat([out.channel_weights[0][0, :, 0, 0], out.channel_weights[1][0, :, 0, 0]])
+            stacked = torch.cat([out.fused, *out.spatial_weights, *out.channel_attended_mean], dim=1)
+            result = stacked[0].float().cpu().numpy()
+            yield progress.event("network", 1.0, "fused")
+        else:
+            # Pass 1: exact global channel means from tiles of the pre-attention features.
+            tiles_1 = plan_tiles(height, width, edge, PRE_ATTENTION_HALO)
+            sums = [torch.zeros(1, network.fusion.out_channels, device=device) for _ in range(2)]
+            for number, tile in enumerate(tiles_1):
+                context.cancel.raise_if_cancelled()
+                for i, rgb in enumerate((rgb_1, rgb_2)):
+                    features = network.pre_attention(to_tensor(rgb[tile.read], device))
+                    sums[i] += features[(..., *tile.inner)].sum(dim=(2, 3))
+                yield progress.event("network", 0.4 * (number + 1) / len(tiles_1), "channel attention")
+            means = (sums[0] / (height * width), sums[1] / (height * width))
+            # Pass 2: every tile with the whole image's channel means.
+            tiles_2 = plan_tiles(height, width, edge, NETWORK_HALO)
+            context.notes.append(f"UFA-Fuse: {width}×{height} image run in {len(tiles_2)} tiles (exact)")
+            result = np.empty((7, height, width), dtype=np.float32)
+            channel_weights = None
+            for number, tile in enumerate(tiles_2):
+                context.cancel.raise_if_cancelled()
+                out = network(to_tensor(rgb_1[tile.read], device), to_tensor(rgb_2[tile.read], device), means)
+                stacked = torch.cat([out.fused, *out.spatial_weights, *out.channel_attended_mean], dim=1)
+                result[(slice(None), *tile.write)] = stacked[0].float().cpu().numpy()[(slice(None), *tile.inner)]
+                if channel_weights is None:
+                    channel_weights = torch.cat(
+                        [out.channel_weights[0][0, :, 0, 0], out.channel_weights[1][0, :, 0, 0]]
+                    )
+                yield progress.event("network", 0.4 + 0.6 * (number + 1) / len(tiles_2), "tiles")
+            assert channel_weights is not None
+    fused = np.ascontiguousarray(result[:3].transpose(1, 2, 0))
+    return PairOutput(
+        fused=fused,
+        spatial=(result[3], result[4]),
+        channel_share=_shares(result[5], result[6]),
+        channel_weights=channel_weights.float().cpu().numpy().reshape(2, -1),
+    )
+
+
+@register
+class UFAFusion(FusionMethod):
+    name = "ufa"
+    title = "UFA-Fuse"
+    description = (
+        "End-to-end network with unity fusion attention (Zang et al. 2021). The fused image is decoded "
+        "by the network and not built from source pixels: 16-bit output carries the network's precision, "
+        "not the sources' exact values. Attention maps are its explanation. N frames: serial."
+    )
+    family = "deep"
+    decodes_directly = True
+    rounding = "truncate"
+    params = ParamSet(())
+    map_names: ClassVar[tuple[str, ...]] = (
+        "spatial_attention_{k}", "channel_attention_{k}", "derived_decision", "derived_index",
+    )
+
+    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
+        return weights_availability(self.name, weights)
+
+    def weights_label(self, weights: Path | None = None) -> str | None:
+        try:
+            return resolve_weights(self.name, weights).label
+        except WeightsError:
+            return None
+
+    def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
+        loaded = load_ufa(context.weights)
+        network = loaded.network.to(context.device)
+        grey = not stack.is_color
+        count = len(stack)
+        maps: dict[str, FusionMap] = {}
+        channel_weights: list[np.ndarray] = []
+        running = load_frame(stack, 0)
+        quirks = " (authors' weights: the spatial weights need not sum to 1)" if network.official_quirks else ""
+        for step in range(1, count):
+            context.cancel.raise_if_cancelled()
+            frame = load_frame(stack, step)
+            step_range = context.progress.sub((step - 1) / (count - 1), step / (count - 1))
+            out = yield from fuse_pair(network, running, frame, context, step_range)
+            channel_weights.append(out.channel_weights)
+            running = out.fused.mean(axis=2, dtype=np.float32) if grey else out.fused
+            for role, k in ((0, 0 if step == 1 else None), (1, step)):
+                if k is None or count > MAX_FRAME_MAPS:
+                    continue
+                other = "frame 1" if k == 0 else ("frame 0" if step == 1 else "the running result")
+                maps[f"spatial_attention_{k}"] = FusionMap(
+                    f"spatial_attention_{k}", "attention", out.spatial[role],
+                    f"Spatial attention weight of frame {k} against {other}{quirks}", frame=k,
+                )
+                maps[f"channel_attention_{k}"] = FusionMap(
+                    f"channel_attention_{k}", "attention", out.channel_share[role],
+                    f"Share of frame {k} in the channel-attended features (the channel weights are global; "
+                    "vectors in the analysis)", frame=k,
+                )
+        return Analysis(
+            self.name, self.analysis_params(params), maps=maps,
+            data={"fused": np.clip(running, 0.0, 1.0).astype(np.float32), "channel_weights": channel_weights},
+            weights=loaded.label, device=context.device,
+        )
+
+    def finish(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[FusionResult]:
+        fused: np.ndarray = analysis.data["fused"]
+        maps = dict(analysis.maps)
+        maps.update(derived_maps(fused, stack, context))
+        yield context.progress.event("compose", 1.0, "done")
+        notes = ["UFA-Fuse decodes the fused image with a network: pixel values are not copied from the sources"]
+        return self.make_result(fused, stack, params, maps, analysis, notes=notes)
+
+
+def derived_maps(fused: np.ndarray, stack: Stack, context: RunContext) -> dict[str, FusionMap]:
+    """Which source each decoded pixel is closest to (a *derived* view, not used for fusion)."""
+    best_distance: np.ndarray | None = None
+    index = np.zeros(stack.shape, dtype=np.int32)
+    distances: list[np.ndarray] = []
+    for i in range(len(stack)):
+        context.cancel.raise_if_cancelled()
+        difference = np.abs(load_frame(stack, i) - fused)
+        distance = difference.sum(axis=2) if difference.ndim == 3 else difference
+        if len(stack) == 2:
+            distances.append(distance)
+        if best_distance is None:
+            best_distance = distance
+        else:
+            closer = distance < best_distance
+            index[closer] = i
+            np.minimum(best_distance, distance, out=best_distance)
+    if len(stack) == 2:
+        first, second = distances
+        decision = np.where(first < second, 1.0, np.where(first > second, 0.0, 0.5)).astype(np.float32)
+        return {
+            "derived_decision": FusionMap(
+                "derived_decision", "decision", decision,
+                "Derived, not used for fusion: 1 where the decoded pixel is closer to frame 0 than to "
+                "frame 1 (0.5 = equally close)",
+            )
+        }
+    return {
+        "derived_index": FusionMap(
+            "derived_index", "index", index,
+            "Derived, not used for fusion: the frame each decoded pixel is closest to",
+        )
+    }

@@ -1,0 +1,173 @@
+"""Weights files and their manifest, both written by code (never by hand).
+
+A weights file is ``torch.save({'arch': name, 'config': {...}, 'state_dict': {...}})`` — plain
+containers and tensors, so it loads with ``torch.load(path, weights_only=True)``. The manifest
+(``manifest.json`` next to the weights by default) maps each weights file name to a description of
+how it was made; it is updated read-modify-write under a lock and replaced atomically, so two
+training processes can share one manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from focusstudio.core.errors import OutputError, WeightsError
+
+MANIFEST_FORMAT = 1
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_torch_save(payload: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the target folder, then rename over the target."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return target
+
+
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return target
+
+
+@contextlib.contextmanager
+def _locked(path: Path, timeout_s: float = 30.0) -> Iterator[None]:
+    """Exclusive advisory lock on ``<path>.lock`` (fcntl where available, else a lock file)."""
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: best-effort exclusive-create lock file
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                descriptor = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                break
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    raise OutputError("the manifest is locked by another process", lock_path) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            os.close(descriptor)
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
+        return
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest as a dict ``{"format": 1, "weights": {name: entry}}`` (empty if absent)."""
+    manifest_path = Path(path)
+    if not manifest_path.is_file():
+        return {"format": MANIFEST_FORMAT, "weights": {}}
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise WeightsError(f"cannot read the weights manifest ({error})", manifest_path) from error
+    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
+        raise WeightsError("not a FocusStudio weights manifest", manifest_path)
+    return data
+
+
+def manifest_key(weights_path: str | Path, manifest_path: str | Path) -> str:
+    """Entry name: the weights path relative to the manifest's folder when inside it."""
+    weights = Path(weights_path).resolve()
+    folder = Path(manifest_path).resolve().parent
+    try:
+        return weights.relative_to(folder).as_posix()
+    except ValueError:
+        return str(weights)
+
+
+def update_manifest(manifest_path: str | Path, key: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Set ``weights[key] = entry`` (read-modify-write under a lock, atomic replace)."""
+    path = Path(manifest_path)
+    with _locked(path):
+        data = read_manifest(path)
+        data["format"] = MANIFEST_FORMAT
+        data["weights"][key] = entry
+        data["weights"] = dict(sorted(data["weights"].items()))
+        atomic_write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", path)
+    return data
+
+
+def edit_manifest(manifest_path: str | Path, edit: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    """Apply ``edit`` to the manifest dict (e.g. remove or rename entries) under the same lock
+    and atomic replace as :func:`update_manifest`."""
+    path = Path(manifest_path)
+    with _locked(path):
+        data = read_manifest(path)
+        data["format"] = MANIFEST_FORMAT
+        edit(data)
+        data["weights"] = dict(sorted(data["weights"].items()))
+        atomic_write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", path)
+    return data
+
+
+def save_weights(
+    path: str | Path, arch: str, config: dict[str, Any], state_dict: dict[str, torch.Tensor]
+) -> str:
+    """Write a weights file atomically and return its sha256."""
+    payload = {"arch": arch, "config": config, "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}
+    atomic_torch_save(payload, path)
+    return sha256_of(path)
+
+
+def load_weights(path: str | Path) -> dict[str, Any]:
+    """Read a weights file written by :func:`save_weights` (``weights_only=True``)."""
+    weights_path = Path(path)
+    if not weights_path.is_file():
+        raise WeightsError("weights file not found", weights_path)
+    try:
+        payload = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt/unsafe files
+        raise WeightsError(f"cannot load the weights ({type(error).__name__})", weights_path) from error
+    if not isinstance(payload, dict) or "state_dict" not in payload or "arch" not in payload:
+        raise WeightsError("not a FocusStudio weights file (expected arch, config, state_dict)", weights_path)
+    return payload

@@ -1,0 +1,168 @@
+"""Start the FocusStudio window (``focusstudio gui PATH...`` and the frozen app call :func:`main`).
+
+``main(paths, screenshot=OUT)`` is also a headless entry for checks and documentation: it opens
+the stack, runs the fusion through the real worker, shows the named overlay, saves a screenshot
+of the whole window and exits (works with ``QT_QPA_PLATFORM=offscreen`` and under Xvfb).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
+from PySide6.QtWidgets import QApplication
+
+from focusstudio import __version__
+from focusstudio.gui.settings import APPLICATION, ORGANISATION
+
+#: Give up on a screenshot run after this long (a stuck fusion must not hang a CI job).
+SCREENSHOT_TIMEOUT_S = 900
+
+
+def create_application(argv: Sequence[str] | None = None) -> QApplication:
+    """The QApplication (reused when one exists), named so QSettings find their place."""
+    import pyqtgraph as pg
+
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(list(argv or [sys.argv[0]]))
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationVersion(__version__)
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    from focusstudio.gui.main_window import resource_icon
+
+    app.setWindowIcon(resource_icon())
+    return app
+
+
+def explaining_map(maps: Mapping[str, Any]) -> str | None:
+    """The map that explains a result best: the final decision (or index) map, not a raw one."""
+    candidates = [name for name, fusion_map in maps.items() if fusion_map.kind in ("decision", "index")]
+    final = [name for name in candidates if not name.endswith("_raw")]
+    return (final or candidates or [None])[0]
+
+
+class ScreenshotRun(QObject):
+    """Drive the window through open → fuse → overlay → screenshot → close, via its signals."""
+
+    #: (exit code) the screenshot was written (or the run failed) and the window closed.
+    finished = Signal(int)
+
+    def __init__(
+        self,
+        window: Any,
+        paths: Sequence[str],
+        output: Path,
+        overlay: str | None = None,
+        fuse: bool = True,
+        params: Mapping[str, Any] | None = None,
+        settle_ms: int = 400,
+    ) -> None:
+        super().__init__(window)
+        self.window = window
+        self.paths = list(paths)
+        self.output = output
+        self.overlay = overlay
+        self.fuse = fuse
+        self.params = dict(params or {})
+        self.settle_ms = settle_ms
+        self.exit_code = 0
+        window.stackLoaded.connect(self._on_loaded)
+        window.resultReady.connect(self._on_result)
+        window.jobFailed.connect(self._on_failed)
+        self._timeout = QTimer(self)
+        self._timeout.setSingleShot(True)
+        self._timeout.timeout.connect(self._on_timeout)
+
+    def start(self) -> None:
+        self._timeout.start(SCREENSHOT_TIMEOUT_S * 1000)
+        if self.paths:
+            self.window.open_paths(self.paths)
+        else:
+            self._capture_later()
+
+    def _on_loaded(self) -> None:
+        if self.params:
+            self.window.param_form.set_values(self.params)
+        if self.fuse and self.window.fuse() is not None:
+            return
+        self._capture_later()
+
+    def _on_result(self, _slot: str) -> None:
+        maps = self.window._shown_maps()
+        name = self.overlay
+        if name is None:
+            name = explaining_map(maps)
+        if name is not None:
+            if name not in maps:
+                print(f"focusstudio: no map named {name!r}; maps: {', '.join(maps) or 'none'}", file=sys.stderr)
+                self.exit_code = 2
+            else:
+                self.window.state.show_only(name)
+        self._capture_later()
+
+    def _on_failed(self, message: str) -> None:
+        print(f"focusstudio: {message}", file=sys.stderr)
+        self.exit_code = 1
+        self._capture_later()
+
+    def _on_timeout(self) -> None:
+        print("focusstudio: screenshot run timed out", file=sys.stderr)
+        self.exit_code = 1
+        self._capture()
+
+    def _capture_later(self) -> None:
+        # Let pending paints and the frame-display jobs finish before grabbing.
+        QTimer.singleShot(self.settle_ms, self._capture)
+
+    def _capture(self) -> None:
+        self._timeout.stop()
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        if not self.window.grab().save(str(self.output)):
+            print(f"focusstudio: could not write {self.output}", file=sys.stderr)
+            self.exit_code = 1
+        self.window.close()
+        self.finished.emit(self.exit_code)
+
+
+def main(
+    paths: list[str],
+    *,
+    method: str | None = None,
+    overlay: str | None = None,
+    screenshot: str | Path | None = None,
+    params: Mapping[str, Any] | None = None,
+    fuse: bool = True,
+) -> int:
+    """Open the window (with ``paths`` when given) and run until it closes; returns the exit code.
+
+    With ``screenshot``, run headless: open ``paths``, fuse with ``method`` (unless ``fuse`` is
+    False), show ``overlay``, save the window to ``screenshot`` and exit.
+    """
+    from focusstudio.core.errors import FocusStudioError
+    from focusstudio.gui.main_window import MainWindow
+
+    app = create_application()
+    window = MainWindow()
+    if method is not None:
+        try:
+            window.select_method(method)
+        except FocusStudioError as error:
+            print(f"focusstudio: error: {error}", file=sys.stderr)
+            return 2
+    window.show()
+    if screenshot is not None:
+        run = ScreenshotRun(window, paths, Path(screenshot), overlay, fuse, params)
+        # A local event loop, not app.exec()/app.exit(): exiting the application's loop would
+        # also end every later event loop of a host that embeds this call (a test session).
+        loop = QEventLoop()
+        run.finished.connect(loop.exit)
+        QTimer.singleShot(0, run.start)
+        loop.exec()
+        return run.exit_code
+    if paths:
+        window.open_paths(paths)
+    return app.exec()

@@ -1,0 +1,452 @@
+"""The work the window hands to background workers, as plain Qt-free generators.
+
+Each job is a generator of :class:`ProgressEvent` that checks a :class:`CancelToken` and returns
+a frozen dataclass of numpy arrays; :class:`focusstudio.gui.workers.JobRunner` runs it in a
+thread. Nothing here imports Qt, so the jobs can be tested (and reused) without a window.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from natsort import natsorted, ns
+
+from focusstudio.core.errors import FocusStudioError
+from focusstudio.core.methods.base import Analysis
+from focusstudio.core.progress import CancelToken, ProgressEvent
+from focusstudio.core.types import FrameInfo, FusionMap, FusionResult, Stack
+
+THUMBNAIL_EDGE = 96
+ProgressJob = Generator[ProgressEvent, None, Any]
+
+
+# ---------------------------------------------------------------------------- display helpers
+def to_display(image: np.ndarray) -> np.ndarray:
+    """float [0,1] H×W(×3) → uint8 for the screen (pyqtgraph's fast path), rounded."""
+    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def make_thumbnail(image: np.ndarray, edge: int = THUMBNAIL_EDGE) -> np.ndarray:
+    """A uint8 copy whose longer side is ``edge`` pixels (area-averaged, so no aliasing)."""
+    height, width = image.shape[:2]
+    scale = edge / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    return np.ascontiguousarray(to_display(small))
+
+
+def default_levels(fusion_map: FusionMap) -> tuple[float, float]:
+    """Display levels of a map: its value range; index maps centred on whole frame numbers."""
+    low, high = fusion_map.value_range
+    if fusion_map.kind == "index":
+        # Centre every frame number on its own colour of the categorical map.
+        return (-0.5, float(high) + 0.5)
+    if not np.isfinite(low) or not np.isfinite(high) or high <= low:
+        high = low + 1.0 if np.isfinite(low) else 1.0
+        low = low if np.isfinite(low) else 0.0
+    return (float(low), float(high))
+
+
+def map_levels(maps: Mapping[str, FusionMap]) -> dict[str, tuple[float, float]]:
+    """Levels of every map (a full scan of each: done in the worker, not on the GUI thread)."""
+    return {name: default_levels(fusion_map) for name, fusion_map in maps.items()}
+
+
+def bit_depth_label(dtype: str) -> str:
+    return {"uint8": "8-bit", "uint16": "16-bit", "float32": "32-bit float"}.get(dtype, dtype)
+
+
+def describe_stack(stack: Stack) -> str:
+    """"3 frames · 520×520 · 8-bit RGB" (the summary line of the stack panel)."""
+    if len(stack) == 0:
+        return "No frames"
+    height, width = stack.shape
+    colour = "RGB" if stack.is_color else "grey"
+    count = f"{len(stack)} frame" + ("" if len(stack) == 1 else "s")
+    return f"{count} · {width}×{height} · {bit_depth_label(stack.dtype)} {colour}"
+
+
+# ---------------------------------------------------------------------------- opening files
+@dataclass(frozen=True)
+class FileProblem:
+    """A file that could not be used, with the one-line reason."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{Path(self.path).name}: {self.message}"
+
+
+@dataclass(frozen=True, eq=False)
+class LoadOutcome:
+    """The good frames of the opened files, their thumbnails, and what went wrong."""
+
+    stack: Stack | None
+    thumbnails: tuple[np.ndarray, ...]
+    problems: tuple[FileProblem, ...]
+    notes: tuple[str, ...]
+    paths: tuple[str, ...]
+
+
+_NATURAL = ns.INT | ns.IGNORECASE
+
+
+def expand_inputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[str], list[FileProblem]]:
+    """Files to open for ``paths`` (folders expanded and naturally sorted), notes and problems.
+
+    Dropped files are naturally sorted too: a drag from a file manager carries them in
+    selection order, which is rarely the order the user wants; the list can be reordered.
+    """
+    from focusstudio.core.io.stacks import list_folder_images
+
+    files: list[Path] = []
+    notes: list[str] = []
+    problems: list[FileProblem] = []
+    loose: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            try:
+                found, folder_notes = list_folder_images(item)
+            except FocusStudioError as error:
+                problems.append(FileProblem(str(item), error.message))
+                continue
+            if not found:
+                problems.append(FileProblem(str(item), "contains no images"))
+            files.extend(found)
+            notes.extend(folder_notes)
+        elif item.exists():
+            loose.append(item)
+        else:
+            problems.append(FileProblem(str(item), "does not exist"))
+    files.extend(natsorted(loose, key=lambda path: path.name, alg=_NATURAL))
+    return files, notes, problems
+
+
+def load_files(
+    paths: Sequence[str | Path],
+    cancel: CancelToken,
+    reference_shape: tuple[int, int] | None = None,
+) -> Generator[ProgressEvent, None, LoadOutcome]:
+    """Open every usable frame of ``paths``; each bad file becomes a :class:`FileProblem`.
+
+    The core's ``load_stack`` stops at the first bad file (right for the CLI); a window should
+    load the good files and name every bad one, so files are probed one by one here with the
+    core's own reader. Pixels are decoded once for the thumbnails, which also catches files
+    whose header is fine but whose data is damaged. Frames must all have ``reference_shape``
+    (the size of the stack they are added to) or the size of the first good frame.
+    """
+    from focusstudio.core.io.readers import decode_frame, probe_image
+
+    files, notes, problems = expand_inputs(paths)
+    frames: list[FrameInfo] = []
+    for number, path in enumerate(files):
+        cancel.raise_if_cancelled()
+        yield ProgressEvent("reading headers", 0.1 * number / max(len(files), 1), path.name)
+        try:
+            probed = probe_image(path)
+        except FocusStudioError as error:
+            problems.append(FileProblem(str(path), error.message))
+            continue
+        expected = reference_shape or (frames[0].shape if frames else probed[0].shape)
+        odd = [info for info in probed if info.shape != expected]
+        if odd:
+            problems.append(FileProblem(
+                str(path),
+                f"is {odd[0].width}×{odd[0].height} pixels but the stack is {expected[1]}×{expected[0]}",
+            ))
+            continue
+        frames.extend(probed)
+
+    stack = Stack(frames, decode_frame, notes)
+    thumbnails: list[np.ndarray] = []
+    keep: list[int] = []
+    for index, info in enumerate(frames):
+        cancel.raise_if_cancelled()
+        yield ProgressEvent("making thumbnails", 0.1 + 0.9 * index / max(len(frames), 1), info.name)
+        try:
+            thumbnails.append(make_thumbnail(stack.load(index)))
+        except FocusStudioError as error:
+            problems.append(FileProblem(str(info.path or info.name), error.message))
+            continue
+        except Exception as error:  # a decoder failing on damaged pixel data
+            problems.append(FileProblem(str(info.path or info.name), f"cannot be decoded ({error})"))
+            continue
+        keep.append(index)
+    if len(keep) != len(frames):
+        stack = stack.subset(keep)
+    yield ProgressEvent("making thumbnails", 1.0, "")
+    return LoadOutcome(
+        stack=stack if len(stack) else None,
+        thumbnails=tuple(thumbnails),
+        problems=tuple(problems),
+        notes=tuple(notes),
+        paths=tuple(str(p) for p in paths),
+    )
+
+
+#: Decoded frames kept in memory for live updates when the whole stack fits in this many bytes.
+FRAME_CACHE_BUDGET = 512 * 2**20
+
+
+def with_frame_cache(stack: Stack, budget_bytes: int = FRAME_CACHE_BUDGET) -> Stack:
+    """``stack`` with every decoded frame kept in memory, when the whole stack fits in the budget.
+
+    Post-processing re-composes the result from the source pixels, so each live update would
+    decode every frame again (≈0.1–0.4 s per megapixel PNG); a small stack is worth keeping.
+    Callers get a copy of the cached frame, so a method that works in place cannot corrupt it.
+    Stacks already in memory and stacks over the budget are returned unchanged.
+    """
+    if not len(stack) or any(info.path is None for info in stack.frames):
+        return stack
+    channels = 3 if stack.is_color else 1
+    if sum(info.height * info.width * channels * 4 for info in stack.frames) > budget_bytes:
+        return stack
+    cache: dict[int, np.ndarray] = {}
+    positions = {info: index for index, info in enumerate(stack.frames)}
+
+    def loader(info: FrameInfo) -> np.ndarray:
+        index = positions[info]
+        image = cache.get(index)
+        if image is None:
+            image = stack.load(index)  # concurrent first loads may both decode: harmless
+            cache[index] = image
+        return image.copy()
+
+    return Stack(stack.frames, loader, stack.notes, None, stack.valid_mask)
+
+
+def merge_stacks(first: Stack, second: Stack) -> Stack:
+    """``first`` followed by ``second`` (the frames the user added), each decoded by its own stack."""
+    owners: dict[FrameInfo, tuple[Stack, int]] = {}
+    for stack in (first, second):
+        for index, info in enumerate(stack.frames):
+            owners.setdefault(info, (stack, index))
+
+    def loader(info: FrameInfo) -> np.ndarray:
+        owner, index = owners[info]
+        return owner.load(index)
+
+    notes = list(dict.fromkeys([*first.notes, *second.notes]))
+    return Stack([*first.frames, *second.frames], loader, notes)
+
+
+# ---------------------------------------------------------------------------- source frames
+@dataclass(frozen=True, eq=False)
+class FrameDisplay:
+    """One source frame ready for the screen."""
+
+    index: int  # in the loaded stack
+    display: np.ndarray  # uint8
+    image: np.ndarray  # float32 [0,1], for the cursor read-out
+
+
+def frame_display_job(stack: Stack, index: int, cancel: CancelToken) -> Generator[ProgressEvent, None,
+                                                                                  FrameDisplay]:
+    cancel.raise_if_cancelled()
+    yield ProgressEvent("loading frame", 0.0, stack.frames[index].name)
+    image = stack.load(index)
+    cancel.raise_if_cancelled()
+    return FrameDisplay(index, to_display(image), image)
+
+
+# ---------------------------------------------------------------------------- fusion
+@dataclass(frozen=True, eq=False)
+class FusionRequest:
+    """Everything one fusion run needs; ``analysis`` set = re-run the post-processing only."""
+
+    stack: Stack
+    method: str
+    params: Mapping[str, Any]
+    device: str = "auto"
+    slot: str = "A"
+    analysis: Analysis | None = None
+    weights: str | None = None
+    #: Identifies the frame selection (loaded stack + active indices) the result belongs to.
+    stack_key: tuple[Any, ...] = ()
+    #: perf_counter() of the user action that asked for this run (for the latency read-out).
+    requested_at: float = field(default_factory=time.perf_counter)
+    live: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class FusionOutcome:
+    """A finished run: the core's result plus its display image, prepared off the main thread."""
+
+    request: FusionRequest
+    result: FusionResult
+    display: np.ndarray  # uint8 H×W(×3)
+    worker_seconds: float
+    #: Display levels of each map, computed with the result so the GUI thread never scans a map.
+    levels: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def reused_analysis(self) -> bool:
+        return "analyze" not in self.result.timings
+
+
+def fusion_job(request: FusionRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, FusionOutcome]:
+    from focusstudio.core.pipeline import run_fusion
+
+    started = time.perf_counter()
+    result = yield from run_fusion(
+        request.stack,
+        request.method,
+        dict(request.params),
+        device=request.device,
+        cancel=cancel,
+        weights=request.weights,
+        analysis=request.analysis,
+    )
+    cancel.raise_if_cancelled()
+    display = to_display(result.image)
+    levels = map_levels(result.maps)
+    return FusionOutcome(request, result, display, time.perf_counter() - started, levels)
+
+
+# ---------------------------------------------------------------------------- metrics
+@dataclass(frozen=True)
+class MetricsOutcome:
+    slot: str
+    label: str
+    values: Mapping[str, float]
+
+
+def metrics_job(
+    slot: str,
+    label: str,
+    fused: np.ndarray,
+    stack: Stack,
+    keys: Sequence[str],
+    cancel: CancelToken,
+) -> Generator[ProgressEvent, None, MetricsOutcome]:
+    """No-reference metrics of ``fused`` against the frames of ``stack``, one metric at a time."""
+    from focusstudio.core.metrics import compute_metrics
+
+    sources: list[np.ndarray] = []
+    for index in range(len(stack)):
+        cancel.raise_if_cancelled()
+        yield ProgressEvent("metrics", 0.3 * index / len(stack), "reading sources")
+        sources.append(stack.load(index))
+    values: dict[str, float] = {}
+    for number, key in enumerate(keys):
+        cancel.raise_if_cancelled()
+        yield ProgressEvent("metrics", 0.3 + 0.7 * number / len(keys), key)
+        values.update({k: float(v) for k, v in compute_metrics(fused, sources, metrics=[key]).items()})
+    return MetricsOutcome(slot, label, values)
+
+
+# ---------------------------------------------------------------------------- export
+def _cli_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def reproduce_command(
+    result: FusionResult,
+    source_paths: Sequence[str],
+    output: str | Path,
+    device: str = "auto",
+    weights: str | None = None,
+) -> list[str]:
+    """The ``focusstudio fuse`` arguments that give the same result from the command line."""
+    command = ["focusstudio", "fuse", *source_paths, "-o", str(output), "--method", result.method]
+    for name, value in result.params.items():
+        command += ["--set", f"{name}={_cli_value(value)}"]
+    if weights:
+        command += ["--weights", weights]
+    if device != "auto":
+        command += ["--device", device]
+    return command
+
+
+@dataclass(frozen=True, eq=False)
+class ExportRequest:
+    path: Path
+    result: FusionResult
+    source_paths: tuple[str, ...]
+    device: str = "auto"
+    weights: str | None = None
+    with_maps: bool = False
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    image: Path
+    sidecar: Path
+    maps: tuple[Path, ...]
+    notes: tuple[str, ...]
+
+
+def sidecar_path(image_path: Path) -> Path:
+    """``result.png`` → ``result.png.json`` (keeps the extension, so result.png and result.tif differ)."""
+    return image_path.with_name(image_path.name + ".json")
+
+
+def sidecar_data(request: ExportRequest, maps: Sequence[Path]) -> dict[str, Any]:
+    import shlex
+
+    command = reproduce_command(request.result, request.source_paths, request.path, request.device,
+                                request.weights)
+    return {
+        **request.result.provenance(),
+        "output": str(request.path),
+        "output_dtype": request.result.source_dtype,
+        "source_paths": list(request.source_paths),
+        "map_files": [str(path) for path in maps],
+        "command": command,
+        "command_line": shlex.join(command),
+    }
+
+
+def write_json_atomically(path: Path, data: Mapping[str, Any], overwrite: bool) -> Path:
+    """Write JSON through a temporary file and ``os.replace`` (never half a sidecar)."""
+    import json
+    import os
+    import tempfile
+
+    from focusstudio.core.errors import OutputError
+
+    if path.exists() and not overwrite:
+        raise OutputError("already exists; choose another name", path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=2, default=str)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def export_job(request: ExportRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, ExportOutcome]:
+    """Write the result (in its source bit depth when the format allows), the maps and the sidecar."""
+    from focusstudio.core.io import write_maps, write_result
+
+    notes: list[str] = []
+    protected = list(request.source_paths)
+    yield ProgressEvent("saving", 0.1, request.path.name)
+    image = write_result(request.path, request.result, overwrite=request.overwrite, protected=protected,
+                         notes=notes)
+    maps: list[Path] = []
+    if request.with_maps and request.result.maps:
+        cancel.raise_if_cancelled()
+        yield ProgressEvent("saving", 0.6, "maps")
+        folder = request.path.with_name(request.path.stem + "_maps")
+        maps = write_maps(folder, request.result, overwrite=request.overwrite, protected=protected)
+    yield ProgressEvent("saving", 0.9, "sidecar")
+    sidecar = write_json_atomically(sidecar_path(image), sidecar_data(request, maps), request.overwrite)
+    return ExportOutcome(image, sidecar, tuple(maps), tuple(notes))

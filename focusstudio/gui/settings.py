@@ -1,0 +1,161 @@
+"""What the window remembers between sessions (QSettings) and per-method parameter presets (JSON).
+
+Presets live in a JSON file in the user's config directory rather than in QSettings so they can
+be read, shared and edited by hand, and later reused by the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from focusstudio.core.device import DEVICE_CHOICES
+
+ORGANISATION = "FocusStudio"
+APPLICATION = "FocusStudio"
+MAX_RECENT = 10
+
+
+class AppSettings:
+    """Typed access to the window's QSettings (recent stacks, layout, last method, device)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        # An explicit ini file keeps tests and portable installs away from the user's registry.
+        if path is None:
+            self._settings = QSettings(ORGANISATION, APPLICATION)
+        else:
+            self._settings = QSettings(str(path), QSettings.Format.IniFormat)
+
+    def sync(self) -> None:
+        self._settings.sync()
+
+    # ------------------------------------------------------------------ recent stacks
+    def recent_stacks(self) -> list[list[str]]:
+        """Most recent first; each entry is the list of paths that was opened together."""
+        raw = self._settings.value("recent/stacks", "[]")
+        try:
+            entries = json.loads(str(raw))
+        except json.JSONDecodeError:
+            return []
+        return [[str(p) for p in entry] for entry in entries if isinstance(entry, list) and entry]
+
+    def add_recent_stack(self, paths: Sequence[str | Path]) -> None:
+        entry = [str(p) for p in paths]
+        if not entry:
+            return
+        entries = [e for e in self.recent_stacks() if e != entry]
+        entries.insert(0, entry)
+        self._settings.setValue("recent/stacks", json.dumps(entries[:MAX_RECENT]))
+
+    def clear_recent_stacks(self) -> None:
+        self._settings.setValue("recent/stacks", "[]")
+
+    # ------------------------------------------------------------------ simple values
+    @property
+    def last_method(self) -> str | None:
+        value = self._settings.value("method/last", None)
+        return str(value) if value else None
+
+    @last_method.setter
+    def last_method(self, name: str) -> None:
+        self._settings.setValue("method/last", name)
+
+    @property
+    def device(self) -> str:
+        value = str(self._settings.value("compute/device", "auto"))
+        return value if value in DEVICE_CHOICES else "auto"
+
+    @device.setter
+    def device(self, choice: str) -> None:
+        if choice not in DEVICE_CHOICES:
+            raise ValueError(f"unknown device {choice!r}")
+        self._settings.setValue("compute/device", choice)
+
+    @property
+    def live_update(self) -> bool:
+        return str(self._settings.value("compute/live_update", "true")).lower() == "true"
+
+    @live_update.setter
+    def live_update(self, enabled: bool) -> None:
+        self._settings.setValue("compute/live_update", "true" if enabled else "false")
+
+    @property
+    def last_directory(self) -> str:
+        return str(self._settings.value("paths/last_directory", ""))
+
+    @last_directory.setter
+    def last_directory(self, path: str) -> None:
+        self._settings.setValue("paths/last_directory", path)
+
+    # ------------------------------------------------------------------ window layout
+    def window_geometry(self) -> QByteArray | None:
+        value = self._settings.value("window/geometry", None)
+        return value if isinstance(value, QByteArray) else None
+
+    def window_state(self) -> QByteArray | None:
+        value = self._settings.value("window/state", None)
+        return value if isinstance(value, QByteArray) else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self._settings.setValue("window/geometry", geometry)
+        self._settings.setValue("window/state", state)
+
+
+def default_presets_path() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("focusstudio", appauthor=False)) / "presets.json"
+
+
+class PresetStore:
+    """Named parameter sets per method, stored as ``{method: {preset: {param: value}}}``."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_presets_path()
+
+    def _read(self) -> dict[str, dict[str, dict[str, Any]]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError):
+            # A damaged presets file must not stop the window from opening.
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write(self, data: Mapping[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Write to a temporary file and rename so a crash never leaves half a presets file.
+        handle, temporary = tempfile.mkstemp(prefix=".presets-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                json.dump(data, stream, indent=2, sort_keys=True)
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def names(self, method: str) -> list[str]:
+        return sorted(self._read().get(method, {}))
+
+    def get(self, method: str, name: str) -> dict[str, Any]:
+        return dict(self._read().get(method, {}).get(name, {}))
+
+    def save(self, method: str, name: str, values: Mapping[str, Any]) -> None:
+        data = self._read()
+        data.setdefault(method, {})[name] = dict(values)
+        self._write(data)
+
+    def delete(self, method: str, name: str) -> None:
+        data = self._read()
+        if name in data.get(method, {}):
+            del data[method][name]
+            if not data[method]:
+                del data[method]
+            self._write(data)

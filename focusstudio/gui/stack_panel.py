@@ -1,0 +1,185 @@
+"""The list of source frames: thumbnails, reorder by drag, exclude by checkbox, add more.
+
+The panel only records the user's order and choices; the main window turns them into
+``stack.subset(indices)``. Files dropped on the list are handed on (the window loads them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+THUMBNAIL_SIZE = 96
+_INDEX_ROLE = Qt.ItemDataRole.UserRole
+
+
+def dropped_paths(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> list[str]:
+    """Local file/folder paths carried by a drag, in the order given."""
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return []
+    return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+
+
+@dataclass(frozen=True)
+class FrameEntry:
+    """What the list shows for one frame of the full (loaded) stack."""
+
+    name: str
+    detail: str  # e.g. "2700×1800 · 16-bit"
+    tooltip: str
+
+
+class _FrameList(QListWidget):
+    """A list that reorders its own items by drag and hands external file drops on."""
+
+    filesDropped = Signal(list)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.source() is not self and dropped_paths(event):
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.source() is not self and dropped_paths(event):
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        if event.source() is not self and dropped_paths(event):
+            event.acceptProposedAction()
+            self.filesDropped.emit(dropped_paths(event))
+        else:
+            super().dropEvent(event)
+
+
+class StackPanel(QWidget):
+    """Thumbnails of the loaded frames with order, inclusion and a summary line."""
+
+    #: (indices into the loaded stack, in the user's order, included frames only)
+    selectionChanged = Signal(list)
+    #: (index into the loaded stack) the user double-clicked a frame to look at it.
+    frameActivated = Signal(int)
+    addRequested = Signal()
+    filesDropped = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QLabel("No stack loaded. Drop images or a folder here.")
+        self.summary.setWordWrap(True)
+        self.list = _FrameList()
+        self.list.setObjectName("frameList")
+        self.list.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        self.list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.list.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setAcceptDrops(True)
+        self.list.setToolTip("Drag to reorder, untick to exclude, double-click to view a frame")
+        self.add_button = QPushButton("Add images…")
+        self.add_button.clicked.connect(self.addRequested)
+        self.include_all_button = QPushButton("Include all")
+        self.include_all_button.clicked.connect(self.include_all)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.include_all_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+        self.list.itemChanged.connect(self._emit_selection)
+        self.list.model().rowsMoved.connect(self._emit_selection)
+        self.list.itemDoubleClicked.connect(lambda item: self.frameActivated.emit(int(item.data(_INDEX_ROLE))))
+        self.list.filesDropped.connect(self.filesDropped)
+
+    # ------------------------------------------------------------------ content
+    def set_frames(self, entries: Sequence[FrameEntry], order: Sequence[int] | None = None,
+                   excluded: Sequence[int] = ()) -> None:
+        """Show ``entries`` (the loaded stack) in ``order``, with ``excluded`` unticked."""
+        self.list.blockSignals(True)
+        self.list.clear()
+        for index in order if order is not None else range(len(entries)):
+            entry = entries[index]
+            item = QListWidgetItem(f"{entry.name}\n{entry.detail}")
+            item.setToolTip(entry.tooltip)
+            item.setData(_INDEX_ROLE, index)
+            item.setFlags(
+                Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsUserCheckable
+                | Qt.ItemFlag.ItemIsDragEnabled
+            )
+            item.setCheckState(Qt.CheckState.Unchecked if index in excluded else Qt.CheckState.Checked)
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        self._emit_selection()
+
+    def set_thumbnail(self, index: int, icon: QIcon) -> None:
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if int(item.data(_INDEX_ROLE)) == index:
+                item.setIcon(icon)
+                return
+
+    def set_summary(self, text: str) -> None:
+        self.summary.setText(text)
+
+    def include_all(self) -> None:
+        self.list.blockSignals(True)
+        for row in range(self.list.count()):
+            self.list.item(row).setCheckState(Qt.CheckState.Checked)
+        self.list.blockSignals(False)
+        self._emit_selection()
+
+    # ------------------------------------------------------------------ state
+    def order(self) -> list[int]:
+        """Indices of every listed frame, in the user's order (included or not)."""
+        return [int(self.list.item(row).data(_INDEX_ROLE)) for row in range(self.list.count())]
+
+    def excluded(self) -> list[int]:
+        return [
+            int(item.data(_INDEX_ROLE))
+            for item in (self.list.item(row) for row in range(self.list.count()))
+            if item.checkState() != Qt.CheckState.Checked
+        ]
+
+    def active_indices(self) -> list[int]:
+        excluded = set(self.excluded())
+        return [index for index in self.order() if index not in excluded]
+
+    def set_order(self, order: Sequence[int]) -> None:
+        """Reorder the listed frames (the keyboard/menu equivalent of dragging)."""
+        items = {int(self.list.item(row).data(_INDEX_ROLE)): row for row in range(self.list.count())}
+        if sorted(order) != sorted(items):
+            raise ValueError("set_order needs a permutation of the listed frames")
+        taken = {index: self.list.takeItem(self.list.row(self._item_for(index))) for index in order}
+        self.list.blockSignals(True)
+        for index in order:
+            self.list.addItem(taken[index])
+        self.list.blockSignals(False)
+        self._emit_selection()
+
+    def set_included(self, index: int, included: bool) -> None:
+        self._item_for(index).setCheckState(Qt.CheckState.Checked if included else Qt.CheckState.Unchecked)
+
+    def _item_for(self, index: int) -> QListWidgetItem:
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if int(item.data(_INDEX_ROLE)) == index:
+                return item
+        raise KeyError(index)
+
+    def _emit_selection(self, *_: object) -> None:
+        self.selectionChanged.emit(self.active_indices())

@@ -1,0 +1,117 @@
+"""Screenshots of the FocusStudio window in its main states, for the README and the docs.
+
+    xvfb-run -s "-screen 0 1600x1000x24" python resources/make_screenshots.py [STACK] [--out DIR]
+
+States: empty window, stack loaded, fused with the decision-map overlay, live tuning (a
+post-processing change applied, overlay and wipe against a source frame). Every step goes
+through the real window and its workers; each picture is ``QWidget.grab()`` of the window.
+Runs with ``QT_QPA_PLATFORM=offscreen`` too (the default when no display is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_STACK = REPO.parent / "shared" / "data" / "lytro" / "lytro_01"
+
+
+def _wait(signal: Any, timeout_s: float = 600) -> list[Any]:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    received: list[Any] = []
+
+    def done(*args: Any) -> None:
+        received.extend(args)
+        loop.quit()
+
+    signal.connect(done)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    signal.disconnect(done)
+    return received
+
+
+def _settle(ms: int = 600) -> None:
+    """Let repaints and frame-decoding jobs finish before a grab."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stack", nargs="?", type=Path, default=DEFAULT_STACK)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--method", default="sf")
+    parser.add_argument("--compare", default="gff", help="the second method, fused into result B")
+    args = parser.parse_args(argv)
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    import tempfile
+
+    from focusstudio.gui.app import create_application
+    from focusstudio.gui.main_window import MainWindow
+    from focusstudio.gui.settings import AppSettings, PresetStore
+
+    create_application()
+    args.out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="focusstudio-shots-"))
+    window = MainWindow(AppSettings(scratch / "settings.ini"), PresetStore(scratch / "presets.json"))
+    window.select_method(args.method)
+    window.resize(1600, 1000)
+    window.show()
+    written: list[Path] = []
+
+    def shot(name: str) -> None:
+        _settle()
+        path = args.out / f"{name}.png"
+        if not window.grab().save(str(path)):
+            raise OSError(f"could not write {path}")
+        written.append(path)
+
+    shot("01-empty")
+    window.open_paths([str(args.stack)])
+    _wait(window.stackLoaded)
+    shot("02-stack-loaded")
+    window.fuse()
+    _wait(window.resultReady)
+    _wait(window.metricsReady, 300)
+    window.state.show_only("decision")
+    window.state.update_overlay("decision", opacity=0.45)
+    shot("03-fused-decision-overlay")
+    # Tuning: a post-processing change re-runs only the cheap stage on the cached analysis.
+    window.param_form.set_values({"gf_radius": 12, "morphology_radius": 9})
+    _wait(window.liveUpdated)
+    window.state.set_wipe(True, "frame:1")
+    window.state.set_wipe_position(0.55)
+    shot("04-tuning-wipe")
+    # Compare: a second method into result B, wiped against A, metrics of both.
+    if args.compare in window.method_names():
+        window.state.set_wipe(False)
+        window.select_method(args.compare)
+        window.set_target_slot("B")
+        window.fuse()
+        _wait(window.resultReady)
+        while _wait(window.metricsReady, 300) not in (["B"], []):
+            pass  # result A's metrics may come first
+        window.compare_results()
+        window.state.set_wipe_position(0.5)
+        window.state.toggle_overlays()
+        shot("05-compare-a-b")
+    window.close()
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""SESF-Fuse and GACN with randomly initialised weights on tiny inputs: networks, checkpoint
+loading, maps, N-frame strategies, tiling, cancellation and weight lookup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from focusstudio.core.errors import MethodUnavailableError, WeightsError
+from focusstudio.core.methods.archs import GACNNet, SESFNet, load_network
+from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.deep_common import (
+    FastEncoder,
+    encoder_channel_scales,
+    plan_network_tiles,
+    single_output_conv,
+)
+from focusstudio.core.methods.gacn import GACNFuse, GACNInference
+from focusstudio.core.methods.sesf import SESFActivity, label_opening, verify_binary
+from focusstudio.core.methods.tiling import plan_tiles
+from focusstudio.core.pipeline import fuse, run_fusion
+from focusstudio.core.progress import Cancelled, CancelToken, run_to_completion
+from focusstudio.core.types import Stack
+
+
+def _save(network: torch.nn.Module, path: Path) -> Path:
+    torch.save({"state_dict": network.state_dict(), "arch": network.arch_config()}, path)  # type: ignore[operator]
+    return path
+
+
+def _randomise_batchnorm(network: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Random BN statistics/affine so the eval-mode arithmetic is not the identity."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            count = module.num_features
+            module.running_mean.copy_(torch.randn(count, generator=generator) * 0.1)  # type: ignore[union-attr]
+            module.running_var.copy_(torch.rand(count, generator=generator) + 0.5)  # type: ignore[union-attr]
+            module.weight.data.copy_(torch.rand(count, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(count, generator=generator) * 0.1)
+    return network.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    sesf = _randomise_batchnorm(SESFNet(), 1)
+    gacn = _randomise_batchnorm(GACNNet(), 2)
+    return {"sesf": _save(sesf, folder / "sesf_random.pt"), "gacn": _save(gacn, folder / "gacn_random.pt")}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> object:
+    """Tiny tensors: threading overhead only (and a shared CPU)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+# ------------------------------------------------------------------------------------- networks
+def test_parameter_counts_match_the_released_networks() -> None:
+    assert sum(p.numel() for p in SESFNet().parameters()) == 74_803
+    assert sum(p.numel() for p in SESFNet().encoder.parameters()) == 14_416
+    assert sum(p.numel() for p in GACNNet().parameters()) == 68_820
+
+
+def test_networks_forward_and_backward() -> None:
+    torch.manual_seed(0)
+    sesf = SESFNet().train()
+    image = torch.rand(2, 1, 24, 20)
+    assert sesf.encode(image).shape == (2, 64, 24, 20)
+    reconstruction = sesf(image)
+    assert reconstruction.shape == (2, 1, 24, 20)
+    reconstruction.mean().backward()
+    assert sesf.encoder.blocks[0].conv.weight.grad is not None
+
+    gacn = GACNNet().train()
+    decision, refined = gacn(torch.rand(2, 1, 24, 20), torch.rand(2, 1, 24, 20))
+    assert decision.shape == refined.shape == (2, 1, 24, 20)
+    refined.mean().backward()
+    grads = [gacn.feature_path.blocks[0].conv.weight.grad, gacn.decision_se[0].conv.weight.grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_fast_encoder_is_bitwise_the_module() -> None:
+    network = _randomise_batchnorm(SESFNet(), 3)
+    image = torch.randn(2, 1, 33, 29)
+    fast = FastEncoder(network.encoder)
+    with torch.inference_mode():
+        # one image at a time, as the methods run it (and as the released code did)
+        assert torch.equal(fast(image[:1]), network.encode(image[:1]))
+        assert torch.allclose(fast(image), network.encode(image), atol=1e-5)
+
+
+def test_gacn_inference_matches_the_module(checkpoints: dict[str, Path]) -> None:
+    network, _ = load_network("gacn", checkpoints["gacn"])
+    assert isinstance(network, GACNNet)
+    inference = GACNInference(network, RunContext(), network.sf_radius)
+    a, b = torch.rand(1, 1, 40, 36), torch.rand(1, 1, 40, 36)
+    with torch.inference_mode():
+        activity_a, activity_b = network.activity(network.features(a)), network.activity(network.features(b))
+        reference = network.decision_map(activity_a, activity_b)
+        fast, per_scale = inference.decision(inference.features(a, None), inference.features(b, None))
+    assert per_scale.shape == (1, 4, 40, 36)
+    # sigmoid(1000·x) amplifies rounding only where x ≈ 0
+    assert float((fast - reference).abs().mean()) < 1e-3
+    assert float(((fast > 0.5) != (reference > 0.5)).float().mean()) < 0.01
+
+
+def test_single_output_conv_equals_conv2d() -> None:
+    x, weight = torch.randn(2, 16, 21, 17), torch.randn(1, 16, 7, 7)
+    expected = F.conv2d(x, weight, padding=3)
+    assert torch.allclose(single_output_conv(x, weight), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_receptive_radius() -> None:
+    # 4 encoder convs + 1 (difference) + 5 (SF window) + decision path 3 + 4·(1 + 3) + BGF max(4, 2·3)
+    assert GACNNet().receptive_radius(include_bgf=False) == 29
+    assert GACNNet().receptive_radius() == 35
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+def test_checkpoint_formats_round_trip(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    network, kind = load_network("sesf", checkpoints["sesf"])
+    assert kind == "focusstudio" and not network.training
+    plain = tmp_path / "plain.pt"
+    torch.save(network.state_dict(), plain)
+    again, kind = load_network("sesf", plain)
+    assert kind == "state_dict"
+    for key, value in network.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key])
+    encoder_only = tmp_path / "encoder_only.pt"
+    torch.save({k: v for k, v in network.state_dict().items() if not k.startswith("decoder.")}, encoder_only)
+    assert load_network("sesf", encoder_only)[1] == "state_dict"
+
+
+def test_bad_checkpoints_are_clear_errors(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="not sesf"):
+        load_network("sesf", checkpoints["gacn"])
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="cannot read"):
+        load_network("gacn", corrupt)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"encoder.blocks.0.conv.weight": torch.zeros(3)}, wrong)
+    with pytest.raises(WeightsError, match="does not fit"):
+        load_network("sesf", wrong)
+    with pytest.raises(WeightsError, match="not found"):
+        load_network("sesf", tmp_path / "missing.pt")
+
+
+def test_shipped_weights_lookup_and_digest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           checkpoints: dict[str, Path]) -> None:
+    monkeypatch.setenv("FOCUSSTUDIO_WEIGHTS_DIR", str(tmp_path))
+    method = GACNFuse()
+    available, reason = method.availability()
+    assert not available and "weights missing: weights/gacn.pt" in reason
+    assert method.availability(checkpoints["gacn"]) == (True, "")
+    stack = Stack.from_arrays([np.zeros((16, 16), np.float32)] * 2)
+    with pytest.raises(MethodUnavailableError, match="weights missing"):
+        fuse(stack, "gacn")
+    (tmp_path / "gacn.pt").write_bytes(checkpoints["gacn"].read_bytes())
+    (tmp_path / "manifest.json").write_text(json.dumps({"gacn": {"file": "gacn.pt", "sha256": "0" * 64}}))
+    assert method.availability()[0]
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        fuse(stack, "gacn")
+    from focusstudio.core.weights import sha256_of
+
+    digest = sha256_of(tmp_path / "gacn.pt")
+    (tmp_path / "manifest.json").write_text(json.dumps({"weights": {"gacn": {"sha256": digest}}}))
+    assert fuse(stack, "gacn").weights == "gacn.pt (shipped)"
+
+
+# ------------------------------------------------------------------------------------- methods
+def test_sesf_pair_maps_and_rounding(
+    make_focus_stack: Callable[..., object], checkpoints: dict[str, Path]
+) -> None:
+    synthetic = make_focus_stack(2, size=64, colour=True, dtype="uint8")
+    result = fuse(synthetic.stack, "sesf", weights=checkpoints["sesf"], device="cpu")
+    assert result.image.shape == (64, 64, 3) and result.rounding == "truncate"
+    assert {"activity_0", "activity_1", "decision_raw", "decision_post", "weight"} <= set(result.maps)
+    raw = result.maps["decision_raw"].data
+    strict = result.maps["activity_0"].data > result.maps["activity_1"].data
+    assert np.array_equal(raw, strict.astype(np.float32))
+    # deep SF of random features still measures detail: the sharp disk of frame 0 wins
+    agreement = float(((result.maps["decision_post"].data > 0.5) == (synthetic.labels == 0)).mean())
+    assert agreement > 0.8
+    assert result.as_dtype().dtype == np.uint8
+
+
+def test_sesf_post_parameters_reuse_the_analysis(make_focus_stack: Callable[..., object],
+                                                  checkpoints: dict[str, Path]) -> None:
+    stack = make_focus_stack(2, size=48).stack
+    first = fuse(stack, "sesf", weights=checkpoints["sesf"])
+    gen = run_fusion(stack, "sesf", {"use_guided_filter": False}, weights=checkpoints["sesf"],
+                     analysis=first.analysis)
+    second = run_to_completion(gen)
+    assert "analyze" not in second.timings
+    assert np.array_equal(second.maps["weight"].data, second.maps["decision_post"].data)
+    assert not np.array_equal(first.maps["weight"].data, second.maps["weight"].data)
+
+
+def test_sesf_nway_and_serial(make_focus_stack: Callable[..., object], checkpoints: dict[str, Path]) -> None:
+    synthetic = make_focus_stack(4, size=64)
+    nway = fuse(synthetic.stack, "sesf", weights=checkpoints["sesf"])
+    assert {"index_raw", "index", "activity_3"} <= set(nway.maps)
+    index = nway.maps["index"].data
+    assert index.dtype == np.int32 and index.min() >= 0 and index.max() <= 3
+    raw = nway.maps["index_raw"].data
+    activities = np.stack([nway.maps[f"activity_{i}"].data for i in range(4)])
+    assert np.array_equal(raw, np.argmax(activities, axis=0))
+    assert float((index == synthetic.labels).mean()) > 0.6
+    serial = fuse(synthetic.stack, "sesf", {"strategy": "serial"}, weights=checkpoints["sesf"])
+    assert serial.image.shape == (64, 64) and "weight" in serial.maps
+    # the serial chain depends on post parameters: changing one re-runs it
+    gen = run_fusion(synthetic.stack, "sesf", {"strategy": "serial", "use_srr": False},
+                     weights=checkpoints["sesf"], analysis=serial.analysis)
+    assert run_to_completion(gen).image.shape == (64, 64)
+
+
+def test_gacn_pair_calibration_and_serial(make_focus_stack: Callable[..., object],
+                                          checkpoints: dict[str, Path]) -> None:
+    pair = make_focus_stack(2, size=48, colour=True, dtype="uint8").stack
+    result = fuse(pair, "gacn", weights=checkpoints["gacn"])
+    expected = {"activity_diff_scale1", "activity_diff_scale4", "decision_initial", "boundary", "decision"}
+    assert expected <= set(result.maps) and result.rounding == "round"
+    decision = result.maps["decision"].data
+    np.testing.assert_allclose(result.image[..., 0], decision * pair.load(0)[..., 0]
+                               + (1 - decision) * pair.load(1)[..., 0], atol=1e-5)
+
+    stack = make_focus_stack(4, size=48).stack
+    calibrated = fuse(stack, "gacn", weights=checkpoints["gacn"])
+    volumes = np.stack([calibrated.maps[f"decision_volume_{j}"].data for j in range(4)])
+    index = calibrated.maps["index"].data
+    assert np.array_equal(index, np.argmax(volumes, axis=0))  # ties → lowest index, as np.argmax
+    frames = np.stack([stack.load(i) for i in range(4)])
+    assert np.array_equal(calibrated.image, np.take_along_axis(frames, index[None], 0)[0])
+    serial = fuse(stack, "gacn", {"strategy": "serial"}, weights=checkpoints["gacn"])
+    assert serial.image.shape == (48, 48) and "decision" in serial.maps
+
+
+def test_calibration_streams_when_maps_exceed_the_budget(make_focus_stack: Callable[..., object],
+                                                        checkpoints: dict[str, Path]) -> None:
+    stack = make_focus_stack(3, size=40).stack
+    kept = fuse(stack, "gacn", weights=checkpoints["gacn"])
+    streamed = fuse(stack, "gacn", weights=checkpoints["gacn"], memory_limit=40 * 40 * 4 * 2)
+    assert "decision_volume_0" in kept.maps and "decision_volume_0" not in streamed.maps
+    assert np.array_equal(kept.maps["index"].data, streamed.maps["index"].data)
+
+
+# ------------------------------------------------------------------------------------- tiling
+def test_tiled_channel_scales_are_the_global_ones() -> None:
+    network = _randomise_batchnorm(SESFNet(), 4)
+    encoder = FastEncoder(network.encoder)
+    image = torch.randn(1, 1, 70, 90)
+    with torch.inference_mode():
+        tiled = encoder_channel_scales(encoder, image, plan_tiles(70, 90, 32, 0))
+        # block by block, the scales the module computes from the whole image
+        current, outputs = image, []
+        for i, (block, se) in enumerate(zip(network.encoder.blocks, network.encoder.se)):
+            normalised = block(current)
+            assert torch.allclose(tiled[i], se.scales(normalised), atol=1e-6)
+            outputs.append(normalised * tiled[i])
+            current = torch.cat(outputs, dim=1)
+        assert torch.allclose(encoder(image, tiled), encoder(image), atol=1e-5)
+
+
+def test_sesf_tiled_equals_untiled(checkpoints: dict[str, Path]) -> None:
+    network, _ = load_network("sesf", checkpoints["sesf"])
+    assert isinstance(network, SESFNet)
+    grey = np.random.default_rng(0).random((75, 98)).astype(np.float32)
+    whole = SESFActivity(network, RunContext(), 5)(grey)
+    context = RunContext(tile_size=32)
+    assert len(plan_network_tiles(75, 98, context, 2048, 10)) > 4
+    tiled = SESFActivity(network, context, 5)(grey)
+    np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-4 * float(whole.max()))
+
+
+def test_gacn_tiled_equals_untiled(checkpoints: dict[str, Path]) -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.random((90, 84)).astype(np.float32), rng.random((90, 84)).astype(np.float32)
+    stack = Stack.from_arrays([a, b])
+    whole = fuse(stack, "gacn", weights=checkpoints["gacn"])
+    events: list[str] = []
+    tiled = run_to_completion(run_fusion(stack, "gacn", weights=checkpoints["gacn"], tile_size=32),
+                              lambda event: events.append(event.stage))
+    assert events.count("network") >= 9  # a progress event per tile
+    for name in ("decision_initial", "decision"):
+        difference = np.abs(whole.maps[name].data - tiled.maps[name].data)
+        assert float(difference.mean()) < 1e-4 and float((difference > 1e-2).mean()) < 1e-3
+    np.testing.assert_allclose(tiled.image, whole.image, atol=2e-2)
+
+
+# ------------------------------------------------------------------------------------- cancel
+@pytest.mark.parametrize("method", ["sesf", "gacn"])
+def test_cancel_stops_the_run(method: str, make_focus_stack: Callable[..., object],
+                              checkpoints: dict[str, Path]) -> None:
+    stack = make_focus_stack(4, size=32).stack
+    token = CancelToken()
+    gen = run_fusion(stack, method, cancel=token, weights=checkpoints[method])
+    next(gen)  # the first progress event
+    token.cancel()
+    with pytest.raises(Cancelled):
+        for _ in gen:
+            pass
+
+
+# ------------------------------------------------------------------------------------- post
+def test_consistency_verification_removes_specks() -> None:
+    decision = np.zeros((60, 60), bool)
+    decision[10:40, 10:40] = True
+    decision[50, 50] = True  # a speck: removed by the opening
+    decision[20, 20] = False  # a hole: filled by the closing
+    params = {"use_morphology": True, "morphology_radius": 3, "use_srr": True, "area_fraction": 0.01}
+    cleaned = verify_binary(decision, params)
+    assert not cleaned[50, 50] and cleaned[20, 20] and cleaned[25, 25]
+    labels = np.zeros((40, 40), np.int32)
+    labels[:, 20:] = 1
+    labels[5, 5] = 2
+    opened = label_opening(labels, 2)
+    assert opened[5, 5] == 0 and np.array_equal(opened[:, 21:], labels[:, 21:])
