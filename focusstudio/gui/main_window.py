@@ -88,6 +88,8 @@ if TYPE_CHECKING:
 LIVE_DEBOUNCE_MS = 150
 #: Metrics wait until the result has been still this long (they would slow live updates).
 METRICS_DELAY_MS = 600
+#: Metrics are computed automatically only up to this many megapixels summed over the frames.
+AUTO_METRICS_MAX_MEGAPIXELS = 40.0
 #: Decoded source frames kept for display.
 FRAME_CACHE_SIZE = 6
 SLOTS = ("A", "B")
@@ -1014,9 +1016,17 @@ class MainWindow(QMainWindow):
     def _queue_metrics(self, slot: str) -> None:
         if not self.metrics_panel.auto.isChecked():
             return
+        outcome = self.results[slot]
+        stack = outcome.request.stack
+        megapixels = len(stack) * stack.shape[0] * stack.shape[1] / 1e6
+        if megapixels > AUTO_METRICS_MAX_MEGAPIXELS:
+            # The metrics need every source frame in memory and minutes of CPU on a big stack.
+            self.metrics_panel.clear_slot(slot)
+            self.metrics_panel.status.setText(
+                f"Large stack ({megapixels:.0f} MP over all frames): press Compute now for the metrics.")
+            return
         if slot not in self._metrics_queue:
             self._metrics_queue.append(slot)
-        outcome = self.results[slot]
         self.metrics_panel.set_pending(slot, outcome.result.method)
         self._metrics_timer.start()
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from focusstudio.core.types import FusionMap
@@ -82,9 +83,11 @@ class ImagePane(pg.GraphicsView):
         self.base_item = pg.ImageItem(axisOrder="row-major")
         self.base_item.setZValue(0)
         self.view.addItem(self.base_item)
-        self.hint = pg.TextItem("", color="#9aa0a6", anchor=(0.5, 0.5))
-        self.view.addItem(self.hint)
-        self.hint.setPos(0.5, 0.5)  # the centre of the default (empty) view range
+        # A plain label over the view (not a scene item, so no view range can move it off-centre).
+        self.hint = QLabel(self)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setStyleSheet("color: #9aa0a6; font-size: 15px; background: transparent;")
+        self.hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self._shape: tuple[int, int] | None = None
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
@@ -95,6 +98,12 @@ class ImagePane(pg.GraphicsView):
     def set_hint(self, text: str) -> None:
         """Text shown in the middle of the pane while it has no image."""
         self.hint.setText(text)
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:
+        super().resizeEvent(event)
+        hint = getattr(self, "hint", None)  # pyqtgraph calls this from its own __init__, before ours
+        if hint is not None:
+            hint.setGeometry(self.rect())
 
     def show_image(self, image: np.ndarray | None) -> None:
         if image is None:

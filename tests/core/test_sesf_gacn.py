@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from focusstudio.core.errors import MethodUnavailableError, WeightsError
+from focusstudio.core.errors import InputError, MethodUnavailableError, WeightsError
 from focusstudio.core.methods.archs import GACNNet, SESFNet, load_network
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.deep_common import (
@@ -327,3 +327,11 @@ def test_consistency_verification_removes_specks() -> None:
     labels[5, 5] = 2
     opened = label_opening(labels, 2)
     assert opened[5, 5] == 0 and np.array_equal(opened[:, 21:], labels[:, 21:])
+
+
+@pytest.mark.parametrize("method", ["sesf", "gacn"])
+def test_frame_of_another_size_is_an_input_error(method: str, checkpoints: dict[str, Path]) -> None:
+    frames = [np.zeros((32, 32), np.float32), np.zeros((32, 40), np.float32)]
+    stack = Stack.from_arrays(frames, names=["a", "b"])
+    with pytest.raises(InputError, match="differs"):
+        fuse(stack, method, weights=checkpoints[method])

@@ -96,3 +96,18 @@ def test_frame_cache_decodes_each_frame_once(tmp_path: Path, monkeypatch: pytest
     assert decoded == ["frame_2.png"]
     # Over the budget, the stack is left alone.
     assert with_frame_cache(stack, budget_bytes=100) is stack
+
+
+def test_signals_can_be_emitted_without_exhausting_true(qapp: object) -> None:
+    """PySide6 6.12.0 drops a reference to True per emit; focusstudio.gui compensates (see _compat)."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        ping = Signal(int)
+
+    emitter = Emitter()
+    for value in range(5000):  # without the work-around this aborts the interpreter on 6.12.0
+        emitter.ping.emit(value)
+    assert sys.getrefcount(True) > 100

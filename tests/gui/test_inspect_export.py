@@ -217,3 +217,18 @@ def test_overlay_choices_survive_switching_results(qapp: object) -> None:
     state.sync_maps(maps("decision", "weight"))  # back to a result like A
     assert state.overlays["weight"].visible and state.overlays["weight"].opacity == 0.8
     assert state.overlays["weight"].colormap == "magma" and state.active_overlay == "weight"
+
+
+def test_metrics_wait_for_a_click_on_big_stacks(
+    qtbot: QtBot, window: MainWindow, stack_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from focusstudio.gui import main_window
+
+    monkeypatch.setattr(main_window, "AUTO_METRICS_MAX_MEGAPIXELS", 0.001)  # our 3×48×48 stack is "big"
+    open_and_wait(qtbot, window, [stack_folder])
+    with qtbot.assertNotEmitted(window.metricsReady, wait=900):
+        fuse_and_wait(qtbot, window)
+    assert "press Compute now" in window.metrics_panel.status.text()
+    with qtbot.waitSignal(window.metricsReady, timeout=30000):
+        window.metrics_panel.compute_button.click()
+    assert window.metrics_panel.values("A")["Qabf"] not in ("", "…")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.archs.sesf_arch import ChannelSE, ConvBlock, DenseSEEncoder
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.tiling import Tile, fits_untiled, plan_tiles, tile_edge
@@ -39,8 +40,9 @@ def exact_dtype(device: torch.device) -> torch.dtype:
 
 
 def grey_frame(stack: Stack, index: int) -> np.ndarray:
-    """Frame ``index`` in grey (skimage rgb2gray weights, float32 [0, 1]), H×W."""
-    return np.ascontiguousarray(stack.load(index, grey=True), dtype=np.float32)
+    """Frame ``index`` in grey (skimage rgb2gray weights, float32 [0, 1]), H×W; a frame whose size
+    differs from the stack's is an :class:`InputError` naming the file."""
+    return np.ascontiguousarray(load_checked(stack, index, grey=True), dtype=np.float32)
 
 
 def as_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from focusstudio.core.errors import WeightsError
+from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.archs.gacn_arch import (
     SIGMOID_GAIN,
     BoundaryFilterConfig,
@@ -485,7 +486,7 @@ class GACNFuse(FusionMethod):
         for i in range(1, count):
             context.cancel.raise_if_cancelled()
             yield context.progress.event("network", (i - 1) / (count - 1), f"serial step {i}/{count - 1}")
-            frame = stack.load(i)
+            frame = load_checked(stack, i)
             grey_a, grey_b = to_grey(running), to_grey(frame)
             decision, _ = yield from self._pair_decision(
                 inference, grey_a, grey_b,

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from focusstudio.core.errors import WeightsError
+from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.archs.sesf_arch import SESF_MEAN, SESF_STD, SESFNet
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.deep_common import (
@@ -421,7 +422,7 @@ class SESFFuse(FusionMethod):
         for i in range(1, count):
             context.cancel.raise_if_cancelled()
             yield context.progress.event("network", (i - 1) / (count - 1), f"serial step {i}/{count - 1}")
-            frame = stack.load(i)
+            frame = load_checked(stack, i)
             step = _reporter(context, (i - 1) / (count - 1), i / (count - 1))
             frame_sf = yield from activity.run(to_grey(frame), step)
             running, maps = self._fuse_pair(running, frame, running_sf, frame_sf, params, context)

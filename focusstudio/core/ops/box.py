@@ -25,45 +25,33 @@ def box_sum_np(image: np.ndarray, radius: int) -> np.ndarray:
     )
 
 
-#: Fraction bits of the fixed-point grid :func:`box_sum_exact_np` rounds to (2⁻⁴⁶ ≈ 1.4e-14).
-EXACT_FRACTION_BITS = 46
+#: Grid of :func:`box_sum_exact_np`: values are rounded to multiples of 2⁻³⁵ (≈ 2.9e-11).
+EXACT_FRACTION_BITS = 35
 
 
 def box_sum_exact_np(image: np.ndarray, radius: int, fraction_bits: int = EXACT_FRACTION_BITS) -> np.ndarray:
-    """:func:`box_sum_np` of an H×W array, computed exactly on a fixed-point grid (float64 out).
+    """:func:`box_sum_np` without rounding error: every window sum is exact (float64 out).
 
-    The values are rounded to multiples of 2^-``fraction_bits`` and summed as int64, so a
-    window's sum depends only on the values inside it. Floating running sums (cv2.boxFilter)
-    carry rounding residue along a row or column: equal windows then get sums that differ in the
-    last bits depending on what came before them, which decides exact ties (flat areas, identical
-    frames) arbitrarily and makes a tile's result differ from the whole frame's. Here a flat window
-    sums to exactly 0, equal windows to exactly the same value, and tiled equals untiled.
+    Floating running sums (cv2.boxFilter) carry rounding residue along a row or column, so equal
+    windows get sums that differ in the last bits depending on what came before them: exact ties
+    (flat areas, identical frames) are then decided arbitrarily, and a frame processed in tiles
+    differs from the whole frame. Here the values are first rounded to multiples of
+    2^-``fraction_bits``; while every running sum stays below 2^(52 − fraction_bits) each partial
+    sum is exactly representable in float64, so the same running sums make no error at all: a
+    flat window sums to exactly 0, equal windows to exactly the same value, tiled equals untiled.
 
-    Raises ValueError when a window sum could overflow int64 (values too large for the grid).
+    Raises ValueError when the values are too large for the grid (the sums could be inexact).
     """
-    if image.ndim != 2:
-        raise ValueError(f"box_sum_exact_np needs an H×W array, got shape {image.shape}")
     size = 2 * radius + 1
-    scale = float(2**fraction_bits)
     largest = float(np.abs(image).max()) if image.size else 0.0
-    if largest * scale * size * size >= 2.0**62:
-        raise ValueError(f"values up to {largest:g} overflow a {size}×{size} exact box sum")
-    fixed = np.rint(image.astype(np.float64, copy=False) * scale).astype(np.int64)
-    sums = _exact_window_sum(_exact_window_sum(fixed, radius, axis=1), radius, axis=0)
-    return sums.astype(np.float64) / scale
-
-
-def _exact_window_sum(values: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Zero-padded (2r+1) window sums of int64 ``values`` along ``axis`` via a cumulative sum."""
-    length = values.shape[axis]
-    padded_shape = list(values.shape)
-    padded_shape[axis] = length + 1
-    cumulative = np.zeros(padded_shape, dtype=np.int64)
-    np.cumsum(values, axis=axis, out=cumulative[(slice(None),) * axis + (slice(1, None),)])
-    positions = np.arange(length)
-    upper = np.minimum(positions + radius + 1, length)
-    lower = np.maximum(positions - radius, 0)
-    return np.take(cumulative, upper, axis=axis) - np.take(cumulative, lower, axis=axis)
+    # A running sum holds at most a window's sum plus the value entering it: bound it by 2×.
+    if 2.0 * largest * size * size >= 2.0 ** (52 - fraction_bits):
+        raise ValueError(f"values up to {largest:g} are too large for an exact {size}×{size} box sum")
+    scale = float(2**fraction_bits)
+    grid = image.astype(np.float64) * scale
+    np.rint(grid, out=grid)
+    grid /= scale  # a power of two: exact
+    return box_sum_np(grid, radius)
 
 
 def box_mean_np(image: np.ndarray, radius: int) -> np.ndarray:
