@@ -230,18 +230,18 @@ def quality(
     from focusstudio.core.metrics import compute_metrics
 
     fused = read_image(fused_path)
-    loaded = [read_image(s) if isinstance(s, Path) else s for s in sources]
-    truth = read_image(gt) if isinstance(gt, Path) else gt
-    for image in [*loaded, *([truth] if truth is not None else [])]:
+
+    def checked_small(item: np.ndarray | Path) -> np.ndarray:
+        # One source at a time at full size: 30 × 24 MP frames would not fit in memory together.
+        image = read_image(item) if isinstance(item, Path) else item
         if image.shape[:2] != fused.shape[:2]:
             raise ValueError(f"size {image.shape[:2]} differs from the fused image's {fused.shape[:2]}")
-    names = list(metrics) + (["PSNR", "SSIM"] if truth is not None else [])
-    values = compute_metrics(
-        downscale(fused, longest),
-        [downscale(s, longest) for s in loaded],
-        gt=downscale(truth, longest) if truth is not None else None,
-        metrics=names,
-    )
+        return downscale(image, longest)
+
+    small_sources = [checked_small(s) for s in sources]
+    small_truth = checked_small(gt) if gt is not None else None
+    names = list(metrics) + (["PSNR", "SSIM"] if small_truth is not None else [])
+    values = compute_metrics(downscale(fused, longest), small_sources, gt=small_truth, metrics=names)
     return {k: float(v) for k, v in values.items()}
 
 

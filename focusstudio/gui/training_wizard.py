@@ -900,6 +900,7 @@ class TrainPage(QWizardPage):
         self.last_checkpoint: str | None = None
         self.last_event: TrainEvent | None = None
         self.primary_metric = "loss"
+        self.plotted_metric: str | None = None
         self.steps: list[float] = []
         self.losses: list[float] = []
         self.val_steps: list[float] = []
@@ -979,7 +980,7 @@ class TrainPage(QWizardPage):
         from focusstudio.core.training.recipe import get_recipe
 
         self.primary_metric = get_recipe(config.method).primary_metric
-        self.plotted_metric: str | None = None
+        self.plotted_metric = None
         self.metric_plot.setTitle("Validation metric")
         self.result = None
         self.steps.clear()
@@ -1007,7 +1008,12 @@ class TrainPage(QWizardPage):
                 self.device_label.setText(f"Device {resolve_device(run_config.device)}")
             except FocusStudioError as error:
                 self.device_label.setText(f"Device: {error}")
-        overrides = {"steps": run_config.steps} if checkpoint is not None and run_config is not None else None
+        overrides: dict[str, Any] | None = None
+        if checkpoint is not None and run_config is not None:
+            overrides = {"steps": run_config.steps}
+            if not run_config.out:
+                # A run started without an output (e.g. from the CLI): export next to its checkpoint.
+                overrides["out"] = str(Path(checkpoint).parent / TRAINED_FILE)
         self.status_label.setText("Preparing the data and the network…")
         self.runner.start(partial(train_job, config, checkpoint, overrides, self._cancel, self._pause))
         self._plot_timer.start()
@@ -1308,7 +1314,12 @@ class ResultPage(QWizardPage):
         config = self._config()
         chosen = (name if name is not None else self.name_edit.text()).strip()
         weights = self._weights()
-        entry = dict(read_manifest(weights.parent / "manifest.json")["weights"].get(weights.name, {}))
+        manifest = Path(config.manifest) if config.manifest else weights.parent / "manifest.json"
+        try:
+            entries = read_manifest(manifest)["weights"]
+        except FocusStudioError:
+            entries = {}  # the weights themselves are what matters; their history is a bonus
+        entry = dict(entries.get(weights.name) or entries.get(str(weights.resolve())) or {})
         if self.comparison is not None:
             entry["evaluation"] = {
                 "baseline": self.comparison.base_label,

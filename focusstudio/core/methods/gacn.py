@@ -34,6 +34,7 @@ from focusstudio.core.methods.archs.gacn_arch import (
     BoundaryFilterConfig,
     GACNNet,
     boundary_guided_filter,
+    per_scale_sum,
 )
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.deep_common import (
@@ -158,7 +159,7 @@ class GACNInference:
         """(M, per-scale SF difference N×4×h×w) from the features of two frames (same window)."""
         energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
         difference = channel_box_sum(energy, self.sf_radius)
-        per_scale = difference.reshape(difference.shape[0], 4, -1, *difference.shape[2:]).sum(dim=2)
+        per_scale = per_scale_sum(difference)
         x = torch.sigmoid(difference.mul_(SIGMOID_GAIN))
         x = self._spatial_se(x, 0)
         for i, (weight, bias, scale, shift) in enumerate(self.blocks):

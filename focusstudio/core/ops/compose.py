@@ -81,14 +81,22 @@ def iter_compose_weights(
         weight = np.asarray(get(i), dtype=np.float32)
         frame = stack.load(i)
         contribution = _expand(weight, frame) * frame
-        accumulated = contribution if accumulated is None else accumulated + contribution
-        total = weight.copy() if total is None else total + weight
+        # In place (same values): one full-size colour array less at the peak of a long stack.
+        if accumulated is None:
+            accumulated = contribution
+        else:
+            accumulated += contribution
+        del contribution
+        if total is None:
+            total = weight.copy()
+        else:
+            total += weight
         yield i
     assert accumulated is not None and total is not None
     if normalize:
         safe = np.where(np.abs(total) < 1e-8, 1.0, total)
-        accumulated = accumulated / _expand(safe, accumulated)
-    return accumulated.astype(np.float32)
+        accumulated /= _expand(safe, accumulated)
+    return accumulated.astype(np.float32, copy=False)
 
 
 def compose_weights(

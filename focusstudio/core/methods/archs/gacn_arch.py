@@ -20,7 +20,6 @@ split so N-frame decision calibration runs the feature path once per frame:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -181,7 +180,7 @@ class GACNNet(nn.Module):
 
 
 def per_scale_sum(activity: torch.Tensor, width: int = ENCODER_WIDTH) -> torch.Tensor:
-    """Sum a 64-channel per-channel map over each scale's 16 channels → N×4×H×W."""
-    n, channels, height, width_px = activity.shape
-    scales = math.ceil(channels / width)
-    return activity.reshape(n, scales, width, height, width_px).sum(dim=2)
+    """Sum a 64-channel per-channel map over each scale's 16 channels → N×4×H×W (the feature
+    path's four blocks are its scales)."""
+    count, channels, height, columns = activity.shape
+    return activity.reshape(count, channels // width, width, height, columns).sum(dim=2)
