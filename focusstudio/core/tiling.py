@@ -252,7 +252,7 @@ class BoundedGuidedFilter:
     cached whole-frame filter. Otherwise every call filters tile by tile, each tile reading a halo
     of 2·radius (two cascaded box means), so the result equals the whole-frame filter; the guide
     statistics are then recomputed per tile and call, which roughly doubles the cost of a filter
-    but keeps the memory at one tile's working set.
+    but keeps the memory at one tile's working set. ``dtype`` is the type of the result.
     """
 
     #: Float64 working set per guide pixel of a colour guide: cached statistics (~80 B) plus one
@@ -267,8 +267,10 @@ class BoundedGuidedFilter:
         memory_limit: int | None = None,
         tile_size: int | None = None,
         mode: GuidedFilterMode | None = None,
+        dtype: np.dtype | type = np.float64,
     ) -> None:
         height, width = guide.shape[:2]
+        self.dtype = np.dtype(dtype)
         self.guide = guide
         self.radius = radius
         self.eps = eps
@@ -283,10 +285,11 @@ class BoundedGuidedFilter:
         return self._whole is None
 
     def __call__(self, source: np.ndarray) -> np.ndarray:
-        """The filtered ``source`` (H×W) as float64 H×W, not clipped."""
+        """The filtered ``source`` (H×W), not clipped, in ``dtype`` (float64 math either way; a
+        float32 result saves the full-size float64 copy when tiled)."""
         if self._whole is not None:
-            return self._whole(source)
-        output = np.empty(source.shape[:2], dtype=np.float64)
+            return self._whole(source).astype(self.dtype, copy=False)
+        output = np.empty(source.shape[:2], dtype=self.dtype)
         for tile in self.tiles:
             window = GuidedFilterCPU(self.guide[tile.read], self.radius, self.eps, self.mode)
             output[tile.write] = window(source[tile.read])[tile.inner]

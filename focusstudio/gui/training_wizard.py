@@ -434,7 +434,9 @@ class DataPage(QWizardPage):
         self._method = ""
         self._report: DataReport | None = None
         self._report_key: tuple[Any, ...] | None = None
+        self._pending_key: tuple[Any, ...] | None = None
         self._preview_seed = 1
+        self.last_preview: list[Any] = []
         self.inspect_runner = JobRunner("training-data", self)
         self.preview_runner = JobRunner("training-preview", self)
         self.inspect_runner.succeeded.connect(lambda _job, report: self._on_report(report))
@@ -582,10 +584,11 @@ class DataPage(QWizardPage):
             self.completeChanged.emit()
             return
         defaults = self._defaults()
+        val_fraction = self.val_spin.value()  # read here: the job runs in another thread
         self._pending_key = key
         self.summary_label.setText("Checking the images…")
         self.inspect_runner.start(lambda token: inspect_training_data(
-            method, folder, masks or None, data_format, self.val_spin.value(), 1, defaults.crop, defaults.resize,
+            method, folder, masks or None, data_format, val_fraction, 1, defaults.crop, defaults.resize,
             cancel=token))
 
     def _defaults(self) -> Any:
@@ -641,9 +644,10 @@ class DataPage(QWizardPage):
             return
         defaults = self._defaults()
         overrides = synthesis_overrides(self.synthesis_form.values()) if data_format == "images" else {}
+        seed = self._preview_seed
         self.preview_runner.start(lambda token: preview_samples(
-            method, folder, masks or None, data_format, overrides, defaults.resize, defaults.crop,
-            self._preview_seed, PREVIEW_COUNT, cancel=token))
+            method, folder, masks or None, data_format, overrides, defaults.resize, defaults.crop, seed,
+            PREVIEW_COUNT, cancel=token))
 
     def _on_preview(self, samples: list[Any]) -> None:
         self.last_preview = samples

@@ -309,7 +309,7 @@ class SpatialFrequencyFusion(FusionMethod):
         # In tiles when the guide's statistics do not fit the budget (same result).
         guided = BoundedGuidedFilter(
             guide, params["gf_radius"], params["gf_eps"], operation_budget(stack.shape, context.memory_limit),
-            context.tile_size,
+            context.tile_size, dtype=np.float32,
         )
 
         def weight_of(position: int) -> np.ndarray:

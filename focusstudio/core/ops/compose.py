@@ -63,6 +63,15 @@ def compose_index(
             on_frame(i)
 
 
+def _accumulate_weighted(accumulated: np.ndarray, weight: np.ndarray, frame: np.ndarray, rows: int = 256) -> None:
+    """``accumulated += weight · frame`` in blocks of rows (the same values as one whole-frame
+    expression), so the product never exists at full size: on a 24 MP colour stack that is
+    ~0.6 GB less at the peak of the composition."""
+    for start in range(0, frame.shape[0], rows):
+        block = slice(start, start + rows)
+        accumulated[block] += _expand(weight[block], frame[block]) * frame[block]
+
+
 def iter_compose_weights(
     stack: Stack,
     weights: Sequence[np.ndarray] | Callable[[int], np.ndarray],
@@ -80,13 +89,10 @@ def iter_compose_weights(
             cancel.raise_if_cancelled()
         weight = np.asarray(get(i), dtype=np.float32)
         frame = stack.load(i)
-        contribution = _expand(weight, frame) * frame
-        # In place (same values): one full-size colour array less at the peak of a long stack.
         if accumulated is None:
-            accumulated = contribution
+            accumulated = _expand(weight, frame) * frame
         else:
-            accumulated += contribution
-        del contribution
+            _accumulate_weighted(accumulated, weight, frame)
         if total is None:
             total = weight.copy()
         else:
