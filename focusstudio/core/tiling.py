@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MEMORY_FRACTION",
+    "MINIMUM_OPERATION_BUDGET",
     "PERSISTENT_BYTES_PER_PIXEL",
     "BoundedGuidedFilter",
     "available_device_memory",
@@ -54,6 +55,9 @@ DEFAULT_MEMORY_FRACTION = 0.5
 FALLBACK_FREE_MEMORY = 4 * 1024**3
 #: Never plan for less than this: tiles smaller than a few hundred pixels are all halo.
 MINIMUM_MEMORY_LIMIT = 256 * 1024**2
+#: The least one tiled operation gets when the whole-frame arrays already use up the budget
+#: (a 600 px colour guided-filter tile, a 1600 px activity tile).
+MINIMUM_OPERATION_BUDGET = 128 * 1024**2
 
 
 def available_ram(meminfo: Path = Path("/proc/meminfo")) -> int | None:
@@ -118,10 +122,10 @@ def operation_budget(
     persistent_bytes_per_pixel: float = PERSISTENT_BYTES_PER_PIXEL,
 ) -> int:
     """The part of the budget one tiled operation may use: the whole budget minus what the method
-    keeps for the full frame meanwhile (never below :data:`MINIMUM_MEMORY_LIMIT`)."""
+    keeps for the full frame meanwhile (never below :data:`MINIMUM_OPERATION_BUDGET`)."""
     limit = resolve_memory_limit(memory_limit, device)
     reserved = int(persistent_bytes_per_pixel * shape[0] * shape[1])
-    return max(limit - reserved, MINIMUM_MEMORY_LIMIT)
+    return max(limit - reserved, MINIMUM_OPERATION_BUDGET)
 
 
 def plan_budget_tiles(

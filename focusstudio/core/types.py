@@ -165,10 +165,11 @@ def normalise_array(array: np.ndarray) -> np.ndarray:
         array = array[..., :3]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise ValueError(f"unsupported image shape {array.shape}")
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
+    if array.dtype in (np.uint8, np.uint16):
+        # In place (the same float32 values): one full-size float copy less while decoding.
+        image = array.astype(np.float32)
+        image /= 255.0 if array.dtype == np.uint8 else 65535.0
+        return image
     return np.clip(array.astype(np.float32), 0.0, 1.0)
 
 

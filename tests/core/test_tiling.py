@@ -19,6 +19,7 @@ from focusstudio.core.ops.spatial_frequency import spatial_frequency_np
 from focusstudio.core.pipeline import fuse
 from focusstudio.core.tiling import (
     MINIMUM_MEMORY_LIMIT,
+    MINIMUM_OPERATION_BUDGET,
     BoundedGuidedFilter,
     blend_tiles,
     compute_tiled,
@@ -145,7 +146,7 @@ def test_operation_budget_leaves_room_for_the_whole_frame_arrays() -> None:
     assert operation_budget((1000, 1000), memory_limit=1000 * 1024**2, persistent_bytes_per_pixel=64) == (
         1000 * 1024**2 - 64 * 1000 * 1000
     )
-    assert operation_budget((10000, 10000), memory_limit=1024**3) == MINIMUM_MEMORY_LIMIT
+    assert operation_budget((10000, 10000), memory_limit=1024**3) == MINIMUM_OPERATION_BUDGET
 
 
 def test_map_tiles_crop_back_and_blend_agree_for_a_local_operation() -> None:
@@ -223,3 +224,11 @@ def test_sf_fusion_in_forced_tiny_tiles_equals_the_untiled_fusion(
     np.testing.assert_allclose(tiled.maps["weight"].data, whole.maps["weight"].data, atol=1e-6)
     np.testing.assert_allclose(tiled.image, whole.image, atol=1e-6)
     np.testing.assert_array_equal(tiled.as_dtype("uint8"), whole.as_dtype("uint8"))
+
+
+def test_run_context_resolves_its_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from focusstudio.core.methods.base import RunContext
+
+    assert RunContext(memory_limit=512 * 1024**2).resolved_memory_limit() == 512 * 1024**2
+    monkeypatch.setattr(tiling, "available_ram", lambda: 6 * 1024**3)
+    assert RunContext().resolved_memory_limit() == int(6 * 1024**3 * tiling.DEFAULT_MEMORY_FRACTION)

@@ -39,6 +39,13 @@ class RunContext:
     progress: ProgressRange = field(default_factory=ProgressRange)
     notes: list[str] = field(default_factory=list)
 
+    def resolved_memory_limit(self) -> int:
+        """``memory_limit``, or when None a safe fraction of the memory free now: the free VRAM on
+        CUDA, else the free RAM (:func:`focusstudio.core.tiling.default_memory_limit`)."""
+        from focusstudio.core.tiling import resolve_memory_limit
+
+        return resolve_memory_limit(self.memory_limit, self.device)
+
 
 @dataclass
 class Analysis:

@@ -314,7 +314,8 @@ class SpatialFrequencyFusion(FusionMethod):
 
         def weight_of(position: int) -> np.ndarray:
             frame = present[position]
-            weight = np.maximum(guided(index == frame), 0.0).astype(np.float32)
+            weight = guided(index == frame)  # float32 (see above)
+            np.maximum(weight, 0.0, out=weight)
             total[...] += weight
             if frame == 0:
                 first_weight.append(weight)
