@@ -71,9 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--weights-dir", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="print the analyze/finish split")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's; 1 = the work itself)")
     args = parser.parse_args(argv)
 
     import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     from focusstudio.core.pipeline import fuse
     from focusstudio.core.types import Stack

@@ -6,7 +6,8 @@
 The peer runs the issue's recipe: ``align_image_stack -m -a aligned_ frames...`` then
 ``enfuse --exposure-weight=0 --saturation-weight=0 --contrast-weight=1 --hard-mask
 --contrast-window-size=5``. focusstudio runs ``focusstudio fuse`` with its own alignment (when the
-CLI has ``--align``).
+CLI has ``--align``; until then the same pipeline through the Python API,
+``benchmarks/fuse_aligned.py``).
 
 Quality has no ground truth here: each result is scored against the frames it actually fused, in
 its own geometry — enfuse against align_image_stack's output, focusstudio against the frames as
@@ -27,29 +28,29 @@ import numpy as np
 
 from benchmarks.alignment_examples import STACKS, stack_inputs
 from benchmarks.common import (
+    REPO_ROOT,
     cli_supports,
     ensure_peer_tools,
     format_table,
     image_dtype,
+    measure,
     quality,
     run_enfuse,
     run_focusstudio,
 )
 
 
-def aligned_sources(frames: list[Path], align: bool) -> list[np.ndarray]:
-    """The frames in the geometry of focusstudio's result (aligned + cropped, or as they are)."""
+def aligned_sources(frames: list[Path]) -> list[np.ndarray]:
+    """The frames in the geometry of focusstudio's result (aligned with the default options, cropped)."""
     from focusstudio.core.align import align_stack
     from focusstudio.core.io import load_stack
     from focusstudio.core.progress import run_to_completion
 
-    stack = load_stack(frames)
-    if align:
-        stack, _ = run_to_completion(align_stack(stack))
+    stack, _ = run_to_completion(align_stack(load_stack(frames)))
     return [stack.load(i) for i in range(len(stack))]
 
 
-def bench_stack(name: str, args: argparse.Namespace, align: bool, peers: bool) -> list[dict[str, Any]]:
+def bench_stack(name: str, args: argparse.Namespace, cli_align: bool, peers: bool) -> list[dict[str, Any]]:
     frames = stack_inputs(name)
     out_dir = args.out / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -58,8 +59,14 @@ def bench_stack(name: str, args: argparse.Namespace, align: bool, peers: bool) -
     runs = []
     for method in args.methods:
         output = out_dir / f"focusstudio_{method}.{suffix}"
-        flags = ["--align"] if align else []
-        runs.append(("focusstudio", run_focusstudio(f"focusstudio {method}", frames, output, method, flags), output))
+        if cli_align:
+            measured = run_focusstudio(f"focusstudio {method}", frames, output, method, ["--align"])
+        else:
+            # The CLI cannot align yet: the same pipeline through the Python API.
+            command = [sys.executable, "-m", "benchmarks.fuse_aligned", *map(str, frames), "-o", str(output),
+                       "--method", method]
+            measured = measure(f"focusstudio {method} (API)", command, cwd=REPO_ROOT)
+        runs.append(("focusstudio", measured, output))
     if peers:
         output = out_dir / "enfuse.tif"
         measured, enfuse_sources = run_enfuse("enfuse", frames, out_dir / "enfuse_work", output, align=True)
@@ -87,7 +94,7 @@ def bench_stack(name: str, args: argparse.Namespace, align: bool, peers: bool) -
             if tool == "enfuse":
                 sources: list[np.ndarray] | list[Path] = list(enfuse_sources)
             else:
-                own_sources = own_sources if own_sources is not None else aligned_sources(frames, align)
+                own_sources = own_sources if own_sources is not None else aligned_sources(frames)
                 sources = own_sources
             try:
                 row.update(quality(output, sources, metrics=args.metrics, longest=args.metric_size))
@@ -112,15 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     peers = not args.no_peer and ensure_peer_tools(args.setup)
-    align = cli_supports("--align")
-    if not align:
-        print("note: 'focusstudio fuse' has no --align yet: focusstudio fuses the frames unaligned", file=sys.stderr)
+    cli_align = cli_supports("--align")
+    if not cli_align:
+        print("note: 'focusstudio fuse' has no --align yet: aligning and fusing through the Python API "
+              "(benchmarks/fuse_aligned.py)", file=sys.stderr)
     rows = []
     for name in args.stacks:
         if not STACKS[name].is_dir():
             print(f"{name}: not found, skipped", file=sys.stderr)
             continue
-        rows.extend(bench_stack(name, args, align, peers))
+        rows.extend(bench_stack(name, args, cli_align, peers))
         print(format_table(rows[-len(args.methods) - int(peers):], ["stack", "tool", "wall_s", "peak_rss_mib"]),
               file=sys.stderr)
     columns = ["stack", "frames", "tool", "wall_s", "peak_rss_mib", "out_dtype", "time_vs_enfuse", "rss_vs_enfuse",

@@ -20,7 +20,18 @@ BUILD="$ROOT/build/packaging"
 VENV="$BUILD/venv"
 PYTHON="${PYTHON:-python3}"
 START=$(date +%s)
+VENV_DONE="" BUILT="" SELFTEST_START="" SELFTEST_END=""
 mkdir -p "$BUILD"
+# The phase times, also when a phase fails (they decide whether CI can afford the build).
+report_times() {
+  local status=$? now
+  now=$(date +%s)
+  echo "== times: venv $(( ${VENV_DONE:-$now} - START )) s," \
+    "pyinstaller $([ -n "$VENV_DONE" ] && echo $(( ${BUILT:-$now} - VENV_DONE )) || echo -) s," \
+    "self-test $([ -n "$SELFTEST_START" ] && echo $(( ${SELFTEST_END:-$now} - SELFTEST_START )) || echo -) s," \
+    "total $(( now - START )) s (exit $status)"
+}
+trap report_times EXIT
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # The CPU wheel carries a "+cpu" local version on Linux (PyPI's plain Linux wheel is the CUDA build);
@@ -91,14 +102,12 @@ du -sh "$ROOT/dist/FocusStudio"
 
 echo "== self-test of the bundle"
 SELFTEST_START=$(date +%s)
-QT_QPA_PLATFORM=offscreen "$ROOT/dist/FocusStudio/FocusStudio" --self-test
+# Without the FOCUSSTUDIO_*_DIR overrides: the self-test must see the bundled resources and weights.
+env -u FOCUSSTUDIO_WEIGHTS_DIR -u FOCUSSTUDIO_RESOURCES_DIR QT_QPA_PLATFORM=offscreen \
+  "$ROOT/dist/FocusStudio/FocusStudio" --self-test
 SELFTEST_END=$(date +%s)
 
-if [ "${FOCUSSTUDIO_SKIP_ARCHIVE:-0}" = "1" ]; then
-  echo "== times: venv $((VENV_DONE-START)) s, pyinstaller $((BUILT-VENV_DONE)) s," \
-    "self-test $((SELFTEST_END-SELFTEST_START)) s, total $((SELFTEST_END-START)) s (no archive)"
-  exit 0
-fi
+[ "${FOCUSSTUDIO_SKIP_ARCHIVE:-0}" = "1" ] && exit 0
 if [ "$(uname)" = "Darwin" ]; then
   echo "== built dist/FocusStudio.app (macOS: no tar.gz; packaging/macos/build.sh makes the .dmg)"
   exit 0
@@ -117,7 +126,4 @@ chmod +x "$STAGE/install.sh"
 ARCHIVE="$ROOT/dist/FocusStudio-$VERSION-linux-$(uname -m)$SUFFIX.tar.gz"
 tar -C "$BUILD/stage" -cf - FocusStudio | gzip "-${FOCUSSTUDIO_GZIP_LEVEL:-6}" > "$ARCHIVE"
 rm -rf "$BUILD/stage"
-END=$(date +%s)
-echo "== built $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1))"
-echo "== times: venv $((VENV_DONE-START)) s, pyinstaller $((BUILT-VENV_DONE)) s," \
-  "self-test $((SELFTEST_END-SELFTEST_START)) s, archive $((END-SELFTEST_END)) s, total $((END-START)) s"
+echo "== built $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1), archived in $(( $(date +%s) - SELFTEST_END )) s)"

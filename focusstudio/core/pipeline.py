@@ -62,8 +62,13 @@ def run_fusion(
         tile_size=tile_size,
     )
     timings: dict[str, float] = {}
-    reuse = analysis is not None and analysis.method == instance.name and (
-        analysis.analysis_params == instance.analysis_params(resolved)
+    # A cached analysis is reused only for the same method, analysis parameters and weights
+    # (switching checkpoints must re-run the network).
+    reuse = (
+        analysis is not None
+        and analysis.method == instance.name
+        and analysis.analysis_params == instance.analysis_params(resolved)
+        and analysis.weights == instance.weights_label(context.weights)
     )
     if not reuse:
         context.progress = ProgressRange(0.0, 0.85)

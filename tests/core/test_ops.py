@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -89,15 +87,6 @@ def _brute_guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps
     return (_brute_box_mean(slopes, radius) * guide3).sum(axis=2) + _brute_box_mean(offsets, radius)
 
 
-def _min_time(function, repeats: int = 5) -> float:  # type: ignore[no-untyped-def]
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 # ----------------------------------------------------------------------------- box filters
 
 
@@ -119,19 +108,6 @@ def test_torch_box_filter_keeps_float32_and_is_differentiable() -> None:
     assert y.dtype == torch.float32 and y.shape == x.shape
     y.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
-
-
-def test_box_filter_cost_does_not_grow_with_radius() -> None:
-    image = np.random.default_rng(2).random((384, 384))
-    tensor = torch.from_numpy(image)[None, None]
-    small_np = _min_time(lambda: box_mean_np(image, 1))
-    large_np = _min_time(lambda: box_mean_np(image, 60))
-    small_torch = _min_time(lambda: box_mean(tensor, 1))
-    large_torch = _min_time(lambda: box_mean(tensor, 60))
-    # A direct (2r+1)² or even a separable 2r+1 sum would be ~40-3700× slower at r=60; running sums
-    # stay flat. The generous factor absorbs noise from a shared CPU.
-    assert large_np < 4 * small_np + 2e-3
-    assert large_torch < 4 * small_torch + 2e-3
 
 
 # ----------------------------------------------------------------------------- spatial frequency

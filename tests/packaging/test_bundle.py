@@ -25,6 +25,8 @@ from focusstudio.core.methods.registry import list_methods
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = Path(os.environ.get("FOCUSSTUDIO_BUNDLE", ROOT / "dist" / "FocusStudio"))
 EXECUTABLE = BUNDLE / ("FocusStudio.exe" if sys.platform == "win32" else "FocusStudio")
+# On Windows FocusStudio.exe is windowed (prints nothing); its console twin runs the command line.
+CLI_EXECUTABLE = BUNDLE / "focusstudio-cli.exe" if sys.platform == "win32" else EXECUTABLE
 BUNDLED_WEIGHTS = BUNDLE / "_internal" / "weights"
 CLASSICAL_METHODS = ("sf", "laplacian", "gff")  # need no weights, so they always run
 #: A port nothing listens on: any HTTP(S) request through the proxy fails at once.
@@ -71,7 +73,7 @@ def _offline(command: list[str]) -> list[str]:
 
 def _run(arguments: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _offline([str(EXECUTABLE), *arguments]),
+        _offline([str(CLI_EXECUTABLE), *arguments]),
         env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )
 

@@ -34,6 +34,13 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _umask_mode() -> int:
+    """Permissions a plainly created file would get (mkstemp files are 0600)."""
+    current = os.umask(0)
+    os.umask(current)
+    return 0o666 & ~current
+
+
 def atomic_torch_save(payload: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the target folder, then rename over the target."""
     target = Path(path)
@@ -44,6 +51,7 @@ def atomic_torch_save(payload: Any, path: str | Path) -> Path:
             torch.save(payload, stream)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, _umask_mode())
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -61,6 +69,7 @@ def atomic_write_text(text: str, path: str | Path) -> Path:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, _umask_mode())
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
