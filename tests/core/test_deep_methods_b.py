@@ -259,13 +259,17 @@ def test_n_frames_are_fused_serially(name: str, checkpoints: dict[str, Path]) ->
     assert not np.array_equal(result.maps[f"{soft}_1"].data, result.maps[f"{soft}_2"].data)
 
 
-def _crafted_chain_analysis(name: str, soft: np.ndarray, stack: Stack) -> Analysis:
+def _crafted_chain_analysis(name: str, soft: np.ndarray, stack: Stack, weights: Path) -> Analysis:
     """An analysis whose cached map is ``soft`` and whose post-processing is marked stale, so
-    ``finish`` re-derives the decision from ``soft`` (no network for two frames)."""
+    ``finish`` re-derives the decision from ``soft`` (no network for two frames). It names the
+    weights it was made with, as a real one does, so the pipeline reuses it for those weights."""
     chain = SerialChain([soft], [soft], stack.load(0), None)
     method = get_method(name)
     params = method.params.defaults()
-    return Analysis(name, method.analysis_params(params), data={"chain": chain, "post": {"stale": True}})
+    return Analysis(
+        name, method.analysis_params(params), data={"chain": chain, "post": {"stale": True}},
+        weights=method.weights_label(weights),
+    )
 
 
 @pytest.mark.parametrize("name", ["mfifgan", "twostream"])
@@ -278,7 +282,7 @@ def test_small_region_removal_in_both_polarities(name: str, checkpoints: dict[st
     stack = _random_stack(2, height, width)
     params = {"use_srr": True} if name == "twostream" else {}
     params["area_fraction"] = 0.002  # 9.6 px > 4 px regions
-    analysis = _crafted_chain_analysis(name, soft, stack)
+    analysis = _crafted_chain_analysis(name, soft, stack, checkpoints[name])
     result = run_to_completion(
         run_fusion(stack, name, params, device="cpu", weights=checkpoints[name], analysis=analysis)
     )
@@ -299,12 +303,12 @@ def test_twostream_srr_off_by_default_and_soft_alpha(checkpoints: dict[str, Path
     stack = _random_stack(2, 40, 40)
     result = run_to_completion(run_fusion(
         stack, "twostream", {}, device="cpu", weights=checkpoints["twostream"],
-        analysis=_crafted_chain_analysis("twostream", soft, stack),
+        analysis=_crafted_chain_analysis("twostream", soft, stack, checkpoints["twostream"]),
     ))
     assert result.maps["decision"].data[5, 5] == 1.0  # island kept: no SRR by default
     soft_result = run_to_completion(run_fusion(
         stack, "twostream", {"soft_alpha": True}, device="cpu", weights=checkpoints["twostream"],
-        analysis=_crafted_chain_analysis("twostream", soft, stack),
+        analysis=_crafted_chain_analysis("twostream", soft, stack, checkpoints["twostream"]),
     ))
     blend = soft[..., None] * stack.load(0) + (1 - soft[..., None]) * stack.load(1)
     np.testing.assert_allclose(soft_result.image, blend, atol=1e-6)
