@@ -143,6 +143,32 @@ def _add_method_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--align",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="register the frames before fusing (default: on for 3 or more frames)",
+    )
+    parser.add_argument("--reference", type=int, metavar="I", help="alignment reference frame (default: middle)")
+    parser.add_argument(
+        "--align-model",
+        choices=("translation", "similarity", "affine", "homography"),
+        help="alignment motion model (default: similarity, which covers focus breathing)",
+    )
+    parser.add_argument(
+        "--crop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="crop to the area every aligned frame covers (default) or keep full size with a validity mask",
+    )
+    parser.add_argument(
+        "--align-set",
+        dest="align_assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other alignment setting (repeatable), e.g. photometric=true, on_failure=exclude",
+    )
+    parser.add_argument(
         "--memory-limit",
         metavar="SIZE",
         help="working-memory budget, e.g. 4G or 512M (default: a safe fraction of free memory)",
@@ -190,6 +216,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
     check_output_path(output, overwrite=args.force, protected=protected)
     progress = _Progress(enabled=not args.quiet and not args.json)
+    stack, alignment, align_seconds = _maybe_align(stack, args, progress)
     result = _drive(
         run_fusion(
             stack,
@@ -207,7 +234,15 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     maps_written: list[str] = []
     if args.maps:
         maps_written = [str(p) for p in write_maps(Path(args.maps), result, overwrite=args.force)]
+    if alignment is not None and args.maps:
+        from focusstudio.core.io import atomic_write_text
+
+        target = Path(args.maps) / "alignment.json"
+        atomic_write_text(target, json.dumps(alignment.to_json(), indent=2))
+        maps_written.append(str(target))
     timings = dict(result.timings)
+    if alignment is not None:
+        timings["align"] = align_seconds
     timings["write"] = time.perf_counter() - write_start
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -232,6 +267,25 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {written} ({result.method}, {len(stack)} frames, {timings['total']:.2f} s)")
     return EXIT_OK
+
+
+def _maybe_align(stack: Any, args: argparse.Namespace, progress: _Progress) -> tuple[Any, Any, float]:
+    """The alignment stage: on by default for 3+ frames, settings from the alignment declarations."""
+    from focusstudio.core.align import ALIGN_PARAMS, align_by_default, align_stack
+
+    wanted = args.align if args.align is not None else align_by_default(len(stack))
+    if not wanted:
+        return stack, None, 0.0
+    settings = ALIGN_PARAMS.parse_assignments(args.align_assignments)
+    if args.reference is not None:
+        settings["reference"] = args.reference
+    if args.align_model is not None:
+        settings["model"] = args.align_model
+    if args.crop is not None:
+        settings["crop"] = args.crop
+    started = time.perf_counter()
+    aligned, alignment = _drive(align_stack(stack, settings), progress)
+    return aligned, alignment, time.perf_counter() - started
 
 
 def cmd_methods(args: argparse.Namespace) -> int:

@@ -186,3 +186,21 @@ def test_python_dash_m_entry_point() -> None:
     assert completed.returncode == 2
     assert completed.stderr.strip().count("\n") == 0
     assert "missing.png" in completed.stderr
+
+
+def test_fuse_aligns_three_frames_by_default_and_writes_the_transforms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _write_stack(tmp_path / "in", n=3, size=128)
+    # Shift the last frame by 3 px, as a handheld frame would be.
+    shifted = np.roll(cv2.imread(str(paths[2])), 3, axis=1)
+    cv2.imwrite(str(paths[2]), shifted)
+    maps = tmp_path / "maps"
+    assert main(["fuse", *map(str, paths), "-o", str(tmp_path / "f.png"), "--maps", str(maps), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "align" in report["seconds"]
+    transforms = json.loads((maps / "alignment.json").read_text())
+    assert transforms
+    capsys.readouterr()
+    assert main(["fuse", *map(str, paths), "-o", str(tmp_path / "g.png"), "--no-align", "--json"]) == 0
+    assert "align" not in json.loads(capsys.readouterr().out)["seconds"]
