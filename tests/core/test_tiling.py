@@ -195,12 +195,16 @@ def test_memory_limit_defaults_to_a_fraction_of_free_ram(monkeypatch: pytest.Mon
     meminfo.write_text("MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:   8000000 kB\n")
     monkeypatch.setitem(sys.modules, "psutil", None)  # "not installed": the /proc/meminfo path
     assert tiling.available_ram(meminfo) == 8000000 * 1024
+    monkeypatch.setattr(tiling, "available_ram", lambda: 3 * 1024**3)
+    assert default_memory_limit("cpu") == int(3 * 1024**3 * tiling.DEFAULT_MEMORY_FRACTION)
     monkeypatch.setattr(tiling, "available_ram", lambda: 8000000 * 1024)
-    assert default_memory_limit("cpu") == int(8000000 * 1024 * tiling.DEFAULT_MEMORY_FRACTION)
+    assert default_memory_limit("cpu") == tiling.DEFAULT_RAM_CAP  # plenty free: capped
     monkeypatch.setattr(tiling, "available_ram", lambda: 10 * 1024**2)
     assert default_memory_limit("cpu") == MINIMUM_MEMORY_LIMIT
     monkeypatch.setattr(tiling, "available_ram", lambda: None)
-    assert default_memory_limit("cpu") == int(tiling.FALLBACK_FREE_MEMORY * tiling.DEFAULT_MEMORY_FRACTION)
+    assert default_memory_limit("cpu") == min(
+        int(tiling.FALLBACK_FREE_MEMORY * tiling.DEFAULT_MEMORY_FRACTION), tiling.DEFAULT_RAM_CAP
+    )
     assert resolve_memory_limit(123456789) == 123456789
 
 
@@ -230,5 +234,5 @@ def test_run_context_resolves_its_memory_limit(monkeypatch: pytest.MonkeyPatch) 
     from focusstudio.core.methods.base import RunContext
 
     assert RunContext(memory_limit=512 * 1024**2).resolved_memory_limit() == 512 * 1024**2
-    monkeypatch.setattr(tiling, "available_ram", lambda: 6 * 1024**3)
-    assert RunContext().resolved_memory_limit() == int(6 * 1024**3 * tiling.DEFAULT_MEMORY_FRACTION)
+    monkeypatch.setattr(tiling, "available_ram", lambda: 2 * 1024**3)
+    assert RunContext().resolved_memory_limit() == int(2 * 1024**3 * tiling.DEFAULT_MEMORY_FRACTION)
