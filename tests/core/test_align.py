@@ -232,16 +232,17 @@ def test_implausible_rotation_is_rejected() -> None:
 
 # ------------------------------------------------------------------------------ crop and mask
 def _pixel_coverage(matrices: list[np.ndarray], height: int, width: int) -> np.ndarray:
-    """Independent per-pixel check: reference pixel p is covered when M⁻¹p lies in every frame."""
+    """Independent per-pixel check: reference pixel p is covered when M⁻¹p lies in every frame's
+    pixel area (half a pixel beyond its outer pixel centres)."""
     ys, xs = np.mgrid[0:height, 0:width]
     points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)]).astype(np.float64)
     covered = np.ones(xs.size, bool)
     for matrix in matrices:
         source = np.linalg.inv(matrix) @ points
         sx, sy = source[0] / source[2], source[1] / source[2]
-        tolerance = 1e-6
-        covered &= (sx >= -tolerance) & (sx <= width - 1 + tolerance)
-        covered &= (sy >= -tolerance) & (sy <= height - 1 + tolerance)
+        margin = 0.5 + 1e-6
+        covered &= (sx >= -margin) & (sx <= width - 1 + margin)
+        covered &= (sy >= -margin) & (sy <= height - 1 + margin)
     return covered.reshape(height, width)
 
 
@@ -284,8 +285,19 @@ def test_crop_rectangle_for_translations_is_exact() -> None:
     shifts = [(0.0, 0.0), (-2.5, 1.0), (3.0, -2.0)]
     matrices = [np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], float) for dx, dy in shifts]
     alignment = _manual_alignment(matrices, 40, 60)
-    # Columns 3 .. 60-1-2.5 → 3..56, rows 1 .. 40-1-2 → 1..37.
-    assert alignment.crop_box == (3, 1, 54, 37)
+    # A frame covers half a pixel beyond its outer pixel centres. Columns: the +3 frame starts at
+    # 3 − 0.5 = 2.5 → 3; the −2.5 frame ends at 59 − 2.5 + 0.5 = 57 → 3..57. Rows: the +1 frame
+    # starts at 0.5 → 1, the −2 frame ends at 39 − 2 + 0.5 = 37.5 → 1..37.
+    assert alignment.crop_box == (3, 1, 55, 37)
+
+
+def test_sub_pixel_motion_of_a_frame_that_never_moved_keeps_the_full_frame() -> None:
+    """ECC reports ~0.01 px between frames of a tripod stack; that must not cost a row or column."""
+    shifts = [(0.0, 0.0), (-0.02, 0.015), (0.03, -0.01)]
+    matrices = [np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], float) for dx, dy in shifts]
+    alignment = _manual_alignment(matrices, 40, 60)
+    assert alignment.crop_box == (0, 0, 60, 40)
+    assert alignment.valid_mask().all()
 
 
 @pytest.mark.parametrize("model", ["similarity", "homography"])
