@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from focusstudio.core.ops.guided_filter import GuidedFilterCPU, GuidedFilterMode
+from focusstudio.core.ops.guided_filter import GuidedFilterCPU, GuidedFilterMode, guide_centre
 from focusstudio.core.progress import CancelToken
 
 if TYPE_CHECKING:
@@ -280,29 +280,36 @@ class BoundedGuidedFilter:
         tile_size: int | None = None,
         mode: GuidedFilterMode | None = None,
         dtype: np.dtype | type = np.float64,
+        precision: np.dtype | type = np.float64,
     ) -> None:
         height, width = guide.shape[:2]
         self.dtype = np.dtype(dtype)
+        self.precision = np.dtype(precision)
         self.guide = guide
         self.radius = radius
         self.eps = eps
         self.mode: GuidedFilterMode | None = mode
         channels = guide.shape[2] if guide.ndim == 3 else 1
-        bytes_per_pixel = self.BYTES_PER_PIXEL * (channels + 1) / 4
+        bytes_per_pixel = self.BYTES_PER_PIXEL * (channels + 1) / 4 * self.precision.itemsize / 8
         self.tiles = plan_budget_tiles(height, width, 2 * radius, bytes_per_pixel, memory_limit, tile_size)
-        self._whole = GuidedFilterCPU(guide, radius, eps, mode) if len(self.tiles) == 1 else None
+        self._centre = guide_centre(guide) if self.precision == np.float32 else None
+        self._whole = (
+            GuidedFilterCPU(guide, radius, eps, mode, self.precision, self._centre) if len(self.tiles) == 1 else None
+        )
 
     @property
     def tiled(self) -> bool:
         return self._whole is None
 
     def __call__(self, source: np.ndarray) -> np.ndarray:
-        """The filtered ``source`` (H×W), not clipped, in ``dtype`` (float64 math either way; a
-        float32 result saves the full-size float64 copy when tiled)."""
+        """The filtered ``source`` (H×W), not clipped, in ``dtype`` (math in ``precision``; a
+        float32 result saves a full-size float64 copy when tiled)."""
         if self._whole is not None:
             return self._whole(source).astype(self.dtype, copy=False)
         output = np.empty(source.shape[:2], dtype=self.dtype)
         for tile in self.tiles:
-            window = GuidedFilterCPU(self.guide[tile.read], self.radius, self.eps, self.mode)
+            window = GuidedFilterCPU(
+                self.guide[tile.read], self.radius, self.eps, self.mode, self.precision, self._centre
+            )
             output[tile.write] = window(source[tile.read])[tile.inner]
         return output

@@ -421,3 +421,17 @@ def test_compose_respects_cancel() -> None:
         compose_index(stack, np.zeros((4, 4), np.int32), cancel=token)
     with pytest.raises(Cancelled):
         compose_weights(stack, [np.ones((4, 4))] * 2, cancel=token)
+
+
+@pytest.mark.parametrize("mode", ["gray", "sesf_color", "color"])
+def test_single_precision_guided_filter_matches_double_on_a_255_scaled_guide(mode: str) -> None:
+    """Float32 works on a centred guide: without the centring, mean(I²) − mean(I)² of a 0..255
+    guide loses ~1e-3 to cancellation, comparable to the default eps."""
+    rng = np.random.default_rng(11)
+    guide = rng.random((40, 50)) if mode == "gray" else rng.random((40, 50, 3))
+    guide = 100.0 + 150.0 * guide  # bright, nearly flat: the worst case for cancellation
+    source = (rng.random((40, 50)) > 0.5).astype(np.float64)
+    double = GuidedFilterCPU(guide, 3, 0.1, mode)(source)  # type: ignore[arg-type]
+    single = GuidedFilterCPU(guide, 3, 0.1, mode, np.float32)(source)  # type: ignore[arg-type]
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, double, atol=2e-5)

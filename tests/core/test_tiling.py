@@ -140,6 +140,11 @@ def test_bounded_guided_filter_equals_the_whole_frame_filter(mode: str) -> None:
     untiled = BoundedGuidedFilter(guide, radius, 0.1, memory_limit=1024**3, mode=mode)  # type: ignore[arg-type]
     assert not untiled.tiled
     np.testing.assert_array_equal(untiled(source), whole)
+    # Single precision: every tile uses the whole guide's centre, so tiles compute the same numbers.
+    single = BoundedGuidedFilter(guide, radius, 0.1, tile_size=12, mode=mode, precision=np.float32)  # type: ignore[arg-type]
+    single_whole = BoundedGuidedFilter(guide, radius, 0.1, memory_limit=1024**3, mode=mode, precision=np.float32)  # type: ignore[arg-type]
+    assert single.tiled and not single_whole.tiled
+    np.testing.assert_allclose(single(source), single_whole(source), rtol=0, atol=1e-6)
 
 
 def test_operation_budget_leaves_room_for_the_whole_frame_arrays() -> None:

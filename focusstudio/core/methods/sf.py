@@ -280,8 +280,8 @@ class SpatialFrequencyFusion(FusionMethod):
             context.cancel.raise_if_cancelled()
             weight = BoundedGuidedFilter(
                 guide, params["gf_radius"], params["gf_eps"], operation_budget(stack.shape, context.memory_limit),
-                context.tile_size,
-            )(weight).astype(np.float32)
+                context.tile_size, dtype=np.float32, precision=np.float32,
+            )(weight)
             maps["weight"] = FusionMap(
                 "weight", "weight", weight, "Guided-filtered weight of frame 0 (not clipped, as SESF-Fuse)"
             )
@@ -309,7 +309,7 @@ class SpatialFrequencyFusion(FusionMethod):
         # In tiles when the guide's statistics do not fit the budget (same result).
         guided = BoundedGuidedFilter(
             guide, params["gf_radius"], params["gf_eps"], operation_budget(stack.shape, context.memory_limit),
-            context.tile_size, dtype=np.float32,
+            context.tile_size, dtype=np.float32, precision=np.float32,
         )
 
         def weight_of(position: int) -> np.ndarray:

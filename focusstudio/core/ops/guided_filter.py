@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+import cv2
 import numpy as np
 
-from focusstudio.core.ops.box import _window_counts, box_mean, box_sum_np
+from focusstudio.core.ops.box import _window_counts, box_mean
 
 if TYPE_CHECKING:
     import torch
@@ -131,10 +132,31 @@ class GuidedFilterCPU:
     The guide's own statistics (means, variances or the inverse of Σ + eps·I) are computed once,
     so filtering N weight maps with the same guide costs about half of N separate filters. The
     textbook colour mode inverts the 3×3 covariance in closed form (adjugate / determinant).
+
+    ``precision=np.float32`` halves the memory traffic (about 2× faster on a megapixel). The guide
+    is then centred on its per-channel mean first: the filter's output does not change (variances,
+    covariances and the coefficients a are shift-invariant and b absorbs the shift exactly), but
+    mean(I²) − mean(I)² no longer cancels catastrophically in single precision. OpenCV's box filter
+    sums float32 input in double, so window sums stay correctly rounded.
     """
 
-    def __init__(self, guide: np.ndarray, radius: int, eps: float, mode: GuidedFilterMode | None = None) -> None:
-        image = np.asarray(guide, dtype=np.float64)
+    def __init__(
+        self,
+        guide: np.ndarray,
+        radius: int,
+        eps: float,
+        mode: GuidedFilterMode | None = None,
+        precision: np.dtype | type = np.float64,
+        centre: np.ndarray | None = None,
+    ) -> None:
+        self.precision = np.dtype(precision)
+        if self.precision not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"precision must be float32 or float64, not {self.precision}")
+        image = np.asarray(guide, dtype=self.precision)
+        if self.precision == np.float32:
+            # Tiles of one guide pass the whole guide's centre, so they compute the same numbers.
+            shift = guide_centre(image) if centre is None else centre
+            image = (image - np.asarray(shift, dtype=np.float32)).astype(np.float32, copy=False)
         if mode is None:
             mode = "gray" if image.ndim == 2 else "sesf_color"
         if mode == "gray":
@@ -145,7 +167,7 @@ class GuidedFilterCPU:
         self.guide = image
         self.radius = radius
         self.mode = mode
-        self._reciprocal_counts = 1.0 / _window_counts(image.shape[0], image.shape[1], radius)
+        self._reciprocal_counts = (1.0 / _window_counts(image.shape[0], image.shape[1], radius)).astype(self.precision)
         self.mean_guide = self.mean(image)
         if mode == "gray" or mode == "sesf_color":
             # per-channel 1 / (var(I_c) + eps)
@@ -171,13 +193,16 @@ class GuidedFilterCPU:
 
     def mean(self, x: np.ndarray) -> np.ndarray:
         """Border-count-normalised window mean (H×W or H×W×C)."""
-        sums = box_sum_np(x, self.radius)
+        size = 2 * self.radius + 1
+        sums = cv2.boxFilter(
+            x.astype(self.precision, copy=False), -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT
+        )
         sums *= self._reciprocal_counts[..., None] if sums.ndim == 3 else self._reciprocal_counts
         return sums
 
     def __call__(self, source: np.ndarray) -> np.ndarray:
-        """The filtered ``source`` (H×W) as float64 H×W, not clipped."""
-        p = np.asarray(source, dtype=np.float64)
+        """The filtered ``source`` (H×W) as H×W in the filter's precision, not clipped."""
+        p = np.asarray(source, dtype=self.precision)
         if p.shape != self.guide.shape[:2]:
             raise ValueError(f"source shape {p.shape} does not match the guide {self.guide.shape[:2]}")
         image, mean_i = self.guide, self.mean_guide
@@ -196,5 +221,21 @@ class GuidedFilterCPU:
                 [i00 * v0 + i01 * v1 + i02 * v2, i01 * v0 + i11 * v1 + i12 * v2, i02 * v0 + i12 * v1 + i22 * v2],
                 axis=2,
             )
-        b = mean_p - (a * mean_i).sum(axis=2)
-        return (self.mean(a) * image).sum(axis=2) + self.mean(b)
+        b = mean_p - _channel_dot(a, mean_i)
+        return _channel_dot(self.mean(a), image) + self.mean(b)
+
+
+def guide_centre(guide: np.ndarray) -> np.ndarray:
+    """Per-channel mean of a guide (a scalar array for a grey one), as float32."""
+    if guide.ndim == 3:
+        return guide.reshape(-1, guide.shape[2]).mean(axis=0, dtype=np.float64).astype(np.float32)
+    return np.asarray(guide.mean(dtype=np.float64), dtype=np.float32)
+
+
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ_c a[..., c]·b[..., c] for H×W×3 arrays (plane by plane: numpy's strided last-axis sum is
+    several times slower)."""
+    total = a[..., 0] * b[..., 0]
+    for channel in range(1, a.shape[2]):
+        total += a[..., channel] * b[..., channel]
+    return total
