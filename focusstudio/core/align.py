@@ -691,8 +691,11 @@ def _photometric_fit(
 COVERAGE_MARGIN = 0.5
 
 
-def covered_columns(matrices: list[np.ndarray], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per reference row y: the first and last column (int) where every mapped frame has pixels.
+def covered_columns(
+    matrices: list[np.ndarray], height: int, width: int, source_shape: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per output row y (of a height×width output): the first and last column (int) where every
+    mapped frame (of ``source_shape``, default the output's) has pixels.
 
     Each frame's footprint is the image of its pixel-centre rectangle, a convex quadrilateral;
     their intersection is convex, so a row's covered part is one interval. Empty rows get
@@ -701,10 +704,12 @@ def covered_columns(matrices: list[np.ndarray], height: int, width: int) -> tupl
     rows = np.arange(height, dtype=np.float64)
     left = np.full(height, -np.inf)
     right = np.full(height, np.inf)
+    source_height, source_width = source_shape or (height, width)
     # A frame's pixels cover the area up to half a pixel beyond its outer pixel centres: a sample
     # there is read from the edge pixel, so a sub-pixel shift (ECC finds ~0.01 px even between
     # frames that never moved) does not cost a row or a column of the result.
-    low_edge, high_x, high_y = -COVERAGE_MARGIN, width - 1.0 + COVERAGE_MARGIN, height - 1.0 + COVERAGE_MARGIN
+    low_edge = -COVERAGE_MARGIN
+    high_x, high_y = source_width - 1.0 + COVERAGE_MARGIN, source_height - 1.0 + COVERAGE_MARGIN
     corners = np.array([[low_edge, low_edge], [high_x, low_edge], [high_x, high_y], [low_edge, high_y]])
     for matrix in matrices:
         quad = _apply_points(matrix, corners)
@@ -914,9 +919,12 @@ class FrameWarp:
         gain: float = 1.0,
         offset: float = 0.0,
         before: Callable[[np.ndarray], np.ndarray] | None = None,
+        source_shape: tuple[int, int] | None = None,
     ) -> None:
         self.matrix = matrix
         self.output_shape = output_shape
+        #: (height, width) of the frame the matrix maps from, when known (for :meth:`coverage`).
+        self.source_shape = source_shape
         self.flags = cv2.INTER_CUBIC if interpolation == "cubic" else cv2.INTER_LINEAR
         self.gain = gain
         self.offset = offset
@@ -938,6 +946,15 @@ class FrameWarp:
         if self.gain != 1.0 or self.offset != 0.0:
             out = np.clip(out * np.float32(self.gain) + np.float32(self.offset), 0.0, 1.0)
         return out.astype(np.float32, copy=False)
+
+    def coverage(self) -> np.ndarray | None:
+        """Output-sized bool mask of where the frame has real pixels (elsewhere the warp replicates
+        its border); None when the source shape is unknown."""
+        if self.source_shape is None:
+            return None
+        height, width = self.output_shape
+        left, right = covered_columns([self.matrix], height, width, self.source_shape)
+        return _row_intervals_to_mask(left, right, width)
 
     def _integer_window(self, source_height: int, source_width: int) -> tuple[int, int] | None:
         """(x0, y0) when the warp is a pure integer shift whose output lies inside the source."""
@@ -1004,6 +1021,7 @@ def apply_alignment(
                 frame.gain,
                 frame.offset,
                 before=stack.transforms[index],
+                source_shape=alignment.shape,
             )
         )
     aligned = stack.subset(keep).with_transforms(transforms, valid_mask=valid_mask, shape=output_shape)

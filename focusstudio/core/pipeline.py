@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from focusstudio.core.border import complete_partial_coverage
 from focusstudio.core.errors import FocusStudioError, MethodUnavailableError
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import get_method
@@ -52,7 +53,8 @@ def run_fusion(
         raise FocusStudioError(f"need at least 2 frames to fuse, got {len(stack)}")
     instance, resolved = prepare(method, params, weights)
     # Device resolution imports torch (seconds of process start-up): not part of the fusion time.
-    device_name = resolve_device(device)
+    # The classical methods are NumPy/OpenCV: "auto" means the CPU without loading torch at all.
+    device_name = "cpu" if device == "auto" and instance.family == "classical" else resolve_device(device)
     started = time.perf_counter()
     context = RunContext(
         device=device_name,
@@ -77,10 +79,17 @@ def run_fusion(
         timings["analyze"] = time.perf_counter() - stage_start
     assert analysis is not None
     context.cancel.raise_if_cancelled()
-    context.progress = ProgressRange(0.85 if not reuse else 0.0, 1.0)
+    # A stack aligned without a crop ends with a border pass (see focusstudio.core.border).
+    finish_end = 0.95 if stack.valid_mask is not None else 1.0
+    context.progress = ProgressRange(0.85 if not reuse else 0.0, finish_end)
     stage_start = time.perf_counter()
     result = yield from instance.finish(analysis, stack, resolved, context)
     timings["finish"] = time.perf_counter() - stage_start
+    if stack.valid_mask is not None:
+        stage_start = time.perf_counter()
+        context.progress = ProgressRange(finish_end, 1.0)
+        result = yield from complete_partial_coverage(result, stack, context)
+        timings["border"] = time.perf_counter() - stage_start
     timings["total"] = time.perf_counter() - started
     merged = {**result.timings, **timings}
     notes = tuple(dict.fromkeys((*result.notes, *context.notes)))

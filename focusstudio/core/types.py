@@ -130,6 +130,14 @@ class Stack:
             image = np.repeat(image[..., None], 3, axis=2)
         return image
 
+    def coverage(self, index: int) -> np.ndarray | None:
+        """H×W bool: where frame ``index`` has real pixels once transformed (alignment without a
+        crop leaves borders of replicated pixels); None = everywhere or unknown."""
+        if self.valid_mask is None:
+            return None
+        coverage = getattr(self.transforms[index], "coverage", None)
+        return coverage() if callable(coverage) else None
+
     def subset(self, indices: Sequence[int]) -> Stack:
         """A stack with the frames at ``indices`` in that order (reorder / exclude)."""
         return Stack(

@@ -69,7 +69,8 @@ def list_folder_images(folder: str | Path) -> tuple[list[Path], list[str]]:
             skipped.append(entry.name)
     notes: list[str] = []
     if skipped:
-        notes.append(f"Skipped {_entries(len(skipped))} that are not images: {_name_list(skipped)}")
+        what = "that is not an image" if len(skipped) == 1 else "that are not images"
+        notes.append(f"Skipped {_entries(len(skipped))} {what}: {_name_list(skipped)}")
     if hidden:
         notes.append(f"Skipped {_entries(len(hidden))} that are hidden: {_name_list(hidden)}")
     images, raw_note = _prefer_developed_twins(images)

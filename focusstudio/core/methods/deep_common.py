@@ -17,16 +17,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import load_checked
-from focusstudio.core.methods.archs.sesf_arch import ChannelSE, ConvBlock, DenseSEEncoder
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.tiling import Tile, fits_untiled, plan_tiles, tile_edge
 from focusstudio.core.ops.box import box_sum
 from focusstudio.core.progress import CancelToken
 from focusstudio.core.types import Stack
+
+# torch and the architecture load on first use (see focusstudio.core.lazy).
+torch = lazy_import("torch")
+F = lazy_import("torch.nn.functional")
+sesf_arch = lazy_import("focusstudio.core.methods.archs.sesf_arch")
 
 
 # ---------------------------------------------------------------------------------------- frames
@@ -59,7 +62,8 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- encoder
 class FastEncoder:
-    """Inference-only forward of a :class:`DenseSEEncoder` with the module's exact arithmetic.
+    """Inference-only forward of a ``DenseSEEncoder`` (SESF's encoder, GACN's feature path) with
+    the module's exact arithmetic.
 
     The decision rules downstream are knife-edge (SESF's strict SF_1 > SF_2 in flat regions,
     GACN's sigmoid(1000·x)), so this keeps the module's operations and their order — NCHW
@@ -70,10 +74,10 @@ class FastEncoder:
     near-tie pixels against the authors' outputs.
     """
 
-    def __init__(self, encoder: DenseSEEncoder) -> None:
+    def __init__(self, encoder: sesf_arch.DenseSEEncoder) -> None:
         self.encoder = encoder
         self.width = encoder.blocks[0].conv.out_channels
-        self.blocks: list[tuple[ConvBlock, ChannelSE]] = list(zip(encoder.blocks, encoder.se))
+        self.blocks: list[tuple[sesf_arch.ConvBlock, sesf_arch.ChannelSE]] = list(zip(encoder.blocks, encoder.se))
 
     @property
     def radius(self) -> int:
@@ -119,7 +123,7 @@ class FastEncoder:
         raise AssertionError("unreachable")
 
 
-def bn_scale_shift(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
+def bn_scale_shift(block: sesf_arch.ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (s, t) with BN_eval(z) = s·z + t."""
     bn = block.bn
     assert bn.running_mean is not None and bn.running_var is not None

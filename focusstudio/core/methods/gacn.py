@@ -24,18 +24,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from focusstudio.core.errors import WeightsError
+from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import load_checked
-from focusstudio.core.methods.archs.gacn_arch import (
-    SIGMOID_GAIN,
-    BoundaryFilterConfig,
-    GACNNet,
-    boundary_guided_filter,
-    per_scale_sum,
-)
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.deep_common import (
     FastEncoder,
@@ -57,6 +49,11 @@ from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 from focusstudio.core.weights import load_method_network, resolve_weights, weights_availability
+
+# torch and the architecture load on first use (see focusstudio.core.lazy).
+torch = lazy_import("torch")
+F = lazy_import("torch.nn.functional")
+gacn_arch = lazy_import("focusstudio.core.methods.archs.gacn_arch")
 
 #: Peak working memory per tile pixel (bytes): two 64-channel feature maps, their gradient
 #: energies, the 64-channel comparison and the decision path's activations, with margin.
@@ -95,16 +92,16 @@ GACN_PARAMS = ParamSet(
 _POST_NAMES = tuple(s.name for s in GACN_PARAMS if s.stage == "post")
 
 
-def load_gacn(weights: Path | None) -> tuple[GACNNet, str]:
+def load_gacn(weights: Path | None) -> tuple[gacn_arch.GACNNet, str]:
     """(network in eval mode, provenance label)."""
     network, choice, kind = load_method_network("gacn", weights)
-    if not isinstance(network, GACNNet):
+    if not isinstance(network, gacn_arch.GACNNet):
         raise WeightsError("not a GACN network", choice.path)
     return network, choice.label + (" [authors' release]" if kind == "official" else "")
 
 
-def bgf_config(params: Mapping[str, Any]) -> BoundaryFilterConfig:
-    return BoundaryFilterConfig(
+def bgf_config(params: Mapping[str, Any]) -> gacn_arch.BoundaryFilterConfig:
+    return gacn_arch.BoundaryFilterConfig(
         gaussian_sigma=float(params["gaussian_sigma"]),
         gaussian_radius=int(params["gaussian_radius"]),
         upper=float(params["bgf_upper"]),
@@ -115,13 +112,13 @@ def bgf_config(params: Mapping[str, Any]) -> BoundaryFilterConfig:
 
 
 class GACNInference:
-    """Inference-only forward of a :class:`GACNNet`, the module's function with less work:
+    """Inference-only forward of a ``GACNNet``, the module's function with less work:
     the feature path is :class:`FastEncoder` (the module's exact arithmetic), the window sum runs
     once per pair on the energy *difference* (it is linear: SF_a − SF_b = box(E_a − E_b)), BN runs
     in place, and the 7×7 spatial SE convolutions use :func:`single_output_conv`. Agreement with
     the module is at float-rounding level (M may move at near-ties of sigmoid(1000·x))."""
 
-    def __init__(self, network: GACNNet, context: RunContext, sf_radius: int) -> None:
+    def __init__(self, network: gacn_arch.GACNNet, context: RunContext, sf_radius: int) -> None:
         self.device = torch_device(context)
         if self.device.type != "cpu":
             network = copy.deepcopy(network).to(self.device)
@@ -159,13 +156,13 @@ class GACNInference:
         """(M, per-scale SF difference N×4×h×w) from the features of two frames (same window)."""
         energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
         difference = channel_box_sum(energy, self.sf_radius)
-        per_scale = per_scale_sum(difference)
-        x = torch.sigmoid(difference.mul_(SIGMOID_GAIN))
+        per_scale = gacn_arch.per_scale_sum(difference)
+        x = torch.sigmoid(difference.mul_(gacn_arch.SIGMOID_GAIN))
         x = self._spatial_se(x, 0)
         for i, (weight, bias, scale, shift) in enumerate(self.blocks):
             x = F.conv2d(x, weight, bias, padding=1).relu_().mul_(scale).add_(shift)
             x = self._spatial_se(x, i + 1)
-        return torch.sigmoid(x.mul_(SIGMOID_GAIN)), per_scale
+        return torch.sigmoid(x.mul_(gacn_arch.SIGMOID_GAIN)), per_scale
 
     def channel_scales(self, image: torch.Tensor, tiles: list[Tile]) -> list[torch.Tensor] | None:
         if len(tiles) == 1:
@@ -174,7 +171,7 @@ class GACNInference:
 
 
 def apply_bgf(
-    decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, config: BoundaryFilterConfig,
+    decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, config: gacn_arch.BoundaryFilterConfig,
     context: RunContext,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(M_bgf, W) of a full map, in tiles with a halo of the filter's radius when large."""
@@ -190,7 +187,7 @@ def apply_bgf(
         for tile in tiles:
             context.cancel.raise_if_cancelled()
             m = as_batch(decision[tile.read], device)
-            out, weight = boundary_guided_filter(m, as_batch(grey_a[tile.read], device),
+            out, weight = gacn_arch.boundary_guided_filter(m, as_batch(grey_a[tile.read], device),
                                                  as_batch(grey_b[tile.read], device), config)
             refined[tile.write] = to_numpy(out)[tile.inner]
             boundary[tile.write] = to_numpy(weight)[tile.inner]
@@ -431,7 +428,7 @@ class GACNFuse(FusionMethod):
 
     @staticmethod
     def _refine(
-        decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, config: BoundaryFilterConfig,
+        decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, config: gacn_arch.BoundaryFilterConfig,
         use_bgf: bool, context: RunContext,
     ) -> tuple[np.ndarray, dict[str, FusionMap]]:
         if use_bgf:
@@ -447,7 +444,7 @@ class GACNFuse(FusionMethod):
         return refined, maps
 
     def _finish_calibration(
-        self, analysis: Analysis, stack: Stack, params: Mapping[str, Any], config: BoundaryFilterConfig,
+        self, analysis: Analysis, stack: Stack, params: Mapping[str, Any], config: gacn_arch.BoundaryFilterConfig,
         context: RunContext,
     ) -> ProgressGen[tuple[np.ndarray, dict[str, FusionMap]]]:
         decisions = analysis.data.get("decisions")

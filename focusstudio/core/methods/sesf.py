@@ -28,11 +28,10 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-import torch
 
 from focusstudio.core.errors import WeightsError
+from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import load_checked
-from focusstudio.core.methods.archs.sesf_arch import SESF_MEAN, SESF_STD, SESFNet
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.deep_common import (
     FastEncoder,
@@ -61,6 +60,10 @@ from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, run_to_completion
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 from focusstudio.core.weights import load_method_network, resolve_weights, weights_availability
+
+# torch and the architecture load on first use (see focusstudio.core.lazy).
+torch = lazy_import("torch")
+sesf_arch = lazy_import("focusstudio.core.methods.archs.sesf_arch")
 
 #: Peak working memory of the encoder + deep SF per pixel of a tile (bytes, float32): the 64
 #: features, the dense concatenations and the gradient energies, with some margin.
@@ -98,23 +101,24 @@ SESF_PARAMS = ParamSet(
 _POST_NAMES = tuple(s.name for s in SESF_PARAMS if s.stage == "post")
 
 
-def load_sesf(weights: Path | None) -> tuple[SESFNet, str]:
+def load_sesf(weights: Path | None) -> tuple[sesf_arch.SESFNet, str]:
     """(network in eval mode, provenance label)."""
     network, choice, kind = load_method_network("sesf", weights)
-    if not isinstance(network, SESFNet):
+    if not isinstance(network, sesf_arch.SESFNet):
         raise WeightsError("not an SESF-Fuse network", choice.path)
     return network, choice.label + (" [authors' release]" if kind == "official" else "")
 
 
 def normalize_grey(grey: np.ndarray) -> np.ndarray:
     """[0, 1] grey → the SESF network's input scale (float32, as torchvision's Normalize)."""
-    return ((grey.astype(np.float32) - np.float32(SESF_MEAN)) / np.float32(SESF_STD)).astype(np.float32)
+    mean, std = np.float32(sesf_arch.SESF_MEAN), np.float32(sesf_arch.SESF_STD)
+    return ((grey.astype(np.float32) - mean) / std).astype(np.float32)
 
 
 class SESFActivity:
     """Deep SF maps of single grey frames with one network (tiled when the image is large)."""
 
-    def __init__(self, network: SESFNet, context: RunContext, sf_radius: int) -> None:
+    def __init__(self, network: sesf_arch.SESFNet, context: RunContext, sf_radius: int) -> None:
         self.device = torch_device(context)
         if self.device.type != "cpu":
             network = copy.deepcopy(network).to(self.device)

@@ -18,24 +18,28 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from focusstudio.core.device import DEVICE_CHOICES
 from focusstudio.core.errors import FocusStudioError, InputError
+from focusstudio.core.lazy import lazy_import
 from focusstudio.core.progress import CancelToken
-from focusstudio.core.training.recipe import get_recipe, recipe_names
-from focusstudio.core.training.trainer import (
-    TrainEvent,
-    TrainResult,
-    make_config,
-    resume,
-    train,
-)
+
+if TYPE_CHECKING:
+    from focusstudio.core.training.trainer import TrainEvent, TrainResult
+
+# The trainer and recipes import torch: loaded when ``train`` runs, not when the CLI parser is
+# built (every ``focusstudio`` command builds it).
+recipe_module = lazy_import("focusstudio.core.training.recipe")
+trainer_module = lazy_import("focusstudio.core.training.trainer")
+
+#: The methods with a training recipe (checked against the recipe registry by the tests).
+TRAINABLE_METHODS = ("gacn", "mfifgan", "sesf", "twostream", "ufa")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser`` (a sub-command parser)."""
-    parser.add_argument("--method", help=f"trainable method: {', '.join(recipe_names())}")
+    parser.add_argument("--method", help=f"trainable method: {', '.join(TRAINABLE_METHODS)}")
     parser.add_argument("--data", help="folder of sharp images (or a corpus with images/, masks/), "
                         "or of <scene>/1.*, 2.*, gt.* pairs")
     parser.add_argument("--out", help="weights file to write (e.g. weights/gacn.pt); its manifest entry "
@@ -171,19 +175,19 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     overrides = _overrides(args)
     cancel = CancelToken()
     if args.resume:
-        generator = resume(args.resume, cancel=cancel, overrides=overrides)
+        generator = trainer_module.resume(args.resume, cancel=cancel, overrides=overrides)
     else:
         if not args.method or not args.data:
             raise InputError("train needs --method and --data (or --resume CKPT)")
-        recipe = get_recipe(args.method)
+        recipe = recipe_module.get_recipe(args.method)
         if not Path(args.data).is_dir():
             raise InputError("training data folder not found", args.data)
-        config = make_config(args.method, args.data, **overrides)
+        config = trainer_module.make_config(args.method, args.data, **overrides)
         if args.preview:
             return _preview(recipe.name, config, Path(args.preview), out)
         if not config.out:
             raise InputError("train needs --out FILE for the weights")
-        generator = train(recipe, config, cancel=cancel)
+        generator = trainer_module.train(recipe, config, cancel=cancel)
     restore = _install_signal_handlers(cancel)
     log_every = max(1, int(overrides.get("log_every", 10)))
     try:
@@ -209,7 +213,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 def _preview(method: str, config: Any, path: Path, out: TextIO) -> int:
     from focusstudio.core.training.synthesis import ImageSource, PairSynthesizer, scan_image_folder
 
-    recipe = get_recipe(method)
+    recipe = recipe_module.get_recipe(method)
     if recipe.data_kind == "pairs":
         raise InputError(f"{method} trains on real pairs; there is nothing to synthesize")
     records = scan_image_folder(config.data, config.masks, config.segs, config.min_background_sharpness_ratio)
