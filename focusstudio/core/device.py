@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
 from focusstudio.core.errors import FocusStudioError
@@ -36,10 +37,26 @@ def resolve_device(choice: str = "auto") -> str:
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """True for a GPU out-of-memory error (so the caller can retry with smaller tiles / CPU)."""
+    """True for an out-of-memory error: a GPU's, or a failed host allocation (MemoryError), so
+    the caller can retry with smaller tiles / on the CPU."""
+    if isinstance(error, MemoryError):
+        return True
+    if "torch" not in sys.modules:  # nothing torch-made can have been raised
+        return False
     import torch
 
     oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
     if oom_type is not None and isinstance(error, oom_type):
         return True
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def release_cached_gpu_memory() -> None:
+    """Return the blocks torch's CUDA allocator caches (after an out-of-memory error, before a
+    retry); nothing to do when torch was never loaded or there is no GPU."""
+    if "torch" not in sys.modules:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

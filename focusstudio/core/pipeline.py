@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from focusstudio.core.border import complete_partial_coverage
+from focusstudio.core.device import is_out_of_memory, release_cached_gpu_memory
 from focusstudio.core.errors import FocusStudioError, MethodUnavailableError
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import get_method
-from focusstudio.core.progress import CancelToken, ProgressGen, ProgressRange, run_to_completion
+from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange, run_to_completion
+from focusstudio.core.tiling import resolve_memory_limit
 from focusstudio.core.types import FusionResult, Stack
 
 
@@ -56,13 +58,75 @@ def run_fusion(
     # The classical methods are NumPy/OpenCV: "auto" means the CPU without loading torch at all.
     device_name = "cpu" if device == "auto" and instance.family == "classical" else resolve_device(device)
     started = time.perf_counter()
-    context = RunContext(
-        device=device_name,
-        cancel=cancel or CancelToken(),
-        weights=Path(weights) if weights is not None else None,
-        memory_limit=memory_limit,
-        tile_size=tile_size,
-    )
+    cancel = cancel or CancelToken()
+    weights_path = Path(weights) if weights is not None else None
+    attempts = fallback_attempts(device_name, memory_limit, tile_size)
+    retry_notes: list[str] = []
+    for number, (attempt_device, attempt_limit, attempt_tile) in enumerate(attempts):
+        context = RunContext(
+            device=attempt_device, cancel=cancel, weights=weights_path, memory_limit=attempt_limit,
+            tile_size=attempt_tile,
+        )
+        try:
+            result = yield from _run_stages(instance, resolved, stack, context, analysis)
+        except Exception as error:  # only out-of-memory errors are retried, the rest re-raised
+            if number + 1 == len(attempts) or not is_out_of_memory(error):
+                raise
+            release_cached_gpu_memory()
+            next_device, next_limit, next_tile = attempts[number + 1]
+            note = (
+                f"out of memory on {attempt_device} ({_describe_budget(attempt_limit, attempt_tile)}): "
+                f"retrying on {next_device} with {_describe_budget(next_limit, next_tile)}"
+            )
+            retry_notes.append(note)
+            yield ProgressEvent("retry", 0.0, note)
+            continue
+        break
+    timings = dict(result.timings)
+    timings["total"] = time.perf_counter() - started
+    notes = tuple(dict.fromkeys((*result.notes, *retry_notes)))
+    from dataclasses import replace
+
+    return replace(result, timings=timings, notes=notes)
+
+
+def fallback_attempts(
+    device: str, memory_limit: int | None, tile_size: int | None
+) -> list[tuple[str, int | None, int | None]]:
+    """(device, memory budget, tile edge) to try in turn when a run runs out of memory: as asked,
+    then three times with a quarter of the budget (or half the tile edge when one was given),
+    then, for a GPU, the CPU as asked."""
+    attempts: list[tuple[str, int | None, int | None]] = [(device, memory_limit, tile_size)]
+    base = resolve_memory_limit(memory_limit, device) if tile_size is None else 0
+    for step in range(1, 4):
+        if tile_size is not None:
+            attempts.append((device, memory_limit, max(tile_size >> step, MIN_RETRY_TILE)))
+        else:
+            attempts.append((device, max(base >> (2 * step), MIN_RETRY_BUDGET), None))
+    if device != "cpu":
+        attempts.append(("cpu", memory_limit, tile_size))
+    return attempts
+
+
+#: Floors of the out-of-memory retries: below these, tiles are mostly halo.
+MIN_RETRY_TILE = 128
+MIN_RETRY_BUDGET = 64 * 1024**2
+
+
+def _describe_budget(memory_limit: int | None, tile_size: int | None) -> str:
+    if tile_size is not None:
+        return f"{tile_size}-px tiles"
+    if memory_limit is None:
+        return "the automatic memory budget"
+    return f"a {memory_limit / 1024**2:.0f} MiB budget"
+
+
+def _run_stages(
+    instance: FusionMethod, resolved: dict[str, Any], stack: Stack, context: RunContext,
+    analysis: Analysis | None,
+) -> ProgressGen[FusionResult]:
+    """Analysis (unless a matching one is cached), finish and the border stage, with timings."""
+    started = time.perf_counter()
     timings: dict[str, float] = {}
     # A cached analysis is reused only for the same method, analysis parameters and weights
     # (switching checkpoints must re-run the network).
