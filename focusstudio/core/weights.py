@@ -16,14 +16,12 @@ name as well as a path: :func:`resolve_weights` resolves it.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,18 +321,11 @@ def validate_weights_name(name: str) -> str:
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
+    from focusstudio.core.io.writers import atomic_output
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream, source.open("rb") as original:
-            shutil.copyfileobj(original, stream, 1 << 20)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    with atomic_output(target) as stream, source.open("rb") as original:
+        shutil.copyfileobj(original, stream, 1 << 20)
 
 
 def install_user_weights(

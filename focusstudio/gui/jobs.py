@@ -408,27 +408,17 @@ def sidecar_data(request: ExportRequest, maps: Sequence[Path]) -> dict[str, Any]
 
 
 def write_json_atomically(path: Path, data: Mapping[str, Any], overwrite: bool) -> Path:
-    """Write JSON through a temporary file and ``os.replace`` (never half a sidecar)."""
+    """Write JSON through :func:`~focusstudio.core.io.atomic_output` (never half a sidecar)."""
     import json
-    import os
-    import tempfile
 
     from focusstudio.core.errors import OutputError
+    from focusstudio.core.io import atomic_output
 
     if path.exists() and not overwrite:
         raise OutputError("already exists; choose another name", path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, default=str)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, text=True) as stream:
+        json.dump(data, stream, indent=2, default=str)
+        stream.write("\n")
     return path
 
 

@@ -7,8 +7,6 @@ be read, shared and edited by hand, and later reused by the CLI.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from focusstudio.core.device import DEVICE_CHOICES
+from focusstudio.core.io import atomic_output
 
 ORGANISATION = "FocusStudio"
 APPLICATION = "FocusStudio"
@@ -131,15 +130,9 @@ class PresetStore:
 
     def _write(self, data: Mapping[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Write to a temporary file and rename so a crash never leaves half a presets file.
-        handle, temporary = tempfile.mkstemp(prefix=".presets-", suffix=".json", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump(data, stream, indent=2, sort_keys=True)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        # Atomic, so a crash never leaves half a presets file.
+        with atomic_output(self.path, text=True) as stream:
+            json.dump(data, stream, indent=2, sort_keys=True)
 
     def names(self, method: str) -> list[str]:
         return sorted(self._read().get(method, {}))

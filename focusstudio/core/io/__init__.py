@@ -19,6 +19,7 @@ from focusstudio.core.io.readers import (
 from focusstudio.core.io.stacks import list_folder_images, load_stack, natural_sorted
 from focusstudio.core.io.writers import (
     OUTPUT_EXTENSIONS,
+    atomic_output,
     atomic_write_text,
     check_output_path,
     output_dtype,
@@ -36,6 +37,7 @@ __all__ = [
     "RAW_EXTENSIONS",
     "Scene",
     "apply_orientation",
+    "atomic_output",
     "atomic_write_text",
     "check_output_path",
     "decode_frame",

@@ -19,9 +19,9 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import IO, Any, Literal
 
 import cv2
 import numpy as np
@@ -319,27 +319,36 @@ def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
     raise OutputError("cannot create a temporary file", folder)
 
 
-def _write_atomically(target: Path, payload: bytes) -> None:
-    folder = target.parent
+@contextlib.contextmanager
+def atomic_output(path: PathLike, text: bool = False, encoding: str = "utf-8") -> Iterator[IO[Any]]:
+    """A hidden temporary file next to ``path``, opened for writing; on a clean exit it is
+    flushed, synced and renamed over ``path`` (keeping the permissions of a file it replaces),
+    on any exception (Ctrl+C included) removed, leaving ``path`` as it was. Every atomic write
+    in FocusStudio (images, sidecars, reports, weights, checkpoints, presets) goes through here."""
+    target = Path(path)
+    descriptor, temporary = _create_temporary(target.parent, target.name)
     try:
-        descriptor, temporary = _create_temporary(folder, target.name)
-    except OSError as exc:
-        raise OutputError(f"cannot be written ({exc.strerror or exc})", target) from exc
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(payload)
+        stream = os.fdopen(descriptor, "w", encoding=encoding) if text else os.fdopen(descriptor, "wb")
+        with stream as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        if target.exists():  # keep the permissions of the file being replaced
+        if target.exists():
             with contextlib.suppress(OSError):
                 os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
         os.replace(temporary, target)
-    except BaseException as exc:  # also Ctrl+C: never leave the temporary file behind
+    except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot be written ({exc.strerror or exc})", target) from exc
         raise
+
+
+def _write_atomically(target: Path, payload: bytes) -> None:
+    try:
+        with atomic_output(target) as handle:
+            handle.write(payload)
+    except OSError as exc:
+        raise OutputError(f"cannot be written ({exc.strerror or exc})", target) from exc
 
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:

@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from focusstudio.core.errors import InputError, WeightsError
-from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.errors import WeightsError
+from focusstudio.core.methods._classical import load_checked
+from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.ops.morphology import small_region_removal
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange
 from focusstudio.core.types import FusionMap, FusionResult, Stack
-from focusstudio.core.weights import WeightsChoice, check_digest, resolve_weights, weights_availability
+from focusstudio.core.weights import WeightsChoice, check_digest, resolve_weights
 
 if TYPE_CHECKING:
     import torch
@@ -135,16 +136,9 @@ def _is_tensor(value: Any) -> bool:
 
 def fit_state_dict(network: nn.Module, state: Mapping[str, Any], method: str, path: Path) -> None:
     """Load ``state`` strictly, with a one-line error naming the first mismatch."""
-    expected = network.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise WeightsError(f"does not fit the {method} network ({detail})", path)
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            shapes = f"{tuple(value.shape)} vs {tuple(expected[key].shape)}"
-            raise WeightsError(f"does not fit the {method} network ({key}: {shapes})", path)
+    from focusstudio.core.methods.archs import check_state_fits
+
+    check_state_fits(network, state, method, path)
     network.load_state_dict(state, strict=True)
 
 
@@ -171,19 +165,6 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
         return image
     widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (image.ndim - 2)
     return np.pad(image, widths, mode="edge")
-
-
-def load_frame(stack: Stack, index: int, grey: bool = False) -> np.ndarray:
-    """Frame ``index``; a frame whose size differs from the stack's is an input error."""
-    frame = stack.load(index, grey=grey)
-    if frame.shape[:2] != stack.shape:
-        info = stack.frames[index]
-        raise InputError(
-            f"frame size {frame.shape[1]}×{frame.shape[0]} differs from the stack's "
-            f"{stack.shape[1]}×{stack.shape[0]}",
-            info.path or info.name,
-        )
-    return frame
 
 
 # --------------------------------------------------------------------------- serial strategy
@@ -215,13 +196,13 @@ def run_serial_decisions(
     later steps depend on earlier decisions, so the network runs again from step 2 on.
     """
     count = len(stack)
-    running = load_frame(stack, 0)
+    running = load_checked(stack, 0)
     index: np.ndarray | None = np.zeros(stack.shape, dtype=np.int32)
     maps: list[np.ndarray] = []
     weights: list[np.ndarray] = []
     for step in range(1, count):
         cancel_check()
-        frame = load_frame(stack, step)
+        frame = load_checked(stack, step)
         step_range = progress.sub((step - 1) / (count - 1), step / (count - 1))
         if soft_maps is not None and step == 1:
             soft = soft_maps[0]
@@ -258,7 +239,7 @@ def threshold_and_clean(
     return raw, cleaned.astype(np.float32)
 
 
-class SerialDecisionMethod(FusionMethod):
+class SerialDecisionMethod(DeepFusionMethod):
     """A pairwise network predicting a soft map (weight of the first input), turned into a
     decision by post-processing and applied to the source pixels; N frames serially.
 
@@ -266,7 +247,6 @@ class SerialDecisionMethod(FusionMethod):
     caches the whole serial chain together with the post-processing it was made with.
     """
 
-    family = "deep"
     #: Name and description of the network's soft map in the explanation maps.
     soft_map_name: ClassVar[str] = "soft_map"
     soft_map_description: ClassVar[str] = "Network output: weight of frame 0"
@@ -292,15 +272,6 @@ class SerialDecisionMethod(FusionMethod):
         """(binary map before clean-up, weight used for fusion) of one soft map."""
 
     # -------------------------------------------------------------- shared
-    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
-        return weights_availability(self.name, weights)
-
-    def weights_label(self, weights: Path | None = None) -> str | None:
-        try:
-            return resolve_weights(self.name, weights).label
-        except WeightsError:
-            return None
-
     def _chain(
         self, stack: Stack, params: dict[str, Any], context: RunContext, cached: list[np.ndarray] | None
     ) -> Generator[ProgressEvent, None, SerialChain]:

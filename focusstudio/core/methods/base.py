@@ -120,3 +120,24 @@ class FusionMethod(ABC):
             notes=tuple(stack.notes) + tuple(notes or ()),
             rounding=self.rounding,
         )
+
+
+class DeepFusionMethod(FusionMethod):
+    """A method whose network needs weights: available when they resolve (shipped, installed by
+    name, or a file), and labelled by them so a cached analysis is never reused across weights."""
+
+    family: ClassVar[MethodFamily] = "deep"
+
+    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
+        from focusstudio.core.weights import weights_availability
+
+        return weights_availability(self.name, weights)
+
+    def weights_label(self, weights: Path | None = None) -> str | None:
+        from focusstudio.core.errors import WeightsError
+        from focusstudio.core.weights import resolve_weights
+
+        try:
+            return resolve_weights(self.name, weights).label
+        except WeightsError:
+            return None

@@ -28,7 +28,7 @@ import numpy as np
 from focusstudio.core.errors import WeightsError
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import load_checked
-from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import (
     FastEncoder,
     as_batch,
@@ -48,7 +48,7 @@ from focusstudio.core.ops.compose import compose_pair, iter_compose_index
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
-from focusstudio.core.weights import load_method_network, resolve_weights, weights_availability
+from focusstudio.core.weights import load_method_network
 
 # torch and the architecture load on first use (see focusstudio.core.lazy).
 torch = lazy_import("torch")
@@ -231,7 +231,7 @@ class CalibrationVolume:
 
 
 @register
-class GACNFuse(FusionMethod):
+class GACNFuse(DeepFusionMethod):
     name: ClassVar[str] = "gacn"
     title: ClassVar[str] = "GACN"
     description: ClassVar[str] = (
@@ -239,21 +239,11 @@ class GACNFuse(FusionMethod):
         "decision path with spatial attention and an in-network boundary guided filter; N frames by "
         "decision calibration (Ma, Yin et al. 2022)."
     )
-    family = "deep"
     params: ClassVar[ParamSet] = GACN_PARAMS
     rounding = "round"  # the released writer adds 0.4999… before truncating
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_diff_scale{k}", "decision_initial", "boundary", "decision", "decision_volume_{j}", "index",
     )
-
-    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
-        return weights_availability(self.name, weights)
-
-    def weights_label(self, weights: Path | None = None) -> str | None:
-        try:
-            return resolve_weights(self.name, weights).label
-        except WeightsError:
-            return None
 
     @staticmethod
     def resolve_strategy(params: Mapping[str, Any], frames: int) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 from focusstudio.core.errors import WeightsError
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import load_checked
-from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import (
     FastEncoder,
     as_batch,
@@ -59,7 +59,7 @@ from focusstudio.core.ops.morphology import (
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, run_to_completion
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
-from focusstudio.core.weights import load_method_network, resolve_weights, weights_availability
+from focusstudio.core.weights import load_method_network
 
 # torch and the architecture load on first use (see focusstudio.core.lazy).
 torch = lazy_import("torch")
@@ -236,7 +236,7 @@ def _post_tile(context: RunContext) -> int | None:
 
 
 @register
-class SESFFuse(FusionMethod):
+class SESFFuse(DeepFusionMethod):
     name: ClassVar[str] = "sesf"
     title: ClassVar[str] = "SESF-Fuse"
     description: ClassVar[str] = (
@@ -244,21 +244,11 @@ class SESFFuse(FusionMethod):
         "sharper source; morphology, small-region removal and a guided filter clean the decision "
         "(Ma et al. 2020)."
     )
-    family = "deep"
     params: ClassVar[ParamSet] = SESF_PARAMS
     rounding = "truncate"  # the released code clips and casts to uint8
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_{i}", "decision_raw", "decision_post", "weight", "index_raw", "index",
     )
-
-    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
-        return weights_availability(self.name, weights)
-
-    def weights_label(self, weights: Path | None = None) -> str | None:
-        try:
-            return resolve_weights(self.name, weights).label
-        except WeightsError:
-            return None
 
     @staticmethod
     def resolve_strategy(params: Mapping[str, Any], frames: int) -> str:

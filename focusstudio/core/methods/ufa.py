@@ -40,19 +40,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from focusstudio.core.errors import WeightsError
+from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods._deep_serial import (
     LoadedNetwork,
     load_checkpoint_network,
-    load_frame,
     to_tensor,
 )
-from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
+from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.registry import register
 from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
 from focusstudio.core.params import ParamSet
 from focusstudio.core.progress import ProgressGen, ProgressRange
 from focusstudio.core.types import FusionMap, FusionResult, Stack
-from focusstudio.core.weights import resolve_weights, weights_availability
 
 if TYPE_CHECKING:
     from focusstudio.core.methods.archs.ufa_arch import UFAFuseNet
@@ -178,7 +177,7 @@ def fuse_pair(
 
 
 @register
-class UFAFusion(FusionMethod):
+class UFAFusion(DeepFusionMethod):
     name = "ufa"
     title = "UFA-Fuse"
     description = (
@@ -186,22 +185,12 @@ class UFAFusion(FusionMethod):
         "by the network and not built from source pixels: 16-bit output carries the network's precision, "
         "not the sources' exact values. Attention maps are its explanation. N frames: serial."
     )
-    family = "deep"
     decodes_directly = True
     rounding = "truncate"
     params = ParamSet(())
     map_names: ClassVar[tuple[str, ...]] = (
         "spatial_attention_{k}", "channel_attention_{k}", "derived_decision", "derived_index",
     )
-
-    def availability(self, weights: Path | None = None) -> tuple[bool, str]:
-        return weights_availability(self.name, weights)
-
-    def weights_label(self, weights: Path | None = None) -> str | None:
-        try:
-            return resolve_weights(self.name, weights).label
-        except WeightsError:
-            return None
 
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
         loaded = load_ufa(context.weights)
@@ -210,11 +199,11 @@ class UFAFusion(FusionMethod):
         count = len(stack)
         maps: dict[str, FusionMap] = {}
         channel_weights: list[np.ndarray] = []
-        running = load_frame(stack, 0)
+        running = load_checked(stack, 0)
         quirks = " (authors' weights: the spatial weights need not sum to 1)" if network.official_quirks else ""
         for step in range(1, count):
             context.cancel.raise_if_cancelled()
-            frame = load_frame(stack, step)
+            frame = load_checked(stack, step)
             step_range = context.progress.sub((step - 1) / (count - 1), step / (count - 1))
             out = yield from fuse_pair(network, running, frame, context, step_range)
             channel_weights.append(out.channel_weights)
@@ -256,7 +245,7 @@ def derived_maps(fused: np.ndarray, stack: Stack, context: RunContext) -> dict[s
     distances: list[np.ndarray] = []
     for i in range(len(stack)):
         context.cancel.raise_if_cancelled()
-        difference = np.abs(load_frame(stack, i) - fused)
+        difference = np.abs(load_checked(stack, i) - fused)
         distance = difference.sum(axis=2) if difference.ndim == 3 else difference
         if len(stack) == 2:
             distances.append(distance)

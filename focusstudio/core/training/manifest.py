@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from focusstudio.core.errors import OutputError, WeightsError
+from focusstudio.core.io.writers import atomic_output
 
 MANIFEST_FORMAT = 1
 
@@ -34,47 +34,20 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _umask_mode() -> int:
-    """Permissions a plainly created file would get (mkstemp files are 0600)."""
-    current = os.umask(0)
-    os.umask(current)
-    return 0o666 & ~current
-
-
 def atomic_torch_save(payload: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the target folder, then rename over the target."""
+    """``torch.save`` through :func:`~focusstudio.core.io.atomic_output` (never half a file)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, _umask_mode())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    with atomic_output(target) as stream:
+        torch.save(payload, stream)
     return target
 
 
 def atomic_write_text(text: str, path: str | Path) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, _umask_mode())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    with atomic_output(target, text=True) as stream:
+        stream.write(text)
     return target
 
 

@@ -153,20 +153,8 @@ def load_network(method: str, path: str | Path) -> tuple[nn.Module, str]:
     if is_official_state_dict(method, state):
         state, kind = convert_official_state_dict(method, state), "official"
     network = build_network(method, arch)
-    expected = network.state_dict()
-    if method == "sesf":
-        # The decoder is only needed for training; an encoder-only export is fine for fusion.
-        missing = [k for k in expected if k not in state and not k.startswith("decoder.")]
-    else:
-        missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise WeightsError(f"does not fit the {method} network ({detail})", path)
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            shapes = f"{tuple(value.shape)} vs {tuple(expected[key].shape)}"
-            raise WeightsError(f"does not fit the {method} network ({key}: {shapes})", path)
+    # SESF's decoder is only needed for training; an encoder-only export is fine for fusion.
+    check_state_fits(network, state, method, path, optional_prefixes=("decoder.",) if method == "sesf" else ())
     network.load_state_dict(state, strict=False)
     network.eval()
     return network, kind
@@ -184,3 +172,21 @@ def load_official_gacn(path: str | Path) -> GACNNet:
     network, _ = load_network("gacn", path)
     assert isinstance(network, GACNNet)
     return network
+
+
+def check_state_fits(
+    network: nn.Module, state: Mapping[str, Any], method: str, path: Path | None,
+    optional_prefixes: tuple[str, ...] = (),
+) -> None:
+    """Raise a one-line :class:`WeightsError` naming the first key or shape of ``state`` that does
+    not fit ``network`` (keys under ``optional_prefixes`` may be missing)."""
+    expected = network.state_dict()
+    missing = [k for k in expected if k not in state and not k.startswith(optional_prefixes)]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise WeightsError(f"does not fit the {method} network ({detail})", path)
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            shapes = f"{tuple(value.shape)} vs {tuple(expected[key].shape)}"
+            raise WeightsError(f"does not fit the {method} network ({key}: {shapes})", path)
