@@ -61,6 +61,7 @@ class Stack:
         notes: Sequence[str] = (),
         transforms: Sequence[Callable[[np.ndarray], np.ndarray] | None] | None = None,
         valid_mask: np.ndarray | None = None,
+        coverages: Sequence[Callable[[], np.ndarray | None] | None] | None = None,
     ) -> None:
         self.frames: tuple[FrameInfo, ...] = tuple(frames)
         self._loader = loader
@@ -68,6 +69,11 @@ class Stack:
         self.transforms = tuple(transforms) if transforms is not None else (None,) * len(self.frames)
         #: H×W bool: where every (aligned) frame has real pixels; None = everywhere.
         self.valid_mask = valid_mask
+        #: Per frame, what computes its coverage mask (see :meth:`coverage`); by default the
+        #: transform's own ``coverage`` method (alignment warps have one).
+        if coverages is None:
+            coverages = [getattr(transform, "coverage", None) for transform in self.transforms]
+        self.coverages: tuple[Callable[[], np.ndarray | None] | None, ...] = tuple(coverages)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -135,8 +141,8 @@ class Stack:
         crop leaves borders of replicated pixels); None = everywhere or unknown."""
         if self.valid_mask is None:
             return None
-        coverage = getattr(self.transforms[index], "coverage", None)
-        return coverage() if callable(coverage) else None
+        coverage = self.coverages[index]
+        return coverage() if coverage is not None else None
 
     def subset(self, indices: Sequence[int]) -> Stack:
         """A stack with the frames at ``indices`` in that order (reorder / exclude)."""
@@ -146,6 +152,7 @@ class Stack:
             self.notes,
             [self.transforms[i] for i in indices],
             self.valid_mask,
+            [self.coverages[i] for i in indices],
         )
 
     def with_transforms(

@@ -219,7 +219,7 @@ def with_frame_cache(stack: Stack, budget_bytes: int = FRAME_CACHE_BUDGET) -> St
             cache[index] = image
         return image.copy()
 
-    return Stack(stack.frames, loader, stack.notes, None, stack.valid_mask)
+    return Stack(stack.frames, loader, stack.notes, None, stack.valid_mask, stack.coverages)
 
 
 def merge_stacks(first: Stack, second: Stack) -> Stack:

@@ -111,3 +111,25 @@ def test_signals_can_be_emitted_without_exhausting_true(qapp: object) -> None:
     for value in range(5000):  # without the work-around this aborts the interpreter on 6.12.0
         emitter.ping.emit(value)
     assert sys.getrefcount(True) > 100
+
+
+def test_frame_cache_keeps_what_each_aligned_frame_covers(tmp_path: Path) -> None:
+    """The border stage of an uncropped alignment needs each frame's coverage after caching too."""
+    from focusstudio.core.align import Alignment, apply_alignment
+    from focusstudio.core.io import load_stack
+    from focusstudio.gui.jobs import with_frame_cache
+
+    stack = load_stack(write_synthetic_stack(tmp_path / "s", count=2))
+    shift = np.array([[1.0, 0.0, 5.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    alignment = Alignment.from_json(
+        {"reference": 0, "model": "similarity", "frame_width": 48, "frame_height": 48,
+         "crop": {"x": 5, "y": 0, "width": 43, "height": 48},
+         "frames": [{"index": 0, "name": stack.names[0], "status": "reference", "matrix": np.eye(3).tolist()},
+                    {"index": 1, "name": stack.names[1], "status": "ok", "matrix": shift.tolist()}]}
+    )
+    aligned = apply_alignment(stack, alignment, crop=False)
+    cached = with_frame_cache(aligned)
+    assert cached is not aligned
+    coverage = cached.coverage(1)
+    assert coverage is not None and not coverage[:, :5].any() and coverage[:, 5:].all()
+    assert cached.subset([1, 0]).coverage(0) is not None
