@@ -14,7 +14,7 @@ importing that package imports every method, and the classical methods import th
 
 Memory budget: ``RunContext.memory_limit`` is None unless the user gives ``--memory-limit``;
 :func:`resolve_memory_limit` then takes a safe fraction of the memory that is free *now* (the free
-VRAM of a CUDA device, else the free RAM, at most 2 GiB), measured with psutil when installed, else
+VRAM of a CUDA device, else the free RAM, at most 1.5 GiB), measured with psutil when installed, else
 /proc/meminfo.
 """
 
@@ -54,9 +54,10 @@ __all__ = [
 #: the decoder's own buffers and the caller (and numpy temporaries the estimates do not count).
 DEFAULT_MEMORY_FRACTION = 0.5
 #: Upper bound of the automatic RAM budget. Tiling costs little (a 30 × 24 MP ``sf`` run took
-#: 153 s tiled in 1.9 GB against 149 s untiled in 5.9 GB), so the default stays modest even on a
+#: 153 s tiled in 1.9 GB against 149 s untiled in 5.9 GB; with a 1.5 GiB budget 142 s and a peak
+#: of 1783 MiB against 136 s and 1953 MiB with 2 GiB), so the default stays modest even on a
 #: machine with plenty free; ``--memory-limit`` allows more. Not applied to CUDA memory.
-DEFAULT_RAM_CAP = 2 * 1024**3
+DEFAULT_RAM_CAP = 3 * 1024**3 // 2
 #: Used when the free memory cannot be measured at all.
 FALLBACK_FREE_MEMORY = 4 * 1024**3
 #: Never plan for less than this: tiles smaller than a few hundred pixels are all halo.
