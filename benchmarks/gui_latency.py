@@ -129,6 +129,7 @@ def measure_stalls(frames: list[Path], method: str, scratch: Path) -> dict[str, 
 
     window = make_window(scratch)
     window.select_method(method)
+    preload = measure_preload()
     probe = EventLoopProbe(10)
     probe.start()
     watchdog = StallWatchdog(probe)
@@ -157,6 +158,33 @@ def measure_stalls(frames: list[Path], method: str, scratch: Path) -> dict[str, 
         "stalls_over_100ms": sum(stall > 0.1 for stall in probe.stalls),
         "gui_thread_during_stalls": watchdog.top(watchdog.samples),
         "other_threads_during_stalls": watchdog.top(watchdog.workers),
+        "startup_preload": preload,
+    }
+
+
+def measure_preload() -> dict[str, Any]:
+    """The app starts importing torch in the background once its window shows
+    (``focusstudio.gui.preload``); the GUI-thread stalls while that runs, measured separately
+    from the fusion (which then finds torch loaded, as it would in the app)."""
+    from PySide6.QtWidgets import QApplication
+
+    from focusstudio.gui.latency import EventLoopProbe
+    from focusstudio.gui.preload import preload_deep_runtime
+
+    probe = EventLoopProbe(10)
+    probe.start()
+    started = time.perf_counter()
+    thread = preload_deep_runtime()
+    while thread is not None and thread.is_alive():
+        QApplication.processEvents()  # the event loop, as the app's would run meanwhile
+        time.sleep(0.002)
+    seconds = time.perf_counter() - started
+    probe.stop()
+    return {
+        "already_loaded": thread is None,
+        "seconds": round(seconds, 2),
+        "longest_stall_ms": round(probe.longest_ms, 1),
+        "stalls_over_100ms": sum(stall > 0.1 for stall in probe.stalls),
     }
 
 

@@ -144,6 +144,7 @@ def main(
     """
     from focusstudio.core.errors import FocusStudioError
     from focusstudio.gui.main_window import MainWindow
+    from focusstudio.gui.preload import preload_deep_runtime
 
     app = create_application()
     window = MainWindow()
@@ -165,4 +166,5 @@ def main(
         return run.exit_code
     if paths:
         window.open_paths(paths)
+    preload_deep_runtime()
     return app.exec()

@@ -133,3 +133,11 @@ def test_frame_cache_keeps_what_each_aligned_frame_covers(tmp_path: Path) -> Non
     coverage = cached.coverage(1)
     assert coverage is not None and not coverage[:, :5].any() and coverage[:, 5:].all()
     assert cached.subset([1, 0]).coverage(0) is not None
+
+
+def test_torch_preload_is_skipped_once_torch_is_loaded() -> None:
+    import torch  # noqa: F401
+
+    from focusstudio.gui.preload import preload_deep_runtime
+
+    assert preload_deep_runtime() is None
