@@ -325,13 +325,15 @@ def cmd_methods(args: argparse.Namespace) -> int:
         if entry["installed_weights"]:
             names = ", ".join(f"{w['name']} ({w['source']})" for w in entry["installed_weights"])
             print(f"           weights (--weights NAME): {names}")
-        for spec in entry["params"]:
+        settings = [f"--set {spec['name']}={spec['default']!s}" for spec in entry["params"]]
+        width = max((len(setting) for setting in settings), default=0)
+        for setting, spec in zip(settings, entry["params"]):
             bounds = ""
             if "choices" in spec:
                 bounds = " {" + ",".join(spec["choices"]) + "}"
             elif "min" in spec or "max" in spec:
                 bounds = f" [{spec.get('min', '')}..{spec.get('max', '')}]"
-            print(f"             --set {spec['name']}={spec['default']!s:<8} {spec['type']}{bounds}: {spec['help']}")
+            print(f"             {setting:<{width}}  {spec['type']}{bounds}: {spec['help']}")
     return EXIT_OK
 
 
