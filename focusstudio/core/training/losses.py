@@ -203,3 +203,8 @@ def decision_scores(prediction: torch.Tensor, target: torch.Tensor, threshold: f
         "iou": intersection / union if union else 1.0,
         "accuracy": (predicted == truth).float().mean().item(),
     }
+
+
+def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR in dB of images in [0, 1] (capped at 100 dB for identical images)."""
+    return float(-10.0 * torch.log10(((output - target) ** 2).mean().clamp_min(1e-10)))

@@ -84,9 +84,18 @@ class TrainRecipe:
         """Total loss of a training batch and its named parts (floats, for the plot/log)."""
         raise NotImplementedError
 
-    def validate(self, model: nn.Module, batches: Sequence[Batch], config: TrainConfig) -> dict[str, float]:
-        """Metrics over the fixed validation batches (model in eval mode, no grad)."""
+    def validation_scores(self, model: nn.Module, batch: Batch, config: TrainConfig) -> dict[str, float]:
+        """Metrics of one validation batch (model in eval mode, no grad)."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, batches: Sequence[Batch], config: TrainConfig) -> dict[str, float]:
+        """Mean of :meth:`validation_scores` over the fixed validation batches."""
+        totals: dict[str, float] = {}
+        for batch in batches:
+            for key, value in self.validation_scores(model, batch, config).items():
+                totals[key] = totals.get(key, 0.0) + value
+        return {key: value / max(len(batches), 1) for key, value in totals.items()}
 
     # ------------------------------------------------------------------ overridable plumbing
     def make_optimizers(self, model: nn.Module, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:

@@ -8,7 +8,6 @@ augmentations. Loss ``Dice(M, mask) + qg_weight·(1 − Qg_soft(A, B, M_bgf·A +
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -66,16 +65,10 @@ class GACNRecipe(TrainRecipe):
         out = self._forward(model, batch, config)
         return out["loss"], {"dice_loss": float(out["dice_loss"].detach()), "qg": float(out["qg"].detach())}
 
-    @torch.no_grad()
-    def validate(self, model: nn.Module, batches: Sequence[Batch], config: TrainConfig) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for batch in batches:
-            out = self._forward(model, batch, config)
-            values = {
-                "loss": float(out["loss"]), "dice_loss": float(out["dice_loss"]), "qg": float(out["qg"]),
-                "qabf": float(qabf(batch["a"], batch["b"], out["fused"])),
-                **decision_scores(out["refined"], batch["mask"]),
-            }
-            for key, value in values.items():
-                totals[key] = totals.get(key, 0.0) + value
-        return {key: value / max(len(batches), 1) for key, value in totals.items()}
+    def validation_scores(self, model: nn.Module, batch: Batch, config: TrainConfig) -> dict[str, float]:
+        out = self._forward(model, batch, config)
+        return {
+            "loss": float(out["loss"]), "dice_loss": float(out["dice_loss"]), "qg": float(out["qg"]),
+            "qabf": float(qabf(batch["a"], batch["b"], out["fused"])),
+            **decision_scores(out["refined"], batch["mask"]),
+        }

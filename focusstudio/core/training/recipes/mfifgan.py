@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -40,7 +39,7 @@ from focusstudio.core.methods.archs.mfifgan_arch import (
     MFIFGANCritic,
     MFIFGANGenerator,
 )
-from focusstudio.core.training.losses import decision_scores, l1_loss, qabf
+from focusstudio.core.training.losses import decision_scores, l1_loss, psnr, qabf
 from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe, register_recipe
 from focusstudio.core.training.synthesis import SynthesisConfig
 
@@ -196,23 +195,17 @@ class MFIFGANRecipe(TrainRecipe):
         reconstruction = l1_loss(fake, batch["mask"])
         return float(self.option(config, "lambda_rec")) * reconstruction, {"l1": float(reconstruction.detach())}
 
-    @torch.no_grad()
-    def validate(self, model: nn.Module, batches: Sequence[Batch], config: TrainConfig) -> dict[str, float]:
+    def validation_scores(self, model: nn.Module, batch: Batch, config: TrainConfig) -> dict[str, float]:
         assert isinstance(model, MFIFGANTrainingPair)
-        totals: dict[str, float] = {}
-        for batch in batches:
-            focus_map = model.generator(batch["a"], batch["b"])
-            decision = (focus_map > 0.5).float()
-            fused = decision * batch["a"] + (1.0 - decision) * batch["b"]
-            values = {
-                "l1": float(l1_loss(focus_map, batch["mask"])),
-                "qabf": float(qabf(batch["a"], batch["b"], fused)),
-                "psnr": float(-10.0 * torch.log10(((fused - batch["sharp"]) ** 2).mean().clamp_min(1e-10))),
-                **decision_scores(focus_map, batch["mask"]),
-            }
-            for key, value in values.items():
-                totals[key] = totals.get(key, 0.0) + value
-        return {key: value / max(len(batches), 1) for key, value in totals.items()}
+        focus_map = model.generator(batch["a"], batch["b"])
+        decision = (focus_map > 0.5).float()
+        fused = decision * batch["a"] + (1.0 - decision) * batch["b"]
+        return {
+            "l1": float(l1_loss(focus_map, batch["mask"])),
+            "qabf": float(qabf(batch["a"], batch["b"], fused)),
+            "psnr": psnr(fused, batch["sharp"]),
+            **decision_scores(focus_map, batch["mask"]),
+        }
 
     def export_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
         assert isinstance(model, MFIFGANTrainingPair)

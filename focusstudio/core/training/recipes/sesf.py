@@ -9,7 +9,6 @@ frequency of its features, so validation also measures what inference needs: how
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -80,23 +79,20 @@ class SESFRecipe(TrainRecipe):
         )
         return total, {key: float(value) for key, value in parts.items()}
 
-    @torch.no_grad()
-    def validate(self, model: nn.Module, batches: Sequence[Batch], config: TrainConfig) -> dict[str, float]:
+    def validation_scores(self, model: nn.Module, batch: Batch, config: TrainConfig) -> dict[str, float]:
         assert isinstance(model, SESFNet)
-        totals = {"loss": 0.0, "ssim": 0.0, "psnr": 0.0, "dm_accuracy": 0.0}
-        for batch in batches:
-            normalized = SESFNet.normalize(batch["sharp"])
-            output = model(normalized)
-            loss, parts = sesf_loss(
-                output, normalized, ssim_weight=float(self.option(config, "ssim_weight")),
-                pixel_mode=str(self.option(config, "pixel_mode")),
-            )
-            mse = float(((output - normalized) * SESF_STD).pow(2).mean())
-            totals["loss"] += float(loss)
-            totals["ssim"] += float(parts["ssim"])
-            totals["psnr"] += 10.0 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item()
-            activity_a = spatial_frequency(model.encode(SESFNet.normalize(batch["a"])), SF_RADIUS)
-            activity_b = spatial_frequency(model.encode(SESFNet.normalize(batch["b"])), SF_RADIUS)
-            decision = (activity_a > activity_b).to(batch["mask"].dtype)
-            totals["dm_accuracy"] += float((decision == batch["mask"]).float().mean())
-        return {key: value / max(len(batches), 1) for key, value in totals.items()}
+        normalized = SESFNet.normalize(batch["sharp"])
+        output = model(normalized)
+        loss, parts = sesf_loss(
+            output, normalized, ssim_weight=float(self.option(config, "ssim_weight")),
+            pixel_mode=str(self.option(config, "pixel_mode")),
+        )
+        mse = float(((output - normalized) * SESF_STD).pow(2).mean())
+        activity_a = spatial_frequency(model.encode(SESFNet.normalize(batch["a"])), SF_RADIUS)
+        activity_b = spatial_frequency(model.encode(SESFNet.normalize(batch["b"])), SF_RADIUS)
+        decision = (activity_a > activity_b).to(batch["mask"].dtype)
+        return {
+            "loss": float(loss), "ssim": float(parts["ssim"]),
+            "psnr": 10.0 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item(),
+            "dm_accuracy": float((decision == batch["mask"]).float().mean()),
+        }

@@ -11,23 +11,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from focusstudio.core.methods.archs.twostream_arch import TwoStreamNet
-from focusstudio.core.training.losses import decision_scores, l1_loss, qabf
+from focusstudio.core.training.losses import decision_scores, l1_loss, psnr, qabf
 from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe, register_recipe
 from focusstudio.core.training.synthesis import SynthesisConfig
 
 if TYPE_CHECKING:
     from focusstudio.core.training.trainer import TrainConfig
 
-
-def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(((output - target) ** 2).mean().clamp_min(1e-10)))
 
 
 @register_recipe
@@ -76,18 +72,12 @@ class TwoStreamRecipe(TrainRecipe):
         out = self._forward(model, batch)
         return out["loss"], {}
 
-    @torch.no_grad()
-    def validate(self, model: nn.Module, batches: Sequence[Batch], config: TrainConfig) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for batch in batches:
-            out = self._forward(model, batch)
-            decision = (out["alpha"] > 0.5).float()
-            hard = decision * batch["a"] + (1.0 - decision) * batch["b"]
-            values = {
-                "loss": float(out["loss"]), "psnr_soft": psnr(out["fused"], batch["sharp"]),
-                "psnr_hard": psnr(hard, batch["sharp"]), "qabf": float(qabf(batch["a"], batch["b"], hard)),
-                **decision_scores(out["alpha"], batch["mask"]),
-            }
-            for key, value in values.items():
-                totals[key] = totals.get(key, 0.0) + value
-        return {key: value / max(len(batches), 1) for key, value in totals.items()}
+    def validation_scores(self, model: nn.Module, batch: Batch, config: TrainConfig) -> dict[str, float]:
+        out = self._forward(model, batch)
+        decision = (out["alpha"] > 0.5).float()
+        hard = decision * batch["a"] + (1.0 - decision) * batch["b"]
+        return {
+            "loss": float(out["loss"]), "psnr_soft": psnr(out["fused"], batch["sharp"]),
+            "psnr_hard": psnr(hard, batch["sharp"]), "qabf": float(qabf(batch["a"], batch["b"], hard)),
+            **decision_scores(out["alpha"], batch["mask"]),
+        }

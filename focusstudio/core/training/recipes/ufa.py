@@ -14,23 +14,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from focusstudio.core.methods.archs.ufa_arch import UFAFuseNet
-from focusstudio.core.training.losses import l1_loss, qabf, ssim
+from focusstudio.core.training.losses import l1_loss, psnr, qabf, ssim
 from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe, register_recipe
 from focusstudio.core.training.synthesis import SynthesisConfig
 
 if TYPE_CHECKING:
     from focusstudio.core.training.trainer import TrainConfig
 
-
-def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(((output - target) ** 2).mean().clamp_min(1e-10)))
 
 
 @register_recipe
@@ -86,15 +82,9 @@ class UFARecipe(TrainRecipe):
         out = self._forward(model, batch, config)
         return out["loss"], {"l1": float(out["l1"].detach()), "ssim": float(out["ssim"].detach())}
 
-    @torch.no_grad()
-    def validate(self, model: nn.Module, batches: Sequence[Batch], config: TrainConfig) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for batch in batches:
-            out = self._forward(model, batch, config)
-            values = {
-                "loss": float(out["loss"]), "l1": float(out["l1"]), "ssim": float(out["ssim"]),
-                "psnr": psnr(out["fused"], batch["sharp"]), "qabf": float(qabf(batch["a"], batch["b"], out["fused"])),
-            }
-            for key, value in values.items():
-                totals[key] = totals.get(key, 0.0) + value
-        return {key: value / max(len(batches), 1) for key, value in totals.items()}
+    def validation_scores(self, model: nn.Module, batch: Batch, config: TrainConfig) -> dict[str, float]:
+        out = self._forward(model, batch, config)
+        return {
+            "loss": float(out["loss"]), "l1": float(out["l1"]), "ssim": float(out["ssim"]),
+            "psnr": psnr(out["fused"], batch["sharp"]), "qabf": float(qabf(batch["a"], batch["b"], out["fused"])),
+        }
