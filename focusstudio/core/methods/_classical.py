@@ -3,7 +3,7 @@ composing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import numpy as np
 
@@ -33,14 +33,8 @@ def compose_selected_steps(
     stack: Stack, index: np.ndarray, context: RunContext, start: float, end: float, stage: str = "compose"
 ) -> ProgressGen[np.ndarray]:
     """:func:`compose_index` (hard selection) with a progress event per frame over [start, end]."""
-    steps = iter_compose_index(stack, index, context.cancel)
-    count = len(stack)
-    while True:
-        try:
-            i = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        yield context.progress.event(stage, start + (end - start) * (i + 1) / count, f"frame {i + 1}/{count}")
+    return (yield from _per_frame_progress(iter_compose_index(stack, index, context.cancel), len(stack), context,
+                                           start, end, stage))
 
 
 def compose_weighted_steps(
@@ -54,7 +48,13 @@ def compose_weighted_steps(
     """:func:`compose_weights` (renormalised) with a progress event per frame over [start, end];
     ``weight_of(i)`` is called once per frame, in order."""
     steps = iter_compose_weights(stack, weight_of, normalize=True, cancel=context.cancel)
-    count = len(stack)
+    return (yield from _per_frame_progress(steps, len(stack), context, start, end, stage))
+
+
+def _per_frame_progress(
+    steps: Generator[int, None, np.ndarray], count: int, context: RunContext, start: float, end: float, stage: str
+) -> ProgressGen[np.ndarray]:
+    """Turn a composer's "frame i done" yields into progress events over [start, end]."""
     while True:
         try:
             i = next(steps)
