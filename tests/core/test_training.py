@@ -333,3 +333,20 @@ def test_cli_trains_and_writes_the_manifest(image_folder: Path, tmp_path: Path) 
     args = _parse("--method", "gacn", "--data", str(image_folder), "--crop", "32", "--resize", str(SIZE),
                   "--preview", str(preview))
     assert run_train(args, io.StringIO()) == 0 and cv2.imread(str(preview)) is not None
+
+
+def test_resize_zero_keeps_the_image_size(tmp_path: Path) -> None:
+    """``--resize 0`` means "keep the size", not "use the method's default"."""
+    import argparse
+
+    from focusstudio.core.training.cli import _overrides
+    from focusstudio.core.training.trainer import make_config
+
+    (tmp_path / "images").mkdir()
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args(["--method", "gacn", "--data", str(tmp_path / "images"), "--resize", "0"])
+    assert make_config("gacn", tmp_path / "images", **_overrides(args)).resize is None
+    assert make_config("gacn", tmp_path / "images").resize == 256
+    args = parser.parse_args(["--method", "gacn", "--data", str(tmp_path / "images"), "--resize", "200"])
+    assert make_config("gacn", tmp_path / "images", **_overrides(args)).resize == 200

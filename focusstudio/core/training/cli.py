@@ -98,11 +98,10 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    resize = args.resize
     values: dict[str, Any] = {
         "out": args.out, "manifest": args.manifest, "masks": args.masks, "segs": args.segs,
         "run_dir": args.run_dir, "steps": args.steps, "batch_size": args.batch_size, "crop": args.crop,
-        "resize": None if resize is None else (resize or None), "lr": args.lr,
+        "resize": args.resize, "lr": args.lr,  # 0 = keep the size (make_config)
         "lr_schedule": _json_arg(args.lr_schedule, "lr-schedule"), "seed": args.seed, "device": args.device,
         "val_fraction": args.val_fraction, "val_every": args.val_every, "val_samples": args.val_samples,
         "checkpoint_every": args.checkpoint_every, "checkpoint_interval_s": args.checkpoint_interval,
@@ -110,8 +109,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "synthesis": _json_arg(args.synthesis, "synthesis"), "options": _options(args.option) or None,
         "init_weights": getattr(args, "init_weights", None), "data_format": getattr(args, "data_format", None),
     }
-    if args.resize == 0:
-        values["resize"] = None
     return {key: value for key, value in values.items() if value is not None}
 
 

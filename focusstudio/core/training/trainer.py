@@ -124,7 +124,8 @@ class TrainConfig:
 
 
 def make_config(method: str, data: str | Path, **overrides: Any) -> TrainConfig:
-    """A config with ``method``'s defaults, then ``overrides`` (None values are ignored)."""
+    """A config with ``method``'s defaults, then ``overrides`` (None values are ignored;
+    ``resize=0`` means keep the images' size)."""
     recipe = get_recipe(method)
     defaults = recipe.defaults()
     values: dict[str, Any] = {
@@ -138,6 +139,8 @@ def make_config(method: str, data: str | Path, **overrides: Any) -> TrainConfig:
             continue
         if key == "options":
             values["options"] = {**values["options"], **value}
+        elif key == "resize" and value == 0:
+            values["resize"] = None
         else:
             values[key] = value
     config = TrainConfig.from_dict(values)
@@ -326,6 +329,8 @@ def resume(
     state = _load_checkpoint(checkpoint)
     values = dict(state["config"])
     for key, value in (overrides or {}).items():
+        if key == "resize" and value == 0 and values.get("resize") is None:
+            continue  # 0 = keep the size, as the run already does
         if value is None or values.get(key) == value:
             continue
         if key not in RESUMABLE_OVERRIDES:
