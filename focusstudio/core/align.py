@@ -64,7 +64,7 @@ ALIGN_PARAMS = ParamSet(
                   "+ scale, covers focus breathing), affine or homography.", choices=MOTION_MODELS,
                   stage="analysis", title="Motion model"),
         ParamSpec("reference", "int", -1, "Index of the reference frame (-1 = the middle frame).",
-                  minimum=-1, stage="analysis", title="Reference frame"),
+                  minimum=-1, stage="analysis", title="Reference frame", special_value="middle"),
         ParamSpec("method", "choice", "auto", "Estimator: ECC on an image pyramid, features + RANSAC, or "
                   "auto (ECC, features as a fallback).", choices=("auto", "ecc", "features"),
                   stage="analysis", title="Estimator"),

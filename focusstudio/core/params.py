@@ -40,6 +40,9 @@ class ParamSpec:
     step: float | None = None
     #: GUI hint: show a log-scale slider (for eps-like parameters spanning decades).
     log_scale: bool = False
+    #: GUI hint: what the minimum of a number means when it is a special value ("middle" for a
+    #: reference frame of -1), shown instead of the number.
+    special_value: str = ""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():

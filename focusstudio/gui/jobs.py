@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from natsort import natsorted, ns
 
+from focusstudio.core.align import Alignment
 from focusstudio.core.errors import FocusStudioError
 from focusstudio.core.methods.base import Analysis
 from focusstudio.core.progress import CancelToken, ProgressEvent
@@ -245,15 +246,20 @@ class FrameDisplay:
     index: int  # in the loaded stack
     display: np.ndarray  # uint8
     image: np.ndarray  # float32 [0,1], for the cursor read-out
+    #: Which view of the frames it was made for (the window drops frames of an outdated view).
+    view: int = 0
 
 
-def frame_display_job(stack: Stack, index: int, cancel: CancelToken) -> Generator[ProgressEvent, None,
-                                                                                  FrameDisplay]:
+def frame_display_job(
+    stack: Stack, position: int, cancel: CancelToken, index: int | None = None, view: int = 0
+) -> Generator[ProgressEvent, None, FrameDisplay]:
+    """Frame ``position`` of ``stack`` for the screen, labelled as loaded frame ``index`` (the same
+    by default; an aligned stack holds only the fused frames, in their own order)."""
     cancel.raise_if_cancelled()
-    yield ProgressEvent("loading frame", 0.0, stack.frames[index].name)
-    image = stack.load(index)
+    yield ProgressEvent("loading frame", 0.0, stack.frames[position].name)
+    image = stack.load(position)
     cancel.raise_if_cancelled()
-    return FrameDisplay(index, to_display(image), image)
+    return FrameDisplay(position if index is None else index, to_display(image), image, view)
 
 
 # ---------------------------------------------------------------------------- fusion
@@ -273,6 +279,12 @@ class FusionRequest:
     #: perf_counter() of the user action that asked for this run (for the latency read-out).
     requested_at: float = field(default_factory=time.perf_counter)
     live: bool = False
+    #: Alignment settings (``ALIGN_PARAMS`` values) when the frames are to be registered first;
+    #: None = fuse the frames as they are.
+    align: Mapping[str, Any] | None = None
+    #: A registration already made for these frames and settings (aligned stack, alignment): reused
+    #: instead of aligning again (re-fusing, live post-processing).
+    aligned: tuple[Stack, Alignment] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -285,29 +297,65 @@ class FusionOutcome:
     worker_seconds: float
     #: Display levels of each map, computed with the result so the GUI thread never scans a map.
     levels: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: The frames actually fused (aligned when ``alignment`` is set), and their registration.
+    stack: Stack | None = None
+    alignment: Alignment | None = None
+
+    @property
+    def fused_stack(self) -> Stack:
+        return self.stack if self.stack is not None else self.request.stack
 
     @property
     def reused_analysis(self) -> bool:
         return "analyze" not in self.result.timings
 
 
+#: Share of the progress bar the alignment stage takes when it runs.
+ALIGN_PROGRESS_SHARE = 0.3
+
+
 def fusion_job(request: FusionRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, FusionOutcome]:
+    """Align (when asked and not already done), fuse, and prepare the display image and levels."""
+    from focusstudio.core.align import align_stack
     from focusstudio.core.pipeline import run_fusion
+    from focusstudio.core.progress import ProgressRange
 
     started = time.perf_counter()
-    result = yield from run_fusion(
-        request.stack,
-        request.method,
-        dict(request.params),
-        device=request.device,
-        cancel=cancel,
-        weights=request.weights,
-        analysis=request.analysis,
+    stack, alignment = request.stack, None
+    fusion_start = 0.0
+    if request.aligned is not None:
+        stack, alignment = request.aligned
+    elif request.align is not None:
+        stack, alignment = yield from align_stack(
+            request.stack, dict(request.align), cancel, ProgressRange(0.0, ALIGN_PROGRESS_SHARE)
+        )
+        fusion_start = ALIGN_PROGRESS_SHARE
+    result = yield from _rescaled(
+        run_fusion(
+            stack,
+            request.method,
+            dict(request.params),
+            device=request.device,
+            cancel=cancel,
+            weights=request.weights,
+            analysis=request.analysis,
+        ),
+        fusion_start,
     )
     cancel.raise_if_cancelled()
     display = to_display(result.image)
     levels = map_levels(result.maps)
-    return FusionOutcome(request, result, display, time.perf_counter() - started, levels)
+    return FusionOutcome(request, result, display, time.perf_counter() - started, levels, stack, alignment)
+
+
+def _rescaled(job: Generator[ProgressEvent, None, Any], start: float) -> Generator[ProgressEvent, None, Any]:
+    """``job``'s events with their fraction mapped from [0, 1] onto [start, 1]."""
+    while True:
+        try:
+            event = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield ProgressEvent(event.stage, start + (1.0 - start) * event.fraction, event.message)
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -355,16 +403,40 @@ def reproduce_command(
     output: str | Path,
     device: str = "auto",
     weights: str | None = None,
+    align: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """The ``focusstudio fuse`` arguments that give the same result from the command line."""
+    """The ``focusstudio fuse`` arguments that give the same result from the command line
+    (alignment always explicit: the CLI's default depends on the frame count)."""
     command = ["focusstudio", "fuse", *source_paths, "-o", str(output), "--method", result.method]
     for name, value in result.params.items():
         command += ["--set", f"{name}={_cli_value(value)}"]
+    command += align_arguments(align)
     if weights:
         command += ["--weights", weights]
     if device != "auto":
         command += ["--device", device]
     return command
+
+
+def align_arguments(align: Mapping[str, Any] | None) -> list[str]:
+    """``--no-align``, or ``--align`` and every alignment setting that differs from its default."""
+    from focusstudio.core.align import ALIGN_PARAMS
+
+    if align is None:
+        return ["--no-align"]
+    arguments = ["--align"]
+    for name, value in ALIGN_PARAMS.resolve(align).items():
+        if value == ALIGN_PARAMS.get(name).default:
+            continue
+        if name == "reference":
+            arguments += ["--reference", str(value)]
+        elif name == "model":
+            arguments += ["--align-model", str(value)]
+        elif name == "crop":
+            arguments.append("--crop" if value else "--no-crop")
+        else:
+            arguments += ["--align-set", f"{name}={_cli_value(value)}"]
+    return arguments
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,6 +448,9 @@ class ExportRequest:
     weights: str | None = None
     with_maps: bool = False
     overwrite: bool = False
+    #: The alignment settings and the registration the result was made with (None: not aligned).
+    align: Mapping[str, Any] | None = None
+    alignment: Alignment | None = None
 
 
 @dataclass(frozen=True)
@@ -395,7 +470,7 @@ def sidecar_data(request: ExportRequest, maps: Sequence[Path]) -> dict[str, Any]
     import shlex
 
     command = reproduce_command(request.result, request.source_paths, request.path, request.device,
-                                request.weights)
+                                request.weights, request.align)
     return {
         **request.result.provenance(),
         "output": str(request.path),
@@ -404,6 +479,7 @@ def sidecar_data(request: ExportRequest, maps: Sequence[Path]) -> dict[str, Any]
         "map_files": [str(path) for path in maps],
         "command": command,
         "command_line": shlex.join(command),
+        "alignment": request.alignment.to_json() if request.alignment is not None else None,
     }
 
 

@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from focusstudio.core.align import ALIGN_BY_DEFAULT_FROM, ALIGN_PARAMS, Alignment
 from focusstudio.core.errors import FocusStudioError, ParameterError
 from focusstudio.core.methods.base import FusionMethod
 from focusstudio.core.progress import ProgressEvent
@@ -92,6 +93,8 @@ METRICS_DELAY_MS = 600
 AUTO_METRICS_MAX_MEGAPIXELS = 40.0
 #: Decoded source frames kept for display.
 FRAME_CACHE_SIZE = 6
+#: The "Align frames" choices: (key, label).
+ALIGN_MODES = (("auto", f"Auto ({ALIGN_BY_DEFAULT_FROM} or more frames)"), ("on", "Always"), ("off", "Never"))
 SLOTS = ("A", "B")
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp *.dng *.cr2 *.nef *.arw);;All files (*)"
 EXPORT_FILTERS = {"PNG image (*.png)": ".png", "TIFF image (*.tif *.tiff)": ".tif", "JPEG image (*.jpg *.jpeg)": ".jpg"}
@@ -144,6 +147,12 @@ class MainWindow(QMainWindow):
         self.results: dict[str, FusionOutcome] = {}
         self._frames: OrderedDict[int, FrameDisplay] = OrderedDict()
         self._frame_queue: list[int] = []
+        #: Frames are shown as the last aligned fusion registered them: (aligned stack, loaded
+        #: index → position in it); None = as loaded. ``_frame_view`` counts the changes.
+        self._aligned_view: tuple[Stack, dict[int, int]] | None = None
+        self._frame_view = 0
+        #: The last registration: (frame selection, settings, (aligned stack, alignment)).
+        self._alignment_cache: tuple[tuple[Any, ...], dict[str, Any], tuple[Stack, Alignment]] | None = None
         self._metrics_queue: list[str] = []
         self._method_values: dict[str, dict[str, Any]] = {}
         self._method: FusionMethod | None = None
@@ -283,6 +292,7 @@ class MainWindow(QMainWindow):
         layout.addLayout(slot_row)
         layout.addLayout(buttons)
         self.method_dock = self._dock("Method", "methodDock", method_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._build_alignment_dock()
 
         self.layers_panel = LayersPanel(
             self.state, self.viewer.overlay_item, self._histogram_took_lut, self._map_description
@@ -294,6 +304,48 @@ class MainWindow(QMainWindow):
         self.metrics_dock = self._dock("Metrics", "metricsDock", self.metrics_panel,
                                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.viewer.cursorMoved.connect(self._on_cursor_moved)
+
+    def _build_alignment_dock(self) -> None:
+        """Registration of the frames before fusion: when, and with the declared settings."""
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        self.align_mode = QComboBox()
+        self.align_mode.setObjectName("alignMode")
+        for key, text in ALIGN_MODES:
+            self.align_mode.addItem(text, key)
+        self.align_mode.setToolTip(
+            "Register every frame to the reference before fusing (handheld stacks, focus breathing, stage "
+            f"drift). Auto aligns stacks of {ALIGN_BY_DEFAULT_FROM} or more frames, as the command line does."
+        )
+        mode_row = QHBoxLayout()
+        mode_row.addWidget(QLabel("Align frames"))
+        mode_row.addWidget(self.align_mode, 1)
+        self.align_summary = QLabel("No alignment yet")
+        self.align_summary.setObjectName("alignSummary")
+        self.align_summary.setWordWrap(True)
+        self.align_form = ParamForm(ALIGN_PARAMS, group_titles={"analysis": "Registration", "post": "Result"})
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.align_form)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        layout.addLayout(mode_row)
+        layout.addWidget(self.align_summary)
+        layout.addWidget(scroll, 1)
+        self.align_dock = self._dock("Alignment", "alignDock", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+
+    def alignment_settings(self, frame_count: int) -> dict[str, Any] | None:
+        """The alignment settings a fusion of ``frame_count`` frames uses now; None = no alignment."""
+        mode = self.align_mode.currentData()
+        if mode == "off" or (mode == "auto" and frame_count < ALIGN_BY_DEFAULT_FROM):
+            return None
+        return ALIGN_PARAMS.resolve(self.align_form.values())
+
+    def set_alignment_mode(self, mode: str) -> None:
+        """``auto``, ``on`` or ``off`` (the combo box's choices)."""
+        index = self.align_mode.findData(mode)
+        if index < 0:
+            raise ValueError(f"unknown alignment mode {mode!r}")
+        self.align_mode.setCurrentIndex(index)
 
     def _action(self, text: str, slot: Any, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -598,8 +650,7 @@ class MainWindow(QMainWindow):
                 order, excluded = list(range(len(good))), []
                 self._clear_results()
             self._stack_generation += 1
-            self._frames.clear()
-            self._frame_queue.clear()
+            self._reset_frame_view()
             self.app_settings.add_recent_stack(self.loaded_paths)
             self._show_stack(order, excluded)
         if outcome.problems:
@@ -640,7 +691,7 @@ class MainWindow(QMainWindow):
         self.loaded_paths = list(paths)
         self.thumbnails = [make_thumbnail(stack.load(i)) for i in range(len(stack))]
         self._stack_generation += 1
-        self._frames.clear()
+        self._reset_frame_view()
         self._clear_results()
         self._show_stack(list(range(len(stack))), [])
         self.stackLoaded.emit()
@@ -652,6 +703,14 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(
                     f"The frame selection changed: result {slot} is from the previous selection (press Fuse)", 6000)
         self._update_enabled()
+
+    def _reset_frame_view(self) -> None:
+        """New frames: drop the displayed frames, the aligned view and the cached registration."""
+        self._frames.clear()
+        self._frame_queue.clear()
+        self._aligned_view = None
+        self._alignment_cache = None
+        self._frame_view += 1
 
     def active_stack(self) -> Stack | None:
         if self.loaded_stack is None or not self.active_indices:
@@ -681,6 +740,16 @@ class MainWindow(QMainWindow):
         except ParameterError as error:
             self._on_job_failed("Invalid parameter", str(error))
             return None
+        try:
+            align = self.alignment_settings(len(stack))
+        except ParameterError as error:
+            self._on_job_failed("Invalid alignment setting", str(error))
+            return None
+        aligned = None
+        if align is not None and self._alignment_cache is not None:
+            key, settings, registration = self._alignment_cache
+            if key == self._stack_key() and settings == align:
+                aligned = registration  # same frames, same settings: no need to register again
         self._live_timer.stop()
         request = FusionRequest(
             stack=stack,
@@ -690,6 +759,8 @@ class MainWindow(QMainWindow):
             slot=slot or self.target_slot(),
             stack_key=self._stack_key(),
             weights=self.weights_chooser.current_reference(),
+            align=align,
+            aligned=aligned,
         )
         self._show_busy("Starting", 0.0)
         self._live_running = False  # a full fusion: slider moves must not cancel it
@@ -721,6 +792,8 @@ class MainWindow(QMainWindow):
         self._hide_busy()
         slot = outcome.request.slot
         self.results[slot] = outcome
+        if not outcome.request.live:
+            self._show_alignment(outcome)
         key = RESULT_A if slot == "A" else RESULT_B
         self._showing_result = True  # the maps are synced in _finish_result_display
         try:
@@ -732,6 +805,36 @@ class MainWindow(QMainWindow):
             self._showing_result = False
         self.device_label.setText(f"Device: {outcome.result.device}")
         QTimer.singleShot(0, partial(self._finish_result_display, outcome))
+
+    def _show_alignment(self, outcome: FusionOutcome) -> None:
+        """Remember a registration for re-use, describe it, and show the frames as it aligned them."""
+        alignment = outcome.alignment
+        view: tuple[Stack, dict[int, int]] | None = None
+        if alignment is not None and outcome.request.align is not None:
+            self._alignment_cache = (outcome.request.stack_key, dict(outcome.request.align),
+                                     (outcome.fused_stack, alignment))
+            selection = list(outcome.request.stack_key[1]) if len(outcome.request.stack_key) > 1 else []
+            view = (outcome.fused_stack, {selection[kept]: position
+                                          for position, kept in enumerate(alignment.included)
+                                          if kept < len(selection)})
+            failed = len(alignment.failed)
+            summary = (f"{len(alignment.included)} frames registered to frame "
+                       f"{alignment.reference + 1} ({alignment.model}) in {alignment.seconds:.1f} s")
+            if failed:
+                summary += f"; {failed} did not register (see the tooltip)"
+            if alignment.crop_box is not None and outcome.request.align.get("crop", True):
+                _, _, width, height = alignment.crop_box
+                summary += f"; cropped to {width}×{height}"
+            self.align_summary.setText(summary)
+            self.align_summary.setToolTip("\n".join(alignment.describe()))
+        else:
+            self.align_summary.setText("Last fusion: frames not aligned")
+            self.align_summary.setToolTip("")
+        if (view is None) != (self._aligned_view is None) or view is not None:
+            self._aligned_view = view
+            self._frame_view += 1
+            self._frames.clear()
+            self._frame_queue.clear()
 
     def _finish_result_display(self, outcome: FusionOutcome) -> None:
         slot = outcome.request.slot
@@ -818,6 +921,9 @@ class MainWindow(QMainWindow):
             stack_key=outcome.request.stack_key,
             requested_at=self._live_requested_at,
             live=True,
+            align=outcome.request.align,
+            # The analysis was made on these (aligned) frames: post-process the same ones.
+            aligned=(outcome.fused_stack, outcome.alignment) if outcome.alignment is not None else None,
         )
         self.stage_label.setText("Updating…")
         self._live_running = True
@@ -884,11 +990,20 @@ class MainWindow(QMainWindow):
 
     def _start_next_frame(self) -> None:
         if self._frame_queue and self.loaded_stack is not None:
-            self.frame_runner.start(partial(frame_display_job, self.loaded_stack, self._frame_queue[0]))
+            index = self._frame_queue[0]
+            stack, position = self.loaded_stack, index
+            if self._aligned_view is not None and index in self._aligned_view[1]:
+                stack, position = self._aligned_view[0], self._aligned_view[1][index]
+            self.frame_runner.start(
+                partial(frame_display_job, stack, position, index=index, view=self._frame_view)
+            )
 
     def _on_frame_loaded(self, frame: FrameDisplay) -> None:
         if self._frame_queue and self._frame_queue[0] == frame.index:
             self._frame_queue.pop(0)
+        if frame.view != self._frame_view:  # made for a view that changed meanwhile
+            self._start_next_frame()
+            return
         self._frames[frame.index] = frame
         while len(self._frames) > FRAME_CACHE_SIZE:
             self._frames.popitem(last=False)
@@ -1046,7 +1161,7 @@ class MainWindow(QMainWindow):
             self._start_next_metrics()
             return
         self.metrics_runner.start(partial(
-            metrics_job, slot, outcome.result.method, outcome.result.image, outcome.request.stack,
+            metrics_job, slot, outcome.result.method, outcome.result.image, outcome.fused_stack,
             METRIC_KEYS,
         ))
 
@@ -1097,6 +1212,8 @@ class MainWindow(QMainWindow):
             source_paths=sources,
             device=outcome.request.device,
             weights=outcome.request.weights,
+            align=outcome.request.align if outcome.alignment is not None else None,
+            alignment=outcome.alignment,
             with_maps=with_maps,
             overwrite=overwrite,
         )

@@ -140,6 +140,8 @@ def _build_field(spec: ParamSpec) -> _Field:
         spin.setRange(int(spec.minimum if spec.minimum is not None else -_INT_LIMIT),
                       int(spec.maximum if spec.maximum is not None else _INT_LIMIT))
         spin.setSingleStep(int(spec.step or 1))
+        if spec.special_value:
+            spin.setSpecialValueText(spec.special_value)  # shown at the minimum
         return _Field(spec, spin, spin.value, lambda v: spin.setValue(int(v)), spin.valueChanged.connect)
     # float
     if spec.log_scale and bounded and spec.minimum > 0:  # type: ignore[operator]

@@ -78,6 +78,27 @@ def no_dangling_threads(qapp: object) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def no_modal_dialogs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """A message box nobody expected fails the test instead of blocking it forever (a modal
+    dialog under the offscreen platform never closes). Tests that expect one patch it themselves."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[str] = []
+
+    def record(kind: str) -> Callable[..., QMessageBox.StandardButton]:
+        def show(_parent: object, title: str, text: str, *args: object, **kwargs: object) -> QMessageBox.StandardButton:
+            shown.append(f"{kind}: {title}: {text}")
+            return QMessageBox.StandardButton.Ok
+
+        return show
+
+    for kind in ("critical", "warning", "information", "question"):
+        monkeypatch.setattr(QMessageBox, kind, record(kind))
+    yield shown
+    assert not shown, f"unexpected message box(es): {shown}"
+
+
+@pytest.fixture(autouse=True)
 def fake_methods(monkeypatch: pytest.MonkeyPatch) -> type[fakes.FakeMethod]:
     """Register the fake methods for this test only and reset their call counters."""
     from focusstudio.core.methods import registry

@@ -28,7 +28,10 @@ def test_fusion_runs_in_the_background_and_shows_the_result(qtbot: QtBot, loaded
     outcome = loaded.results["A"]
     assert outcome.result.method == "fake_test"
     assert outcome.result.image.shape == (48, 48, 3)
-    assert [e.stage for e in events][:1] == ["analysing"] and "composing" in {e.stage for e in events}
+    stages = [e.stage for e in events]
+    # Three frames: aligned first (the default, as on the command line), then fused.
+    assert stages[:1] == ["align"] and "analysing" in stages and "composing" in stages
+    assert [e.fraction for e in events] == sorted(e.fraction for e in events)  # one bar, never backwards
     assert all(0.0 <= e.fraction <= 1.0 for e in events)
     assert loaded.state.base == "result:A"
     shown = loaded.viewer.main.base_item.image
