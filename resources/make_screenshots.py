@@ -3,7 +3,8 @@
     xvfb-run -s "-screen 0 1600x1000x24" python resources/make_screenshots.py [STACK] [--out DIR]
 
 States: empty window, stack loaded, fused with the decision-map overlay, live tuning (a
-post-processing change applied, overlay and wipe against a source frame). Every step goes
+post-processing change applied, overlay and wipe against a source frame), A/B comparison, and a
+handheld stack aligned before fusing (the Alignment tab). Every step goes
 through the real window and its workers; each picture is ``QWidget.grab()`` of the window.
 Runs with ``QT_QPA_PLATFORM=offscreen`` too (the default when no display is set).
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STACK = REPO.parent / "shared" / "data" / "lytro" / "lytro_01"
+DEFAULT_ALIGNED_STACK = REPO.parent / "shared" / "stacks" / "misc_owl"
 
 
 def _wait(signal: Any, timeout_s: float = 600) -> list[Any]:
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     parser.add_argument("--method", default="sf")
     parser.add_argument("--compare", default="gff", help="the second method, fused into result B")
+    parser.add_argument("--aligned-stack", type=Path, default=DEFAULT_ALIGNED_STACK,
+                        help="an unaligned stack for the alignment picture (skipped when absent)")
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -108,6 +112,25 @@ def main(argv: list[str] | None = None) -> int:
         window.state.toggle_overlays()
         shot("05-compare-a-b")
     window.close()
+    if args.aligned_stack is not None and args.aligned_stack.is_dir():
+        # A handheld stack: registered before fusing, the Alignment tab with what was found, and
+        # the result wiped against an aligned source frame.
+        window = MainWindow(AppSettings(scratch / "settings2.ini"), PresetStore(scratch / "presets2.json"))
+        window.select_method(args.method)
+        window.resize(1600, 1000)
+        window.show()
+        window.open_paths([str(args.aligned_stack)])
+        _wait(window.stackLoaded)
+        window.fuse()
+        _wait(window.resultReady)
+        window.align_dock.raise_()
+        window.state.show_only("index")
+        window.state.update_overlay("index", opacity=0.35)
+        window.state.set_wipe(True, "frame:0")
+        window.state.set_wipe_position(0.5)
+        _settle(1500)
+        shot("06-aligned-stack")
+        window.close()
     for path in written:
         print(path)
     return 0

@@ -332,6 +332,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.align_summary)
         layout.addWidget(scroll, 1)
         self.align_dock = self._dock("Alignment", "alignDock", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        # A tab beside the frame list: the list keeps its height, the settings are one click away
+        # (the last registration is also summarised in the status bar after each fusion).
+        self.tabifyDockWidget(self.stack_dock, self.align_dock)
+        self.stack_dock.raise_()
 
     def alignment_settings(self, frame_count: int) -> dict[str, Any] | None:
         """The alignment settings a fusion of ``frame_count`` frames uses now; None = no alignment."""
@@ -853,8 +857,9 @@ class MainWindow(QMainWindow):
             self.liveUpdated.emit(latency)
         else:
             self.timing_label.setText(f"{result.method}: {timings.get('total', outcome.worker_seconds):.2f} s")
+            aligned = f" ({self.align_summary.text()})" if outcome.alignment is not None else ""
             self.statusBar().showMessage(f"Fused {len(result.source_names)} frames with {result.method} "
-                                         f"into result {slot}", 5000)
+                                         f"into result {slot}{aligned}", 8000)
         self._queue_metrics(slot)
         self._update_enabled()
         self.resultReady.emit(slot)
