@@ -834,7 +834,10 @@ class MainWindow(QMainWindow):
         else:
             self.align_summary.setText("Last fusion: frames not aligned")
             self.align_summary.setToolTip("")
-        if (view is None) != (self._aligned_view is None) or view is not None:
+        same = (view is None and self._aligned_view is None) or (
+            view is not None and self._aligned_view is not None and view[0] is self._aligned_view[0]
+        )
+        if not same:  # another registration (or none): the shown frames must be made again
             self._aligned_view = view
             self._frame_view += 1
             self._frames.clear()
