@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from focusstudio.core.align import ALIGN_BY_DEFAULT_FROM, ALIGN_PARAMS, Alignment
+from focusstudio.core.align import ALIGN_BY_DEFAULT_FROM, ALIGN_PARAMS, Alignment, AlignOptions
 from focusstudio.core.errors import FocusStudioError, ParameterError
 from focusstudio.core.methods.base import FusionMethod
 from focusstudio.core.progress import ProgressEvent
@@ -342,7 +342,9 @@ class MainWindow(QMainWindow):
         mode = self.align_mode.currentData()
         if mode == "off" or (mode == "auto" and frame_count < ALIGN_BY_DEFAULT_FROM):
             return None
-        return ALIGN_PARAMS.resolve(self.align_form.values())
+        settings = ALIGN_PARAMS.resolve(self.align_form.values())
+        AlignOptions.from_params(settings).reference_index(frame_count)  # a missing frame: said now
+        return settings
 
     def set_alignment_mode(self, mode: str) -> None:
         """``auto``, ``on`` or ``off`` (the combo box's choices)."""

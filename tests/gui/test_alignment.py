@@ -106,3 +106,12 @@ def test_export_records_the_alignment_for_the_command_line(qtbot: QtBot, shifted
     command[command.index("-o") + 1] = str(again)
     assert main(command[1:]) == 0
     assert np.abs(cv2.imread(str(again)).astype(int) - cv2.imread(str(target)).astype(int)).max() <= 1
+
+
+def test_a_reference_frame_that_does_not_exist_is_refused_before_running(
+    qtbot: QtBot, shifted: MainWindow, no_modal_dialogs: list[str]
+) -> None:
+    shifted.align_form.set_values({"reference": 7})
+    assert shifted.fuse() is None
+    assert len(no_modal_dialogs) == 1 and "reference frame 7 does not exist" in no_modal_dialogs[0]
+    no_modal_dialogs.clear()  # the dialog was the expected answer
