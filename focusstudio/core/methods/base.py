@@ -16,6 +16,7 @@ result, and both check ``context.cancel`` between steps.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -127,6 +128,16 @@ class DeepFusionMethod(FusionMethod):
     name, or a file), and labelled by them so a cached analysis is never reused across weights."""
 
     family: ClassVar[MethodFamily] = "deep"
+    #: What a ``strategy`` parameter of "auto" means for 3+ frames (2 frames: "pair").
+    auto_strategy_for_many: ClassVar[str] = "serial"
+
+    @classmethod
+    def resolve_strategy(cls, params: Mapping[str, Any], frames: int) -> str:
+        """The N-frame strategy a run uses: the ``strategy`` parameter, with "auto" resolved."""
+        strategy = str(params.get("strategy", "auto"))
+        if strategy == "auto":
+            return "pair" if frames == 2 else cls.auto_strategy_for_many
+        return strategy
 
     def availability(self, weights: Path | None = None) -> tuple[bool, str]:
         from focusstudio.core.weights import weights_availability

@@ -241,16 +241,10 @@ class GACNFuse(DeepFusionMethod):
     )
     params: ClassVar[ParamSet] = GACN_PARAMS
     rounding = "round"  # the released writer adds 0.4999… before truncating
+    auto_strategy_for_many: ClassVar[str] = "calibration"
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_diff_scale{k}", "decision_initial", "boundary", "decision", "decision_volume_{j}", "index",
     )
-
-    @staticmethod
-    def resolve_strategy(params: Mapping[str, Any], frames: int) -> str:
-        strategy = params["strategy"]
-        if strategy == "auto":
-            return "pair" if frames == 2 else "calibration"
-        return str(strategy)
 
     # ------------------------------------------------------------------------------ network stage
     def _pair_decision(

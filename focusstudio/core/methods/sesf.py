@@ -246,16 +246,10 @@ class SESFFuse(DeepFusionMethod):
     )
     params: ClassVar[ParamSet] = SESF_PARAMS
     rounding = "truncate"  # the released code clips and casts to uint8
+    auto_strategy_for_many: ClassVar[str] = "nway"
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_{i}", "decision_raw", "decision_post", "weight", "index_raw", "index",
     )
-
-    @staticmethod
-    def resolve_strategy(params: Mapping[str, Any], frames: int) -> str:
-        strategy = params["strategy"]
-        if strategy == "auto":
-            return "pair" if frames == 2 else "nway"
-        return str(strategy)
 
     # ------------------------------------------------------------------------------ analyze
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
