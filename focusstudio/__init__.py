@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from focusstudio._allocator import tune_allocator
+
 __version__ = "0.1.0"
+
+tune_allocator()
 
 _API_NAMES = ("fuse", "load_stack", "list_methods", "get_method", "compute_metrics")
 

@@ -62,22 +62,34 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- encoder
 class FastEncoder:
-    """Inference-only forward of a ``DenseSEEncoder`` (SESF's encoder, GACN's feature path) with
-    the module's exact arithmetic.
+    """Inference-only forward of a ``DenseSEEncoder`` (SESF's encoder, GACN's feature path).
 
-    The decision rules downstream are knife-edge (SESF's strict SF_1 > SF_2 in flat regions,
-    GACN's sigmoid(1000·x)), so this keeps the module's operations and their order — NCHW
-    convolution, ReLU, BatchNorm, channel mean, SE multiply — and only removes overhead: ReLU and
-    the SE multiply run in place, and every block writes straight into its slice of one
-    preallocated 64-channel buffer, whose leading channels are the next block's contiguous input
-    (no concatenation copies). Channels-last or a folded BN are faster by ~10 % but flip a few
-    near-tie pixels against the authors' outputs.
+    Two arithmetics:
+
+    * reference (default): the module's operations in their order — NCHW convolution, ReLU,
+      BatchNorm, channel mean, SE multiply — bit for bit what the released code computes on this
+      CPU. SESF-Fuse needs it: its strict SF_1 > SF_2 decides flat regions on float rounding.
+    * ``channels_last``: the same operations with NHWC convolutions, which oneDNN runs 2–3×
+      faster for these 16-output-channel layers, and the first (1-channel) convolution as one
+      matrix product over the 3×3 neighbourhoods. Sums run in another order, so values differ at
+      float-rounding level (GACN: ≤ 1 pixel of M per pair moves on the authors' test pairs).
+
+    Either way ReLU and the SE multiply run in place and every block writes straight into its
+    slice of one preallocated 64-channel buffer, whose leading channels are the next block's
+    input (no concatenation copies).
     """
 
-    def __init__(self, encoder: sesf_arch.DenseSEEncoder) -> None:
+    def __init__(self, encoder: sesf_arch.DenseSEEncoder, channels_last: bool = False) -> None:
         self.encoder = encoder
         self.width = encoder.blocks[0].conv.out_channels
         self.blocks: list[tuple[sesf_arch.ConvBlock, sesf_arch.ChannelSE]] = list(zip(encoder.blocks, encoder.se))
+        self.channels_last = channels_last
+        self.weights = [
+            block.conv.weight.detach().contiguous(memory_format=torch.channels_last)
+            if channels_last else block.conv.weight
+            for block in encoder.blocks
+        ]
+        self.bn_affine = [tuple(t.view(1, -1, 1, 1) for t in bn_scale_shift(block)) for block in encoder.blocks]
 
     @property
     def radius(self) -> int:
@@ -87,22 +99,56 @@ class FastEncoder:
     def out_channels(self) -> int:
         return self.encoder.out_channels
 
+    def _conv(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        conv = self.blocks[i][0].conv
+        weight = self.weights[i]
+        if self.channels_last and x.shape[1] == 1 and x.shape[0] == 1:
+            # 1 input channel: oneDNN is slow here; one product over the 3×3 neighbourhoods
+            # ((h·w)×9 · 9×C) yields the NHWC result directly.
+            height, width = x.shape[-2:]
+            neighbourhoods = F.unfold(x, 3, padding=1)[0].t()
+            flat = weight.reshape(weight.shape[0], -1).t()
+            out = torch.mm(neighbourhoods, flat) if conv.bias is None else torch.addmm(conv.bias, neighbourhoods, flat)
+            return out.view(1, height, width, -1).permute(0, 3, 1, 2)
+        return F.conv2d(x, weight, conv.bias, padding=1)
+
+    def _fused_block(
+        self, x: torch.Tensor, i: int, scales: torch.Tensor | None, target: torch.Tensor
+    ) -> None:
+        """Block i (conv, ReLU, BN, SE) into ``target`` with one pass after the ReLU: BN is the
+        affine s·z + t, so the SE input's channel means are s·mean(z) + t, and BN and the SE
+        scale g fold into target = (s·g)·z + t·g."""
+        rectified = self._conv(x, i).relu_()
+        bn_scale, bn_shift = self.bn_affine[i]
+        if scales is None:
+            pixels = rectified[0].permute(1, 2, 0).reshape(-1, rectified.shape[1])  # (h·w)×C, no copy
+            means = pixels.mean(dim=0, keepdim=True) * bn_scale.view(1, -1) + bn_shift.view(1, -1)
+            scales = self.blocks[i][1].scales_from_mean(means)
+        torch.addcmul(bn_shift * scales, rectified, bn_scale * scales, out=target)
+
     def _block(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Block i's BatchNorm output (before the SE scaling)."""
-        block = self.blocks[i][0]
-        return block.bn(F.conv2d(x, block.conv.weight, block.conv.bias, padding=1).relu_())
+        return self.blocks[i][0].bn(self._conv(x, i).relu_())
 
     def __call__(self, x: torch.Tensor, channel_scales: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """N×1×H×W → N×64×H×W; ``channel_scales`` (one N×16×1×1 per block) replace the cSE pooling."""
+        """N×1×H×W → N×64×H×W (channels-last strides in that mode); ``channel_scales`` (one
+        N×16×1×1 per block) replace the cSE pooling."""
         count, _, height, width = x.shape
-        out = torch.empty((count, self.out_channels, height, width), dtype=x.dtype, device=x.device)
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        out = torch.empty((count, self.out_channels, height, width), dtype=x.dtype, device=x.device,
+                          memory_format=layout)
         for n in range(count):  # one image at a time keeps every channel prefix contiguous
             buffer = out[n : n + 1]
             current = x[n : n + 1]
             for i, (_, se) in enumerate(self.blocks):
+                target = buffer[:, i * self.width : (i + 1) * self.width]
+                if self.channels_last:
+                    self._fused_block(current, i, None if channel_scales is None else channel_scales[i][n : n + 1],
+                                      target)
+                    current = buffer[:, : (i + 1) * self.width]
+                    continue
                 normalised = self._block(current, i)
                 scales = se.scales(normalised) if channel_scales is None else channel_scales[i][n : n + 1]
-                target = buffer[:, i * self.width : (i + 1) * self.width]
                 torch.mul(normalised, scales, out=target)
                 current = buffer[:, : (i + 1) * self.width]
         return out
@@ -170,17 +216,39 @@ BAND_ROWS = 64
 def _energy_rows(features: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Per-channel (X(y,x)−X(y,x−1))² + (X(y,x)−X(y−1,x))² for rows [start, stop), zero padding
     at the image border only (the first row/column see the raw value, as the released code)."""
+    horizontal, vertical = _row_differences(features, start, stop)
+    return horizontal.square_().add_(vertical.square_())
+
+
+def _row_differences(
+    features: torch.Tensor, start: int, stop: int, buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X(y,x)−X(y,x−1), X(y,x)−X(y−1,x)) for rows [start, stop), into ``buffers`` when given."""
     rows = features[:, :, start:stop]
-    horizontal = torch.empty_like(rows)
+    horizontal, vertical = buffers if buffers is not None else (torch.empty_like(rows), torch.empty_like(rows))
     horizontal[..., 0] = rows[..., 0]
     torch.sub(rows[..., 1:], rows[..., :-1], out=horizontal[..., 1:])
-    vertical = torch.empty_like(rows)
     if start == 0:
         vertical[:, :, 0] = rows[:, :, 0]
         torch.sub(rows[:, :, 1:], rows[:, :, :-1], out=vertical[:, :, 1:])
     else:
         torch.sub(rows, features[:, :, start - 1 : stop - 1], out=vertical)
-    return horizontal.square_().add_(vertical.square_())
+    return horizontal, vertical
+
+
+def gradient_energy_difference(features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
+    """Per-channel E(a) − E(b) of :func:`squared_gradient_energy`, in fewer passes over memory
+    (multiply-adds straight into the output; the sums associate differently, so values differ
+    from ``squared_gradient_energy(a, False, minus=b)`` at float-rounding level)."""
+    out = torch.empty_like(features_a)
+    for start in range(0, features_a.shape[2], BAND_ROWS):
+        stop = min(start + BAND_ROWS, features_a.shape[2])
+        target = out[:, :, start:stop]
+        horizontal, vertical = _row_differences(features_a, start, stop)
+        torch.mul(horizontal, horizontal, out=target).addcmul_(vertical, vertical)
+        horizontal, vertical = _row_differences(features_b, start, stop, (horizontal, vertical))
+        target.addcmul_(horizontal, horizontal, value=-1.0).addcmul_(vertical, vertical, value=-1.0)
+    return out
 
 
 def squared_gradient_energy(
@@ -191,9 +259,11 @@ def squared_gradient_energy(
 
     Computed in bands of :data:`BAND_ROWS` rows (same arithmetic per element as a whole-image
     computation, ~2× faster on a CPU whose memory bandwidth is the limit)."""
-    count, channels, height, width = features.shape
-    out = torch.empty((count, 1 if sum_channels else channels, height, width), dtype=features.dtype,
-                      device=features.device)
+    count, _, height, width = features.shape
+    if sum_channels:
+        out = torch.empty((count, 1, height, width), dtype=features.dtype, device=features.device)
+    else:
+        out = torch.empty_like(features)  # keeps a channels-last layout
     for start in range(0, height, BAND_ROWS):
         stop = min(start + BAND_ROWS, height)
         energy = _energy_rows(features, start, stop)
@@ -220,7 +290,8 @@ def channel_box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:
     size = 2 * radius + 1
     row = torch.ones((channels, 1, 1, size), dtype=x.dtype, device=x.device)
     col = torch.ones((channels, 1, size, 1), dtype=x.dtype, device=x.device)
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or _is_channels_last(x):
+        # oneDNN's NHWC depthwise kernels are fast enough without the bands (~4× the NCHW ones)
         return F.conv2d(F.conv2d(x, row, padding=(0, radius), groups=channels), col, padding=(radius, 0),
                         groups=channels)
     out = torch.empty_like(x)
@@ -232,6 +303,19 @@ def channel_box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:
         padded = F.pad(horizontal, (0, 0, radius - (start - read0), radius - (read1 - stop)))
         out[:, :, start:stop] = F.conv2d(padded, col, groups=channels)
     return out
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.shape[1] > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _channel_rows(image: torch.Tensor) -> torch.Tensor:
+    """C×H×W (NCHW or channels-last strides) → C×(H·W) without copying (a transposed view for
+    channels-last: matrix products take either)."""
+    channels, height, width = image.shape
+    if image.is_contiguous():
+        return image.reshape(channels, height * width)
+    return image.permute(1, 2, 0).reshape(height * width, channels).t()
 
 
 def single_output_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -249,7 +333,7 @@ def single_output_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     projection_matrix = weight.reshape(channels, size * size).t().contiguous()
     out = torch.zeros((count, 1, height, width), dtype=x.dtype, device=x.device)
     for n in range(count):
-        planes = torch.mm(projection_matrix, x[n].reshape(channels, height * width))
+        planes = torch.mm(projection_matrix, _channel_rows(x[n]))
         planes = planes.reshape(size, size, height, width)
         target = out[n, 0]
         for dy in range(size):

@@ -35,6 +35,7 @@ from focusstudio.core.methods.deep_common import (
     bn_scale_shift,
     channel_box_sum,
     encoder_channel_scales,
+    gradient_energy_difference,
     grey_frame,
     plan_network_tiles,
     single_output_conv,
@@ -123,7 +124,10 @@ class GACNInference:
         if self.device.type != "cpu":
             network = copy.deepcopy(network).to(self.device)
         self.network = network
-        self.encoder = FastEncoder(network.feature_path)
+        # Channels-last convolutions on the CPU: 2–3× faster, and M tolerates the different
+        # rounding (see FastEncoder); GPUs keep their own layout choice.
+        self.channels_last = self.device.type == "cpu"
+        self.encoder = FastEncoder(network.feature_path, channels_last=self.channels_last)
         self.sf_radius = sf_radius
         self.context = context
         self.se = [se.conv.weight.detach() for se in network.decision_se]
@@ -133,6 +137,8 @@ class GACNInference:
             scale, shift = bn_scale_shift(block)
             bias = None if block.conv.bias is None else block.conv.bias.detach()
             weight = block.conv.weight.detach()
+            if self.channels_last:
+                weight = weight.contiguous(memory_format=torch.channels_last)
             self.blocks.append((weight, bias, scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)))
 
     @property
@@ -154,10 +160,13 @@ class GACNInference:
         self, features_a: torch.Tensor, features_b: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(M, per-scale SF difference N×4×h×w) from the features of two frames (same window)."""
-        energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
+        if self.channels_last:
+            energy = gradient_energy_difference(features_a, features_b)
+        else:
+            energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
         difference = channel_box_sum(energy, self.sf_radius)
-        per_scale = gacn_arch.per_scale_sum(difference)
-        x = torch.sigmoid(difference.mul_(gacn_arch.SIGMOID_GAIN))
+        per_scale = per_scale_sum(difference)
+        x = torch.sigmoid_(difference.mul_(gacn_arch.SIGMOID_GAIN))
         x = self._spatial_se(x, 0)
         for i, (weight, bias, scale, shift) in enumerate(self.blocks):
             x = F.conv2d(x, weight, bias, padding=1).relu_().mul_(scale).add_(shift)
@@ -168,6 +177,16 @@ class GACNInference:
         if len(tiles) == 1:
             return None
         return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
+
+
+def per_scale_sum(activity: torch.Tensor) -> torch.Tensor:
+    """:func:`gacn_arch.per_scale_sum` without a copy of a channels-last tensor."""
+    if activity.is_contiguous():
+        return gacn_arch.per_scale_sum(activity)
+    count, channels, height, width = activity.shape
+    scales = channels // gacn_arch.ENCODER_WIDTH
+    pixels = activity.permute(0, 2, 3, 1).reshape(count, height, width, scales, gacn_arch.ENCODER_WIDTH)
+    return pixels.sum(dim=-1).permute(0, 3, 1, 2).contiguous()
 
 
 def apply_bgf(
