@@ -156,22 +156,36 @@ class GACNInference:
     def _spatial_se(self, x: torch.Tensor, i: int) -> torch.Tensor:
         return x.mul_(torch.sigmoid_(single_output_conv(x, self.se[i])))
 
+    def activity(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-channel spatial frequency (window sums of the squared gradients), N×64×h×w."""
+        return channel_box_sum(squared_gradient_energy(features, sum_channels=False), self.sf_radius)
+
     def decision(
-        self, features_a: torch.Tensor, features_b: torch.Tensor
+        self, features_a: torch.Tensor | None, features_b: torch.Tensor,
+        reference_activity: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, per-scale SF difference N×4×h×w) from the features of two frames (same window)."""
-        if self.channels_last:
-            energy = gradient_energy_difference(features_a, features_b)
+        """(M, per-scale SF difference N×4×h×w) from the features of two frames (same window).
+
+        With ``reference_activity`` (frame a's :meth:`activity`, kept by decision calibration)
+        ``features_a`` is not needed; else the window sum runs once, on the energy *difference*
+        (it is linear: SF_a − SF_b = box(E_a − E_b))."""
+        if reference_activity is not None:
+            difference = reference_activity - self.activity(features_b)
         else:
-            energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
-        difference = channel_box_sum(energy, self.sf_radius)
+            assert features_a is not None
+            if self.channels_last:
+                energy = gradient_energy_difference(features_a, features_b)
+            else:
+                energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
+            difference = channel_box_sum(energy, self.sf_radius)
         per_scale = per_scale_sum(difference)
         x = torch.sigmoid_(difference.mul_(gacn_arch.SIGMOID_GAIN))
         x = self._spatial_se(x, 0)
         for i, (weight, bias, scale, shift) in enumerate(self.blocks):
-            x = F.conv2d(x, weight, bias, padding=1).relu_().mul_(scale).add_(shift)
+            x = F.conv2d(x, weight, bias, padding=1).relu_()
+            x = torch.addcmul(shift, x, scale, out=x)  # BN in one pass
             x = self._spatial_se(x, i + 1)
-        return torch.sigmoid(x.mul_(gacn_arch.SIGMOID_GAIN)), per_scale
+        return torch.sigmoid_(x.mul_(gacn_arch.SIGMOID_GAIN)), per_scale
 
     def channel_scales(self, image: torch.Tensor, tiles: list[Tile]) -> list[torch.Tensor] | None:
         if len(tiles) == 1:
@@ -272,14 +286,14 @@ class GACNFuse(DeepFusionMethod):
         grey_a: np.ndarray,
         grey_b: np.ndarray,
         report: Callable[[float], ProgressEvent],
-        reference_features: torch.Tensor | None = None,
+        reference_activity: torch.Tensor | None = None,
         reference_scales: list[torch.Tensor] | None = None,
         want_scales: bool = False,
     ) -> ProgressGen[tuple[np.ndarray, np.ndarray | None]]:
         """(M, per-scale SF differences 4×H×W when ``want_scales``) for grey frames a, b, with a
         progress event per tile (``report`` maps the local fraction to an event).
 
-        ``reference_features`` (untiled) / ``reference_scales`` (tiled) let calibration reuse
+        ``reference_activity`` (untiled) / ``reference_scales`` (tiled) let calibration reuse
         the reference frame's work.
         """
         height, width = grey_a.shape
@@ -288,8 +302,8 @@ class GACNFuse(DeepFusionMethod):
         a, b = as_batch(grey_a, device), as_batch(grey_b, device)
         with torch.inference_mode():
             if len(tiles) == 1:
-                features_a = inference.features(a, None) if reference_features is None else reference_features
-                decision, per_scale = inference.decision(features_a, inference.features(b, None))
+                features_a = inference.features(a, None) if reference_activity is None else None
+                decision, per_scale = inference.decision(features_a, inference.features(b, None), reference_activity)
                 scales_map = per_scale[0].to("cpu", torch.float32).numpy() if want_scales else None
                 return to_numpy(decision), scales_map
             scales_a = reference_scales or inference.channel_scales(a, tiles)
@@ -353,12 +367,13 @@ class GACNFuse(DeepFusionMethod):
         keep = (count - 1) * height * width * 4 <= budget
         reference = grey_frame(stack, 0)
         tiles = inference.tiles(height, width)
-        reference_features = None
+        reference_activity = None
         reference_scales = None
         with torch.inference_mode():
             ref_batch = as_batch(reference, inference.device)
             if len(tiles) == 1:
-                reference_features = inference.features(ref_batch, None)  # the feature path runs once
+                # the feature path and the window sums run once for the reference
+                reference_activity = inference.activity(inference.features(ref_batch, None))
             else:
                 reference_scales = inference.channel_scales(ref_batch, tiles)
         volume = None if keep else CalibrationVolume(keep_volumes=False)
@@ -371,7 +386,7 @@ class GACNFuse(DeepFusionMethod):
             decision, _ = yield from self._pair_decision(
                 inference, reference, grey,
                 _reporter(context, (j - 1) / (count - 1), j / (count - 1), f"pair 1–{j + 1} of {count}"),
-                reference_features, reference_scales,
+                reference_activity, reference_scales,
             )
             if volume is None:
                 decisions.append(decision)
