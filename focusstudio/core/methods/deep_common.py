@@ -376,17 +376,28 @@ def guided_filter_tiled(
     tile: int | None,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
-    """Guided filter (float64 math) computed in tiles with a 2r halo (q depends on the guide and
-    source within 2r: the means of a and b are taken over windows of means)."""
-    from focusstudio.core.ops.guided_filter import guided_filter_np
+    """Guided filter computed in tiles with a 2r halo (q depends on the guide and source within
+    2r: the means of a and b are taken over windows of means).
+
+    On the CPU it runs in single precision on the guide centred on the *whole* guide's mean
+    (:class:`GuidedFilterCPU`: same output as float64 to ~1e-6, twice as fast, and every tile
+    computes the same numbers as the untiled filter); other devices use float64 torch math."""
+    from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guide_centre, guided_filter_np
 
     height, width = source.shape
+
+    def filtered(window: tuple[slice, slice]) -> np.ndarray:
+        if device != "cpu":
+            return guided_filter_np(guide[window], source[window], radius, eps, device=device)
+        part = GuidedFilterCPU(guide[window], radius, eps, precision=np.float32, centre=centre)
+        return part(source[window]).astype(np.float32, copy=False)
+
+    centre = guide_centre(np.asarray(guide, dtype=np.float32)) if device == "cpu" else None
     if tile is None or fits_untiled(height, width, tile):
-        return guided_filter_np(guide, source, radius, eps, device=device)
+        return filtered((slice(None), slice(None)))
     out = np.empty((height, width), dtype=np.float32)
     for t in plan_tiles(height, width, tile, 2 * radius):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        part = guided_filter_np(guide[t.read], source[t.read], radius, eps, device=device)
-        out[t.write] = part[t.inner]
+        out[t.write] = filtered(t.read)[t.inner]
     return out
