@@ -84,6 +84,7 @@ class FastEncoder:
         self.width = encoder.blocks[0].conv.out_channels
         self.blocks: list[tuple[sesf_arch.ConvBlock, sesf_arch.ChannelSE]] = list(zip(encoder.blocks, encoder.se))
         self.channels_last = channels_last
+        self._workspace: torch.Tensor | None = None
         self.weights = [
             block.conv.weight.detach().contiguous(memory_format=torch.channels_last)
             if channels_last else block.conv.weight
@@ -130,13 +131,22 @@ class FastEncoder:
         """Block i's BatchNorm output (before the SE scaling)."""
         return self.blocks[i][0].bn(self._conv(x, i).relu_())
 
-    def __call__(self, x: torch.Tensor, channel_scales: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, channel_scales: Sequence[torch.Tensor] | None = None, reuse: bool = False
+    ) -> torch.Tensor:
         """N×1×H×W → N×64×H×W (channels-last strides in that mode); ``channel_scales`` (one
-        N×16×1×1 per block) replace the cSE pooling."""
+        N×16×1×1 per block) replace the cSE pooling.
+
+        ``reuse``: write into the buffer of the previous ``reuse`` call when it has the same
+        shape (the caller is done with that result): a fresh 70 MB buffer costs page faults."""
         count, _, height, width = x.shape
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
-        out = torch.empty((count, self.out_channels, height, width), dtype=x.dtype, device=x.device,
-                          memory_format=layout)
+        shape = (count, self.out_channels, height, width)
+        out = self._workspace if reuse else None
+        if out is None or out.shape != shape or out.dtype != x.dtype or out.device != x.device:
+            out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=layout)
+            if reuse:
+                self._workspace = out
         for n in range(count):  # one image at a time keeps every channel prefix contiguous
             buffer = out[n : n + 1]
             current = x[n : n + 1]

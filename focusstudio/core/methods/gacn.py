@@ -149,9 +149,10 @@ class GACNInference:
     def tiles(self, height: int, width: int) -> list[Tile]:
         return plan_network_tiles(height, width, self.context, GACN_BYTES_PER_PIXEL, self.halo)
 
-    def features(self, grey: torch.Tensor, scales: list[torch.Tensor] | None) -> torch.Tensor:
-        """Features of a 1×1×h×w grey window ([0, 1], no normalisation in GACN)."""
-        return self.encoder(grey, scales)
+    def features(self, grey: torch.Tensor, scales: list[torch.Tensor] | None, reuse: bool = False) -> torch.Tensor:
+        """Features of a 1×1×h×w grey window ([0, 1], no normalisation in GACN); ``reuse``: into
+        the buffer of the previous ``reuse`` call (see :class:`FastEncoder`)."""
+        return self.encoder(grey, scales, reuse)
 
     def _spatial_se(self, x: torch.Tensor, i: int) -> torch.Tensor:
         return x.mul_(torch.sigmoid_(single_output_conv(x, self.se[i])))
@@ -303,7 +304,8 @@ class GACNFuse(DeepFusionMethod):
         with torch.inference_mode():
             if len(tiles) == 1:
                 features_a = inference.features(a, None) if reference_activity is None else None
-                decision, per_scale = inference.decision(features_a, inference.features(b, None), reference_activity)
+                decision, per_scale = inference.decision(features_a, inference.features(b, None, reuse=True),
+                                                         reference_activity)
                 scales_map = per_scale[0].to("cpu", torch.float32).numpy() if want_scales else None
                 return to_numpy(decision), scales_map
             scales_a = reference_scales or inference.channel_scales(a, tiles)
@@ -316,7 +318,7 @@ class GACNFuse(DeepFusionMethod):
             window = (slice(None), slice(None), tile.read[0], tile.read[1])
             with torch.inference_mode():
                 decision, per_scale = inference.decision(inference.features(a[window], scales_a),
-                                                         inference.features(b[window], scales_b))
+                                                         inference.features(b[window], scales_b, reuse=True))
             out[tile.write] = to_numpy(decision)[tile.inner]
             if per_scale_out is not None:
                 per_scale_out[(slice(None), *tile.write)] = per_scale[0].float().cpu().numpy()[

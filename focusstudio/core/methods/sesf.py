@@ -139,7 +139,7 @@ class SESFActivity:
         image = as_batch(normalize_grey(grey), self.device)
         if len(tiles) == 1:
             with torch.inference_mode():
-                return to_numpy(deep_sf_sum(self.encoder(image), self.sf_radius))
+                return to_numpy(deep_sf_sum(self.encoder(image, reuse=True), self.sf_radius))
         with torch.inference_mode():
             scales = encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
         out = np.empty((height, width), dtype=np.float32)
@@ -148,7 +148,7 @@ class SESFActivity:
             yield report(number / len(tiles))
             with torch.inference_mode():
                 window = image[:, :, tile.read[0], tile.read[1]]
-                activity = deep_sf_sum(self.encoder(window, scales), self.sf_radius)
+                activity = deep_sf_sum(self.encoder(window, scales, reuse=True), self.sf_radius)
             out[tile.write] = to_numpy(activity)[tile.inner]
         return out
 
