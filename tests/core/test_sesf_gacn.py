@@ -18,8 +18,10 @@ from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.deep_common import (
     FastEncoder,
     encoder_channel_scales,
+    gradient_energy_difference,
     plan_network_tiles,
     single_output_conv,
+    squared_gradient_energy,
 )
 from focusstudio.core.methods.gacn import GACNFuse, GACNInference
 from focusstudio.core.methods.sesf import SESFActivity, label_opening, verify_binary
@@ -100,6 +102,31 @@ def test_fast_encoder_is_bitwise_the_module() -> None:
         assert torch.allclose(fast(image), network.encode(image), atol=1e-5)
 
 
+def test_channels_last_encoder_matches_the_module_and_reuses_its_buffer() -> None:
+    network = _randomise_batchnorm(SESFNet(), 5)
+    image = torch.randn(1, 1, 37, 41)
+    fast = FastEncoder(network.encoder, channels_last=True)
+    with torch.inference_mode():
+        reference = network.encode(image)
+        first = fast(image, reuse=True)
+        assert first.is_contiguous(memory_format=torch.channels_last)
+        # another order of the same sums: equal to float rounding, not bit for bit
+        assert torch.allclose(first, reference, atol=1e-5, rtol=1e-4)
+        snapshot = first.clone()
+        again = fast(image, reuse=True)
+        assert again.data_ptr() == first.data_ptr() and torch.equal(again, snapshot)
+        assert fast(image).data_ptr() != first.data_ptr()  # without reuse: a fresh buffer
+
+
+def test_gradient_energy_difference_equals_the_reference_order() -> None:
+    a = torch.randn(1, 8, 150, 31).contiguous(memory_format=torch.channels_last)
+    b = torch.randn(1, 8, 150, 31).contiguous(memory_format=torch.channels_last)
+    expected = squared_gradient_energy(a.contiguous(), sum_channels=False, minus=b.contiguous())
+    fast = gradient_energy_difference(a, b)
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(fast, expected, atol=1e-5)
+
+
 def test_gacn_inference_matches_the_module(checkpoints: dict[str, Path]) -> None:
     network, _ = load_network("gacn", checkpoints["gacn"])
     assert isinstance(network, GACNNet)
@@ -113,12 +140,26 @@ def test_gacn_inference_matches_the_module(checkpoints: dict[str, Path]) -> None
     # sigmoid(1000·x) amplifies rounding only where x ≈ 0
     assert float((fast - reference).abs().mean()) < 1e-3
     assert float(((fast > 0.5) != (reference > 0.5)).float().mean()) < 0.01
+    # decision calibration: the reference frame's window sums computed once, then reused
+    with torch.inference_mode():
+        kept = inference.activity(inference.features(a, None))
+        calibrated, _ = inference.decision(None, inference.features(b, None), reference_activity=kept)
+        again, _ = inference.decision(None, inference.features(b, None), reference_activity=kept)
+    assert float((calibrated - fast).abs().mean()) < 1e-3
+    assert torch.equal(calibrated, again)  # the kept activity is not modified
 
 
 def test_single_output_conv_equals_conv2d() -> None:
     x, weight = torch.randn(2, 16, 21, 17), torch.randn(1, 16, 7, 7)
     expected = F.conv2d(x, weight, padding=3)
     assert torch.allclose(single_output_conv(x, weight), expected, atol=1e-4, rtol=1e-5)
+    # channels-last input and a kept planes buffer (reused by the second call)
+    workspace: dict[str, torch.Tensor] = {}
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(single_output_conv(channels_last, weight, workspace), expected, atol=1e-4, rtol=1e-5)
+    kept = workspace["planes"].data_ptr()
+    assert torch.allclose(single_output_conv(channels_last, weight, workspace), expected, atol=1e-4, rtol=1e-5)
+    assert workspace["planes"].data_ptr() == kept
 
 
 def test_receptive_radius() -> None:
