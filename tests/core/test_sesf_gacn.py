@@ -340,6 +340,22 @@ def test_gacn_tiled_equals_untiled(checkpoints: dict[str, Path]) -> None:
     np.testing.assert_allclose(tiled.image, whole.image, atol=2e-2)
 
 
+def test_gacn_tiled_calibration_equals_untiled(checkpoints: dict[str, Path]) -> None:
+    rng = np.random.default_rng(2)
+    frames = [rng.random((70, 66)).astype(np.float32) for _ in range(4)]
+    stack = Stack.from_arrays(frames)
+    whole = fuse(stack, "gacn", weights=checkpoints["gacn"])
+    events: list[str] = []
+    # tile by tile (every grey frame fits the budget), the reference once per tile
+    tiled = run_to_completion(run_fusion(stack, "gacn", weights=checkpoints["gacn"], tile_size=32),
+                              lambda event: events.append(event.message))
+    assert any(message.startswith("tile 9/") for message in events)
+    for j in range(4):
+        difference = np.abs(whole.maps[f"decision_volume_{j}"].data - tiled.maps[f"decision_volume_{j}"].data)
+        assert float(difference.mean()) < 1e-3
+    assert float((whole.maps["index"].data != tiled.maps["index"].data).mean()) < 1e-3
+
+
 # ------------------------------------------------------------------------------------- cancel
 @pytest.mark.parametrize("method", ["sesf", "gacn"])
 def test_cancel_stops_the_run(method: str, make_focus_stack: Callable[..., object],

@@ -376,6 +376,11 @@ class GACNFuse(DeepFusionMethod):
         keep = (count - 1) * height * width * 4 <= budget
         reference = grey_frame(stack, 0)
         tiles = inference.tiles(height, width)
+        if len(tiles) > 1 and 2 * (count - 1) * height * width * 4 <= budget:
+            # the maps and every frame's grey image fit: tile by tile, the reference once per tile
+            analysis.data["decisions"] = yield from self._calibrate_tile_major(stack, reference, inference, tiles)
+            analysis.data.pop("post_params", None)
+            return
         reference_activity = None
         reference_scales = None
         with torch.inference_mode():
@@ -410,6 +415,39 @@ class GACNFuse(DeepFusionMethod):
             analysis.data["volume_index"] = volume.index
             analysis.data["post_params"] = {k: params[k] for k in _POST_NAMES}
             context.notes.append("gacn: decision maps streamed (memory budget); post changes re-run the net")
+
+    def _calibrate_tile_major(
+        self, stack: Stack, reference: np.ndarray, inference: GACNInference, tiles: list[Tile]
+    ) -> ProgressGen[list[np.ndarray]]:
+        """M_j of every pair (reference, j) for a tiled image, looping over tiles first: the
+        reference frame's features and window sums run once per tile instead of once per pair
+        and tile. Needs every grey frame in memory (the caller checks the budget)."""
+        count = len(stack)
+        context = inference.context
+        greys = [reference]
+        scales: list[list[torch.Tensor] | None] = []
+        for j in range(count):
+            context.cancel.raise_if_cancelled()
+            yield context.progress.event("network", 0.2 * j / count, f"channel statistics, frame {j + 1}/{count}")
+            if j > 0:
+                greys.append(grey_frame(stack, j))
+            with torch.inference_mode():
+                scales.append(inference.channel_scales(as_batch(greys[j], inference.device), tiles))
+        decisions = [np.empty(reference.shape, dtype=np.float32) for _ in range(count - 1)]
+        for number, tile in enumerate(tiles):
+            context.cancel.raise_if_cancelled()
+            yield context.progress.event("network", 0.2 + 0.8 * number / len(tiles),
+                                         f"tile {number + 1}/{len(tiles)}, {count - 1} pairs")
+            with torch.inference_mode():
+                window = as_batch(reference[tile.read], inference.device)
+                reference_activity = inference.activity(inference.features(window, scales[0]))
+                for j in range(1, count):
+                    context.cancel.raise_if_cancelled()
+                    features = inference.features(as_batch(greys[j][tile.read], inference.device), scales[j],
+                                                  reuse=True)
+                    decision, _ = inference.decision(None, features, reference_activity)
+                    decisions[j - 1][tile.write] = to_numpy(decision)[tile.inner]
+        return decisions
 
     # ------------------------------------------------------------------------------ finish
     def finish(
