@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_deep_methods                       # both methods, 7 runs each
     python -m benchmarks.bench_deep_methods --methods sesf --runs 11 --profile
+    python -m benchmarks.bench_deep_methods --bytes-per-pixel 1000   # working memory per pixel
 
 End to end = ``focusstudio.core.pipeline.fuse`` on an in-memory stack: grey conversion, network,
 post-processing and composition (file decoding excluded). Weights: ``--weights-dir`` (files
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--weights-dir", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="print the analyze/finish split")
+    parser.add_argument("--bytes-per-pixel", type=int, default=None, metavar="EDGE",
+                        help="instead: working memory per pixel of an untiled EDGE×EDGE grey pair "
+                             "(peak RSS growth; compare with the methods' *_BYTES_PER_PIXEL)")
+    parser.add_argument("--one-process-bytes-per-pixel", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's; 1 = the work itself)")
     args = parser.parse_args(argv)
@@ -83,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     from focusstudio.core.pipeline import fuse
     from focusstudio.core.types import Stack
 
+    if args.one_process_bytes_per_pixel is not None:
+        return print_bytes_per_pixel(args.methods[0], args.one_process_bytes_per_pixel, args.weights_dir)
+    if args.bytes_per_pixel is not None:
+        return measure_bytes_per_pixel(args.methods, args.bytes_per_pixel, args.weights_dir)
     stack = Stack.from_arrays(load_pair(), names=["a", "b"])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"pair {stack.shape[1]}×{stack.shape[0]} colour")
@@ -104,6 +113,38 @@ def main(argv: list[str] | None = None) -> int:
                 analyze = statistics.median(s[0] for s in splits)
                 finish = statistics.median(s[1] for s in splits)
                 print(f"      analyze {analyze:.3f} s, finish {finish:.3f} s (medians)")
+    return 0
+
+
+def measure_bytes_per_pixel(methods: list[str], edge: int, weights_dir: Path | None) -> int:
+    """Each method in a fresh process (the peak RSS is a per-process high-water mark)."""
+    import subprocess
+
+    for method in methods:
+        command = [sys.executable, "-m", "benchmarks.bench_deep_methods", "--methods", method,
+                   "--one-process-bytes-per-pixel", str(edge)]
+        if weights_dir is not None:
+            command += ["--weights-dir", str(weights_dir)]
+        subprocess.run(command, check=True)
+    return 0
+
+
+def print_bytes_per_pixel(method: str, edge: int, weights_dir: Path | None) -> int:
+    """Peak RSS growth of one untiled EDGE×EDGE grey pair, per pixel, after a small warm-up."""
+    import resource
+
+    from focusstudio.core.pipeline import fuse
+    from focusstudio.core.types import Stack
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((edge, edge)).astype(np.float32) for _ in range(2))
+    with tempfile.TemporaryDirectory() as scratch:
+        weights, _ = weights_for(method, weights_dir, Path(scratch))
+        fuse(Stack.from_arrays([a[:64, :64], b[:64, :64]]), method, weights=weights, device="cpu")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        fuse(Stack.from_arrays([a, b]), method, weights=weights, device="cpu", memory_limit=64 * 1024**3)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{method:5s} {edge}×{edge} untiled: {(after - before) * 1024 / edge**2:.0f} bytes per pixel")
     return 0
 
 

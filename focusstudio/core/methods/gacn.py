@@ -57,8 +57,9 @@ F = lazy_import("torch.nn.functional")
 gacn_arch = lazy_import("focusstudio.core.methods.archs.gacn_arch")
 
 #: Peak working memory per tile pixel (bytes): two 64-channel feature maps, their gradient
-#: energies, the 64-channel comparison and the decision path's activations, with margin.
-GACN_BYTES_PER_PIXEL = 4096
+#: energies, the 64-channel comparison and the decision path's activations. Measured: 1.6 KB
+#: (``python -m benchmarks.bench_deep_methods --bytes-per-pixel 1000``); ~25 % margin.
+GACN_BYTES_PER_PIXEL = 2048
 
 #: Guard of the decision volume against m_j → 0 (released value).
 VOLUME_GUARD = 1e-4

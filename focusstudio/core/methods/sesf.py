@@ -66,8 +66,9 @@ torch = lazy_import("torch")
 sesf_arch = lazy_import("focusstudio.core.methods.archs.sesf_arch")
 
 #: Peak working memory of the encoder + deep SF per pixel of a tile (bytes, float32): the 64
-#: features, the dense concatenations and the gradient energies, with some margin.
-SESF_BYTES_PER_PIXEL = 2048
+#: features, the dense concatenations and the gradient energies. Measured: 0.65 KB
+#: (``python -m benchmarks.bench_deep_methods --bytes-per-pixel 1000``); the rest is margin.
+SESF_BYTES_PER_PIXEL = 1024
 
 STRATEGIES = ("auto", "nway", "serial")
 
