@@ -136,7 +136,7 @@ def test_gacn_inference_matches_the_module(checkpoints: dict[str, Path]) -> None
         activity_a, activity_b = network.activity(network.features(a)), network.activity(network.features(b))
         reference = network.decision_map(activity_a, activity_b)
         fast, per_scale = inference.decision(inference.features(a, None), inference.features(b, None))
-    assert per_scale.shape == (1, 4, 40, 36)
+    assert per_scale is not None and per_scale.shape == (1, 4, 40, 36)
     # sigmoid(1000·x) amplifies rounding only where x ≈ 0
     assert float((fast - reference).abs().mean()) < 1e-3
     assert float(((fast > 0.5) != (reference > 0.5)).float().mean()) < 0.01

@@ -171,13 +171,14 @@ class GACNInference:
 
     def decision(
         self, features_a: torch.Tensor | None, features_b: torch.Tensor,
-        reference_activity: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        reference_activity: torch.Tensor | None = None, want_scales: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(M, per-scale SF difference N×4×h×w) from the features of two frames (same window).
 
         With ``reference_activity`` (frame a's :meth:`activity`, kept by decision calibration)
         ``features_a`` is not needed; else the window sum runs once, on the energy *difference*
-        (it is linear: SF_a − SF_b = box(E_a − E_b))."""
+        (it is linear: SF_a − SF_b = box(E_a − E_b)). The per-scale map is None unless
+        ``want_scales``."""
         if reference_activity is not None:
             difference = reference_activity - self.activity(features_b)
         else:
@@ -187,7 +188,7 @@ class GACNInference:
             else:
                 energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
             difference = channel_box_sum(energy, self.sf_radius)
-        per_scale = per_scale_sum(difference)
+        per_scale = per_scale_sum(difference) if want_scales else None
         x = torch.sigmoid_(difference.mul_(gacn_arch.SIGMOID_GAIN))
         x = self._spatial_se(x, 0)
         for i, (weight, bias, scale, shift) in enumerate(self.blocks):
@@ -313,8 +314,8 @@ class GACNFuse(DeepFusionMethod):
             if len(tiles) == 1:
                 features_a = inference.features(a, None) if reference_activity is None else None
                 decision, per_scale = inference.decision(features_a, inference.features(b, None, reuse=True),
-                                                         reference_activity)
-                scales_map = per_scale[0].to("cpu", torch.float32).numpy() if want_scales else None
+                                                         reference_activity, want_scales)
+                scales_map = None if per_scale is None else per_scale[0].to("cpu", torch.float32).numpy()
                 return to_numpy(decision), scales_map
             scales_a = reference_scales or inference.channel_scales(a, tiles)
             scales_b = inference.channel_scales(b, tiles)
@@ -326,9 +327,10 @@ class GACNFuse(DeepFusionMethod):
             window = (slice(None), slice(None), tile.read[0], tile.read[1])
             with torch.inference_mode():
                 decision, per_scale = inference.decision(inference.features(a[window], scales_a),
-                                                         inference.features(b[window], scales_b, reuse=True))
+                                                         inference.features(b[window], scales_b, reuse=True),
+                                                         want_scales=want_scales)
             out[tile.write] = to_numpy(decision)[tile.inner]
-            if per_scale_out is not None:
+            if per_scale_out is not None and per_scale is not None:
                 per_scale_out[(slice(None), *tile.write)] = per_scale[0].float().cpu().numpy()[
                     (slice(None), *tile.inner)
                 ]
@@ -446,7 +448,7 @@ class GACNFuse(DeepFusionMethod):
                     context.cancel.raise_if_cancelled()
                     features = inference.features(as_batch(greys[j][tile.read], inference.device), scales[j],
                                                   reuse=True)
-                    decision, _ = inference.decision(None, features, reference_activity)
+                    decision, _ = inference.decision(None, features, reference_activity, want_scales=False)
                     decisions[j - 1][tile.write] = to_numpy(decision)[tile.inner]
         return decisions
 
