@@ -328,31 +328,25 @@ def _channel_rows(image: torch.Tensor) -> torch.Tensor:
     return image.permute(1, 2, 0).reshape(height * width, channels).t()
 
 
-def single_output_conv(
-    x: torch.Tensor, weight: torch.Tensor, workspace: dict[str, torch.Tensor] | None = None
-) -> torch.Tensor:
+def single_output_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Zero-padded k×k convolution with one output channel (GACN's spatial SE), N×C×H×W → N×1×H×W.
 
     oneDNN runs C→1 convolutions at a tenth of its usual speed. Here the channels are reduced
     first with one matrix product per image (k² projections P_d = Σ_c w[c, d]·x_c) and the k²
-    shifted planes are then added: same sums, ~5× less CPU time for C = 64. GPUs keep conv2d.
-    ``workspace`` keeps the k² planes' buffer between calls (the caller's dict).
+    shifted planes are then added: same sums, ~5× less CPU time for C = 64. A channels-last
+    input takes :func:`_single_output_conv_by_rows`. GPUs keep conv2d.
     """
     if x.device.type != "cpu" or x.shape[1] < 8:
         return F.conv2d(x, weight, padding=weight.shape[-1] // 2)
+    if _is_channels_last(x):
+        return _single_output_conv_by_rows(x, weight)
     count, channels, height, width = x.shape
     size = weight.shape[-1]
     radius = size // 2
     projection_matrix = weight.reshape(channels, size * size).t().contiguous()
     out = torch.zeros((count, 1, height, width), dtype=x.dtype, device=x.device)
-    planes_shape = (size * size, height * width)
-    buffer = None if workspace is None else workspace.get("planes")
-    if buffer is None or buffer.shape != planes_shape or buffer.dtype != x.dtype:
-        buffer = torch.empty(planes_shape, dtype=x.dtype, device=x.device)
-        if workspace is not None:
-            workspace["planes"] = buffer
     for n in range(count):
-        planes = torch.mm(projection_matrix, _channel_rows(x[n]), out=buffer).view(size, size, height, width)
+        planes = torch.mm(projection_matrix, _channel_rows(x[n])).view(size, size, height, width)
         target = out[n, 0]
         for dy in range(size):
             shift_y = dy - radius
@@ -366,6 +360,34 @@ def single_output_conv(
                     continue
                 source = planes[dy, dx, y0 + shift_y : y1 + shift_y, x0 + shift_x : x1 + shift_x]
                 target[y0:y1, x0:x1] += source
+    return out
+
+
+#: Output channels of the row convolution in :func:`_single_output_conv_by_rows`: oneDNN's
+#: channels-last kernels run 8 outputs faster than 7 (the kernel's rows; the 8th is zero).
+_ROW_CONV_OUTPUTS = 8
+
+
+def _single_output_conv_by_rows(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """:func:`single_output_conv` of a channels-last N×C×H×W tensor: one 1×k convolution with k
+    outputs (output d applies kernel row d to every channel and sums them), then k row-shifted
+    adds: the same multiply-adds as the k×k convolution, ~30 % faster here than the k² projections
+    (k adds instead of k², and oneDNN's NHWC kernel for the reduction)."""
+    count, channels, height, width = x.shape
+    size = weight.shape[-1]
+    radius = size // 2
+    rows = torch.zeros((max(size, _ROW_CONV_OUTPUTS), channels, 1, size), dtype=x.dtype, device=x.device)
+    rows[:size] = weight[0].permute(1, 0, 2).reshape(size, channels, 1, size)
+    per_row = F.conv2d(x, rows.contiguous(memory_format=torch.channels_last), padding=(0, radius))
+    out = torch.zeros((count, 1, height, width), dtype=x.dtype, device=x.device)
+    for n in range(count):
+        planes = per_row[n].permute(1, 2, 0)  # H×W×outputs, no copy
+        target = out[n, 0]
+        for dy in range(size):
+            shift = dy - radius
+            y0, y1 = max(0, -shift), height - max(0, shift)
+            if y1 > y0:
+                target[y0:y1] += planes[y0 + shift : y1 + shift, :, dy]
     return out
 
 

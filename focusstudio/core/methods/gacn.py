@@ -138,7 +138,6 @@ class GACNInference:
         self.sf_radius = sf_radius
         self.context = context
         self.se = [se.conv.weight.detach() for se in network.decision_se]
-        self.workspace: dict[str, torch.Tensor] = {}  # buffers kept between the spatial-SE calls
         # decision blocks as (conv weight, bias, BN scale, BN shift): BN applied in place
         self.blocks = []
         for block in network.decision_blocks:
@@ -163,7 +162,7 @@ class GACNInference:
         return self.encoder(grey, scales, reuse)
 
     def _spatial_se(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        return x.mul_(torch.sigmoid_(single_output_conv(x, self.se[i], self.workspace)))
+        return x.mul_(torch.sigmoid_(single_output_conv(x, self.se[i])))
 
     def activity(self, features: torch.Tensor) -> torch.Tensor:
         """Per-channel spatial frequency (window sums of the squared gradients), N×64×h×w."""
