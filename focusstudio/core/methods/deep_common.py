@@ -152,14 +152,12 @@ class FastEncoder:
             current = x[n : n + 1]
             for i, (_, se) in enumerate(self.blocks):
                 target = buffer[:, i * self.width : (i + 1) * self.width]
+                scales = None if channel_scales is None else channel_scales[i][n : n + 1]
                 if self.channels_last:
-                    self._fused_block(current, i, None if channel_scales is None else channel_scales[i][n : n + 1],
-                                      target)
-                    current = buffer[:, : (i + 1) * self.width]
-                    continue
-                normalised = self._block(current, i)
-                scales = se.scales(normalised) if channel_scales is None else channel_scales[i][n : n + 1]
-                torch.mul(normalised, scales, out=target)
+                    self._fused_block(current, i, scales, target)
+                else:
+                    normalised = self._block(current, i)
+                    torch.mul(normalised, se.scales(normalised) if scales is None else scales, out=target)
                 current = buffer[:, : (i + 1) * self.width]
         return out
 
@@ -319,15 +317,6 @@ def _is_channels_last(x: torch.Tensor) -> bool:
     return x.shape[1] > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def _channel_rows(image: torch.Tensor) -> torch.Tensor:
-    """C×H×W (NCHW or channels-last strides) → C×(H·W) without copying (a transposed view for
-    channels-last: matrix products take either)."""
-    channels, height, width = image.shape
-    if image.is_contiguous():
-        return image.reshape(channels, height * width)
-    return image.permute(1, 2, 0).reshape(height * width, channels).t()
-
-
 def single_output_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Zero-padded k×k convolution with one output channel (GACN's spatial SE), N×C×H×W → N×1×H×W.
 
@@ -346,7 +335,7 @@ def single_output_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     projection_matrix = weight.reshape(channels, size * size).t().contiguous()
     out = torch.zeros((count, 1, height, width), dtype=x.dtype, device=x.device)
     for n in range(count):
-        planes = torch.mm(projection_matrix, _channel_rows(x[n])).view(size, size, height, width)
+        planes = torch.mm(projection_matrix, x[n].reshape(channels, height * width)).view(size, size, height, width)
         target = out[n, 0]
         for dy in range(size):
             shift_y = dy - radius

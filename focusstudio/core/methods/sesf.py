@@ -208,8 +208,9 @@ def verify_labels(index: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
 
 
 def guide_of(image: np.ndarray) -> np.ndarray:
-    """The guided filter's guide: the initial fused image in the released code's 0–255 scale."""
-    return image.astype(np.float64) * 255.0
+    """The guided filter's guide: the initial fused image in the released code's 0–255 scale
+    (float32: the filter runs in single precision on the CPU and converts for other devices)."""
+    return image.astype(np.float32) * np.float32(255.0)
 
 
 def filter_weight(
@@ -217,7 +218,7 @@ def filter_weight(
 ) -> np.ndarray:
     """Guided filter of a 0/1 weight (colour guide → the released per-channel-slope variant)."""
     return guided_filter_tiled(
-        guide, weight.astype(np.float64), params["gf_radius"], params["gf_eps"], context.device, tile,
+        guide, weight, params["gf_radius"], params["gf_eps"], context.device, tile,
         context.cancel,
     )
 
@@ -232,8 +233,8 @@ def _post_tile(context: RunContext) -> int | None:
     if context.tile_size is not None:
         return max(int(context.tile_size), 64)
     budget = context.memory_limit or DEFAULT_MEMORY_BUDGET
-    # float64 guide (3 channels) and ~12 float64 intermediates per pixel
-    return max(int((budget / (15 * 8 * 3)) ** 0.5), 256)
+    # float32 guide (3 channels) and ~14 float32 three-channel intermediates per pixel
+    return max(int((budget / (15 * 4 * 3)) ** 0.5), 256)
 
 
 @register
