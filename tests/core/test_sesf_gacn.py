@@ -7,23 +7,30 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from focusstudio.core.errors import InputError, MethodUnavailableError, WeightsError
+from focusstudio.core.methods import deep_common
 from focusstudio.core.methods.archs import GACNNet, SESFNet, load_network
+from focusstudio.core.methods.archs.gacn_arch import boundary_guided_filter, per_scale_sum
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.deep_common import (
     FastEncoder,
+    channel_box_sum,
+    conv2d_activation,
     encoder_channel_scales,
     gradient_energy_difference,
+    pixel_means,
     plan_network_tiles,
     single_output_conv,
     squared_gradient_energy,
+    window_sum_sigmoid,
 )
-from focusstudio.core.methods.gacn import GACNFuse, GACNInference
+from focusstudio.core.methods.gacn import GACN_PARAMS, GACNFuse, GACNInference, apply_bgf, bgf_config
 from focusstudio.core.methods.sesf import SESFActivity, label_opening, verify_binary
 from focusstudio.core.methods.tiling import plan_tiles
 from focusstudio.core.pipeline import fuse, run_fusion
@@ -136,17 +143,19 @@ def test_gacn_inference_matches_the_module(checkpoints: dict[str, Path]) -> None
         activity_a, activity_b = network.activity(network.features(a)), network.activity(network.features(b))
         reference = network.decision_map(activity_a, activity_b)
         fast, per_scale = inference.decision(inference.features(a, None), inference.features(b, None))
+        reference_scales = per_scale_sum(activity_a - activity_b)
     assert per_scale is not None and per_scale.shape == (1, 4, 40, 36)
+    assert torch.allclose(per_scale, reference_scales, rtol=1e-4, atol=1e-4 * float(reference_scales.abs().max()))
     # sigmoid(1000·x) amplifies rounding only where x ≈ 0
     assert float((fast - reference).abs().mean()) < 1e-3
     assert float(((fast > 0.5) != (reference > 0.5)).float().mean()) < 0.01
-    # decision calibration: the reference frame's window sums computed once, then reused
+    # decision calibration: the reference frame's squared gradients computed once, then reused
     with torch.inference_mode():
-        kept = inference.activity(inference.features(a, None))
-        calibrated, _ = inference.decision(None, inference.features(b, None), reference_activity=kept)
-        again, _ = inference.decision(None, inference.features(b, None), reference_activity=kept)
+        kept = inference.energy(inference.features(a, None))
+        calibrated, _ = inference.decision(None, inference.features(b, None), reference_energy=kept)
+        again, _ = inference.decision(None, inference.features(b, None), reference_energy=kept)
     assert float((calibrated - fast).abs().mean()) < 1e-3
-    assert torch.equal(calibrated, again)  # the kept activity is not modified
+    assert torch.equal(calibrated, again)  # the kept energy is not modified
 
 
 def test_single_output_conv_equals_conv2d() -> None:
@@ -158,6 +167,62 @@ def test_single_output_conv_equals_conv2d() -> None:
     assert torch.allclose(single_output_conv(channels_last, weight), expected, atol=1e-4, rtol=1e-5)
     odd = torch.randn(1, 16, 3, 3)  # a kernel smaller than the 8 outputs oneDNN prefers
     assert torch.allclose(single_output_conv(channels_last, odd), F.conv2d(x, odd, padding=1), atol=1e-4, rtol=1e-5)
+
+
+def test_fused_convolution_activation_equals_conv2d(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.randn(1, 16, 23, 19).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(8, 16, 3, 3).contiguous(memory_format=torch.channels_last)
+    bias = torch.randn(8)
+    plain = F.conv2d(x, weight, bias, padding=1)
+    fused_relu = conv2d_activation(x, weight, bias, (1, 1), "relu")
+    assert torch.equal(fused_relu, plain.relu())  # the post-op ReLU is the same arithmetic
+    fused_sigmoid = conv2d_activation(x, weight, bias, (1, 1), "sigmoid")
+    assert torch.allclose(fused_sigmoid, torch.sigmoid(plain), atol=1e-6)
+    # a torch build without oneDNN's fused op: the plain path gives the same numbers
+    monkeypatch.setattr(deep_common, "_fused_conv_available", False)
+    assert torch.equal(conv2d_activation(x, weight, bias, (1, 1), "relu"), fused_relu)
+    depthwise = torch.ones(16, 1, 5, 1).contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(conv2d_activation(x, depthwise, None, (2, 0), "sigmoid", groups=16),
+                          torch.sigmoid(F.conv2d(x, depthwise, padding=(2, 0), groups=16)), atol=1e-6)
+
+
+def test_window_sum_sigmoid_channels_last_equals_the_plain_path() -> None:
+    energy = torch.randn(1, 32, 40, 27) * 1e-3
+    plain, plain_groups = window_sum_sigmoid(energy.clone(), 5, 1000.0, group_width=16)
+    fast, fast_groups = window_sum_sigmoid(energy.contiguous(memory_format=torch.channels_last), 5, 1000.0,
+                                           group_width=16)
+    window = channel_box_sum(energy, 5)
+    assert torch.allclose(plain, torch.sigmoid(1000.0 * window), atol=1e-6)
+    # the gain inside the window's weights rounds differently: equal where 1000·W is not ≈ 0
+    assert float((fast - plain).abs().max()) < 1e-3
+    assert plain_groups is not None and fast_groups is not None and fast_groups.shape == (1, 2, 40, 27)
+    expected_groups = window.reshape(1, 2, 16, 40, 27).sum(dim=2)
+    assert torch.allclose(plain_groups, expected_groups, atol=1e-6)
+    assert torch.allclose(fast_groups, expected_groups, atol=1e-6)
+    assert window_sum_sigmoid(energy.clone(), 5, 1000.0)[1] is None
+
+
+@pytest.mark.parametrize("rows", [16 * 37, 16 * 37 + 5, 7])
+def test_pixel_means_equal_the_column_means(rows: int) -> None:
+    pixels = torch.rand(rows, 16) + 100.0  # an offset that exposes careless float32 summation
+    expected = pixels.double().mean(dim=0)
+    assert torch.allclose(pixel_means(pixels).double(), expected, rtol=1e-6)
+
+
+def test_boundary_filter_on_the_cpu_equals_the_module_and_tiles() -> None:
+    rng = np.random.default_rng(3)
+    grey_a, grey_b = rng.random((70, 90), dtype=np.float32), rng.random((70, 90), dtype=np.float32)
+    decision = cv2.GaussianBlur((rng.random((70, 90)) > 0.5).astype(np.float32), (0, 0), 4.0)
+    config = bgf_config(GACN_PARAMS.defaults())
+    with torch.inference_mode():
+        module_out, module_weight = boundary_guided_filter(
+            *(torch.from_numpy(x)[None, None] for x in (decision, grey_a, grey_b)), config
+        )
+    refined, weight = apply_bgf(decision, grey_a, grey_b, config, RunContext())
+    assert np.allclose(refined, module_out[0, 0].numpy(), atol=1e-5)
+    assert np.allclose(weight, module_weight[0, 0].numpy(), atol=1e-5)
+    tiled, _ = apply_bgf(decision, grey_a, grey_b, config, RunContext(tile_size=32))
+    assert np.allclose(tiled, refined, atol=1e-6)
 
 
 def test_receptive_radius() -> None:
