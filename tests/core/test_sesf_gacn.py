@@ -22,6 +22,7 @@ from focusstudio.core.methods.deep_common import (
     FastEncoder,
     channel_box_sum,
     conv2d_activation,
+    conv2d_add_activation,
     encoder_channel_scales,
     gradient_energy_difference,
     pixel_means,
@@ -181,6 +182,15 @@ def test_fused_convolution_activation_equals_conv2d(monkeypatch: pytest.MonkeyPa
     # a torch build without oneDNN's fused op: the plain path gives the same numbers
     monkeypatch.setattr(deep_common, "_fused_conv_available", False)
     assert torch.equal(conv2d_activation(x, weight, bias, (1, 1), "relu"), fused_relu)
+    # the running sum of a dense block's per-part convolutions
+    other = torch.randn(1, 8, 23, 19).contiguous(memory_format=torch.channels_last)
+    expected_sum = (F.conv2d(x, weight, padding=1) + other).relu()
+    assert torch.allclose(conv2d_add_activation(x, other, weight, (1, 1), "relu"), expected_sum, atol=1e-5)
+    monkeypatch.setattr(deep_common, "_fused_conv_available", None)
+    assert torch.allclose(conv2d_add_activation(x, other, weight, (1, 1), None), F.conv2d(x, weight, padding=1) + other,
+                          atol=1e-5)
+    monkeypatch.setattr(deep_common, "_fused_conv_available", False)
+    assert torch.allclose(conv2d_add_activation(x, other, weight, (1, 1), "relu"), expected_sum, atol=1e-5)
     depthwise = torch.ones(16, 1, 5, 1).contiguous(memory_format=torch.channels_last)
     assert torch.allclose(conv2d_activation(x, depthwise, None, (2, 0), "sigmoid", groups=16),
                           torch.sigmoid(F.conv2d(x, depthwise, padding=(2, 0), groups=16)), atol=1e-6)

@@ -74,9 +74,10 @@ class FastEncoder:
       matrix product over the 3×3 neighbourhoods. Sums run in another order, so values differ at
       float-rounding level (GACN: ≤ 1 pixel of M per pair moves on the authors' test pairs).
 
-    Either way ReLU and the SE multiply run in place and every block writes straight into its
-    slice of one preallocated 64-channel buffer, whose leading channels are the next block's
-    input (no concatenation copies).
+    Reference mode writes every block straight into its slice of one preallocated 64-channel
+    buffer, whose leading channels are the next block's input. Channels-last mode keeps each
+    block's 16 channels as their own dense tensor instead (see :meth:`_channels_last_image`)
+    and joins them once at the end.
     """
 
     def __init__(self, encoder: sesf_arch.DenseSEEncoder, channels_last: bool = False) -> None:
@@ -85,12 +86,17 @@ class FastEncoder:
         self.blocks: list[tuple[sesf_arch.ConvBlock, sesf_arch.ChannelSE]] = list(zip(encoder.blocks, encoder.se))
         self.channels_last = channels_last
         self._workspace: torch.Tensor | None = None
-        self._prefix_storage: torch.Tensor | None = None
         self.weights = [
             block.conv.weight.detach().contiguous(memory_format=torch.channels_last)
             if channels_last else block.conv.weight
             for block in encoder.blocks
         ]
+        #: channels-last mode: block i's weights split by input part (one per earlier block)
+        self.part_weights = [
+            [w[:, j * self.width : (j + 1) * self.width].contiguous(memory_format=torch.channels_last)
+             for j in range(w.shape[1] // self.width)]
+            for w in (block.conv.weight.detach() for block in encoder.blocks)
+        ] if channels_last else []
         self.bn_affine = [tuple(t.view(1, -1, 1, 1) for t in bn_scale_shift(block)) for block in encoder.blocks]
 
     @property
@@ -106,50 +112,55 @@ class FastEncoder:
         conv = self.blocks[i][0].conv
         return F.conv2d(x, self.weights[i], conv.bias, padding=1)
 
-    def _conv_relu_channels_last(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        """ReLU(block i's convolution), channels-last."""
-        conv = self.blocks[i][0].conv
-        weight = self.weights[i]
-        if x.shape[1] == 1 and x.shape[0] == 1:
-            # 1 input channel: oneDNN is slow here; one product over the 3×3 neighbourhoods
-            # ((h·w)×9 · 9×C) yields the NHWC result directly.
-            height, width = x.shape[-2:]
-            neighbourhoods = F.unfold(x, 3, padding=1)[0].t()
-            flat = weight.reshape(weight.shape[0], -1).t()
-            out = torch.mm(neighbourhoods, flat) if conv.bias is None else torch.addmm(conv.bias, neighbourhoods, flat)
-            return out.view(1, height, width, -1).permute(0, 3, 1, 2).relu_()
-        if not x.is_contiguous(memory_format=torch.channels_last):
-            x = self._dense_prefix(x)
-        return conv2d_activation(x, weight, conv.bias, (1, 1), "relu")
+    def _first_conv_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """ReLU(block 0's convolution) of a 1×1×h×w image, channels-last. oneDNN is slow with one
+        input channel; one product over the 3×3 neighbourhoods ((h·w)×9 · 9×C) yields the NHWC
+        result directly."""
+        conv = self.blocks[0][0].conv
+        height, width = x.shape[-2:]
+        neighbourhoods = F.unfold(x, 3, padding=1)[0].t()
+        flat = self.weights[0].reshape(self.weights[0].shape[0], -1).t()
+        out = torch.mm(neighbourhoods, flat) if conv.bias is None else torch.addmm(conv.bias, neighbourhoods, flat)
+        return out.view(1, height, width, -1).permute(0, 3, 1, 2).relu_()
 
-    def _dense_prefix(self, prefix: torch.Tensor) -> torch.Tensor:
-        """A channels-last copy of a channel prefix of the feature buffer (a strided view), in
-        a kept workspace. Given the strided view, conv2d would take a path ~3× slower than this
-        copy plus a dense convolution (measured 92 vs 41 ms for 48 channels at 520²)."""
-        count, channels, height, width = prefix.shape
-        size = count * channels * height * width
-        if self._prefix_storage is None or self._prefix_storage.numel() < size or (
-            self._prefix_storage.dtype != prefix.dtype or self._prefix_storage.device != prefix.device
-        ):
-            # sized for the widest prefix at once, so later (wider) blocks reuse it
-            widest = size // channels * (self.out_channels - self.width)
-            self._prefix_storage = torch.empty(max(size, widest), dtype=prefix.dtype, device=prefix.device)
-        dense = self._prefix_storage[:size].view(count, height, width, channels).permute(0, 3, 1, 2)
-        return dense.copy_(prefix)
+    def _dense_conv_relu(self, parts: Sequence[torch.Tensor], i: int) -> torch.Tensor:
+        """ReLU(block i's convolution) of the concatenated ``parts`` (earlier blocks' outputs),
+        as a sum of one convolution per part: the running sum rides in each convolution's
+        binary post-op, the ReLU in the last one's (:func:`conv2d_add_activation`)."""
+        bias = self.blocks[i][0].conv.bias
+        weights = self.part_weights[i]
+        if len(parts) == 1:
+            return conv2d_activation(parts[0], weights[0], bias, (1, 1), "relu")
+        total = F.conv2d(parts[0], weights[0], bias, padding=1)
+        for j in range(1, len(parts)):
+            total = conv2d_add_activation(parts[j], total, weights[j], (1, 1),
+                                          "relu" if j == len(parts) - 1 else None)
+        return total
 
-    def _fused_block(
-        self, x: torch.Tensor, i: int, scales: torch.Tensor | None, target: torch.Tensor
+    def _channels_last_image(
+        self, x: torch.Tensor, channel_scales: Sequence[torch.Tensor] | None, out: torch.Tensor
     ) -> None:
-        """Block i (conv, ReLU, BN, SE) into ``target`` with one pass after the ReLU: BN is the
-        affine s·z + t, so the SE input's channel means are s·mean(z) + t, and BN and the SE
-        scale g fold into target = (s·g)·z + t·g."""
-        rectified = self._conv_relu_channels_last(x, i)
-        bn_scale, bn_shift = self.bn_affine[i]
-        if scales is None:
-            pixels = rectified[0].permute(1, 2, 0).reshape(-1, rectified.shape[1])  # (h·w)×C, no copy
-            means = pixel_means(pixels).view(1, -1) * bn_scale.view(1, -1) + bn_shift.view(1, -1)
-            scales = self.blocks[i][1].scales_from_mean(means)
-        torch.addcmul(bn_shift * scales, rectified, bn_scale * scales, out=target)
+        """One 1×1×h×w image into ``out`` (1×64×h×w, channels-last), block by block with one pass
+        after each convolution's fused ReLU: BN is the affine s·z + t, so the SE input's channel
+        means are s·mean(z) + t, and BN and the SE scale g fold into (s·g)·z + t·g, applied in
+        place.
+
+        Each block's 16 channels stay a dense tensor of their own and the next block convolves
+        each part separately (:meth:`_dense_conv_relu`): a channel prefix of a 64-channel NHWC
+        buffer is a strided view, which oneDNN cannot read without a copy, and 16-channel writes
+        into such a buffer run ~3× slower than dense ones. The parts are joined once, at the end."""
+        parts: list[torch.Tensor] = []
+        for i in range(len(self.blocks)):
+            rectified = self._first_conv_relu(x) if i == 0 else self._dense_conv_relu(parts, i)
+            bn_scale, bn_shift = self.bn_affine[i]
+            if channel_scales is None:
+                pixels = rectified[0].permute(1, 2, 0).reshape(-1, rectified.shape[1])  # (h·w)×C, no copy
+                means = pixel_means(pixels).view(1, -1) * bn_scale.view(1, -1) + bn_shift.view(1, -1)
+                scales = self.blocks[i][1].scales_from_mean(means)
+            else:
+                scales = channel_scales[i]
+            parts.append(torch.addcmul(bn_shift * scales, rectified, bn_scale * scales, out=rectified))
+        torch.cat(parts, dim=1, out=out)
 
     def _block(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Block i's BatchNorm output (before the SE scaling)."""
@@ -174,14 +185,15 @@ class FastEncoder:
         for n in range(count):  # one image at a time keeps every channel prefix contiguous
             buffer = out[n : n + 1]
             current = x[n : n + 1]
+            if self.channels_last:
+                scales_n = None if channel_scales is None else [s[n : n + 1] for s in channel_scales]
+                self._channels_last_image(current, scales_n, buffer)
+                continue
             for i, (_, se) in enumerate(self.blocks):
                 target = buffer[:, i * self.width : (i + 1) * self.width]
                 scales = None if channel_scales is None else channel_scales[i][n : n + 1]
-                if self.channels_last:
-                    self._fused_block(current, i, scales, target)
-                else:
-                    normalised = self._block(current, i)
-                    torch.mul(normalised, se.scales(normalised) if scales is None else scales, out=target)
+                normalised = self._block(current, i)
+                torch.mul(normalised, se.scales(normalised) if scales is None else scales, out=target)
                 current = buffer[:, : (i + 1) * self.width]
         return out
 
@@ -253,6 +265,28 @@ def conv2d_activation(
             return fused
     out = F.conv2d(x, weight, bias, padding=padding, groups=groups)
     return out.relu_() if activation == "relu" else out.sigmoid_()
+
+
+def conv2d_add_activation(
+    x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int], activation: str | None
+) -> torch.Tensor:
+    """``activation(conv2d(x, weight) + other)`` (no bias; ``activation`` "relu" or None), on the
+    CPU in one oneDNN call whose binary post-op adds ``other`` as the output is written."""
+    global _fused_conv_available
+    if _fused_conv_available is not False and x.device.type == "cpu" and x.dtype == torch.float32:
+        try:
+            fused = torch.ops.mkldnn._convolution_pointwise.binary(
+                x, other, weight, None, list(padding), [1, 1], [1, 1], 1, "add", 1.0, activation, [], None
+            )
+        except (AttributeError, NotImplementedError):
+            _fused_conv_available = False
+        except RuntimeError:
+            pass
+        else:
+            _fused_conv_available = True
+            return fused
+    out = F.conv2d(x, weight, padding=padding).add_(other)
+    return out.relu_() if activation == "relu" else out
 
 
 def bn_scale_shift(block: sesf_arch.ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
