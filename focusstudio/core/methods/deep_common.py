@@ -113,15 +113,15 @@ class FastEncoder:
         return F.conv2d(x, self.weights[i], conv.bias, padding=1)
 
     def _first_conv_relu(self, x: torch.Tensor) -> torch.Tensor:
-        """ReLU(block 0's convolution) of a 1×1×h×w image, channels-last. oneDNN is slow with one
-        input channel; one product over the 3×3 neighbourhoods ((h·w)×9 · 9×C) yields the NHWC
-        result directly."""
+        """ReLU(block 0's convolution) of a 1×1×h×w image, channels-last. With one input channel
+        the NCHW and NHWC layouts are the same memory, but oneDNN chooses its (3× slower, NCHW)
+        kernel unless the strides say channels-last, so the image is re-viewed with them."""
         conv = self.blocks[0][0].conv
-        height, width = x.shape[-2:]
-        neighbourhoods = F.unfold(x, 3, padding=1)[0].t()
-        flat = self.weights[0].reshape(self.weights[0].shape[0], -1).t()
-        out = torch.mm(neighbourhoods, flat) if conv.bias is None else torch.addmm(conv.bias, neighbourhoods, flat)
-        return out.view(1, height, width, -1).permute(0, 3, 1, 2).relu_()
+        if x.shape[1] == 1 and x.is_contiguous():
+            x = x.as_strided(x.shape, (x.stride(0), 1, x.stride(2), x.stride(3)))
+        out = conv2d_activation(x, self.weights[0], conv.bias, (1, 1), "relu")
+        return out if out.is_contiguous(memory_format=torch.channels_last) else out.contiguous(
+            memory_format=torch.channels_last)
 
     def _dense_conv_relu(self, parts: Sequence[torch.Tensor], i: int) -> torch.Tensor:
         """ReLU(block i's convolution) of the concatenated ``parts`` (earlier blocks' outputs),
