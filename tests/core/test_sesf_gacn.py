@@ -124,6 +124,10 @@ def test_channels_last_encoder_matches_the_module_and_reuses_its_buffer() -> Non
         again = fast(image, reuse=True)
         assert again.data_ptr() == first.data_ptr() and torch.equal(again, snapshot)
         assert fast(image).data_ptr() != first.data_ptr()  # without reuse: a fresh buffer
+        parts = fast.parts(image)  # the blocks' outputs, each dense, not joined
+        assert [part.shape[1] for part in parts] == [16, 16, 16, 16]
+        assert all(part.is_contiguous(memory_format=torch.channels_last) for part in parts)
+        assert torch.equal(torch.cat(parts, dim=1), snapshot)
 
 
 def test_gradient_energy_difference_equals_the_reference_order() -> None:
@@ -133,6 +137,15 @@ def test_gradient_energy_difference_equals_the_reference_order() -> None:
     fast = gradient_energy_difference(a, b)
     assert fast.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(fast, expected, atol=1e-5)
+    # channel parts (the channels-last encoder's output) give the same numbers, bit for bit
+    def split(x: torch.Tensor) -> list[torch.Tensor]:
+        return [x[:, :3].contiguous(memory_format=torch.channels_last),
+                x[:, 3:].contiguous(memory_format=torch.channels_last)]
+
+    parts_a, parts_b = split(a), split(b)
+    assert torch.equal(gradient_energy_difference(parts_a, parts_b), fast)
+    single = gradient_energy_difference(parts_a)
+    assert torch.allclose(single, squared_gradient_energy(a.contiguous(), sum_channels=False), atol=1e-5)
 
 
 def test_gacn_inference_matches_the_module(checkpoints: dict[str, Path]) -> None:

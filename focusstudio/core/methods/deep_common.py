@@ -15,6 +15,7 @@ receptive field (see :func:`sesf_halo`, :meth:`GACNNet.receptive_radius`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 
@@ -70,14 +71,15 @@ class FastEncoder:
       BatchNorm, channel mean, SE multiply — bit for bit what the released code computes on this
       CPU. SESF-Fuse needs it: its strict SF_1 > SF_2 decides flat regions on float rounding.
     * ``channels_last``: the same operations with NHWC convolutions, which oneDNN runs 2–3×
-      faster for these 16-output-channel layers, and the first (1-channel) convolution as one
-      matrix product over the 3×3 neighbourhoods. Sums run in another order, so values differ at
-      float-rounding level (GACN: ≤ 1 pixel of M per pair moves on the authors' test pairs).
+      faster for these 16-output-channel layers, with the ReLU, and the running sum over a
+      dense block's inputs, as the convolutions' post-ops. Sums run in another order, so values
+      differ at float-rounding level (GACN: ≤ 1 pixel of M per pair moves on the authors' test
+      pairs).
 
     Reference mode writes every block straight into its slice of one preallocated 64-channel
     buffer, whose leading channels are the next block's input. Channels-last mode keeps each
-    block's 16 channels as their own dense tensor instead (see :meth:`_channels_last_image`)
-    and joins them once at the end.
+    block's 16 channels as their own dense tensor instead (see :meth:`_channels_last_parts`):
+    :meth:`parts` hands them over as they are, a call joins them into one tensor.
     """
 
     def __init__(self, encoder: sesf_arch.DenseSEEncoder, channels_last: bool = False) -> None:
@@ -137,10 +139,10 @@ class FastEncoder:
                                           "relu" if j == len(parts) - 1 else None)
         return total
 
-    def _channels_last_image(
-        self, x: torch.Tensor, channel_scales: Sequence[torch.Tensor] | None, out: torch.Tensor
-    ) -> None:
-        """One 1×1×h×w image into ``out`` (1×64×h×w, channels-last), block by block with one pass
+    def _channels_last_parts(
+        self, x: torch.Tensor, channel_scales: Sequence[torch.Tensor] | None
+    ) -> list[torch.Tensor]:
+        """One 1×1×h×w image's features as its blocks' outputs (channels-last), block by block with one pass
         after each convolution's fused ReLU: BN is the affine s·z + t, so the SE input's channel
         means are s·mean(z) + t, and BN and the SE scale g fold into (s·g)·z + t·g, applied in
         place.
@@ -148,7 +150,7 @@ class FastEncoder:
         Each block's 16 channels stay a dense tensor of their own and the next block convolves
         each part separately (:meth:`_dense_conv_relu`): a channel prefix of a 64-channel NHWC
         buffer is a strided view, which oneDNN cannot read without a copy, and 16-channel writes
-        into such a buffer run ~3× slower than dense ones. The parts are joined once, at the end."""
+        into such a buffer run ~3× slower than dense ones."""
         parts: list[torch.Tensor] = []
         for i in range(len(self.blocks)):
             rectified = self._first_conv_relu(x) if i == 0 else self._dense_conv_relu(parts, i)
@@ -160,7 +162,7 @@ class FastEncoder:
             else:
                 scales = channel_scales[i]
             parts.append(torch.addcmul(bn_shift * scales, rectified, bn_scale * scales, out=rectified))
-        torch.cat(parts, dim=1, out=out)
+        return parts
 
     def _block(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Block i's BatchNorm output (before the SE scaling)."""
@@ -174,6 +176,17 @@ class FastEncoder:
 
         ``reuse``: write into the buffer of the previous ``reuse`` call when it has the same
         shape (the caller is done with that result): a fresh 70 MB buffer costs page faults."""
+        return self._forward(x, channel_scales, reuse)
+
+    def parts(self, x: torch.Tensor, channel_scales: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Channels-last mode, one 1×1×H×W image: the features as the blocks' dense 16-channel
+        outputs in channel order (see :data:`Features`), without joining them."""
+        assert self.channels_last and x.shape[0] == 1
+        return self._channels_last_parts(x, channel_scales)
+
+    def _forward(
+        self, x: torch.Tensor, channel_scales: Sequence[torch.Tensor] | None, reuse: bool
+    ) -> torch.Tensor:
         count, _, height, width = x.shape
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         shape = (count, self.out_channels, height, width)
@@ -187,7 +200,7 @@ class FastEncoder:
             current = x[n : n + 1]
             if self.channels_last:
                 scales_n = None if channel_scales is None else [s[n : n + 1] for s in channel_scales]
-                self._channels_last_image(current, scales_n, buffer)
+                torch.cat(self._channels_last_parts(current, scales_n), dim=1, out=buffer)
                 continue
             for i, (_, se) in enumerate(self.blocks):
                 target = buffer[:, i * self.width : (i + 1) * self.width]
@@ -356,18 +369,50 @@ def _row_differences(
     return horizontal, vertical
 
 
-def gradient_energy_difference(features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
-    """Per-channel E(a) − E(b) of :func:`squared_gradient_energy`, in fewer passes over memory
-    (multiply-adds straight into the output; the sums associate differently, so values differ
-    from ``squared_gradient_energy(a, False, minus=b)`` at float-rounding level)."""
-    out = torch.empty_like(features_a)
-    for start in range(0, features_a.shape[2], BAND_ROWS):
-        stop = min(start + BAND_ROWS, features_a.shape[2])
-        target = out[:, :, start:stop]
-        horizontal, vertical = _row_differences(features_a, start, stop)
-        torch.mul(horizontal, horizontal, out=target).addcmul_(vertical, vertical)
-        horizontal, vertical = _row_differences(features_b, start, stop, (horizontal, vertical))
-        target.addcmul_(horizontal, horizontal, value=-1.0).addcmul_(vertical, vertical, value=-1.0)
+#: Features as one N×C×H×W tensor or as its channel groups in order (each N×c×H×W, dense),
+#: the channels-last :class:`FastEncoder`'s output (its blocks' parts, never concatenated).
+Features: TypeAlias = "torch.Tensor | Sequence[torch.Tensor]"  # a string: torch loads lazily
+
+
+def feature_parts(features: Features) -> list[torch.Tensor]:
+    return [features] if isinstance(features, torch.Tensor) else list(features)
+
+
+def gradient_energy_difference(features_a: Features, features_b: Features | None = None) -> torch.Tensor:
+    """Per-channel E(a) − E(b) of :func:`squared_gradient_energy` (E(a) alone without b), in
+    fewer passes over memory: multiply-adds straight into the output (the sums associate
+    differently, so values differ from ``squared_gradient_energy(a, False, minus=b)`` at
+    float-rounding level). Channel parts are read as they are and their results placed in one
+    N×C×H×W output with the first part's layout; this costs one strided copy per part and band,
+    less than joining the parts first."""
+    parts_a = feature_parts(features_a)
+    parts_b = None if features_b is None else feature_parts(features_b)
+    first = parts_a[0]
+    count, _, height, width = first.shape
+    channels = sum(part.shape[1] for part in parts_a)
+    layout = torch.channels_last if _is_channels_last(first) else torch.contiguous_format
+    out = torch.empty((count, channels, height, width), dtype=first.dtype, device=first.device, memory_format=layout)
+    buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+    energy: torch.Tensor | None = None
+    for start in range(0, height, BAND_ROWS):
+        stop = min(start + BAND_ROWS, height)
+        offset = 0
+        for k, part_a in enumerate(parts_a):
+            target = out[:, offset : offset + part_a.shape[1], start:stop]
+            offset += part_a.shape[1]
+            if buffers is not None and buffers[0].shape != target.shape:
+                buffers = energy = None
+            horizontal, vertical = buffers = _row_differences(part_a, start, stop, buffers)
+            if len(parts_a) == 1:
+                energy = target
+            elif energy is None:
+                energy = torch.empty_like(horizontal)
+            torch.mul(horizontal, horizontal, out=energy).addcmul_(vertical, vertical)
+            if parts_b is not None:
+                horizontal, vertical = _row_differences(parts_b[k], start, stop, buffers)
+                energy.addcmul_(horizontal, horizontal, value=-1.0).addcmul_(vertical, vertical, value=-1.0)
+            if energy is not target:
+                target.copy_(energy)
     return out
 
 

@@ -32,6 +32,7 @@ from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import (
     FastEncoder,
+    Features,
     as_batch,
     bn_scale_shift,
     conv2d_activation,
@@ -159,21 +160,27 @@ class GACNInference:
     def tiles(self, height: int, width: int) -> list[Tile]:
         return plan_network_tiles(height, width, self.context, GACN_BYTES_PER_PIXEL, self.halo)
 
-    def features(self, grey: torch.Tensor, scales: list[torch.Tensor] | None, reuse: bool = False) -> torch.Tensor:
-        """Features of a 1×1×h×w grey window ([0, 1], no normalisation in GACN); ``reuse``: into
-        the buffer of the previous ``reuse`` call (see :class:`FastEncoder`)."""
+    def features(self, grey: torch.Tensor, scales: list[torch.Tensor] | None, reuse: bool = False) -> Features:
+        """Features of a 1×1×h×w grey window ([0, 1], no normalisation in GACN): channels-last,
+        the encoder blocks' parts (never joined: the energy reads them as they are); else one
+        tensor, ``reuse``: in the buffer of the previous ``reuse`` call (see :class:`FastEncoder`)."""
+        if self.channels_last:
+            return self.encoder.parts(grey, scales)
         return self.encoder(grey, scales, reuse)
 
     def _spatial_se(self, x: torch.Tensor, i: int) -> torch.Tensor:
         return x.mul_(torch.sigmoid_(single_output_conv(x, self.se[i])))
 
-    def energy(self, features: torch.Tensor) -> torch.Tensor:
+    def energy(self, features: Features) -> torch.Tensor:
         """Per-channel squared gradients, N×64×h×w: the spatial frequency before its window sum
         (kept for the reference frame by decision calibration)."""
+        if self.channels_last:
+            return gradient_energy_difference(features)
+        assert isinstance(features, torch.Tensor)
         return squared_gradient_energy(features, sum_channels=False)
 
     def decision(
-        self, features_a: torch.Tensor | None, features_b: torch.Tensor,
+        self, features_a: Features | None, features_b: Features,
         reference_energy: torch.Tensor | None = None, want_scales: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(M, per-scale SF difference N×4×h×w) from the features of two frames (same window).
@@ -190,6 +197,7 @@ class GACNInference:
             if self.channels_last:
                 energy = gradient_energy_difference(features_a, features_b)
             else:
+                assert isinstance(features_a, torch.Tensor) and isinstance(features_b, torch.Tensor)
                 energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
         x, per_scale = window_sum_sigmoid(energy, self.sf_radius, gacn_arch.SIGMOID_GAIN,
                                           gacn_arch.ENCODER_WIDTH if want_scales else None)
