@@ -22,8 +22,12 @@ class LazyModule(types.ModuleType):
         self.__dict__["_lazy_target"] = name
 
     def __getattr__(self, attribute: str) -> Any:
-        # Called only for names not in the proxy's own __dict__; sys.modules makes repeats cheap.
-        return getattr(importlib.import_module(self.__dict__["_lazy_target"]), attribute)
+        # Called only for names not in the proxy's own __dict__: the value is kept there, so
+        # the next access is a plain lookup (import_module takes ~10 µs even when loaded, and
+        # the deep methods' inner loops make thousands of such accesses per fusion).
+        value = getattr(importlib.import_module(self.__dict__["_lazy_target"]), attribute)
+        self.__dict__[attribute] = value
+        return value
 
     def __repr__(self) -> str:
         return f"<lazy module {self.__dict__['_lazy_target']!r}>"

@@ -255,10 +255,12 @@ def _bgf_cpu(
     decision: np.ndarray, guide: np.ndarray, centre: np.ndarray, config: gacn_arch.BoundaryFilterConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`gacn_arch.boundary_guided_filter` of one window in NumPy/OpenCV: the Gaussian as a
-    zero-padded OpenCV filter, the grey guided filter in single precision on the centred guide
+    zero-padded separable OpenCV filter, the grey guided filter in single precision on the centred guide
     (:class:`GuidedFilterCPU`; its box sums accumulate in double)."""
     kernel = gacn_arch.gaussian_kernel(config.gaussian_sigma, config.gaussian_radius)[0, 0].numpy()
-    blurred = cv2.filter2D(decision, cv2.CV_32F, kernel, borderType=cv2.BORDER_CONSTANT)
+    # the normalised 2-D Gaussian is the outer product of its marginals: two 1-D passes
+    blurred = cv2.sepFilter2D(decision, cv2.CV_32F, kernel.sum(axis=1), kernel.sum(axis=0),
+                              borderType=cv2.BORDER_CONSTANT)
     weight = gacn_arch.boundary_weight(torch.from_numpy(blurred), config.upper, config.lower).numpy()
     filtered = GuidedFilterCPU(guide, config.gf_radius, config.gf_eps, mode="gray", precision=np.float32,
                                centre=centre)(decision)
