@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,17 @@ import numpy as np
 import pytest
 
 from focusstudio.core.types import Stack
+
+
+@pytest.fixture(autouse=True)
+def _seeded_global_generators() -> None:
+    """Every test starts from the same global random state, whatever ran before it (a test that
+    draws from torch's or NumPy's global generator is then deterministic). torch is seeded only
+    when already imported: the lazy-import tests need it absent."""
+    np.random.seed(0)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(0)
 
 
 # ----------------------------------------------------------------------------- synthetic focus stacks

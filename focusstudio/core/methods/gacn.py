@@ -119,15 +119,18 @@ def bgf_config(params: Mapping[str, Any]) -> gacn_arch.BoundaryFilterConfig:
 
 class GACNInference:
     """Inference-only forward of a ``GACNNet``, the module's function with less work:
-    the feature path is :class:`FastEncoder` (channels-last on the CPU), the window sum runs
-    once per pair on the energy *difference* (it is linear: SF_a − SF_b = box(E_a − E_b)) or once
-    per frame in decision calibration, BN runs in place, and the 7×7 spatial SE convolutions use
-    :func:`single_output_conv`. Agreement with the module is at float-rounding level (M may move
-    at near-ties of sigmoid(1000·x): ≤ 1 pixel per pair on the authors' ten test pairs).
+    the feature path is :class:`FastEncoder` (channels-last on the CPU, its blocks' outputs kept
+    as separate parts); the window sum runs once per pair, on the energy *difference* (it is
+    linear: SF_a − SF_b = box(E_a − E_b)), with sigmoid(1000·x) fused into its last pass
+    (:func:`window_sum_sigmoid`); decision calibration keeps the reference frame's squared
+    gradients; ReLU rides in the convolutions (:func:`conv2d_activation`), BN runs in place, and
+    the 7×7 spatial SE convolutions use :func:`single_output_conv`. Agreement with the module is
+    at float-rounding level (M may move at near-ties of sigmoid(1000·x): ≤ 1 pixel per pair on
+    the authors' ten test pairs).
 
     Cost of a 520×520 pair: ~22 G multiply-adds of convolutions (feature path 3.8 per frame,
     decision path 12.5, spatial SE 2.1), i.e. 0.3 s at the 2-core CPU's measured 146 GFLOP/s
-    matrix-product peak before any element-wise pass; this path runs within ~2.5× of that floor.
+    matrix-product peak before any element-wise pass; this path runs within ~1.6× of that floor.
     """
 
     def __init__(self, network: gacn_arch.GACNNet, context: RunContext, sf_radius: int) -> None:
