@@ -3,7 +3,7 @@
     python -m benchmarks.bench_calibration                     # N = 2, 4, 8, 16 of macro_dsc_28
     python -m benchmarks.bench_calibration --frames 2 4 --scale 0.5 --runs 3
 
-Calibration runs the feature path and the window sums once per frame and the decision path once
+Calibration runs the feature path and the squared gradients once per frame and the decision path once
 per pair (reference, j); serial runs the whole network N − 1 times on (running result, next
 frame). A tiled image (larger than the memory budget allows in one piece: ``--scale 2``) is
 calibrated tile by tile, the reference once per tile. The paper reports 30 % saved; the saving is

@@ -384,9 +384,10 @@ def test_calibration_streams_when_maps_exceed_the_budget(make_focus_stack: Calla
 
 
 # ------------------------------------------------------------------------------------- tiling
-def test_tiled_channel_scales_are_the_global_ones() -> None:
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_tiled_channel_scales_are_the_global_ones(channels_last: bool) -> None:
     network = _randomise_batchnorm(SESFNet(), 4)
-    encoder = FastEncoder(network.encoder)
+    encoder = FastEncoder(network.encoder, channels_last=channels_last)
     image = torch.randn(1, 1, 70, 90)
     with torch.inference_mode():
         tiled = encoder_channel_scales(encoder, image, plan_tiles(70, 90, 32, 0))

@@ -119,7 +119,8 @@ class FastEncoder:
         the NCHW and NHWC layouts are the same memory, but oneDNN chooses its (3× slower, NCHW)
         kernel unless the strides say channels-last, so the image is re-viewed with them."""
         conv = self.blocks[0][0].conv
-        if x.shape[1] == 1 and x.is_contiguous():
+        if x.shape[1] == 1:
+            x = x.contiguous()  # a tile's window is a strided view
             x = x.as_strided(x.shape, (x.stride(0), 1, x.stride(2), x.stride(3)))
         out = conv2d_activation(x, self.weights[0], conv.bias, (1, 1), "relu")
         return out if out.is_contiguous(memory_format=torch.channels_last) else out.contiguous(
@@ -215,6 +216,8 @@ class FastEncoder:
     ) -> torch.Tensor:
         """Σ over the ``core`` pixels of block ``layer``'s BN output (1×16, float64) for a
         1×1×h×w window, the earlier blocks using ``channel_scales``."""
+        if self.channels_last:
+            return self._channels_last_pre_se_sums(x, layer, channel_scales, core)
         current = x
         outputs: list[torch.Tensor] = []
         for i in range(layer + 1):
@@ -223,6 +226,26 @@ class FastEncoder:
                 return normalised[:, :, core[0], core[1]].sum(dim=(2, 3), dtype=torch.float64)
             outputs.append(normalised.mul_(channel_scales[i]))
             current = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
+        raise AssertionError("unreachable")
+
+    def _channels_last_pre_se_sums(
+        self, x: torch.Tensor, layer: int, channel_scales: Sequence[torch.Tensor], core: tuple[slice, slice]
+    ) -> torch.Tensor:
+        """:meth:`pre_se_channel_sums` with the channels-last blocks of the forward pass (the
+        tiled channel statistics run blocks 0..k for every k, ~2.5 forwards per frame: in NCHW with
+        layout conversions they took half of a tiled GACN fusion)."""
+        parts: list[torch.Tensor] = []
+        for i in range(layer + 1):
+            rectified = self._first_conv_relu(x) if i == 0 else self._dense_conv_relu(parts, i)
+            bn_scale, bn_shift = self.bn_affine[i]
+            if i == layer:
+                window = rectified[0, :, core[0], core[1]].permute(1, 2, 0)
+                pixels = window.reshape(-1, window.shape[2])  # a copy unless the core is the window
+                count = pixels.shape[0]
+                sums = (pixel_means(pixels) * count).double().view(1, -1)  # Σ(s·z + t) = s·Σz + t·count
+                return sums * bn_scale.view(1, -1).double() + bn_shift.view(1, -1).double() * count
+            scales = channel_scales[i]
+            parts.append(torch.addcmul(bn_shift * scales, rectified, bn_scale * scales, out=rectified))
         raise AssertionError("unreachable")
 
 
