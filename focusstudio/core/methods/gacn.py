@@ -214,7 +214,9 @@ class GACNInference:
     def channel_scales(self, image: torch.Tensor, tiles: list[Tile]) -> list[torch.Tensor] | None:
         if len(tiles) == 1:
             return None
-        return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
+        # before the tile loop: half the budget may hold the encoder's kept block outputs
+        budget = (self.context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
+        return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel, memory_allowance=budget)
 
 
 def apply_bgf(
