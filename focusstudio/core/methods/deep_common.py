@@ -239,7 +239,11 @@ class FastEncoder:
             rectified = self._first_conv_relu(x) if i == 0 else self._dense_conv_relu(parts, i)
             bn_scale, bn_shift = self.bn_affine[i]
             if i == layer:
-                return _bn_output_sums(rectified[:, :, core[0], core[1]], bn_scale, bn_shift)
+                window = rectified[0, :, core[0], core[1]].permute(1, 2, 0)
+                pixels = window.reshape(-1, window.shape[2])  # a copy unless the core is the window
+                count = pixels.shape[0]
+                sums = (pixel_means(pixels) * count).double().view(1, -1)  # Σ(s·z + t) = s·Σz + t·count
+                return sums * bn_scale.view(1, -1).double() + bn_shift.view(1, -1).double() * count
             scales = channel_scales[i]
             parts.append(torch.addcmul(bn_shift * scales, rectified, bn_scale * scales, out=rectified))
         raise AssertionError("unreachable")
@@ -335,19 +339,11 @@ def encoder_channel_scales(
     image: torch.Tensor,
     tiles: Sequence[Tile],
     cancel: CancelToken | None = None,
-    memory_allowance: int = 0,
 ) -> list[torch.Tensor]:
     """The cSE channel weights of every block for the whole (1×1×H×W) ``image``, computed tile by
     tile: pass k runs blocks 0..k on each tile (halo k+1 suffices for block k) and accumulates the
-    channel sums of block k's output; the global means then give block k's weights exactly.
-
-    A channels-last encoder keeps the blocks' outputs whole instead when they fit
-    ``memory_allowance`` bytes (:func:`_channel_scales_keeping_outputs`: pass k then runs block k
-    alone, 4 block evaluations a tile instead of 10)."""
+    channel sums of block k's output; the global means then give block k's weights exactly."""
     height, width = image.shape[-2:]
-    kept_bytes = (len(encoder.blocks) - 1) * encoder.width * height * width * image.element_size()
-    if encoder.channels_last and image.shape[0] == 1 and kept_bytes <= memory_allowance:
-        return _channel_scales_keeping_outputs(encoder, image, tiles, cancel)
     scales: list[torch.Tensor] = []
     for layer in range(len(encoder.blocks)):
         halo = layer + 1
@@ -364,59 +360,6 @@ def encoder_channel_scales(
         assert sums is not None
         means = (sums / float(height * width)).to(image.dtype)
         scales.append(encoder.blocks[layer][1].scales_from_mean(means))
-    return scales
-
-
-def _bn_output_sums(rectified: torch.Tensor, bn_scale: torch.Tensor, bn_shift: torch.Tensor) -> torch.Tensor:
-    """Σ over the pixels of BN(``rectified``) (1×C float64) for a 1×C×h×w channels-last window:
-    Σ(s·z + t) = s·Σz + t·count, Σz by :func:`pixel_means`."""
-    pixels = rectified[0].permute(1, 2, 0).reshape(-1, rectified.shape[1])  # a copy unless dense
-    count = pixels.shape[0]
-    sums = (pixel_means(pixels) * count).double().view(1, -1)
-    return sums * bn_scale.view(1, -1).double() + bn_shift.view(1, -1).double() * count
-
-
-def _channel_scales_keeping_outputs(
-    encoder: FastEncoder, image: torch.Tensor, tiles: Sequence[Tile], cancel: CancelToken | None
-) -> list[torch.Tensor]:
-    """:func:`encoder_channel_scales` for a channels-last encoder, keeping each block's rectified
-    output (before BN and SE) for the whole image: pass k reads the kept outputs of blocks
-    0..k−1 around each tile (halo 1), applies their now known BN + SE affine and runs block k
-    alone. Costs (blocks − 1)·16 floats a pixel while it runs."""
-    height, width = image.shape[-2:]
-    kept: list[torch.Tensor] = []
-    scales: list[torch.Tensor] = []
-    last = len(encoder.blocks) - 1
-    for layer in range(len(encoder.blocks)):
-        bn_scale, bn_shift = encoder.bn_affine[layer]
-        output = None if layer == last else torch.empty((1, encoder.width, height, width), dtype=image.dtype,
-                                                        device=image.device, memory_format=torch.channels_last)
-        sums: torch.Tensor | None = None
-        for tile in tiles:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            rows, cols = tile.write
-            wy0, wy1 = max(rows.start - 1, 0), min(rows.stop + 1, height)
-            wx0, wx1 = max(cols.start - 1, 0), min(cols.stop + 1, width)
-            if layer == 0:
-                rectified = encoder._first_conv_relu(image[:, :, wy0:wy1, wx0:wx1])
-            else:
-                parts = []
-                for j, block_output in enumerate(kept):
-                    scale, shift = encoder.bn_affine[j]
-                    part = torch.addcmul(shift * scales[j], block_output[:, :, wy0:wy1, wx0:wx1], scale * scales[j])
-                    parts.append(part.contiguous(memory_format=torch.channels_last))
-                rectified = encoder._dense_conv_relu(parts, layer)
-            core = rectified[:, :, rows.start - wy0 : rows.stop - wy0, cols.start - wx0 : cols.stop - wx0]
-            if output is not None:
-                output[:, :, rows, cols] = core
-            part_sums = _bn_output_sums(core, bn_scale, bn_shift)
-            sums = part_sums if sums is None else sums + part_sums
-        assert sums is not None
-        means = (sums / float(height * width)).to(image.dtype)
-        scales.append(encoder.blocks[layer][1].scales_from_mean(means))
-        if output is not None:
-            kept.append(output)
     return scales
 
 

@@ -214,9 +214,7 @@ class GACNInference:
     def channel_scales(self, image: torch.Tensor, tiles: list[Tile]) -> list[torch.Tensor] | None:
         if len(tiles) == 1:
             return None
-        # before the tile loop: half the budget may hold the encoder's kept block outputs
-        budget = (self.context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
-        return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel, memory_allowance=budget)
+        return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
 
 
 def apply_bgf(
