@@ -212,3 +212,27 @@ def test_fine_tuning_rejects_weights_of_another_network(photos: Path, tmp_path: 
                          resize=SIZE, device="cpu", val_samples=2, init_weights=str(bogus))
     with pytest.raises(WeightsError, match="do not fit"):
         _run(train("gacn", config))
+
+
+class _NotATensor:
+    """A class a checkpoint may pickle but weights-only loading refuses."""
+
+
+def test_unreadable_weights_get_a_one_line_reason(tmp_path: Path) -> None:
+    from focusstudio.core.methods.archs import read_checkpoint
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a torch file")
+    good = tmp_path / "good.pt"
+    torch.save({"weight": torch.zeros(64)}, good)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    objects = tmp_path / "objects.pt"
+    torch.save({"weight": torch.zeros(3), "extra": _NotATensor()}, objects)
+    expected = {junk: "not a PyTorch checkpoint", truncated: "damaged or truncated checkpoint",
+                objects: "holds Python objects besides tensors"}
+    for path, reason in expected.items():
+        with pytest.raises(WeightsError) as caught:
+            read_checkpoint(path)
+        message = str(caught.value)
+        assert reason in message and str(path) in message and "\n" not in message

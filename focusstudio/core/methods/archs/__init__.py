@@ -10,7 +10,9 @@ Checkpoints come in three shapes, all read with ``torch.load(..., weights_only=T
 
 from __future__ import annotations
 
+import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -122,9 +124,27 @@ def read_checkpoint(path: str | Path) -> Any:
     if not path.is_file():
         raise WeightsError("weights file not found", path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # corrupt file, foreign pickle, truncated download ...
-        raise WeightsError(f"cannot read weights ({type(error).__name__}: {error})", path) from None
+        raise WeightsError(checkpoint_problem(error), path) from None
+
+
+def checkpoint_problem(error: Exception) -> str:
+    """One line saying why ``torch.load`` could not read a file (its own messages run to a
+    dozen lines of advice that does not apply: weights are never unpickled as code here)."""
+    text = str(error)
+    if "Unsupported global" in text:
+        found = re.search(r"GLOBAL (\S+)", text)
+        name = f" ({found.group(1)})" if found else ""
+        return f"holds Python objects besides tensors{name}; weights are read as plain tensors only"
+    if isinstance(error, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return "not a PyTorch checkpoint (unreadable as saved tensors)"
+    if "zip archive" in text or "central directory" in text:
+        return "damaged or truncated checkpoint (its archive cannot be read)"
+    lines = text.strip().splitlines()
+    return f"cannot read weights ({type(error).__name__}: {lines[0] if lines else 'no details'})"
 
 
 def load_network(method: str, path: str | Path) -> tuple[nn.Module, str]:
