@@ -274,7 +274,7 @@ def test_bad_checkpoints_are_clear_errors(checkpoints: dict[str, Path], tmp_path
         load_network("sesf", checkpoints["gacn"])
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="cannot read"):
+    with pytest.raises(WeightsError, match="not a PyTorch checkpoint"):
         load_network("gacn", corrupt)
     wrong = tmp_path / "wrong.pt"
     torch.save({"encoder.blocks.0.conv.weight": torch.zeros(3)}, wrong)
