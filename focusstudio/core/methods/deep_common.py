@@ -14,7 +14,7 @@ receptive field (see :func:`sesf_halo`, :meth:`GACNNet.receptive_radius`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 import numpy as np
@@ -31,6 +31,7 @@ from focusstudio.core.types import Stack
 torch = lazy_import("torch")
 F = lazy_import("torch.nn.functional")
 sesf_arch = lazy_import("focusstudio.core.methods.archs.sesf_arch")
+gacn_arch = lazy_import("focusstudio.core.methods.archs.gacn_arch")
 
 
 # ---------------------------------------------------------------------------------------- frames
@@ -276,6 +277,24 @@ def pixel_means(pixels: torch.Tensor) -> torch.Tensor:
 _fused_conv_available: bool | None = None
 
 
+def _fused_or_none(x: torch.Tensor, call: Callable[[], torch.Tensor]) -> torch.Tensor | None:
+    """``call()`` (a oneDNN fused convolution) on float32 CPU tensors, None where it does not
+    apply: another device or dtype, a torch build without the op (then never tried again), or
+    shapes/layouts this call cannot take."""
+    global _fused_conv_available
+    if _fused_conv_available is False or x.device.type != "cpu" or x.dtype != torch.float32:
+        return None
+    try:
+        fused = call()
+    except (AttributeError, NotImplementedError):
+        _fused_conv_available = False
+        return None
+    except RuntimeError:
+        return None
+    _fused_conv_available = True
+    return fused
+
+
 def conv2d_activation(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int], activation: str,
     groups: int = 1,
@@ -286,19 +305,10 @@ def conv2d_activation(
     the output is written: one pass over the output less (the op torch's own compiler emits for
     this pattern; ReLU results are bit-identical to conv2d + relu). Elsewhere, or where the torch
     build lacks the op: conv2d and the activation in place."""
-    global _fused_conv_available
-    if _fused_conv_available is not False and x.device.type == "cpu" and x.dtype == torch.float32:
-        try:
-            fused = torch.ops.mkldnn._convolution_pointwise(
-                x, weight, bias, list(padding), [1, 1], [1, 1], groups, activation, [], None
-            )
-        except (AttributeError, NotImplementedError):
-            _fused_conv_available = False
-        except RuntimeError:
-            pass  # this call's shapes or layout: the plain path below
-        else:
-            _fused_conv_available = True
-            return fused
+    fused = _fused_or_none(x, lambda: torch.ops.mkldnn._convolution_pointwise(
+        x, weight, bias, list(padding), [1, 1], [1, 1], groups, activation, [], None))
+    if fused is not None:
+        return fused
     out = F.conv2d(x, weight, bias, padding=padding, groups=groups)
     return out.relu_() if activation == "relu" else out.sigmoid_()
 
@@ -308,19 +318,10 @@ def conv2d_add_activation(
 ) -> torch.Tensor:
     """``activation(conv2d(x, weight) + other)`` (no bias; ``activation`` "relu" or None), on the
     CPU in one oneDNN call whose binary post-op adds ``other`` as the output is written."""
-    global _fused_conv_available
-    if _fused_conv_available is not False and x.device.type == "cpu" and x.dtype == torch.float32:
-        try:
-            fused = torch.ops.mkldnn._convolution_pointwise.binary(
-                x, other, weight, None, list(padding), [1, 1], [1, 1], 1, "add", 1.0, activation, [], None
-            )
-        except (AttributeError, NotImplementedError):
-            _fused_conv_available = False
-        except RuntimeError:
-            pass
-        else:
-            _fused_conv_available = True
-            return fused
+    fused = _fused_or_none(x, lambda: torch.ops.mkldnn._convolution_pointwise.binary(
+        x, other, weight, None, list(padding), [1, 1], [1, 1], 1, "add", 1.0, activation, [], None))
+    if fused is not None:
+        return fused
     out = F.conv2d(x, weight, padding=padding).add_(other)
     return out.relu_() if activation == "relu" else out
 
@@ -506,7 +507,7 @@ def window_sum_sigmoid(
     channels = energy.shape[1]
     if energy.device.type != "cpu" or not _is_channels_last(energy):
         window = channel_box_sum(energy, radius)
-        grouped = None if group_width is None else _group_sum(window, group_width)
+        grouped = None if group_width is None else gacn_arch.per_scale_sum(window, group_width)
         return torch.sigmoid_(window.mul_(gain)), grouped
     size = 2 * radius + 1
     layout = torch.channels_last
@@ -523,12 +524,6 @@ def window_sum_sigmoid(
         ones = torch.ones((groups, 1, size, 1), dtype=energy.dtype).contiguous(memory_format=layout)
         grouped = F.conv2d(partial, ones, padding=(radius, 0), groups=groups).contiguous()
     return conv2d_activation(horizontal, column, None, (radius, 0), "sigmoid", groups=channels), grouped
-
-
-def _group_sum(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Sums of consecutive runs of ``width`` channels, N×(C/width)×H×W (contiguous)."""
-    count, channels, height, width_px = x.shape
-    return x.reshape(count, channels // width, width, height, width_px).sum(dim=2)
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
