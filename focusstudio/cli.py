@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--save-dir", metavar="DIR", help="write each fused result as DIR/<scene>.png")
     evaluate.add_argument("--metrics", help="comma-separated metric keys (default: the standard set)")
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    evaluate.add_argument("--force", action="store_true", help="replace an existing CSV or saved result")
 
     demo = sub.add_parser("demo", help="fuse the bundled sample stack")
     demo.add_argument("-o", "--output", default="focusstudio-demo.png", help="where to write the result")
@@ -205,41 +206,38 @@ def _method_params(method_name: str, assignments: Sequence[str]) -> tuple[Any, d
 
 def cmd_fuse(args: argparse.Namespace) -> int:
     from focusstudio.core.io import load_stack, write_maps, write_result
+    from focusstudio.core.io.output_policy import OutputPlan
     from focusstudio.core.pipeline import run_fusion
 
     method, params = _method_params(args.method, args.assignments)
-    output = Path(args.output)
     stack = load_stack(args.inputs)
-    protected = [f.path for f in stack.frames if f.path is not None]
-    # Check the output before spending minutes on the fusion.
-    from focusstudio.core.io import check_output_path
-
-    check_output_path(output, overwrite=args.force, protected=protected)
-    progress = _Progress(enabled=not args.quiet and not args.json)
-    stack, alignment, align_seconds = _maybe_align(stack, args, progress)
-    result = _drive(
-        run_fusion(
-            stack,
-            method,
-            params,
-            device=args.device,
-            weights=args.weights,
-            memory_limit=parse_size(args.memory_limit),
-            tile_size=args.tile_size,
-        ),
-        progress,
-    )
-    write_start = time.perf_counter()
-    written = write_result(output, result, overwrite=args.force, protected=protected)
-    maps_written: list[str] = []
-    if args.maps:
-        maps_written = [str(p) for p in write_maps(Path(args.maps), result, overwrite=args.force)]
-    if alignment is not None and args.maps:
-        from focusstudio.core.io import atomic_write_text
-
-        target = Path(args.maps) / "alignment.json"
-        atomic_write_text(target, json.dumps(alignment.to_json(), indent=2))
-        maps_written.append(str(target))
+    with OutputPlan([*args.inputs, *(f.path for f in stack.frames)], force=args.force) as outputs:
+        # Every output is checked before spending minutes on the fusion; all are published at the end.
+        _plan_fuse_outputs(outputs, args, method, len(stack))
+        progress = _Progress(enabled=not args.quiet and not args.json)
+        stack, alignment, align_seconds = _maybe_align(stack, args, progress)
+        result = _drive(
+            run_fusion(
+                stack,
+                method,
+                params,
+                device=args.device,
+                weights=args.weights,
+                memory_limit=parse_size(args.memory_limit),
+                tile_size=args.tile_size,
+            ),
+            progress,
+        )
+        write_start = time.perf_counter()
+        written = write_result(args.output, result, plan=outputs)
+        maps_written: list[str] = []
+        if args.maps:
+            maps_written = [str(p) for p in write_maps(Path(args.maps), result, plan=outputs)]
+        if alignment is not None and args.maps:
+            target = Path(args.maps) / "alignment.json"
+            outputs.write_text(target, json.dumps(alignment.to_json(), indent=2), "the alignment report")
+            maps_written.append(str(target))
+        outputs.commit()
     timings = dict(result.timings)
     if alignment is not None:
         timings["align"] = align_seconds
@@ -267,6 +265,22 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {written} ({result.method}, {len(stack)} frames, {timings['total']:.2f} s)")
     return EXIT_OK
+
+
+def _plan_fuse_outputs(outputs: Any, args: argparse.Namespace, method: Any, frames: int) -> None:
+    """Declare (and so check) the fused image, the maps the method will write and alignment.json."""
+    from focusstudio.core.align import align_by_default
+    from focusstudio.core.io import expected_map_files, output_format
+
+    output_format(args.output)
+    if args.maps:
+        folder = outputs.folder(args.maps, "the maps")
+    outputs.file(args.output, "the fused image")
+    if args.maps:
+        for name in expected_map_files(method.map_names, frames):
+            outputs.file(folder / name, f"the map {name}")
+        if args.align if args.align is not None else align_by_default(frames):
+            outputs.file(folder / "alignment.json", "the alignment report")
 
 
 def _maybe_align(stack: Any, args: argparse.Namespace, progress: _Progress) -> tuple[Any, Any, float]:
@@ -360,23 +374,28 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from focusstudio.core.evaluation import evaluate_dataset, format_report
+    from focusstudio.core.evaluation import dataset_inputs, evaluate_dataset, format_report
+    from focusstudio.core.io.output_policy import OutputPlan
 
     method, params = _method_params(args.method, args.assignments)
-    report = _drive(
-        evaluate_dataset(
-            args.dataset,
-            method.name,
-            params,
-            device=args.device,
-            weights=args.weights,
-            metrics=_metric_list(args.metrics),
-            save_dir=args.save_dir,
-        ),
-        _Progress(enabled=not args.json),
-    )
-    if args.csv:
-        report.write_csv(Path(args.csv))
+    with OutputPlan(dataset_inputs(args.dataset), force=args.force) as outputs:
+        csv_path = outputs.file(args.csv, "the CSV report") if args.csv else None
+        report = _drive(
+            evaluate_dataset(
+                args.dataset,
+                method.name,
+                params,
+                device=args.device,
+                weights=args.weights,
+                metrics=_metric_list(args.metrics),
+                save_dir=args.save_dir,
+                outputs=outputs,
+            ),
+            _Progress(enabled=not args.json),
+        )
+        if csv_path is not None:
+            outputs.write_text(csv_path, report.csv_text(), "the CSV report")
+        outputs.commit()
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -385,14 +404,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from focusstudio.core.io import load_stack, write_result
+    from focusstudio.core.io import check_output_path, load_stack, write_result
     from focusstudio.core.pipeline import run_fusion
     from focusstudio.resources import sample_stack_dir
 
     folder = sample_stack_dir()
     stack = load_stack([str(folder)])
+    protected = [folder, *(f.path for f in stack.frames)]
+    check_output_path(args.output, overwrite=args.force, protected=protected)  # before the work
     result = _drive(run_fusion(stack, args.method), _Progress(enabled=True))
-    written = write_result(Path(args.output), result, overwrite=args.force)
+    written = write_result(Path(args.output), result, overwrite=args.force, protected=protected)
     print(
         f"fused the sample stack ({len(stack)} frames from {folder}) with '{result.method}' "
         f"in {result.timings['total']:.2f} s: result written to {written.resolve()}"
@@ -440,8 +461,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    from focusstudio.core.signals import Terminated, exit_on_signals
+
     try:
-        return COMMANDS[args.command](args)
+        # SIGTERM and SIGHUP clean up like Ctrl+C: temporary files and this run's outputs go.
+        with exit_on_signals():
+            return COMMANDS[args.command](args)
+    except Terminated as stop:
+        print(f"focusstudio: stopped by {stop.signame}; nothing was written", file=sys.stderr)
+        return 128 + stop.signum
     except FocusStudioError as error:
         if args.debug:
             raise

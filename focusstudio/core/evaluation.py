@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from focusstudio.core.errors import InputError
+from focusstudio.core.io.output_policy import OutputPlan
 from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen
 from focusstudio.core.types import FusionResult
 
@@ -53,9 +54,15 @@ class EvaluationReport:
     def mean_seconds(self) -> float:
         return sum(s.seconds for s in self.scenes) / max(len(self.scenes), 1)
 
-    def write_csv(self, path: Path) -> None:
-        from focusstudio.core.io import atomic_write_text
+    def write_csv(self, path: Path, *, overwrite: bool = False, protected: Sequence[str | Path] = ()) -> None:
+        """Write :meth:`csv_text` through the output policy (an existing file only with ``overwrite``)."""
+        from focusstudio.core.io.output_policy import publish_bytes
 
+        publish_bytes(path, self.csv_text().encode("utf-8"), inputs=protected, force=overwrite,
+                      role="the CSV report")
+
+    def csv_text(self) -> str:
+        """Per-scene metrics and times, then the means, as CSV."""
         names = self.metric_names
         lines: list[list[str]] = [["scene", "frames", "seconds", *names]]
         for s in self.scenes:
@@ -67,7 +74,7 @@ class EvaluationReport:
 
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(lines)
-        atomic_write_text(path, buffer.getvalue())
+        return buffer.getvalue()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,7 +102,18 @@ def evaluate_dataset(
     save_dir: str | Path | None = None,
     overwrite: bool = False,
     cancel: CancelToken | None = None,
+    outputs: OutputPlan | None = None,
 ) -> ProgressGen[EvaluationReport]:
+    """Fuse and measure every scene; with ``save_dir``, each result is written as
+    ``<save_dir>/<scene>.png``. Those files are checked before the first scene is fused and
+    published together at the end: with ``outputs`` (a run's plan, which the caller commits) or
+    by a plan of this call (``overwrite`` allows replacing existing files)."""
+    if outputs is None:
+        with OutputPlan(force=overwrite) as own:
+            report = yield from evaluate_dataset(root, method, params, device, weights, metrics, save_dir,
+                                                 cancel=cancel, outputs=own)
+            own.commit()
+        return report
     from focusstudio.core.io import discover_dataset, load_stack, read_image, write_result
     from focusstudio.core.metrics import compute_metrics
     from focusstudio.core.pipeline import prepare, run_fusion
@@ -104,10 +122,14 @@ def evaluate_dataset(
     scenes = discover_dataset(Path(root))
     if not scenes:
         raise InputError("no scenes found (expected <scene>/1.*, 2.*, ...)", root)
+    outputs.protect(dataset_inputs(root, scenes))
+    saved: dict[str, Path] = {}
+    if save_dir is not None:
+        folder = outputs.folder(save_dir, "the fused results")
+        for scene in scenes:
+            saved[scene.name] = outputs.file(folder / f"{scene.name}.png", f"the result of scene {scene.name}")
     instance, resolved = prepare(method, params, weights)
     report = EvaluationReport(str(root), instance.name, resolved, None, device)
-    if save_dir is not None:
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
     for index, scene in enumerate(scenes):
         cancel.raise_if_cancelled()
         yield ProgressEvent("fuse", index / len(scenes), scene.name)
@@ -129,10 +151,19 @@ def evaluate_dataset(
         fused = result.as_dtype() if result.source_dtype != "float32" else result.image
         values = compute_metrics(fused, sources, gt=gt, metrics=metrics)
         report.scenes.append(SceneScore(scene.name, len(stack), result.timings["total"], values))
-        if save_dir is not None:
-            write_result(Path(save_dir) / f"{scene.name}.png", result, overwrite=overwrite)
+        if scene.name in saved:
+            write_result(saved[scene.name], result, plan=outputs)
     yield ProgressEvent("done", 1.0)
     return report
+
+
+def dataset_inputs(root: str | Path, scenes: Sequence[Any] | None = None) -> list[Path]:
+    """The folders an evaluation reads (the data set and each scene): no output may replace a
+    file in them (sources, ground truths, masks, notes)."""
+    from focusstudio.core.io import discover_dataset
+
+    found = discover_dataset(Path(root)) if scenes is None else scenes
+    return [Path(root), *(scene.folder for scene in found)]
 
 
 def format_report(report: EvaluationReport, keys: Sequence[str] | None = None) -> str:

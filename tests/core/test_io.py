@@ -482,15 +482,21 @@ def test_failed_write_leaves_no_temporary_file_and_keeps_the_old_output(
     assert target.read_bytes() == b"old result"
 
 
-def test_failed_replace_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing_replace(*_args: object) -> None:
+def test_failed_publication_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A new file is published with os.link (no-clobber), a forced replacement with os.replace.
+    def failing(*_args: object, **_kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(os, "replace", failing_replace)
+    monkeypatch.setattr(os, "link", failing)
+    monkeypatch.setattr(os, "replace", failing)
     with pytest.raises(OutputError, match="Permission denied") as info:
         write_image(tmp_path / "new.png", np.zeros((4, 4), np.float32))
     assert "new.png" in str(info.value)
     assert _files(tmp_path) == []
+    (tmp_path / "old.png").write_bytes(b"old")
+    with pytest.raises(OutputError, match="Permission denied"):
+        write_image(tmp_path / "old.png", np.zeros((4, 4), np.float32), overwrite=True)
+    assert _files(tmp_path) == ["old.png"] and (tmp_path / "old.png").read_bytes() == b"old"
 
 
 def test_jpeg_output_is_8bit_with_a_note(tmp_path: Path) -> None:

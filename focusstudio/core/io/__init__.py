@@ -3,12 +3,15 @@
 * :func:`load_stack` opens two or more files, a folder or a multi-page TIFF as a :class:`Stack`
   whose frames decode on demand; :func:`read_image` decodes one file.
 * :func:`write_image`, :func:`write_result` and :func:`write_maps` write atomically and never
-  replace an input; :func:`check_output_path` checks a destination before a long run.
+  replace an input; :func:`check_output_path` checks a destination before a long run. All of
+  them go through the output policy (:class:`OutputPlan`): a run declares its outputs, they are
+  checked before work starts and published together, no-clobber, at its end.
 * :func:`discover_dataset` lists the scenes of an evaluation data set.
 """
 
 from focusstudio.core.io.discovery import Scene, discover_dataset
 from focusstudio.core.io.formats import IMAGE_EXTENSIONS, RAW_EXTENSIONS, is_image_name
+from focusstudio.core.io.output_policy import OutputPlan, publish_bytes
 from focusstudio.core.io.readers import (
     apply_orientation,
     decode_frame,
@@ -22,6 +25,8 @@ from focusstudio.core.io.writers import (
     atomic_output,
     atomic_write_text,
     check_output_path,
+    expected_map_files,
+    map_file_names,
     output_dtype,
     output_format,
     render_map,
@@ -35,6 +40,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "OUTPUT_EXTENSIONS",
     "RAW_EXTENSIONS",
+    "OutputPlan",
     "Scene",
     "apply_orientation",
     "atomic_output",
@@ -42,13 +48,16 @@ __all__ = [
     "check_output_path",
     "decode_frame",
     "discover_dataset",
+    "expected_map_files",
     "is_image_name",
     "list_folder_images",
     "load_stack",
+    "map_file_names",
     "natural_sorted",
     "output_dtype",
     "output_format",
     "probe_image",
+    "publish_bytes",
     "read_image",
     "read_image_with_dtype",
     "render_map",

@@ -1,9 +1,12 @@
 """Write fused images and explanation maps: PNG, TIFF or JPEG, chosen by extension.
 
-Every write is atomic: the encoded file goes to a hidden temporary file in the destination
-folder and is moved over the destination with ``os.replace`` only once it is complete, so an
-error (or Ctrl+C) never leaves a half-written image or a stray temporary file behind. Inputs are
-never overwritten, and an existing output only with ``overwrite=True``.
+Every image write goes through the output policy (:mod:`focusstudio.core.io.output_policy`):
+the destination is checked before encoding (never an input, folder writable, an existing file
+only with ``overwrite=True``), the encoded file goes to a hidden temporary file in the
+destination folder and is published no-clobber (or replaced atomically with ``overwrite``) once
+complete, so an error (or Ctrl+C, SIGTERM) never leaves a half-written image or a stray
+temporary file behind. Pass ``plan=`` to stage into a run's :class:`OutputPlan` instead, which
+publishes all of the run's outputs together at its end.
 
 Bit depths: PNG stores 8 or 16 bits (float32 becomes 16-bit), TIFF 8, 16 bits or float32, JPEG
 8 bits only. When the format cannot hold the requested depth the image is written at the
@@ -19,7 +22,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -29,6 +32,7 @@ import tifffile
 from PIL import Image
 
 from focusstudio.core.errors import OutputError
+from focusstudio.core.io.output_policy import OutputPlan
 from focusstudio.core.types import FusionMap, FusionResult, from_unit_float
 
 OutputFormat = Literal["png", "tiff", "jpeg"]
@@ -96,6 +100,7 @@ def write_image(
     rounding: Rounding = "round",
     jpeg_quality: int = 95,
     notes: list[str] | None = None,
+    plan: OutputPlan | None = None,
 ) -> Path:
     """Write a float [0, 1] H×W or H×W×3 RGB ``image`` as ``dtype`` to ``path`` (atomically).
 
@@ -107,8 +112,8 @@ def write_image(
     target = Path(path)
     effective, note = output_dtype(target, dtype)
     image = _checked_image(image)
-    check_output_path(target, overwrite=overwrite, protected=protected)
-    _write_pixels(target, from_unit_float(image, effective, rounding), jpeg_quality)
+    _write_through_policy(target, lambda: from_unit_float(image, effective, rounding), jpeg_quality,
+                          overwrite, protected, plan, "the image")
     if note is not None and notes is not None:
         notes.append(note)
     return target
@@ -123,13 +128,14 @@ def write_result(
     protected: Iterable[PathLike | None] = (),
     jpeg_quality: int = 95,
     notes: list[str] | None = None,
+    plan: OutputPlan | None = None,
 ) -> Path:
     """Write a fused image in its source dtype (or ``dtype``) with the method's rounding."""
     target = Path(path)
     effective, note = output_dtype(target, dtype or result.source_dtype)
     _checked_image(result.image)
-    check_output_path(target, overwrite=overwrite, protected=protected)
-    _write_pixels(target, result.as_dtype(effective), jpeg_quality)
+    _write_through_policy(target, lambda: result.as_dtype(effective), jpeg_quality, overwrite, protected,
+                          plan, "the fused image")
     if note is not None and notes is not None:
         notes.append(note)
     return target
@@ -174,13 +180,30 @@ def write_map(
     index_colours: bool = True,
     overwrite: bool = False,
     protected: Iterable[PathLike | None] = (),
+    plan: OutputPlan | None = None,
 ) -> Path:
     """Write :func:`render_map`'s 8-bit picture of ``fusion_map`` (PNG recommended)."""
     target = Path(path)
     output_format(target)
-    check_output_path(target, overwrite=overwrite, protected=protected)
-    _write_pixels(target, render_map(fusion_map, levels, index_colours), jpeg_quality=95)
+    _write_through_policy(target, lambda: render_map(fusion_map, levels, index_colours), 95, overwrite,
+                          protected, plan, f"the {fusion_map.name} map")
     return target
+
+
+def map_file_names(keys: Iterable[str]) -> dict[str, str]:
+    """``{map key: file name}`` as :func:`write_maps` names them (safe, unique, sorted keys)."""
+    used: set[str] = set()
+    return {key: f"{_file_stem(key, used)}.png" for key in sorted(keys)}
+
+
+def expected_map_files(map_names: Iterable[str], frames: int) -> list[str]:
+    """The file names :func:`write_maps` will use for a method's declared ``map_names``
+    (templates such as ``activity_{j}`` expanded for each of ``frames`` frames), so a run can
+    check them before it starts."""
+    keys: list[str] = []
+    for name in map_names:
+        keys.extend(name.format(j=j) for j in range(frames)) if "{j}" in name else keys.append(name)
+    return list(map_file_names(keys).values())
 
 
 def write_maps(
@@ -190,36 +213,30 @@ def write_maps(
     index_colours: bool = True,
     overwrite: bool = False,
     protected: Iterable[PathLike | None] = (),
+    plan: OutputPlan | None = None,
 ) -> list[Path]:
     """Write every map of ``result`` as ``<directory>/<map key>.png`` (for ``--maps DIR``).
 
     The folder is created when missing. Index maps are scaled by the number of source frames.
-    Returns the paths written, in map-key order.
+    Returns the paths written, in map-key order. Every map is checked before the first is
+    written, and they are published together (or with the rest of ``plan``'s outputs).
     """
-    folder = Path(directory)
-    if folder.exists() and not folder.is_dir():
-        raise OutputError("is a file, not a folder for the maps", folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the maps folder ({exc.strerror or exc})", folder) from exc
-    protected_paths = list(protected)
     levels = len(result.source_names) or None
-    written: list[Path] = []
-    used: set[str] = set()
-    for key in sorted(result.maps):
-        stem = _file_stem(key, used)
-        written.append(
-            write_map(
-                folder / f"{stem}.png",
-                result.maps[key],
-                levels=levels,
-                index_colours=index_colours,
-                overwrite=overwrite,
-                protected=protected_paths,
-            )
-        )
-    return written
+    names = map_file_names(result.maps)
+    if plan is None:
+        with OutputPlan(protected, force=overwrite) as own:
+            written = write_maps(directory, result, index_colours=index_colours, plan=own)
+            own.commit()
+        return written
+    plan.protect(protected)
+    folder = plan.folder(directory, "the maps")
+    targets = {key: folder / name for key, name in names.items()}
+    for key, target in targets.items():  # check them all before encoding the first
+        if not plan.declared(target):
+            plan.file(target, f"the {key} map")
+    for key, target in targets.items():
+        write_map(target, result.maps[key], levels=levels, index_colours=index_colours, plan=plan)
+    return [Path(directory) / name for name in names.values()]
 
 
 # --------------------------------------------------------------------------- checks
@@ -235,13 +252,6 @@ def _checked_image(image: np.ndarray) -> np.ndarray:
     return array
 
 
-def _same_file(first: Path, second: Path) -> bool:
-    try:
-        return os.path.samefile(first, second)  # hard links, symlinks, case-insensitive names
-    except OSError:
-        return os.path.normcase(os.path.abspath(first)) == os.path.normcase(os.path.abspath(second))
-
-
 def check_output_path(
     path: PathLike, *, overwrite: bool = False, protected: Iterable[PathLike | None] = ()
 ) -> Path:
@@ -252,16 +262,7 @@ def check_output_path(
     """
     target = Path(path)
     output_format(target)
-    folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(f"cannot be written: the folder {folder} does not exist", target)
-    if not target.exists():
-        return target  # a file that does not exist cannot be an input either
-    for item in protected:
-        if item is not None and _same_file(target, Path(item)):
-            raise OutputError("is one of the input images and is never overwritten; choose another name", target)
-    if not overwrite:
-        raise OutputError("already exists; choose another name or allow overwriting (--force)", target)
+    OutputPlan(protected, force=overwrite).file(target)
     return target
 
 
@@ -299,8 +300,26 @@ def _encode(array: np.ndarray, image_format: OutputFormat, jpeg_quality: int) ->
     return buffer.getvalue()
 
 
-def _write_pixels(target: Path, array: np.ndarray, jpeg_quality: int) -> None:
-    _write_atomically(target, _encode(array, output_format(target), jpeg_quality))
+def _write_through_policy(
+    target: Path,
+    pixels: Callable[[], np.ndarray],
+    jpeg_quality: int,
+    overwrite: bool,
+    protected: Iterable[PathLike | None],
+    plan: OutputPlan | None,
+    role: str,
+) -> None:
+    """Check ``target`` first (cheap), then convert and encode, then stage or publish it."""
+    if plan is None:
+        with OutputPlan(protected, force=overwrite) as own:
+            own.file(target, role)
+            own.write_bytes(target, _encode(pixels(), output_format(target), jpeg_quality), role)
+            own.commit()
+        return
+    plan.protect(protected)
+    if not plan.declared(target):
+        plan.file(target, role)
+    plan.write_bytes(target, _encode(pixels(), output_format(target), jpeg_quality), role)
 
 
 def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
