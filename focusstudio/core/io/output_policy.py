@@ -162,6 +162,11 @@ class OutputPlan:
                     if child_identity is not None and not os.path.isdir(child):
                         self._inputs.setdefault(child_identity, child)
 
+    @property
+    def input_paths(self) -> list[Path]:
+        """The protected inputs (one path per file)."""
+        return list(self._inputs.values())
+
     def declared(self, path: PathLike) -> bool:
         """Whether ``path`` is already one of this run's outputs."""
         return _name_key(_abspath(path)) in self._outputs

@@ -4,8 +4,10 @@
     return run_train(namespace)         # exit code: 0 done, 2 bad input, 130 cancelled (Ctrl-C)
 
 Progress goes to stderr as one text line per ``--log-every`` steps, plus validation, checkpoint
-and export lines. SIGINT/SIGTERM cancel cleanly: a checkpoint is written and its path printed, so
-``--resume`` continues the run.
+and export lines. SIGINT/SIGTERM/SIGHUP cancel cleanly: a checkpoint is written and its path printed, so
+``--resume`` continues the run. The outputs (weights, manifest, checkpoint) are checked by the
+output policy before the data is loaded; an existing weights file is replaced only with ``--force``
+(or when it is the resumed run's own earlier export).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="method option (JSON value), e.g. ssim_weight=3")
     parser.add_argument("--preview", metavar="PNG", help="write a grid of synthesized samples and exit")
+    parser.add_argument("--force", action="store_true", help="replace an existing weights file (or preview)")
 
 
 def _json_arg(text: str | None, name: str) -> Any:
@@ -140,7 +143,9 @@ def _install_signal_handlers(cancel: CancelToken) -> Callable[[], None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         cancel.cancel()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is None:
+            continue
         with contextlib.suppress(ValueError):  # not in the main thread: no handlers
             previous[signum] = signal.signal(signum, handler)
 
@@ -172,7 +177,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     overrides = _overrides(args)
     cancel = CancelToken()
     if args.resume:
-        generator = trainer_module.resume(args.resume, cancel=cancel, overrides=overrides)
+        generator = trainer_module.resume(args.resume, cancel=cancel, overrides=overrides,
+                                          overwrite_out=bool(getattr(args, "force", False)))
     else:
         if not args.method or not args.data:
             raise InputError("train needs --method and --data (or --resume CKPT)")
@@ -181,10 +187,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             raise InputError("training data folder not found", args.data)
         config = trainer_module.make_config(args.method, args.data, **overrides)
         if args.preview:
-            return _preview(recipe.name, config, Path(args.preview), out)
+            return _preview(recipe.name, config, Path(args.preview), out, bool(getattr(args, "force", False)))
         if not config.out:
             raise InputError("train needs --out FILE for the weights")
-        generator = trainer_module.train(recipe, config, cancel=cancel)
+        generator = trainer_module.train(recipe, config, cancel=cancel,
+                                         overwrite_out=bool(getattr(args, "force", False)))
     restore = _install_signal_handlers(cancel)
     log_every = max(1, int(overrides.get("log_every", 10)))
     try:
@@ -207,9 +214,12 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _preview(method: str, config: Any, path: Path, out: TextIO) -> int:
+def _preview(method: str, config: Any, path: Path, out: TextIO, force: bool = False) -> int:
+    from focusstudio.core.io import check_output_path
     from focusstudio.core.training.synthesis import ImageSource, PairSynthesizer, scan_image_folder
 
+    inputs = [config.data, config.masks, config.segs]
+    check_output_path(path, overwrite=force, protected=_files_under(inputs))  # before the synthesis
     recipe = recipe_module.get_recipe(method)
     if recipe.data_kind == "pairs":
         raise InputError(f"{method} trains on real pairs; there is nothing to synthesize")
@@ -218,6 +228,16 @@ def _preview(method: str, config: Any, path: Path, out: TextIO) -> int:
     synthesis = recipe.synthesis(config)
     if synthesis.mode == "none":
         synthesis = recipe.validation_synthesis(config)
-    PairSynthesizer(source, synthesis, config.seed).save_preview(path, 8)
+    PairSynthesizer(source, synthesis, config.seed).save_preview(path, 8, overwrite=force,
+                                                                 protected=_files_under(inputs))
     print(f"preview: {path}", file=out)
     return 0
+
+
+def _files_under(folders: list[str | None]) -> list[Path]:
+    """Every file in the training data folders (inputs no output may replace)."""
+    from focusstudio.core.io.output_policy import OutputPlan
+
+    plan = OutputPlan()
+    plan.protect(folders, recursive=True)
+    return [path for path in plan.input_paths if not path.is_dir()]

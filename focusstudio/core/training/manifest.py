@@ -4,7 +4,9 @@ A weights file is ``torch.save({'arch': name, 'config': {...}, 'state_dict': {..
 containers and tensors, so it loads with ``torch.load(path, weights_only=True)``. The manifest
 (``manifest.json`` next to the weights by default) maps each weights file name to a description of
 how it was made; it is updated read-modify-write under a lock and replaced atomically, so two
-training processes can share one manifest.
+training processes can share one manifest. The lock is taken on the manifest's folder itself
+(``flock`` on the directory), so no ``manifest.json.lock`` file is ever left next to the user's
+weights; only where directories cannot be locked (Windows) a lock file exists while the update runs.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from focusstudio.core.errors import OutputError, WeightsError
+from focusstudio.core.io.output_policy import OutputPlan
 from focusstudio.core.io.writers import atomic_output
 
 MANIFEST_FORMAT = 1
@@ -53,34 +56,40 @@ def atomic_write_text(text: str, path: str | Path) -> Path:
 
 @contextlib.contextmanager
 def _locked(path: Path, timeout_s: float = 30.0) -> Iterator[None]:
-    """Exclusive advisory lock on ``<path>.lock`` (fcntl where available, else a lock file)."""
-    lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    """Exclusive advisory lock for updating ``path``: ``flock`` on its folder where possible,
+    else an exclusive-create ``<path>.lock`` file removed afterwards."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
-    except ImportError:  # Windows: best-effort exclusive-create lock file
-        deadline = time.monotonic() + timeout_s
-        while True:
+    except ImportError:
+        fcntl = None  # type: ignore[assignment]
+    if fcntl is not None:
+        folder = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
             try:
-                descriptor = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                break
-            except FileExistsError:
-                if time.monotonic() > deadline:
-                    raise OutputError("the manifest is locked by another process", lock_path) from None
-                time.sleep(0.05)
-        try:
-            yield
+                yield
+            finally:
+                fcntl.flock(folder, fcntl.LOCK_UN)
         finally:
-            os.close(descriptor)
-            with contextlib.suppress(OSError):
-                os.unlink(lock_path)
+            os.close(folder)
         return
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    lock_path = path.with_name(path.name + ".lock")
+    deadline = time.monotonic() + timeout_s
+    while True:
         try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            descriptor = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            if time.monotonic() > deadline:
+                raise OutputError("the manifest is locked by another process", lock_path) from None
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        os.close(descriptor)
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
@@ -90,8 +99,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         return {"format": MANIFEST_FORMAT, "weights": {}}
     try:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise WeightsError(f"cannot read the weights manifest ({error})", manifest_path) from error
+    except (OSError, ValueError) as error:  # ValueError: not JSON, not even text
+        raise WeightsError("cannot read the weights manifest (not a JSON text file)" if isinstance(error, ValueError)
+                           else f"cannot read the weights manifest ({error})", manifest_path) from error
     if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
         raise WeightsError("not a FocusStudio weights manifest", manifest_path)
     return data
@@ -133,11 +143,24 @@ def edit_manifest(manifest_path: str | Path, edit: Callable[[dict[str, Any]], ob
 
 
 def save_weights(
-    path: str | Path, arch: str, config: dict[str, Any], state_dict: dict[str, torch.Tensor]
+    path: str | Path, arch: str, config: dict[str, Any], state_dict: dict[str, torch.Tensor],
+    *, overwrite: bool = True, protected: Iterable[str | Path | None] = (),
 ) -> str:
-    """Write a weights file atomically and return its sha256."""
+    """Write a weights file atomically and return its sha256.
+
+    With ``overwrite=False`` it goes through the output policy: never replaces an existing file
+    (published with a no-clobber link), never one of ``protected``.
+    """
     payload = {"arch": arch, "config": config, "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}
-    atomic_torch_save(payload, path)
+    if overwrite and not protected:
+        atomic_torch_save(payload, path)
+    else:
+        with OutputPlan(protected, force=overwrite) as plan:
+            plan.folder(Path(path).parent, "the weights")
+            plan.file(path, "the weights")
+            with plan.open(path, "the weights") as stream:
+                torch.save(payload, stream)
+            plan.commit()
     return sha256_of(path)
 
 

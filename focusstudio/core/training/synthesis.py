@@ -486,8 +486,10 @@ class PairSynthesizer:
             mask = mask[top : top + size, left : left + size]
         return image, mask
 
-    def save_preview(self, path: str | Path, count: int = 8, indices: Sequence[int] | None = None) -> Path:
-        """Write a grid of ``count`` generated samples (rows: A | B | mask | sharp) as an image."""
+    def save_preview(self, path: str | Path, count: int = 8, indices: Sequence[int] | None = None, *,
+                     overwrite: bool = True, protected: Sequence[str | Path] = ()) -> Path:
+        """Write a grid of ``count`` generated samples (rows: A | B | mask | sharp) as an image,
+        through the output policy (never one of ``protected``; an existing file with ``overwrite``)."""
         rows = []
         for row, image_index in enumerate(indices or range(min(count, len(self.source)))):
             sample = self.sample(image_index % len(self.source), row, PREVIEW_STREAM)
@@ -497,12 +499,13 @@ class PairSynthesizer:
             rows.append(np.concatenate([part for tile in tiles for part in (tile, separator)][:-1], axis=1))
         gap = np.ones((4, rows[0].shape[1], 3), np.float32)
         grid = np.concatenate([part for row in rows for part in (row, gap)][:-1], axis=0)
+        from focusstudio.core.io import write_image
+
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         pixels = np.clip(grid * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        if not cv2.imwrite(str(target), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)):
-            raise InputError("cannot write the preview image", target)
-        return target
+        return write_image(target, pixels.astype(np.float32) / 255.0, "uint8", overwrite=overwrite,
+                           protected=protected)
 
 
 def _as_rgb(tile: np.ndarray) -> np.ndarray:

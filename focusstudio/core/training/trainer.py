@@ -26,6 +26,7 @@ from torch import nn
 
 from focusstudio.core.device import resolve_device
 from focusstudio.core.errors import FocusStudioError, InputError
+from focusstudio.core.io.output_policy import OutputPlan
 from focusstudio.core.progress import CancelToken
 from focusstudio.core.training.datasets import (
     PairFolderDataset,
@@ -37,6 +38,7 @@ from focusstudio.core.training.datasets import (
 from focusstudio.core.training.manifest import (
     atomic_torch_save,
     manifest_key,
+    read_manifest,
     save_weights,
     update_manifest,
 )
@@ -308,13 +310,19 @@ def train(
     config: TrainConfig,
     cancel: CancelToken | None = None,
     pause: PauseToken | None = None,
+    overwrite_out: bool = True,
 ) -> Generator[TrainEvent, None, TrainResult]:
-    """Train from scratch; yields events, returns the :class:`TrainResult`."""
+    """Train from scratch; yields events, returns the :class:`TrainResult`.
+
+    The outputs (weights, manifest, checkpoint) are checked before the data is loaded (see
+    :meth:`_Session.check_outputs`); ``overwrite_out=False`` refuses to replace an existing
+    weights file (the command line's default, ``--force`` allows it).
+    """
     resolved = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if resolved.name != config.method:
         raise InputError(f"config is for method {config.method!r}, recipe is {resolved.name!r}")
     validate_config(config)
-    session = _Session(resolved, config, cancel or CancelToken(), pause or PauseToken())
+    session = _Session(resolved, config, cancel or CancelToken(), pause or PauseToken(), overwrite_out)
     return (yield from session.run(None))
 
 
@@ -323,6 +331,7 @@ def resume(
     cancel: CancelToken | None = None,
     pause: PauseToken | None = None,
     overrides: dict[str, Any] | None = None,
+    overwrite_out: bool = True,
 ) -> Generator[TrainEvent, None, TrainResult]:
     """Continue a run from its checkpoint (a file or a run folder); ``overrides`` may change only
     :data:`RESUMABLE_OVERRIDES` (e.g. more ``steps``, another ``device`` or ``out``)."""
@@ -342,15 +351,20 @@ def resume(
     if config.run_dir is None or "run_dir" not in (overrides or {}):
         folder = Path(checkpoint)
         config.run_dir = str(folder if folder.is_dir() else folder.parent)
-    session = _Session(get_recipe(config.method), config, cancel or CancelToken(), pause or PauseToken())
+    session = _Session(get_recipe(config.method), config, cancel or CancelToken(), pause or PauseToken(),
+                       overwrite_out, resumed_from=checkpoint)
     return (yield from session.run(state))
 
 
 class _Session:
     """State of one training run (fresh or resumed)."""
 
-    def __init__(self, recipe: TrainRecipe, config: TrainConfig, cancel: CancelToken, pause: PauseToken) -> None:
+    def __init__(self, recipe: TrainRecipe, config: TrainConfig, cancel: CancelToken, pause: PauseToken,
+                 overwrite_out: bool = True, resumed_from: str | Path | None = None) -> None:
         self.recipe = recipe
+        self.overwrite_out = overwrite_out
+        self.checkpoint_read = resumed_from
+        self.inputs = OutputPlan()
         self.config = config
         self.cancel = cancel
         self.pause = pause
@@ -370,6 +384,41 @@ class _Session:
         self.resumed_from: list[int] = []
 
     # ------------------------------------------------------------------ setup
+    def check_outputs(self) -> None:
+        """Check the weights, manifest and checkpoint paths before any work (the output policy).
+
+        None may be an input (a file of the data, masks or segmentation folders, the initial
+        weights, the checkpoint resumed from); the weights and manifest must differ; the weights
+        replace an existing file only with ``overwrite_out`` or when it is this run's own earlier
+        export (resuming); an existing manifest must be a FocusStudio manifest (it is updated,
+        never replaced by something else).
+        """
+        config = self.config
+        plan = self.inputs
+        plan.protect([config.data, config.masks, config.segs], recursive=True)
+        if config.run_dir:
+            plan.folder(config.run_dir, "the training run")
+            plan.file(Path(config.run_dir) / CHECKPOINT_NAME, "the training checkpoint", replace=True)
+        # Declared after the checkpoint: a resumed run writes its checkpoint back in place.
+        init = Path(config.init_weights) if config.init_weights else None
+        resumed = Path(self.checkpoint_read) if self.checkpoint_read is not None else None
+        if resumed is not None and resumed.is_dir():
+            resumed = resumed / CHECKPOINT_NAME
+        plan.protect([init if init is not None and init.exists() else None, resumed])
+        if not config.out:
+            return
+        out = Path(config.out)
+        manifest = Path(config.manifest) if config.manifest else out.parent / "manifest.json"
+        plan.folder(manifest.parent, "the weights manifest")
+        plan.file(manifest, "the weights manifest", replace=True)  # never an input, before reading it
+        entries = read_manifest(manifest)["weights"]  # refuses a file that is not a manifest
+        own = entries.get(manifest_key(out, manifest), {})
+        own_run = bool(config.run_dir) and isinstance(own, dict) and own.get("run_dir") is not None and \
+            Path(str(own["run_dir"])).resolve() == Path(config.run_dir or "").resolve()
+        plan.folder(out.parent, "the weights")  # created when missing, as before
+        plan.file(out, "the weights", replace=self.overwrite_out or own_run)
+        self.overwrite_out = self.overwrite_out or own_run
+
     def _prepare_data(self) -> None:
         config, recipe = self.config, self.recipe
         if recipe.data_kind == "pairs" or config.data_format == "pairs":
@@ -526,7 +575,9 @@ class _Session:
         out = Path(config.out)
         weights_config = {**self.model_config, "method": self.recipe.name, "trained_steps": self.step,
                           "exported_step": self.best_step if use_best else self.step}
-        digest = save_weights(out, self.recipe.name, weights_config, state)
+        digest = save_weights(out, self.recipe.name, weights_config, state, overwrite=self.overwrite_out,
+                              protected=[path for path in self.inputs.input_paths if not path.is_dir()])
+        self.overwrite_out = True  # later exports of this run replace its own file
         recent = self.history[-50:]
         final_losses = {
             key: sum(entry[key] for entry in recent) / len(recent)
@@ -564,6 +615,7 @@ class _Session:
     # ------------------------------------------------------------------ the loop
     def run(self, state: dict[str, Any] | None) -> Generator[TrainEvent, None, TrainResult]:
         config = self.config
+        self.check_outputs()
         yield TrainEvent("prepare", 0, config.steps, {}, config.lr, None, None, None, "loading the data")
         self._prepare(state)
         yield self._event("prepare", message=(
