@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
+from PySide6.QtCore import QBuffer, QEventLoop, QIODevice, QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from focusstudio import __version__
+from focusstudio.core.errors import OutputError
+from focusstudio.core.io.output_policy import publish_bytes
 from focusstudio.gui.settings import APPLICATION, ORGANISATION
 
 #: Give up on a screenshot run after this long (a stuck fusion must not hang a CI job).
@@ -121,8 +123,17 @@ class ScreenshotRun(QObject):
     def _capture(self) -> None:
         self._timeout.stop()
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        if not self.window.grab().save(str(self.output)):
-            print(f"focusstudio: could not write {self.output}", file=sys.stderr)
+        # Through the output policy: never one of the opened files, atomic (replacing is the
+        # documented behaviour of --screenshot, so force).
+        buffer = QBuffer()
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        try:
+            if not self.window.grab().save(buffer, (self.output.suffix.lstrip(".") or "png").upper()):
+                raise OutputError("cannot encode the screenshot in this format", self.output)
+            publish_bytes(self.output, bytes(buffer.data().data()), inputs=self.paths, force=True,
+                          role="the screenshot")
+        except OutputError as error:
+            print(f"focusstudio: could not write {error}", file=sys.stderr)
             self.exit_code = 1
         self.window.close()
         self.finished.emit(self.exit_code)

@@ -19,6 +19,7 @@ from natsort import natsorted, ns
 
 from focusstudio.core.align import Alignment
 from focusstudio.core.errors import FocusStudioError
+from focusstudio.core.io.output_policy import OutputPlan
 from focusstudio.core.methods.base import Analysis
 from focusstudio.core.progress import CancelToken, ProgressEvent
 from focusstudio.core.types import FrameInfo, FusionMap, FusionResult, Stack
@@ -483,36 +484,50 @@ def sidecar_data(request: ExportRequest, maps: Sequence[Path]) -> dict[str, Any]
     }
 
 
-def write_json_atomically(path: Path, data: Mapping[str, Any], overwrite: bool) -> Path:
-    """Write JSON through :func:`~focusstudio.core.io.atomic_output` (never half a sidecar)."""
+def write_json_atomically(path: Path, data: Mapping[str, Any], overwrite: bool,
+                          plan: OutputPlan | None = None) -> Path:
+    """Write JSON through the output policy (never half a sidecar, never an unexpected replace)."""
     import json
 
-    from focusstudio.core.errors import OutputError
-    from focusstudio.core.io import atomic_output
+    from focusstudio.core.io.output_policy import publish_bytes
 
-    if path.exists() and not overwrite:
-        raise OutputError("already exists; choose another name", path)
-    with atomic_output(path, text=True) as stream:
-        json.dump(data, stream, indent=2, default=str)
-        stream.write("\n")
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    if plan is not None:
+        plan.write_text(path, text, "the sidecar")
+        return path
+    publish_bytes(path, text.encode("utf-8"), force=overwrite, role="the sidecar")
     return path
 
 
 def export_job(request: ExportRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, ExportOutcome]:
-    """Write the result (in its source bit depth when the format allows), the maps and the sidecar."""
-    from focusstudio.core.io import write_maps, write_result
+    """Write the result (in its source bit depth when the format allows), the maps and the sidecar.
+
+    One output plan: the image, the sidecar and the maps are checked before anything is encoded
+    (never a source frame, never each other) and published together at the end; a cancel or an
+    error leaves nothing new.
+    """
+    from focusstudio.core.io import expected_map_files, output_format, write_maps, write_result
 
     notes: list[str] = []
-    protected = list(request.source_paths)
-    yield ProgressEvent("saving", 0.1, request.path.name)
-    image = write_result(request.path, request.result, overwrite=request.overwrite, protected=protected,
-                         notes=notes)
-    maps: list[Path] = []
-    if request.with_maps and request.result.maps:
-        cancel.raise_if_cancelled()
-        yield ProgressEvent("saving", 0.6, "maps")
+    output_format(request.path)
+    with OutputPlan(request.source_paths, force=request.overwrite) as outputs:
+        outputs.file(request.path, "the fused image")
+        outputs.file(sidecar_path(request.path), "the sidecar")
         folder = request.path.with_name(request.path.stem + "_maps")
-        maps = write_maps(folder, request.result, overwrite=request.overwrite, protected=protected)
-    yield ProgressEvent("saving", 0.9, "sidecar")
-    sidecar = write_json_atomically(sidecar_path(image), sidecar_data(request, maps), request.overwrite)
+        if request.with_maps and request.result.maps:
+            outputs.folder(folder, "the maps")
+            for name in expected_map_files(request.result.maps, 0):
+                outputs.file(folder / name, f"the map {name}")
+        yield ProgressEvent("saving", 0.1, request.path.name)
+        image = write_result(request.path, request.result, notes=notes, plan=outputs)
+        maps: list[Path] = []
+        if request.with_maps and request.result.maps:
+            cancel.raise_if_cancelled()
+            yield ProgressEvent("saving", 0.6, "maps")
+            maps = write_maps(folder, request.result, plan=outputs)
+        yield ProgressEvent("saving", 0.9, "sidecar")
+        cancel.raise_if_cancelled()
+        sidecar = write_json_atomically(sidecar_path(image), sidecar_data(request, maps), request.overwrite,
+                                        plan=outputs)
+        outputs.commit()
     return ExportOutcome(image, sidecar, tuple(maps), tuple(notes))
