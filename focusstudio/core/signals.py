@@ -43,6 +43,11 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
+def signal_pending() -> bool:
+    """Whether a signal arrived inside the current :func:`signals_held_back` block."""
+    return bool(_pending)
+
+
 @contextlib.contextmanager
 def signals_held_back() -> Iterator[None]:
     """Run a publication or a clean-up to its end; a signal that arrives meanwhile is raised after."""

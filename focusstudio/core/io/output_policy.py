@@ -43,7 +43,7 @@ from types import TracebackType
 from typing import IO
 
 from focusstudio.core.errors import OutputError
-from focusstudio.core.signals import Terminated, exit_on_signals, signals_held_back
+from focusstudio.core.signals import Terminated, exit_on_signals, signal_pending, signals_held_back
 
 __all__ = ["OutputPlan", "Terminated", "exit_on_signals", "file_identity", "publish_bytes"]
 
@@ -58,9 +58,9 @@ _NO_HARD_LINKS = frozenset(
 )
 _TEMP_SUFFIX = ".part"
 
-#: Test seam: called with "staged" once every output is staged and before the first publication,
-#: and with "published" after each publication, so tests can interrupt a run at exactly those
-#: points (a signal sent from outside could not hit them deterministically).
+#: Test seam: called with "staged" when a commit starts (every output staged, none published) and
+#: with "published" after each publication, so tests can stop a run at exactly those points (a
+#: signal sent from outside could not hit them deterministically).
 fault_hook: Callable[[str], None] | None = None
 
 
@@ -303,11 +303,15 @@ class OutputPlan:
 
     # ------------------------------------------------------------------ publishing
     def commit(self) -> list[Path]:
-        """Publish every staged output (all or none); returns their paths in declaration order."""
+        """Publish every staged output (all or none); returns their paths in declaration order.
+
+        A signal arriving while publishing is held back until the end, and then undoes the
+        publication: a run stopped before it returned leaves nothing new.
+        """
+        if fault_hook is not None:
+            fault_hook("staged")
         with signals_held_back():
             try:
-                if fault_hook is not None:
-                    fault_hook("staged")
                 for output in self._order:
                     if output.temporary is not None:
                         self._publish(output)
@@ -316,6 +320,9 @@ class OutputPlan:
             except BaseException:
                 self._abort()
                 raise
+            if signal_pending():
+                self._abort()
+                return []  # leaving the block raises Terminated
             for output in self._order:
                 if output.backup is not None:
                     with contextlib.suppress(OSError):
