@@ -139,8 +139,11 @@ class OutputPlan:
         self.protect(inputs)
 
     # ------------------------------------------------------------------ declaring
-    def protect(self, paths: Iterable[PathLike | None], *, recursive: bool = False) -> None:
-        """Add inputs: files, and folders with the files in them (every level with ``recursive``).
+    def protect(self, paths: Iterable[PathLike | None], *, recursive: bool = False,
+                only: Callable[[Path], bool] | None = None) -> None:
+        """Add inputs: files, and folders with the files in them (every level with ``recursive``;
+        only those ``only`` accepts, when given: e.g. the images of a training folder, not the
+        weights a user keeps next to them).
 
         Missing paths are skipped (the readers report them); ``None`` entries are ignored.
         """
@@ -159,7 +162,7 @@ class OutputPlan:
                 for name in names:
                     child = Path(folder) / name
                     child_identity = file_identity(child)
-                    if child_identity is not None and not os.path.isdir(child):
+                    if child_identity is not None and not os.path.isdir(child) and (only is None or only(child)):
                         self._inputs.setdefault(child_identity, child)
 
     @property

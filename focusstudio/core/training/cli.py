@@ -235,9 +235,10 @@ def _preview(method: str, config: Any, path: Path, out: TextIO, force: bool = Fa
 
 
 def _files_under(folders: list[str | None]) -> list[Path]:
-    """Every file in the training data folders (inputs no output may replace)."""
+    """Every image in the training data folders (inputs no output may replace)."""
     from focusstudio.core.io.output_policy import OutputPlan
+    from focusstudio.core.training.trainer import is_training_input
 
     plan = OutputPlan()
-    plan.protect(folders, recursive=True)
+    plan.protect(folders, recursive=True, only=is_training_input)
     return [path for path in plan.input_paths if not path.is_dir()]

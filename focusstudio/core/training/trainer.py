@@ -50,6 +50,7 @@ from focusstudio.core.training.recipe import (
     load_initial_state,
 )
 from focusstudio.core.training.synthesis import (
+    IMAGE_SUFFIXES,
     TRAIN_STREAM,
     VALIDATION_STREAM,
     ImageSource,
@@ -387,7 +388,7 @@ class _Session:
     def check_outputs(self) -> None:
         """Check the weights, manifest and checkpoint paths before any work (the output policy).
 
-        None may be an input (a file of the data, masks or segmentation folders, the initial
+        None may be an input (an image of the data, masks or segmentation folders, the initial
         weights, the checkpoint resumed from); the weights and manifest must differ; the weights
         replace an existing file only with ``overwrite_out`` or when it is this run's own earlier
         export (resuming); an existing manifest must be a FocusStudio manifest (it is updated,
@@ -395,7 +396,7 @@ class _Session:
         """
         config = self.config
         plan = self.inputs
-        plan.protect([config.data, config.masks, config.segs], recursive=True)
+        plan.protect([config.data, config.masks, config.segs], recursive=True, only=is_training_input)
         if config.run_dir:
             plan.folder(config.run_dir, "the training run")
             plan.file(Path(config.run_dir) / CHECKPOINT_NAME, "the training checkpoint", replace=True)
@@ -689,6 +690,12 @@ class _Session:
             weights=export[0] if export else None, manifest_entry=export[1] if export else None,
             best_metric=self.best_metric, validation=self.best_val or self.last_val,
         )
+
+
+def is_training_input(path: Path) -> bool:
+    """Whether ``path`` (a file under a data, masks or segmentation folder) is read by training:
+    the images. Weights or a manifest kept in the same folder are not inputs."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def _device_name(device: torch.device) -> str:
