@@ -8,6 +8,7 @@ method's own declarations, and ``focusstudio methods`` lists them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -205,39 +206,46 @@ def _method_params(method_name: str, assignments: Sequence[str]) -> tuple[Any, d
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
-    from focusstudio.core.io import load_stack, write_maps, write_result
-    from focusstudio.core.io.output_policy import OutputPlan
-    from focusstudio.core.pipeline import run_fusion
+    from focusstudio.core.io import OutputPlan, load_stack
 
     method, params = _method_params(args.method, args.assignments)
     stack = load_stack(args.inputs)
+    # Every output is checked before spending minutes on the fusion, and all are published
+    # together at the end: a run that fails or is stopped leaves nothing new.
     with OutputPlan([*args.inputs, *(f.path for f in stack.frames)], force=args.force) as outputs:
-        # Every output is checked before spending minutes on the fusion; all are published at the end.
         _plan_fuse_outputs(outputs, args, method, len(stack))
-        progress = _Progress(enabled=not args.quiet and not args.json)
-        stack, alignment, align_seconds = _maybe_align(stack, args, progress)
-        result = _drive(
-            run_fusion(
-                stack,
-                method,
-                params,
-                device=args.device,
-                weights=args.weights,
-                memory_limit=parse_size(args.memory_limit),
-                tile_size=args.tile_size,
-            ),
-            progress,
-        )
-        write_start = time.perf_counter()
-        written = write_result(args.output, result, plan=outputs)
-        maps_written: list[str] = []
-        if args.maps:
-            maps_written = [str(p) for p in write_maps(Path(args.maps), result, plan=outputs)]
-        if alignment is not None and args.maps:
-            target = Path(args.maps) / "alignment.json"
-            outputs.write_text(target, json.dumps(alignment.to_json(), indent=2), "the alignment report")
-            maps_written.append(str(target))
-        outputs.commit()
+        return _fuse(args, method, params, stack, outputs)
+
+
+def _fuse(args: argparse.Namespace, method: Any, params: dict[str, Any], stack: Any, outputs: Any) -> int:
+    from focusstudio.core.io import write_maps, write_result
+    from focusstudio.core.pipeline import run_fusion
+
+    output = Path(args.output)
+    progress = _Progress(enabled=not args.quiet and not args.json)
+    stack, alignment, align_seconds = _maybe_align(stack, args, progress)
+    result = _drive(
+        run_fusion(
+            stack,
+            method,
+            params,
+            device=args.device,
+            weights=args.weights,
+            memory_limit=parse_size(args.memory_limit),
+            tile_size=args.tile_size,
+        ),
+        progress,
+    )
+    write_start = time.perf_counter()
+    written = write_result(output, result, plan=outputs)
+    maps_written: list[str] = []
+    if args.maps:
+        maps_written = [str(p) for p in write_maps(Path(args.maps), result, plan=outputs)]
+    if alignment is not None and args.maps:
+        target = Path(args.maps) / "alignment.json"
+        outputs.write_text(target, json.dumps(alignment.to_json(), indent=2), "the alignment report")
+        maps_written.append(str(target))
+    outputs.commit()
     timings = dict(result.timings)
     if alignment is not None:
         timings["align"] = align_seconds
@@ -463,9 +471,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     from focusstudio.core.signals import Terminated, exit_on_signals
 
+    # SIGTERM and SIGHUP clean up like Ctrl+C: temporary files and this run's outputs go. Not for
+    # the window: Qt's event loop would hold the Python handler back and SIGTERM would not stop it.
+    signals = exit_on_signals() if args.command != "gui" else contextlib.nullcontext()
     try:
-        # SIGTERM and SIGHUP clean up like Ctrl+C: temporary files and this run's outputs go.
-        with exit_on_signals():
+        with signals:
             return COMMANDS[args.command](args)
     except Terminated as stop:
         print(f"focusstudio: stopped by {stop.signame}; nothing was written", file=sys.stderr)
