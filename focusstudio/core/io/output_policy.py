@@ -157,7 +157,10 @@ class OutputPlan:
             self._inputs.setdefault(identity, path)
             if not path.is_dir():
                 continue
-            walker = os.walk(path) if recursive else [(str(path), [], os.listdir(path))]
+            try:  # an unreadable folder: the readers report it; os.walk skips it silently
+                walker = os.walk(path) if recursive else [(str(path), [], os.listdir(path))]
+            except OSError:
+                continue
             for folder, _dirs, names in walker:
                 for name in names:
                     child = Path(folder) / name
