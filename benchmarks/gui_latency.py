@@ -120,6 +120,7 @@ def make_window(folder: Path) -> Any:
 
     window = MainWindow(AppSettings(folder / "settings.ini"), PresetStore(folder / "presets.json"))
     window.metrics_panel.auto.setChecked(False)  # measure the fusion, not the metrics competing for the CPU
+    window.confirm_discard = False  # scripted: closing must not ask about unexported results
     window.show()
     return window
 

@@ -41,7 +41,14 @@ import numpy as np
 
 from focusstudio.core.errors import FocusStudioError, InputError, ParameterError
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import CancelToken, ProgressGen, ProgressRange, run_to_completion
+from focusstudio.core.progress import (
+    CancelToken,
+    ProgressGen,
+    ProgressRange,
+    cancel_scope,
+    check_cancelled,
+    run_to_completion,
+)
 from focusstudio.core.types import Stack
 
 MotionModel = Literal["translation", "similarity", "affine", "homography"]
@@ -469,6 +476,7 @@ def _ecc_coarse_to_fine(
     warp = np.linalg.matrix_power(_HALF, top) @ initial @ np.linalg.matrix_power(_DOUBLE, top)
     correlation = float("nan")
     for level in range(top, -1, -1):
+        check_cancelled()  # a level is one OpenCV call: the finest can take a good part of a second
         if level != top:
             warp = _DOUBLE @ warp @ _HALF
         rows = 3 if options.model == "homography" else 2
@@ -536,8 +544,11 @@ def _feature_transform(
 ) -> tuple[np.ndarray, int, str]:
     """(moving→target matrix, RANSAC inliers, note) from keypoint matches; raises RegistrationFailed."""
     detector, norm, note = _detector(options.detector)
+    check_cancelled()
     target_points, target_descriptors = detector.detectAndCompute(_to_uint8(target), None)
+    check_cancelled()
     moving_points, moving_descriptors = detector.detectAndCompute(_to_uint8(moving), None)
+    check_cancelled()
     if target_descriptors is None or moving_descriptors is None or len(target_points) < 3 or len(moving_points) < 3:
         raise RegistrationFailed("features: too few keypoints")
     matches = cv2.BFMatcher(norm).knnMatch(moving_descriptors, target_descriptors, k=2)
@@ -617,6 +628,7 @@ def register_pair(
         except RegistrationFailed as error:
             reasons.append(str(error))
     if options.method in ("auto", "features"):
+        check_cancelled()
         try:
             matrix, inliers, note = _feature_transform(target, moving, options)
             notes = [note] if note else []
@@ -817,6 +829,7 @@ def estimate_alignment(
         return cv2.resize(image, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_AREA)
 
     yield progress.event("align", 0.0, f"aligning {count} frames to frame {reference}")
+    cancel.raise_if_cancelled()
     reference_small = small_grey(reference)
     small_matrices: dict[int, np.ndarray] = {reference: np.eye(3)}
     records: dict[int, dict[str, Any]] = {
@@ -831,6 +844,7 @@ def estimate_alignment(
         for index in range(reference + direction, count if direction > 0 else -1, direction):
             cancel.raise_if_cancelled()
             moving = small_grey(index)
+            cancel.raise_if_cancelled()  # decoding a frame can take as long as registering it
             if options.chain:
                 target_image, target_matrix = anchor_image, anchor_matrix
                 guess = np.eye(3)
@@ -841,7 +855,8 @@ def estimate_alignment(
                 guess = anchor_matrix
             name = stack.frames[index].name
             try:
-                pair = register_pair(target_image, moving, options, guess)
+                with cancel_scope(cancel):  # register_pair checks between its OpenCV calls
+                    pair = register_pair(target_image, moving, options, guess)
                 total = target_matrix @ pair.matrix
                 problem = implausibility(total, small_shape[1], small_shape[0], options)
                 if problem is not None:
@@ -863,6 +878,7 @@ def estimate_alignment(
                                   "correlation": pair.correlation, "inliers": pair.inliers}
                 anchor_index, anchor_image, anchor_matrix = index, moving, total
             if options.photometric and records[index]["status"] != "excluded":
+                cancel.raise_if_cancelled()
                 photometric[index] = _photometric_fit(reference_small, moving, small_matrices[index])
             done += 1
             record = records[index]

@@ -70,6 +70,7 @@ class ScreenshotRun(QObject):
         self.params = dict(params or {})
         self.settle_ms = settle_ms
         self.exit_code = 0
+        window.confirm_discard = False  # a scripted run closes the window without asking
         window.stackLoaded.connect(self._on_loaded)
         window.resultReady.connect(self._on_result)
         window.jobFailed.connect(self._on_failed)
