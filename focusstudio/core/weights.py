@@ -161,7 +161,7 @@ def load_method_network(method: str, override: str | Path | None = None) -> tupl
         if len(_CACHE) > 8:
             _CACHE.clear()
         network, kind = load_network(method, choice.path)
-        _add_cancel_checks(network)
+        add_cancel_checks(network)
         _CACHE[key] = (network, kind)
     network, kind = _CACHE[key]
     return network, choice, kind
@@ -173,7 +173,7 @@ def _check_cancelled_hook(_module: Any, _inputs: Any) -> None:
     check_cancelled()
 
 
-def _add_cancel_checks(network: Any) -> None:
+def add_cancel_checks(network: Any) -> None:
     """Check the cancel scope (:func:`focusstudio.core.progress.check_cancelled`) before every
     layer: a forward pass over a megapixel frame takes seconds on a CPU, and a Cancel must not wait
     for it. Outside a scope the check is a no-op; it never touches the arithmetic."""
