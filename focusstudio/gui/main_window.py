@@ -93,6 +93,9 @@ LIVE_DEBOUNCE_MS = 150
 #: Quitting waits at most this long for cancelled background work to reach its next cancel check
 #: (the core checks several times a second; the window must close within a second).
 QUIT_WAIT_MS = 800
+#: ...except for an export the user asked for: it finishes writing (a file cut short is never
+#: left behind, but neither should the export silently not happen).
+QUIT_EXPORT_WAIT_MS = 30_000
 #: Metrics wait until the result has been still this long (they would slow live updates).
 METRICS_DELAY_MS = 600
 #: Metrics are computed automatically only up to this many megapixels summed over the frames.
@@ -1386,8 +1389,13 @@ class MainWindow(QMainWindow):
         self._live_timer.stop()
         self._metrics_timer.stop()
         self._after_export = None
-        for runner in (self.fusion_runner, self.file_runner, self.frame_runner, self.metrics_runner):
+        exporting = self.file_runner.busy and self.file_runner.current_job in self._export_jobs
+        for runner in (self.fusion_runner, self.frame_runner, self.metrics_runner):
             runner.stop_all()
+        if exporting:
+            timeout_ms = max(timeout_ms, QUIT_EXPORT_WAIT_MS)
+        else:
+            self.file_runner.stop_all()
         done = bool(QThreadPool.globalInstance().waitForDone(timeout_ms))
         if not done:
             log.warning("background work did not stop within %d ms of the window closing", timeout_ms)
