@@ -319,6 +319,55 @@ def measure_cancel(frames: list[Path], repeats: int, scratch: Path) -> dict[str,
     return report
 
 
+def measure_check_gaps(frames: list[Path]) -> dict[str, Any]:
+    """The longest stretch of work between two cancel checks of each case, run to the end without a
+    cancel: in wall time, and in the CPU time of the working thread (what the stretch costs on an
+    idle core; on a loaded machine the wall time is longer by the share of the CPU it gets)."""
+    from focusstudio.core.align import ALIGN_PARAMS, align_stack
+    from focusstudio.core.io import load_stack
+    from focusstudio.core.pipeline import run_fusion
+    from focusstudio.core.progress import CancelToken, run_to_completion
+
+    class Recording(CancelToken):
+        def __init__(self) -> None:
+            super().__init__()
+            self.marks: list[tuple[float, float, str]] = []
+
+        def raise_if_cancelled(self) -> None:
+            caller = sys._getframe(1)
+            if caller.f_code.co_name == "check_cancelled" and caller.f_back is not None:
+                caller = caller.f_back
+            site = f"{Path(caller.f_code.co_filename).name}:{caller.f_code.co_name}"
+            self.marks.append((time.perf_counter(), time.thread_time(), site))
+            super().raise_if_cancelled()
+
+    report: dict[str, Any] = {}
+    stack = load_stack(frames)
+    for label, method, align, _stage in CANCEL_CASES:
+        token = Recording()
+        token.marks.append((time.perf_counter(), time.thread_time(), "start"))
+        fused = stack
+        if align:
+            fused, _ = run_to_completion(align_stack(stack, ALIGN_PARAMS.resolve({}), token))
+            token.marks.append((time.perf_counter(), time.thread_time(), "aligned"))
+        else:
+            run_to_completion(run_fusion(fused, method, cancel=token))
+        token.marks.append((time.perf_counter(), time.thread_time(), "end"))
+        gaps = [(b[0] - a[0], b[1] - a[1], f"{a[2]} -> {b[2]}") for a, b in zip(token.marks, token.marks[1:])]
+        # The first stretch holds one-off costs (imports, weights) paid before a run is cancellable.
+        longest_wall = max(gaps[1:], key=lambda gap: gap[0])
+        longest_cpu = max(gaps[1:], key=lambda gap: gap[1])
+        report[label] = {
+            "checks": len(token.marks) - 2,
+            "run_s": round(token.marks[-1][0] - token.marks[0][0], 2),
+            "longest_gap_wall_ms": round(longest_wall[0] * 1000, 1),
+            "longest_gap_thread_cpu_ms": round(longest_cpu[1] * 1000, 1),
+            "longest_gap_at": longest_cpu[2],
+        }
+        print(json.dumps({f"gaps {label}": report[label]}), flush=True)
+    return report
+
+
 def quit_child(method: str, folder: Path) -> int:
     """Open ``folder``, start ``method``, close the window 0.5 s into its network pass; prints the
     moment of ``close()`` (time.time()) so the parent can time the process's exit."""
@@ -367,8 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cancel:
         spec = StackSpec(args.cancel_size, args.cancel_size * 3 // 4, args.cancel_frames, breathing=0.003)
         frames, _ = build_stack(spec, args.cache)
+        report["cancel"] = {"check_gaps": measure_check_gaps(frames)}
         with tempfile.TemporaryDirectory() as scratch:
-            report["cancel"] = measure_cancel(frames, args.cancel_repeats, Path(scratch))
+            report["cancel"].update(measure_cancel(frames, args.cancel_repeats, Path(scratch)))
         print(json.dumps({"cancel": report["cancel"]}, indent=1), flush=True)
         return 0
     with tempfile.TemporaryDirectory() as scratch:
