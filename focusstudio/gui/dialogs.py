@@ -112,11 +112,12 @@ def unexported_question(results: Sequence[tuple[str, str]], action: str) -> tupl
     discards results never exported; ``results`` are (slot, method) pairs."""
     names = [f"result {slot} ({method})" for slot, method in results]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    verb = "has" if len(names) == 1 else "have"
-    it = "it" if len(names) == 1 else "them"
+    one = len(names) == 1
+    verb, it, they = ("has", "it", "it") if one else ("have", "them", "they")
     text = (
         f"{listed[0].upper()}{listed[1:]} {verb} not been exported.\n\n"
-        f"Save exports {it} first, then goes on with {action}. "
-        f"Discard goes on with {action} and {it} will be lost. Cancel goes back to the window."
+        f"Save exports {it} first, then goes on with {action}.\n"
+        f"Discard goes on without {it}: {they} will be lost.\n"
+        f"Cancel keeps {it} and goes back to the window."
     )
     return "Export the result first?" if len(names) == 1 else "Export the results first?", text
