@@ -539,6 +539,10 @@ def _detector(name: str) -> tuple[Any, int, str]:
     return cv2.SIFT_create(nfeatures=5000), cv2.NORM_L2, ""
 
 
+#: Keypoints matched per block (between two cancel checks).
+_MATCH_BLOCK = 1024
+
+
 def _feature_transform(
     target: np.ndarray, moving: np.ndarray, options: AlignOptions
 ) -> tuple[np.ndarray, int, str]:
@@ -551,13 +555,20 @@ def _feature_transform(
     check_cancelled()
     if target_descriptors is None or moving_descriptors is None or len(target_points) < 3 or len(moving_points) < 3:
         raise RegistrationFailed("features: too few keypoints")
-    matches = cv2.BFMatcher(norm).knnMatch(moving_descriptors, target_descriptors, k=2)
-    # Lowe's ratio test keeps only distinctive matches.
-    good = [pair[0] for pair in matches if len(pair) == 2 and pair[0].distance < 0.75 * pair[1].distance]
+    matcher = cv2.BFMatcher(norm)
+    good: list[tuple[int, int]] = []  # (moving keypoint, target keypoint)
+    # Brute-force matching of thousands of keypoints takes a while: in blocks of query rows, with a
+    # cancel check between them (each row's nearest neighbours do not depend on the other rows).
+    for start in range(0, len(moving_descriptors), _MATCH_BLOCK):
+        check_cancelled()
+        block = matcher.knnMatch(moving_descriptors[start : start + _MATCH_BLOCK], target_descriptors, k=2)
+        # Lowe's ratio test keeps only distinctive matches.
+        good.extend((start + pair[0].queryIdx, pair[0].trainIdx) for pair in block
+                    if len(pair) == 2 and pair[0].distance < 0.75 * pair[1].distance)
     if len(good) < options.min_inliers:
         raise RegistrationFailed(f"features: only {len(good)} distinctive matches (need {options.min_inliers})")
-    source = np.float32([moving_points[m.queryIdx].pt for m in good])
-    destination = np.float32([target_points[m.trainIdx].pt for m in good])
+    source = np.float32([moving_points[query].pt for query, _ in good])
+    destination = np.float32([target_points[train].pt for _, train in good])
     threshold = 2.0
     if options.model == "homography":
         found, mask = cv2.findHomography(source, destination, cv2.RANSAC, threshold, maxIters=5000, confidence=0.999)

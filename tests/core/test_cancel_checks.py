@@ -99,6 +99,13 @@ def test_registration_checks_between_its_pyramid_levels() -> None:
     assert "align.py:_ecc_coarse_to_fine" in token.sites
 
 
+def test_feature_registration_checks_between_detection_and_matching() -> None:
+    token = RecordingToken()
+    run_to_completion(align_stack(_shifted_stack(), {"method": "features"}, token))
+    # Per registered pair: around each of the two detections, and before each block of matches.
+    assert token.sites.count("align.py:_feature_transform") >= 4 * 2
+
+
 def test_a_cancel_inside_the_registration_stops_the_alignment() -> None:
     token = RecordingToken(stop_at=lambda site: site == "align.py:_ecc_coarse_to_fine")
     with pytest.raises(Cancelled) as caught:
