@@ -11,6 +11,14 @@ result is on screen. Live latency: after a full ``sf`` fusion of a 2-frame colou
 from the change to the new result on screen (the 150 ms debounce included), next to the time the
 post-processing itself took in the worker.
 
+Cancel and quit (``--cancel``): on a ~1 MP stack (``--cancel-size``, ``--cancel-frames``; synthetic, with
+focus breathing so alignment has work), a run is cancelled at several moments of one stage — the
+alignment, an ``sf`` fusion, a deep method (``sesf``) — and the time from Cancel to the worker's
+end (the work stopping, not only the display) is recorded. Quit: a child process opens the window,
+starts the deep method, closes the window mid-run; the time from ``close()`` to the process's exit.
+
+    QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency --cancel
+
 Not a test: numbers depend on the machine and its load.
 """
 
@@ -120,6 +128,7 @@ def make_window(folder: Path) -> Any:
 
     window = MainWindow(AppSettings(folder / "settings.ini"), PresetStore(folder / "presets.json"))
     window.metrics_panel.auto.setChecked(False)  # measure the fusion, not the metrics competing for the CPU
+    window.confirm_discard = False  # scripted: closing must not ask about unexported results
     window.show()
     return window
 
@@ -221,6 +230,167 @@ def measure_live(size: int, repeats: int, cache: Path, scratch: Path) -> dict[st
     }
 
 
+#: (label, method, align, the progress stage during which Cancel is pressed)
+CANCEL_CASES = (
+    ("alignment", "sf", True, "align"),
+    ("sf fusion", "sf", False, "analysis"),
+    ("sesf (deep)", "sesf", False, "network"),
+)
+
+
+def _process_events_until(condition: Any, timeout_s: float) -> bool:
+    from PySide6.QtWidgets import QApplication
+
+    deadline = time.perf_counter() + timeout_s
+    while not condition():
+        if time.perf_counter() > deadline:
+            return False
+        QApplication.processEvents()
+        time.sleep(0.001)
+    return True
+
+
+def cancel_once(window: Any, stage: str, delay_s: float) -> dict[str, Any]:
+    """Fuse, wait ``delay_s`` into ``stage``, press Cancel; seconds until the worker has ended."""
+    seen: list[float] = []
+
+    def on_progress(event: Any) -> None:
+        if event.stage == stage and not seen:
+            seen.append(time.perf_counter())
+
+    window.fusion_runner.progressed.connect(on_progress)
+    started = time.perf_counter()
+    window.fuse()
+    reached = _process_events_until(lambda: bool(seen) or not window.fusion_runner.busy, 600)
+    window.fusion_runner.progressed.disconnect(on_progress)
+    if not reached or not seen:
+        raise RuntimeError(f"the run never reached the stage {stage!r}")
+    _process_events_until(lambda: time.perf_counter() >= seen[0] + delay_s or not window.fusion_runner.busy, 600)
+    if not window.fusion_runner.busy:
+        return {"finished_before_cancel": True, "run_seconds": round(time.perf_counter() - started, 2)}
+    pressed = time.perf_counter()
+    window.cancel_fusion()
+    hidden = time.perf_counter() - pressed
+    if not _process_events_until(lambda: window.fusion_runner.live_workers == 0, 120):
+        raise RuntimeError("the cancelled worker did not end within 120 s")
+    return {"into_stage_s": round(pressed - seen[0], 2), "ui_ms": round(hidden * 1000, 1),
+            "work_stopped_ms": round((time.perf_counter() - pressed) * 1000, 1)}
+
+
+def measure_cancel(frames: list[Path], repeats: int, scratch: Path) -> dict[str, Any]:
+    import subprocess
+
+    window = make_window(scratch)
+    window.open_paths([str(path) for path in frames])
+    _wait(window.stackLoaded, 600, window.jobFailed)
+    stack = window.loaded_stack
+    megapixels = stack.shape[0] * stack.shape[1] / 1e6
+    report: dict[str, Any] = {
+        "stack": f"{len(stack)} frames {stack.shape[1]}x{stack.shape[0]} ({megapixels:.2f} MP)",
+        "load_average": os.getloadavg()[0],
+        "cpus": os.cpu_count(),
+    }
+    for label, method, align, stage in CANCEL_CASES:
+        window.select_method(method)
+        window.set_alignment_mode("on" if align else "off")
+        cancel_once(window, stage, 0.05)  # warm-up: imports, weights, caches
+        samples = [cancel_once(window, stage, 0.1 + 0.3 * k) for k in range(repeats)]
+        stopped = [sample["work_stopped_ms"] for sample in samples if "work_stopped_ms" in sample]
+        report[label] = {
+            "method": method, "cancelled_during": stage, "samples": samples,
+            "median_work_stopped_ms": round(statistics.median(stopped), 1) if stopped else None,
+            "max_work_stopped_ms": max(stopped) if stopped else None,
+        }
+        print(json.dumps({label: report[label]}), flush=True)
+    window.close()
+    quits = []
+    folder = frames[0].parent
+    for _ in range(3):
+        child = subprocess.run(
+            [sys.executable, "-m", "benchmarks.gui_latency", "--quit-child", "sesf", str(folder)],
+            capture_output=True, text=True, timeout=600,
+        )
+        ended = time.time()
+        lines = [line for line in child.stdout.splitlines() if line.startswith("closing at ")]
+        if child.returncode != 0 or not lines:
+            raise RuntimeError(f"the quit child failed: {child.stderr.strip()[-500:]}")
+        quits.append(round((ended - float(lines[-1].split()[-1])) * 1000, 1))
+    report["quit during sesf"] = {"close_to_exit_ms": quits, "max_ms": max(quits)}
+    return report
+
+
+def measure_check_gaps(frames: list[Path]) -> dict[str, Any]:
+    """The longest stretch of work between two cancel checks of each case, run to the end without a
+    cancel: in wall time, and in the CPU time of the working thread (what the stretch costs on an
+    idle core; on a loaded machine the wall time is longer by the share of the CPU it gets)."""
+    from focusstudio.core.align import ALIGN_PARAMS, align_stack
+    from focusstudio.core.io import load_stack
+    from focusstudio.core.pipeline import run_fusion
+    from focusstudio.core.progress import CancelToken, run_to_completion
+
+    class Recording(CancelToken):
+        def __init__(self) -> None:
+            super().__init__()
+            self.marks: list[tuple[float, float, str]] = []
+
+        def raise_if_cancelled(self) -> None:
+            caller = sys._getframe(1)
+            if caller.f_code.co_name == "check_cancelled" and caller.f_back is not None:
+                caller = caller.f_back
+            site = f"{Path(caller.f_code.co_filename).name}:{caller.f_code.co_name}"
+            self.marks.append((time.perf_counter(), time.thread_time(), site))
+            super().raise_if_cancelled()
+
+    report: dict[str, Any] = {}
+    stack = load_stack(frames)
+    for label, method, align, _stage in CANCEL_CASES:
+        token = Recording()
+        token.marks.append((time.perf_counter(), time.thread_time(), "start"))
+        fused = stack
+        if align:
+            fused, _ = run_to_completion(align_stack(stack, ALIGN_PARAMS.resolve({}), token))
+            token.marks.append((time.perf_counter(), time.thread_time(), "aligned"))
+        else:
+            run_to_completion(run_fusion(fused, method, cancel=token))
+        token.marks.append((time.perf_counter(), time.thread_time(), "end"))
+        gaps = [(b[0] - a[0], b[1] - a[1], f"{a[2]} -> {b[2]}") for a, b in zip(token.marks, token.marks[1:])]
+        # The first stretch holds one-off costs (imports, weights) paid before a run is cancellable.
+        longest_wall = max(gaps[1:], key=lambda gap: gap[0])
+        longest_cpu = max(gaps[1:], key=lambda gap: gap[1])
+        report[label] = {
+            "checks": len(token.marks) - 2,
+            "run_s": round(token.marks[-1][0] - token.marks[0][0], 2),
+            "longest_gap_wall_ms": round(longest_wall[0] * 1000, 1),
+            "longest_gap_thread_cpu_ms": round(longest_cpu[1] * 1000, 1),
+            "longest_gap_at": longest_cpu[2],
+        }
+        print(json.dumps({f"gaps {label}": report[label]}), flush=True)
+    return report
+
+
+def quit_child(method: str, folder: Path) -> int:
+    """Open ``folder``, start ``method``, close the window 0.5 s into its network pass; prints the
+    moment of ``close()`` (time.time()) so the parent can time the process's exit."""
+    with tempfile.TemporaryDirectory() as scratch:
+        window = make_window(Path(scratch))
+        window.select_method(method)
+        window.set_alignment_mode("off")
+        window.open_paths([str(folder / name) for name in sorted(p.name for p in folder.glob("frame_*"))])
+        _wait(window.stackLoaded, 600, window.jobFailed)
+        seen: list[float] = []
+        window.fusion_runner.progressed.connect(lambda event: seen.append(time.perf_counter()) if
+                                                event.stage == "network" else None)
+        window.fuse()
+        _process_events_until(lambda: bool(seen) and time.perf_counter() > seen[0] + 0.5, 600)
+        print(f"closing at {time.time()}", flush=True)
+        window.close()
+    try:
+        from focusstudio.gui.app import exit_now
+    except ImportError:  # a tree from before exit_now (the baseline): the app returned from main
+        return 0
+    exit_now(0)  # as the app does once its last window has closed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiff16-2700x1800-20", choices=sorted(PRESETS))
@@ -230,12 +400,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/focusstudio-bench"))
     parser.add_argument("--skip-stalls", action="store_true", help="only measure live updates")
     parser.add_argument("--skip-live", action="store_true", help="only measure stalls")
+    parser.add_argument("--cancel", action="store_true", help="only measure cancel and quit latency")
+    parser.add_argument("--cancel-size", type=int, default=1155, help="frame width (height 3/4 of it)")
+    parser.add_argument("--cancel-frames", type=int, default=4)
+    parser.add_argument("--cancel-repeats", type=int, default=5, help="cancel moments per stage")
+    parser.add_argument("--quit-child", nargs=2, metavar=("METHOD", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     from focusstudio.gui.app import create_application
 
     create_application()
+    if args.quit_child:
+        return quit_child(args.quit_child[0], Path(args.quit_child[1]))
     report: dict[str, Any] = {}
+    if args.cancel:
+        spec = StackSpec(args.cancel_size, args.cancel_size * 3 // 4, args.cancel_frames, breathing=0.003)
+        frames, _ = build_stack(spec, args.cache)
+        report["cancel"] = {"check_gaps": measure_check_gaps(frames)}
+        with tempfile.TemporaryDirectory() as scratch:
+            report["cancel"].update(measure_cancel(frames, args.cancel_repeats, Path(scratch)))
+        print(json.dumps({"cancel": report["cancel"]}, indent=1), flush=True)
+        return 0
     with tempfile.TemporaryDirectory() as scratch:
         if not args.skip_live:
             report["live"] = measure_live(args.live_size, args.repeats, args.cache, Path(scratch))

@@ -3,8 +3,9 @@
     xvfb-run -s "-screen 0 1600x1000x24" python resources/make_screenshots.py [STACK] [--out DIR]
 
 States: empty window, stack loaded, fused with the decision-map overlay, live tuning (a
-post-processing change applied, overlay and wipe against a source frame), A/B comparison, and a
-handheld stack aligned before fusing (the Alignment tab). Every step goes
+post-processing change applied, overlay and wipe against a source frame), A/B comparison, the
+question asked before results never exported are discarded, and a handheld stack aligned before
+fusing (the Alignment tab). Every step goes
 through the real window and its workers; each picture is ``QWidget.grab()`` of the window.
 Runs with ``QT_QPA_PLATFORM=offscreen`` too (the default when no display is set).
 """
@@ -46,6 +47,25 @@ def _settle(ms: int = 600) -> None:
     loop = QEventLoop()
     QTimer.singleShot(ms, loop.quit)
     loop.exec()
+
+
+def question_shot(window: Any, path: Path) -> None:
+    """The question quitting asks with results never exported: the box the window shows
+    (``QMessageBox.question``, which is modal, so an equal box is shown without blocking)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from focusstudio.gui.dialogs import unexported_question
+
+    slots = window.unexported_slots()
+    title, text = unexported_question([(slot, window.results[slot].result.method) for slot in slots], "quitting")
+    buttons = QMessageBox.StandardButton
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons.Save | buttons.Discard | buttons.Cancel, window)
+    box.setDefaultButton(buttons.Save)
+    box.show()
+    _settle()
+    if not box.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    box.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         window.state.set_wipe_position(0.5)
         window.state.toggle_overlays()
         shot("05-compare-a-b")
+    question_shot(window, args.out / "07-unexported-question.png")
+    written.append(args.out / "07-unexported-question.png")
+    window.confirm_discard = False  # asked in the picture above; a script must not wait on it
     window.close()
     if args.aligned_stack is not None and args.aligned_stack.is_dir():
         # A handheld stack: registered before fusing, the Alignment tab with what was found, and
@@ -130,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         window.state.set_wipe_position(0.5)
         _settle(1500)
         shot("06-aligned-stack")
+        window.confirm_discard = False
         window.close()
     for path in written:
         print(path)

@@ -41,7 +41,14 @@ import numpy as np
 
 from focusstudio.core.errors import FocusStudioError, InputError, ParameterError
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import CancelToken, ProgressGen, ProgressRange, run_to_completion
+from focusstudio.core.progress import (
+    CancelToken,
+    ProgressGen,
+    ProgressRange,
+    cancel_scope,
+    check_cancelled,
+    run_to_completion,
+)
 from focusstudio.core.types import Stack
 
 MotionModel = Literal["translation", "similarity", "affine", "homography"]
@@ -469,6 +476,7 @@ def _ecc_coarse_to_fine(
     warp = np.linalg.matrix_power(_HALF, top) @ initial @ np.linalg.matrix_power(_DOUBLE, top)
     correlation = float("nan")
     for level in range(top, -1, -1):
+        check_cancelled()  # a level is one OpenCV call: the finest can take a good part of a second
         if level != top:
             warp = _DOUBLE @ warp @ _HALF
         rows = 3 if options.model == "homography" else 2
@@ -531,22 +539,36 @@ def _detector(name: str) -> tuple[Any, int, str]:
     return cv2.SIFT_create(nfeatures=5000), cv2.NORM_L2, ""
 
 
+#: Keypoints matched per block (between two cancel checks).
+_MATCH_BLOCK = 1024
+
+
 def _feature_transform(
     target: np.ndarray, moving: np.ndarray, options: AlignOptions
 ) -> tuple[np.ndarray, int, str]:
     """(moving→target matrix, RANSAC inliers, note) from keypoint matches; raises RegistrationFailed."""
     detector, norm, note = _detector(options.detector)
+    check_cancelled()
     target_points, target_descriptors = detector.detectAndCompute(_to_uint8(target), None)
+    check_cancelled()
     moving_points, moving_descriptors = detector.detectAndCompute(_to_uint8(moving), None)
+    check_cancelled()
     if target_descriptors is None or moving_descriptors is None or len(target_points) < 3 or len(moving_points) < 3:
         raise RegistrationFailed("features: too few keypoints")
-    matches = cv2.BFMatcher(norm).knnMatch(moving_descriptors, target_descriptors, k=2)
-    # Lowe's ratio test keeps only distinctive matches.
-    good = [pair[0] for pair in matches if len(pair) == 2 and pair[0].distance < 0.75 * pair[1].distance]
+    matcher = cv2.BFMatcher(norm)
+    good: list[tuple[int, int]] = []  # (moving keypoint, target keypoint)
+    # Brute-force matching of thousands of keypoints takes a while: in blocks of query rows, with a
+    # cancel check between them (each row's nearest neighbours do not depend on the other rows).
+    for start in range(0, len(moving_descriptors), _MATCH_BLOCK):
+        check_cancelled()
+        block = matcher.knnMatch(moving_descriptors[start : start + _MATCH_BLOCK], target_descriptors, k=2)
+        # Lowe's ratio test keeps only distinctive matches.
+        good.extend((start + pair[0].queryIdx, pair[0].trainIdx) for pair in block
+                    if len(pair) == 2 and pair[0].distance < 0.75 * pair[1].distance)
     if len(good) < options.min_inliers:
         raise RegistrationFailed(f"features: only {len(good)} distinctive matches (need {options.min_inliers})")
-    source = np.float32([moving_points[m.queryIdx].pt for m in good])
-    destination = np.float32([target_points[m.trainIdx].pt for m in good])
+    source = np.float32([moving_points[query].pt for query, _ in good])
+    destination = np.float32([target_points[train].pt for _, train in good])
     threshold = 2.0
     if options.model == "homography":
         found, mask = cv2.findHomography(source, destination, cv2.RANSAC, threshold, maxIters=5000, confidence=0.999)
@@ -617,6 +639,7 @@ def register_pair(
         except RegistrationFailed as error:
             reasons.append(str(error))
     if options.method in ("auto", "features"):
+        check_cancelled()
         try:
             matrix, inliers, note = _feature_transform(target, moving, options)
             notes = [note] if note else []
@@ -817,6 +840,7 @@ def estimate_alignment(
         return cv2.resize(image, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_AREA)
 
     yield progress.event("align", 0.0, f"aligning {count} frames to frame {reference}")
+    cancel.raise_if_cancelled()
     reference_small = small_grey(reference)
     small_matrices: dict[int, np.ndarray] = {reference: np.eye(3)}
     records: dict[int, dict[str, Any]] = {
@@ -831,6 +855,7 @@ def estimate_alignment(
         for index in range(reference + direction, count if direction > 0 else -1, direction):
             cancel.raise_if_cancelled()
             moving = small_grey(index)
+            cancel.raise_if_cancelled()  # decoding a frame can take as long as registering it
             if options.chain:
                 target_image, target_matrix = anchor_image, anchor_matrix
                 guess = np.eye(3)
@@ -841,7 +866,8 @@ def estimate_alignment(
                 guess = anchor_matrix
             name = stack.frames[index].name
             try:
-                pair = register_pair(target_image, moving, options, guess)
+                with cancel_scope(cancel):  # register_pair checks between its OpenCV calls
+                    pair = register_pair(target_image, moving, options, guess)
                 total = target_matrix @ pair.matrix
                 problem = implausibility(total, small_shape[1], small_shape[0], options)
                 if problem is not None:
@@ -863,6 +889,7 @@ def estimate_alignment(
                                   "correlation": pair.correlation, "inliers": pair.inliers}
                 anchor_index, anchor_image, anchor_matrix = index, moving, total
             if options.photometric and records[index]["status"] != "excluded":
+                cancel.raise_if_cancelled()
                 photometric[index] = _photometric_fit(reference_small, moving, small_matrices[index])
             done += 1
             record = records[index]

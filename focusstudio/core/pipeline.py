@@ -17,7 +17,14 @@ from focusstudio.core.device import is_out_of_memory, release_cached_gpu_memory
 from focusstudio.core.errors import FocusStudioError, MethodUnavailableError
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import get_method
-from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange, run_to_completion
+from focusstudio.core.progress import (
+    CancelToken,
+    ProgressEvent,
+    ProgressGen,
+    ProgressRange,
+    run_to_completion,
+    scoped,
+)
 from focusstudio.core.tiling import resolve_memory_limit
 from focusstudio.core.types import FusionResult, Stack
 
@@ -68,7 +75,8 @@ def run_fusion(
             tile_size=attempt_tile,
         )
         try:
-            result = yield from _run_stages(instance, resolved, stack, context, analysis)
+            # In scope: network passes, morphology and tile loops check the token between their steps.
+            result = yield from scoped(_run_stages(instance, resolved, stack, context, analysis), cancel)
         except Exception as error:  # only out-of-memory errors are retried, the rest re-raised
             if number + 1 == len(attempts) or not is_out_of_memory(error):
                 raise

@@ -2,12 +2,19 @@
 
 Long work in the core is a plain generator that yields :class:`ProgressEvent` objects and
 checks a :class:`CancelToken` between steps; the generator's return value is the result.
+
+Some steps are long without yielding (a network's forward pass, an ECC registration, a
+morphology pass per label) and sit deep below functions that take no token. They call
+:func:`check_cancelled`, which checks the token of the enclosing :func:`cancel_scope`:
+:func:`scoped` enters that scope around each step of a generator only while the step runs, so
+the scope never leaks to other work of the same thread while the generator is suspended.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -34,6 +41,46 @@ class CancelToken:
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
             raise Cancelled()
+
+
+class _Scopes(threading.local):
+    def __init__(self) -> None:
+        self.tokens: list[CancelToken] = []
+
+
+_scopes = _Scopes()
+
+
+@contextmanager
+def cancel_scope(token: CancelToken | None) -> Iterator[None]:
+    """Make ``token`` the one :func:`check_cancelled` checks in this thread (None: no change)."""
+    if token is None:
+        yield
+        return
+    tokens = _scopes.tokens
+    tokens.append(token)
+    try:
+        yield
+    finally:
+        tokens.pop()
+
+
+def check_cancelled() -> None:
+    """Raise :class:`Cancelled` when the token of the innermost :func:`cancel_scope` is set."""
+    tokens = _scopes.tokens
+    if tokens:
+        tokens[-1].raise_if_cancelled()
+
+
+def scoped(gen: Generator[ProgressEvent, None, T], token: CancelToken | None) -> Generator[ProgressEvent, None, T]:
+    """``gen`` with ``token`` in scope while each of its steps runs (see :func:`cancel_scope`)."""
+    while True:
+        with cancel_scope(token):
+            try:
+                event = next(gen)
+            except StopIteration as stop:
+                return stop.value
+        yield event
 
 
 @dataclass(frozen=True)

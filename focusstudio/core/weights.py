@@ -160,9 +160,29 @@ def load_method_network(method: str, override: str | Path | None = None) -> tupl
         check_digest(choice)
         if len(_CACHE) > 8:
             _CACHE.clear()
-        _CACHE[key] = load_network(method, choice.path)
+        network, kind = load_network(method, choice.path)
+        add_cancel_checks(network)
+        _CACHE[key] = (network, kind)
     network, kind = _CACHE[key]
     return network, choice, kind
+
+
+def _check_cancelled_hook(_module: Any, _inputs: Any) -> None:
+    from focusstudio.core.progress import check_cancelled
+
+    check_cancelled()
+
+
+def add_cancel_checks(network: Any) -> None:
+    """Check the cancel scope (:func:`focusstudio.core.progress.check_cancelled`) before every
+    layer: a forward pass over a megapixel frame takes seconds on a CPU, and a Cancel must not wait
+    for it. Outside a scope the check is a no-op; it never touches the arithmetic."""
+    modules = getattr(network, "modules", None)
+    if modules is None:
+        return
+    for module in modules():
+        if not any(True for _ in module.children()):
+            module.register_forward_pre_hook(_check_cancelled_hook)
 
 
 def weights_availability(method: str, override: str | Path | None = None) -> tuple[bool, str]:

@@ -1,4 +1,5 @@
-"""Small dialogs: preferences (device, live updates), the About text, the file-problem report."""
+"""Small dialogs: preferences (device, live updates), the About text, the file-problem report and
+the question asked before results that were never exported are discarded."""
 
 from __future__ import annotations
 
@@ -104,3 +105,19 @@ def problems_text(problems: Sequence[object], loaded: int) -> str:
             else "No frame could be loaded.")
     header = f"{len(problems)} file{'s' if len(problems) != 1 else ''} could not be used:"
     return "\n".join([header, *lines, "", tail])
+
+
+def unexported_question(results: Sequence[tuple[str, str]], action: str) -> tuple[str, str]:
+    """(title, text) of the question asked before ``action`` (e.g. "opening another stack")
+    discards results never exported; ``results`` are (slot, method) pairs."""
+    names = [f"result {slot} ({method})" for slot, method in results]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    one = len(names) == 1
+    verb, it, they = ("has", "it", "it") if one else ("have", "them", "they")
+    text = (
+        f"{listed[0].upper()}{listed[1:]} {verb} not been exported.\n\n"
+        f"Save exports {it} first, then goes on with {action}.\n"
+        f"Discard goes on without {it}: {they} will be lost.\n"
+        f"Cancel keeps {it} and goes back to the window."
+    )
+    return "Export the result first?" if len(names) == 1 else "Export the results first?", text

@@ -8,16 +8,17 @@ cancelling the old; results come back as frozen dataclasses and only then touch 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import qimage2ndarray
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QStandardPaths, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -53,7 +54,7 @@ from focusstudio.core.errors import FocusStudioError, ParameterError
 from focusstudio.core.methods.base import FusionMethod
 from focusstudio.core.progress import ProgressEvent
 from focusstudio.core.types import FusionMap, Stack
-from focusstudio.gui.dialogs import PreferencesDialog, about_html, problems_text
+from focusstudio.gui.dialogs import PreferencesDialog, about_html, problems_text, unexported_question
 from focusstudio.gui.jobs import (
     ExportOutcome,
     ExportRequest,
@@ -82,11 +83,19 @@ from focusstudio.gui.viewer import Viewer
 from focusstudio.gui.weights_panel import WeightsChooser
 from focusstudio.gui.workers import JobRunner
 
-#: Post-processing changes are applied this long after the last slider movement.
 if TYPE_CHECKING:
     from focusstudio.gui.training_wizard import TrainingWizard
 
+log = logging.getLogger(__name__)
+
+#: Post-processing changes are applied this long after the last slider movement.
 LIVE_DEBOUNCE_MS = 150
+#: Quitting waits at most this long for cancelled background work to reach its next cancel check
+#: (the core checks several times a second; the window must close within a second).
+QUIT_WAIT_MS = 800
+#: ...except for an export the user asked for: it finishes writing (a file cut short is never
+#: left behind, but neither should the export silently not happen).
+QUIT_EXPORT_WAIT_MS = 30_000
 #: Metrics wait until the result has been still this long (they would slow live updates).
 METRICS_DELAY_MS = 600
 #: Metrics are computed automatically only up to this many megapixels summed over the frames.
@@ -164,6 +173,13 @@ class MainWindow(QMainWindow):
         self._after_layer = RESULT_A
         self.last_live_latency_ms: float | None = None
         self._training_wizard: TrainingWizard | None = None
+        #: Ask before an action discards results never exported (scripted runs turn it off).
+        self.confirm_discard = True
+        #: The result of each slot as it was last exported (identity: a live update makes a new one).
+        self._exported_results: dict[str, FusionOutcome] = {}
+        self._export_jobs: dict[int, FusionOutcome] = {}
+        #: What to do once "Save" in the unexported-results question has exported everything.
+        self._after_export: Callable[[], object] | None = None
 
         self.fusion_runner = JobRunner("fusion", self)
         self.file_runner = JobRunner("files", self)
@@ -471,7 +487,10 @@ class MainWindow(QMainWindow):
         self.fusion_runner.cancelled.connect(lambda _job: self._on_fusion_cancelled())
         self.fusion_runner.busyChanged.connect(lambda _busy: self._update_enabled())
         self.file_runner.progressed.connect(self._on_file_progress)
+        self.file_runner.succeeded.connect(self._note_export_done)
         self.file_runner.succeeded.connect(lambda _job, outcome: self._on_file_job_done(outcome))
+        self.file_runner.failed.connect(lambda job, _message: self._note_export_failed(job))
+        self.file_runner.cancelled.connect(self._note_export_failed)
         self.file_runner.failed.connect(lambda _job, message: self._on_job_failed("Could not complete", message))
         self.file_runner.busyChanged.connect(lambda _busy: self._update_enabled())
         self.frame_runner.succeeded.connect(lambda _job, frame: self._on_frame_loaded(frame))
@@ -606,10 +625,16 @@ class MainWindow(QMainWindow):
         if paths:
             self.open_paths(paths, add=True)
 
-    def open_paths(self, paths: Sequence[str | Path], add: bool = False) -> int:
-        """Open ``paths`` (files and/or folders) in the background; ``add`` appends to the stack."""
+    def open_paths(self, paths: Sequence[str | Path], add: bool = False) -> int | None:
+        """Open ``paths`` (files and/or folders) in the background; ``add`` appends to the stack.
+
+        Opening another stack discards the results: when one was never exported the user is asked
+        first (None: the user kept the results, or is exporting them and the opening follows)."""
         paths = [str(p) for p in paths]
         add = add and self.loaded_stack is not None
+        if not add and not self.confirm_discard_results("opening another stack",
+                                                        partial(self.open_paths, paths, add)):
+            return None
         reference = self.loaded_stack.shape if add and self.loaded_stack is not None else None
         self._pending_add = add
         self.app_settings.last_directory = str(Path(paths[0]).parent if Path(paths[0]).is_file() else paths[0])
@@ -770,7 +795,9 @@ class MainWindow(QMainWindow):
         )
         self._show_busy("Starting", 0.0)
         self._live_running = False  # a full fusion: slider moves must not cancel it
-        return self.fusion_runner.start(partial(fusion_job, request))
+        job = self.fusion_runner.start(partial(fusion_job, request))
+        self._update_enabled()  # Fuse is off until it ends (a live update it replaced left it on)
+        return job
 
     def cancel_fusion(self) -> None:
         self._live_timer.stop()
@@ -938,6 +965,7 @@ class MainWindow(QMainWindow):
         self.stage_label.setText("Updating…")
         self._live_running = True
         self.fusion_runner.start(partial(fusion_job, request))
+        self._update_enabled()
 
     # ================================================================== display
     def _result_for_layer(self, key: str) -> FusionOutcome | None:
@@ -1189,13 +1217,13 @@ class MainWindow(QMainWindow):
         return self._result_for_layer(self.state.base) or self.results.get(self.target_slot()) or next(
             iter(self.results.values()), None)
 
-    def export_dialog(self, with_maps: bool = False) -> None:
-        outcome = self._export_outcome()
+    def export_dialog(self, with_maps: bool = False, slot: str | None = None) -> int | None:
+        outcome = self.results.get(slot) if slot else self._export_outcome()
         if outcome is None:
             self.statusBar().showMessage("Nothing to export yet: fuse first", 5000)
-            return
+            return None
         stem = Path(outcome.result.source_names[0]).stem if outcome.result.source_names else "result"
-        suggested = Path(self.app_settings.last_directory or ".") / f"{stem}_{outcome.result.method}.png"
+        suggested = self.export_folder(outcome) / f"{stem}_{outcome.result.method}.png"
         if outcome.result.source_dtype != "uint8":
             suggested = suggested.with_suffix(".tif")
         path, chosen_filter = QFileDialog.getSaveFileName(
@@ -1203,12 +1231,24 @@ class MainWindow(QMainWindow):
             "TIFF image (*.tif *.tiff)" if suggested.suffix == ".tif" else "PNG image (*.png)",
         )
         if not path:
-            return
+            return None
         target = Path(path)
         if not target.suffix:
             target = target.with_suffix(EXPORT_FILTERS.get(chosen_filter, ".png"))
         # The file dialog already asked before replacing an existing file; inputs stay protected.
-        self.export_to(target, with_maps=with_maps, overwrite=True)
+        return self.export_to(target, with_maps=with_maps, overwrite=True, slot=slot)
+
+    def export_folder(self, outcome: FusionOutcome) -> Path:
+        """The folder the export dialog offers: the last export folder, else Pictures, else home;
+        never a folder that holds the result's sources (a result saved among its frames would be
+        offered as a frame next time, and a folder of sources is not where results belong)."""
+        sources = {info.path.parent.resolve() for info in outcome.request.stack.frames if info.path is not None}
+        pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        candidates = [self.app_settings.last_export_directory, pictures, str(Path.home())]
+        for candidate in candidates:
+            if candidate and Path(candidate).is_dir() and Path(candidate).resolve() not in sources:
+                return Path(candidate)
+        return Path.home()
 
     def export_to(self, path: str | Path, with_maps: bool = False, overwrite: bool = False,
                   slot: str | None = None) -> int | None:
@@ -1228,7 +1268,9 @@ class MainWindow(QMainWindow):
             overwrite=overwrite,
         )
         self._show_busy("Saving", 0.0)
-        return self.file_runner.start(partial(export_job, request))
+        job = self.file_runner.start(partial(export_job, request))
+        self._export_jobs[job] = outcome
+        return job
 
     def _on_exported(self, outcome: ExportOutcome) -> None:
         self._hide_busy()
@@ -1238,7 +1280,7 @@ class MainWindow(QMainWindow):
         if outcome.notes:
             message += " — " + "; ".join(outcome.notes)
         self.statusBar().showMessage(message, 10000)
-        self.app_settings.last_directory = str(outcome.image.parent)
+        self.app_settings.last_export_directory = str(outcome.image.parent)
         self.exported.emit(outcome)
 
     # ================================================================== misc
@@ -1257,15 +1299,20 @@ class MainWindow(QMainWindow):
         self.metrics_runner.cancel()
         self._metrics_queue.clear()
         self.results.clear()
+        self._exported_results.clear()
         self.state.sync_maps({})
         self.metrics_panel.clear_all()
         self.state.set_wipe(False)
 
     def _update_enabled(self) -> None:
         can_fuse = (self._method is not None and self.loaded_stack is not None and len(self.active_indices) >= 2)
-        self.fuse_button.setEnabled(can_fuse)
-        self.fuse_action.setEnabled(can_fuse)
         busy = self.fusion_runner.busy
+        # A second Fuse during a run would silently throw the run away: Cancel first (a live
+        # post-processing update is not a run the user started, Fuse replaces it).
+        running = busy and not self._live_running
+        self.fuse_button.setEnabled(can_fuse and not running)
+        self.fuse_action.setEnabled(can_fuse and not running)
+        self.fuse_button.setToolTip("A fusion is running: Cancel it first" if running else "")
         self.cancel_button.setEnabled(busy)
         self.cancel_action.setEnabled(busy)
         has_result = bool(self.results)
@@ -1333,16 +1380,80 @@ class MainWindow(QMainWindow):
         if self.results:
             self.statusBar().showMessage("Weights changed: press Fuse to update the result", 6000)
 
-    def shutdown(self) -> None:
-        """Stop every background job (called when the window closes)."""
+    def shutdown(self, timeout_ms: int = QUIT_WAIT_MS) -> bool:
+        """Cancel every background job and wait at most ``timeout_ms`` for them to stop (called when
+        the window closes; the core checks for a cancel several times a second). False when work
+        was still running then: it stops at its next check, the window does not wait for it."""
         if self._training_wizard is not None:
-            self._training_wizard.shutdown()
+            self._training_wizard.shutdown()  # training writes its checkpoint first: it may wait
         self._live_timer.stop()
         self._metrics_timer.stop()
-        for runner in (self.fusion_runner, self.file_runner, self.frame_runner, self.metrics_runner):
-            runner.shutdown()
+        self._after_export = None
+        exporting = self.file_runner.busy and self.file_runner.current_job in self._export_jobs
+        for runner in (self.fusion_runner, self.frame_runner, self.metrics_runner):
+            runner.stop_all()
+        if exporting:
+            timeout_ms = max(timeout_ms, QUIT_EXPORT_WAIT_MS)
+        else:
+            self.file_runner.stop_all()
+        done = bool(QThreadPool.globalInstance().waitForDone(timeout_ms))
+        if not done:
+            log.warning("background work did not stop within %d ms of the window closing", timeout_ms)
+        return done
+
+    # ================================================================== unexported results
+    def unexported_slots(self) -> list[str]:
+        """The slots whose current result was never exported (a live update makes a new result)."""
+        return [slot for slot in SLOTS
+                if slot in self.results and self._exported_results.get(slot) is not self.results[slot]]
+
+    def confirm_discard_results(self, action: str, repeat: Callable[[], object]) -> bool:
+        """True when ``action`` may discard the results: all exported, or the user chose Discard.
+
+        Save exports each unexported result (a file dialog each, one after the other) and then
+        calls ``repeat`` (the action again); Cancel, or closing a file dialog, does nothing."""
+        unexported = self.unexported_slots()
+        if not unexported or not self.confirm_discard:
+            return True
+        title, text = unexported_question([(slot, self.results[slot].result.method) for slot in unexported], action)
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(self, title, text, buttons.Save | buttons.Discard | buttons.Cancel,
+                                      buttons.Save)
+        if answer == buttons.Discard:
+            return True
+        if answer == buttons.Save:
+            self._after_export = repeat
+            self._export_next_unexported()
+        return False
+
+    def _export_next_unexported(self) -> None:
+        unexported = self.unexported_slots()
+        if not unexported:
+            repeat, self._after_export = self._after_export, None
+            if repeat is not None:
+                repeat()
+            return
+        if self.export_dialog(slot=unexported[0]) is None:
+            self._after_export = None  # the user closed the file dialog: stay
+
+    def _note_export_done(self, job: int, outcome: object) -> None:
+        exported = self._export_jobs.pop(job, None)
+        if exported is None or not isinstance(outcome, ExportOutcome):
+            return
+        slot = exported.request.slot
+        if self.results.get(slot) is exported:
+            self._exported_results[slot] = exported
+        if self._after_export is not None:
+            QTimer.singleShot(0, self._export_next_unexported)
+
+    def _note_export_failed(self, job: int) -> None:
+        if self._export_jobs.pop(job, None) is not None:
+            self._after_export = None  # the failure was shown; the action waits for the user
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.confirm_discard_results("quitting", self.close):
+            event.ignore()
+            return
         self.app_settings.save_window(QByteArray(self.saveGeometry()), QByteArray(self.saveState()))
         if self._method is not None:
             self.app_settings.last_method = self._method.name

@@ -92,6 +92,15 @@ class AppSettings:
     def last_directory(self, path: str) -> None:
         self._settings.setValue("paths/last_directory", path)
 
+    @property
+    def last_export_directory(self) -> str:
+        """Where the last result was exported (kept apart from the folder stacks are opened from)."""
+        return str(self._settings.value("paths/last_export_directory", ""))
+
+    @last_export_directory.setter
+    def last_export_directory(self, path: str) -> None:
+        self._settings.setValue("paths/last_export_directory", path)
+
     # ------------------------------------------------------------------ window layout
     def window_geometry(self) -> QByteArray | None:
         value = self._settings.value("window/geometry", None)

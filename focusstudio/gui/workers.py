@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 from superqt.utils import GeneratorWorker
 
 from focusstudio.core.errors import FocusStudioError
-from focusstudio.core.progress import Cancelled, CancelToken, ProgressEvent
+from focusstudio.core.progress import Cancelled, CancelToken, ProgressEvent, scoped
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class JobError(Exception):
 
 def _guarded(factory: JobFactory, token: CancelToken) -> Generator[ProgressEvent, None, Any]:
     try:
-        return (yield from factory(token))
+        # The token in scope: core code below functions that take no token can still stop early.
+        return (yield from scoped(factory(token), token))
     except Cancelled:
         raise
     except Exception as error:  # every failure must reach the main thread as a message
@@ -173,6 +174,14 @@ class JobRunner(QObject):
         self._stop_current()
         self.cancelled.emit(job_id)
         self.busyChanged.emit(False)
+
+    def stop_all(self) -> None:
+        """Cancel the current job and ask every live worker to stop, without waiting."""
+        if self._current_id is not None:
+            self._stop_current()
+            self.busyChanged.emit(False)
+        for worker, _relay in list(self._live.values()):
+            worker.quit()
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Cancel everything and wait for the pool (used when the window closes)."""

@@ -126,6 +126,9 @@ def make_window(qtbot: object, settings_file: Path, tmp_path: Path) -> Iterator[
     def make(method: str = fakes.FakeMethod.name) -> MainWindow:
         window = MainWindow(AppSettings(settings_file), PresetStore(tmp_path / "presets.json"))
         qtbot.addWidget(window)  # type: ignore[attr-defined]
+        # pytest-qt closes the window after the test: results must then go without a question. The
+        # tests of that question (test_window_trust.py) turn it back on.
+        window.confirm_discard = False
         if method:
             window.select_method(method)
         window.show()

@@ -20,6 +20,7 @@ from focusstudio.core.io.formats import (
     is_raw_name,
 )
 from focusstudio.core.io.readers import decode_frame, probe_image
+from focusstudio.core.io.sidecars import is_focusstudio_output, sidecar_path
 from focusstudio.core.types import FrameInfo, Stack
 
 #: How many names a note lists before it says "and N more".
@@ -46,9 +47,11 @@ def _plural(count: int, word: str) -> str:
 def list_folder_images(folder: str | Path) -> tuple[list[Path], list[str]]:
     """The image files of ``folder`` in natural order, and notes about what was left out.
 
-    Hidden files (``.DS_Store``, macOS ``._IMG_1.jpg``), sub-folders and files whose extension
-    is not an image format are skipped and named in the notes. When every RAW file has a
-    developed twin with the same name (camera RAW+JPEG shooting), the twins are used.
+    Hidden files (``.DS_Store``, macOS ``._IMG_1.jpg``), sub-folders, files whose extension
+    is not an image format and FocusStudio's own results (an image with our JSON sidecar next
+    to it, :func:`~focusstudio.core.io.sidecars.is_focusstudio_output`) are skipped and named in
+    the notes. When every RAW file has a developed twin with the same name (camera RAW+JPEG
+    shooting), the twins are used.
     """
     folder = Path(folder)
     try:
@@ -67,7 +70,17 @@ def list_folder_images(folder: str | Path) -> tuple[list[Path], list[str]]:
             images.append(entry)
         else:
             skipped.append(entry.name)
+    images, results = _without_our_results(images)
+    if results:
+        # Their sidecars are accounted for by this note, not listed again as "not images".
+        sidecars = {sidecar_path(path).name for path in results}
+        skipped = [name for name in skipped if name not in sidecars]
     notes: list[str] = []
+    if results:
+        notes.append(
+            f"Skipped {_plural(len(results), 'FocusStudio result')} (a .json sidecar beside it says so): "
+            f"{_name_list([path.name for path in results])}"
+        )
     if skipped:
         what = "that is not an image" if len(skipped) == 1 else "that are not images"
         notes.append(f"Skipped {_entries(len(skipped))} {what}: {_name_list(skipped)}")
@@ -77,6 +90,15 @@ def list_folder_images(folder: str | Path) -> tuple[list[Path], list[str]]:
     if raw_note:
         notes.append(raw_note)
     return natural_sorted(images), notes
+
+
+def _without_our_results(images: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(frames, FocusStudio results) of ``images``."""
+    frames: list[Path] = []
+    results: list[Path] = []
+    for path in images:
+        (results if is_focusstudio_output(path) else frames).append(path)
+    return frames, results
 
 
 def _entries(count: int) -> str:

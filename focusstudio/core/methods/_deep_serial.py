@@ -35,7 +35,7 @@ from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.ops.morphology import small_region_removal
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange
 from focusstudio.core.types import FusionMap, FusionResult, Stack
-from focusstudio.core.weights import WeightsChoice, check_digest, resolve_weights
+from focusstudio.core.weights import WeightsChoice, add_cancel_checks, check_digest, resolve_weights
 
 if TYPE_CHECKING:
     import torch
@@ -105,6 +105,7 @@ def load_checkpoint_network(
     network = build(arch)
     fit_state_dict(network, state, method, choice.path)
     network.eval()
+    add_cancel_checks(network)
     loaded = LoadedNetwork(network, choice, kind, arch)
     if len(_CACHE) >= 6:
         _CACHE.clear()

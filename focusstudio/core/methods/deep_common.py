@@ -24,7 +24,7 @@ from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.tiling import Tile, fits_untiled, plan_tiles, tile_edge
 from focusstudio.core.ops.box import box_sum
-from focusstudio.core.progress import CancelToken
+from focusstudio.core.progress import CancelToken, check_cancelled
 from focusstudio.core.types import Stack
 
 # torch and the architecture load on first use (see focusstudio.core.lazy).
@@ -155,6 +155,7 @@ class FastEncoder:
         into such a buffer run ~3× slower than dense ones."""
         parts: list[torch.Tensor] = []
         for i in range(len(self.blocks)):
+            check_cancelled()  # a block of a megapixel frame is a good part of a second on a CPU
             rectified = self._first_conv_relu(x) if i == 0 else self._dense_conv_relu(parts, i)
             bn_scale, bn_shift = self.bn_affine[i]
             if channel_scales is None:
@@ -205,6 +206,7 @@ class FastEncoder:
                 torch.cat(self._channels_last_parts(current, scales_n), dim=1, out=buffer)
                 continue
             for i, (_, se) in enumerate(self.blocks):
+                check_cancelled()
                 target = buffer[:, i * self.width : (i + 1) * self.width]
                 scales = None if channel_scales is None else channel_scales[i][n : n + 1]
                 normalised = self._block(current, i)
@@ -222,6 +224,7 @@ class FastEncoder:
         current = x
         outputs: list[torch.Tensor] = []
         for i in range(layer + 1):
+            check_cancelled()
             normalised = self._block(current, i)
             if i == layer:
                 return normalised[:, :, core[0], core[1]].sum(dim=(2, 3), dtype=torch.float64)
@@ -237,6 +240,7 @@ class FastEncoder:
         layout conversions they took half of a tiled GACN fusion)."""
         parts: list[torch.Tensor] = []
         for i in range(layer + 1):
+            check_cancelled()
             rectified = self._first_conv_relu(x) if i == 0 else self._dense_conv_relu(parts, i)
             bn_scale, bn_shift = self.bn_affine[i]
             if i == layer:
@@ -419,6 +423,7 @@ def gradient_energy_difference(features_a: Features, features_b: Features | None
     buffers: tuple[torch.Tensor, torch.Tensor] | None = None
     energy: torch.Tensor | None = None
     for start in range(0, height, BAND_ROWS):
+        check_cancelled()
         stop = min(start + BAND_ROWS, height)
         offset = 0
         for k, part_a in enumerate(parts_a):
@@ -454,6 +459,7 @@ def squared_gradient_energy(
     else:
         out = torch.empty_like(features)  # keeps a channels-last layout
     for start in range(0, height, BAND_ROWS):
+        check_cancelled()
         stop = min(start + BAND_ROWS, height)
         energy = _energy_rows(features, start, stop)
         if minus is not None:

@@ -57,7 +57,7 @@ from focusstudio.core.ops.morphology import (
     small_region_removal_labels,
 )
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressEvent, ProgressGen, run_to_completion
+from focusstudio.core.progress import ProgressEvent, ProgressGen, check_cancelled, run_to_completion
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 from focusstudio.core.weights import load_method_network
 
@@ -186,6 +186,7 @@ def label_opening(index: np.ndarray, radius: int) -> np.ndarray:
     best_count = np.zeros(index.shape, dtype=np.float32)
     best_label = index.copy()
     for label in labels:
+        check_cancelled()  # an opening and a disk filter per label over the whole map
         opened = binary_opening(index == label, radius)
         kept |= opened
         count = cv2.filter2D(opened.astype(np.float32), -1, footprint, borderType=cv2.BORDER_CONSTANT)

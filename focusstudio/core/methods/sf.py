@@ -55,7 +55,7 @@ from focusstudio.core.ops.morphology import (
 )
 from focusstudio.core.ops.spatial_frequency import squared_differences_np
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressGen
+from focusstudio.core.progress import ProgressGen, check_cancelled
 from focusstudio.core.tiling import BoundedGuidedFilter, compute_tiled, operation_budget
 from focusstudio.core.types import FusionMap, FusionResult, Stack
 
@@ -161,6 +161,7 @@ def verify_labels(index: np.ndarray, params: dict[str, Any]) -> np.ndarray:
     radius = params["morphology_radius"]
     if params["use_morphology"] and radius > 0:
         for label in np.unique(result):
+            check_cancelled()  # an opening and a distance transform per label
             open_label(result, int(label), radius)
     if params["use_srr"]:
         result = small_region_removal_labels(result, params["area_fraction"])

@@ -9,7 +9,7 @@ from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 
-from focusstudio.core.progress import CancelToken
+from focusstudio.core.progress import CancelToken, check_cancelled
 from focusstudio.core.types import Stack
 
 
@@ -92,6 +92,7 @@ def iter_compose_weights(
         if cancel is not None:
             cancel.raise_if_cancelled()
         weight = np.asarray(get(i), dtype=np.float32)
+        check_cancelled()  # the weight (a guided filter) and the decoding each take a while
         frame = stack.load(i)
         if accumulated is None:
             accumulated = _expand(weight, frame) * frame

@@ -11,6 +11,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from focusstudio.core.progress import check_cancelled
+
 
 def disk(radius: int) -> np.ndarray:
     """A true disk footprint: x² + y² ≤ r² (r=5 → 81 pixels; not OpenCV's ellipse)."""
@@ -97,6 +99,7 @@ def small_region_removal_labels(
     for _ in range(4):  # a few passes: a relabelled region can join a neighbour that was small too
         changed = False
         for label in np.unique(result):
+            check_cancelled()  # one connected-components pass per label over the whole map
             mask = (result == label).astype(np.uint8)
             count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=connectivity)
             for component in range(1, count):
