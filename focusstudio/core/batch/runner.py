@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from focusstudio.core.batch.sources import StackSpec
 from focusstudio.core.errors import FocusStudioError, InputError, OutputError
@@ -45,6 +45,13 @@ __all__ = [
 #: Output names: ``{stack}`` (the stack's name), ``{method}``, ``{index}`` (1-based position).
 DEFAULT_TEMPLATE = "{stack}_{method}.tif"
 Status = Literal["done", "skipped", "failed"]
+
+
+class AnalysisProvider(Protocol):
+    """Computes a method's analysis of an opened stack elsewhere (tiles on a cluster)."""
+
+    def __call__(self, spec: StackSpec, stack: Any, method: str, params: dict[str, Any],
+                 align: Mapping[str, Any] | None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -253,9 +260,11 @@ def run_stack(
     index: int = 1,
     cancel: CancelToken | None = None,
     analysis: Any = None,
+    analysis_provider: AnalysisProvider | None = None,
 ) -> ProgressGen[StackOutcome]:
-    """Fuse one stack; progress events span [0, 1] of this stack. ``analysis``: a precomputed
-    analysis of the method (e.g. gathered from tiles on a cluster), so only the finish runs here.
+    """Fuse one stack; progress events span [0, 1] of this stack. ``analysis`` (a precomputed analysis
+    of the method) or ``analysis_provider`` (called with the opened stack, e.g. to compute it in tiles
+    on a cluster) leave only the finish to run here.
 
     Bad input, settings or outputs give a ``failed`` outcome with the one-line reason;
     :class:`~focusstudio.core.progress.Cancelled` and KeyboardInterrupt propagate.
@@ -265,7 +274,7 @@ def run_stack(
     peak_memory_reset()
     outcome = StackOutcome(spec.name, "failed", worker=_worker_label())
     try:
-        result = yield from _fuse_and_write(spec, settings, index, cancel, outcome, analysis)
+        result = yield from _fuse_and_write(spec, settings, index, cancel, outcome, analysis, analysis_provider)
         outcome.status = result
     except FocusStudioError as error:
         outcome.reason = str(error)
@@ -282,12 +291,27 @@ def run_stack(
     return outcome
 
 
+def open_stack(
+    spec: StackSpec, settings: BatchSettings, align: Mapping[str, Any] | None, aligned: bool
+) -> tuple[Any, Any]:
+    """The stack's frames, with the saved registration applied when the batch has one: the same
+    (stack, alignment) wherever it is opened, so tiles fanned out to workers see the client's frames."""
+    from focusstudio.core.align import apply_alignment, load_alignment
+    from focusstudio.core.io import load_stack
+
+    stack = load_stack(list(spec.inputs), allow_size_mismatch=aligned)
+    if settings.alignment_file is None:
+        return stack, None
+    alignment = load_alignment(settings.alignment_file)
+    crop = bool(align.get("crop", True)) if align else True
+    return apply_alignment(stack, alignment, crop=crop), alignment
+
+
 def _fuse_and_write(
     spec: StackSpec, settings: BatchSettings, index: int, cancel: CancelToken, outcome: StackOutcome,
-    analysis: Any,
+    analysis: Any, analysis_provider: AnalysisProvider | None,
 ) -> ProgressGen[Status]:
-    from focusstudio.core.align import align_by_default, align_stack, apply_alignment, load_alignment
-    from focusstudio.core.io import load_stack
+    from focusstudio.core.align import align_by_default, align_stack
     from focusstudio.core.pipeline import run_fusion
 
     resolved = _resolve(spec, settings, index)
@@ -307,24 +331,26 @@ def _fuse_and_write(
         why = "was made from other settings or older inputs" if state == "stale" else "was not written by a batch"
         raise OutputError(f"already exists and {why}; pass --force to replace it", resolved.output)
     yield ProgressEvent("loading", 0.0, spec.name)
-    stack = load_stack(list(spec.inputs), allow_size_mismatch=aligned)
+    stack, alignment = open_stack(spec, settings, resolved.align, aligned)
     outcome.frames = len(stack)
     protected = [frame.path for frame in stack.frames if frame.path is not None]
     if resolved.output.resolve() in {Path(path).resolve() for path in protected}:
         raise OutputError("is one of the stack's inputs; choose another output template", resolved.output)
-    alignment = None
     fusion_range = ProgressRange(0.0, 0.95)
-    if settings.alignment_file is not None:
-        alignment = load_alignment(settings.alignment_file)
-        crop = bool(resolved.align.get("crop", True)) if resolved.align else True
-        stack = apply_alignment(stack, alignment, crop=crop)
-        outcome.alignment = _alignment_summary(alignment, Path(settings.alignment_file))
+    if alignment is not None:
+        outcome.alignment = _alignment_summary(alignment, settings.alignment_file)
     elif wanted_alignment:
         stack, alignment = yield from align_stack(stack, resolved.align, cancel, ProgressRange(0.0, 0.3))
         outcome.alignment = _alignment_summary(alignment, None)
         fusion_range = ProgressRange(0.3, 0.95)
     height, width = stack.shape
     outcome.size = f"{width}x{height}"
+    if analysis_provider is not None:
+        if wanted_alignment and settings.alignment_file is None:
+            raise InputError("tiles fanned out to workers need --no-align or a saved --alignment FILE "
+                             "(save one with 'focusstudio fuse --maps DIR')", spec.name)
+        yield ProgressEvent("analysis", 0.05, f"{spec.name}: tiles on the cluster")
+        analysis = analysis_provider(spec, stack, resolved.method, resolved.params, resolved.align)
     generator = run_fusion(
         stack, resolved.method, resolved.params, device=settings.device, cancel=cancel, weights=settings.weights,
         memory_limit=settings.memory_limit, tile_size=settings.tile_size, analysis=analysis,
