@@ -132,7 +132,7 @@ def test_template_colliding_names_are_refused_before_any_work(tmp_path: Path) ->
 
 
 def test_manifest_and_pattern_discovery(tmp_path: Path) -> None:
-    root = write_stacks(tmp_path / "root", count=2, broken=None)
+    write_stacks(tmp_path / "root", count=2, broken=None)
     manifest = tmp_path / "stacks.csv"
     manifest.write_text("stack,inputs,method,sf_radius,output\n"
                         "first,root/s0,,3,\n"
