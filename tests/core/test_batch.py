@@ -4,6 +4,7 @@ complete outputs, resume after an interruption, the output policy, saved alignme
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -198,6 +199,18 @@ def test_cli_batch_exit_codes_and_workers(tmp_path: Path, capsys: pytest.Capture
     report = json.loads(capsys.readouterr().out)
     assert (report["done"], report["failed"]) == (3, 1)
     assert outputs(parallel) == outputs(single)
+    # A parallel re-run decides the skips itself: only the failed stack goes to a worker again.
+    assert main(["batch", str(root), "-o", str(parallel), "--no-align", "--workers", "2", "--json"]) == 1
+    rerun = json.loads(capsys.readouterr().out)
+    assert [s["status"] for s in rerun["stacks"]] == ["skipped", "skipped", "skipped", "failed"]
+    assert {s["worker"] for s in rerun["stacks"][:3]} == {f"pid {os.getpid()}"}
+    assert rerun["stacks"][3]["worker"] != f"pid {os.getpid()}"
+    # {index} is the stack's position in the whole batch, whichever runner fused it.
+    named = tmp_path / "named"
+    assert main(["batch", str(root), "-o", str(named), "--no-align", "--workers", "2", "--quiet",
+                 "--template", "{index}_{stack}.png"]) == 1
+    assert sorted(p.name for p in named.glob("*.png")) == ["1_s0.png", "2_s1.png", "3_s2.png"]
+    capsys.readouterr()
     # Bad batch-level input: exit 2, one line.
     assert main(["batch", str(tmp_path / "missing"), "-o", str(single)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0

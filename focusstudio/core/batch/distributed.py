@@ -175,7 +175,8 @@ def tiled_analysis_on(client: Any, tile_edge: int, settings: BatchSettings, retr
 
 # ----------------------------------------------------------------------------- the batch
 def run_on_dask(
-    specs: Sequence[StackSpec],
+    items: Sequence[tuple[int, StackSpec]],
+    total: int,
     settings: BatchSettings,
     scheduler: str | None,
     workers: int,
@@ -183,29 +184,30 @@ def run_on_dask(
     retries: int,
     cancel: CancelToken,
 ) -> ProgressGen[None]:
-    """One task per stack (or, with ``split_tiles``, each stack in turn with its analysis in tiles);
-    yields the engine's StackStarted/StackDone events."""
+    """One task per stack of ``items`` ((position in the batch, spec) pairs), or with ``split_tiles``
+    each stack in turn with its analysis in tiles; yields the engine's StackStarted/StackDone events."""
     from focusstudio.core.batch.engine import StackDone, StackStarted, _label, _outcome_of
 
     distributed = _import_distributed()
     client, cluster = _connect(scheduler, max(workers, 1))
-    total = len(specs)
+    count = len(items)
+    names = dict(items)
     try:
         if split_tiles is not None:
             if split_tiles < 64:
                 raise FocusStudioError(f"--split-tiles must be at least 64 pixels, got {split_tiles}")
             provider = tiled_analysis_on(client, split_tiles, settings, retries)
-            for position, spec in enumerate(specs):
+            for number, (position, spec) in enumerate(items):
                 cancel.raise_if_cancelled()
                 label = _label(position, total, spec.name)
-                yield StackStarted("stack", position / total, label, position=position)
+                yield StackStarted("stack", number / count, label, position=position)
                 outcome = run_to_completion(run_stack(spec, settings, position + 1, cancel,
                                                       analysis_provider=provider))
-                yield StackDone("stack", (position + 1) / total, f"{label}: {outcome.status}", position, outcome)
+                yield StackDone("stack", (number + 1) / count, f"{label}: {outcome.status}", position, outcome)
             return
         token = secrets.token_hex(4)
         pending: dict[Any, int] = {}
-        for position, spec in enumerate(specs):
+        for position, spec in items:
             future = client.submit(_stack_task, spec, settings, position + 1, retries=retries, pure=False,
                                    key=f"stack-{position}-{token}")
             pending[future] = position
@@ -222,9 +224,9 @@ def run_on_dask(
             for future in done:
                 position = pending.pop(future)
                 finished += 1
-                outcome = _outcome_of(future, specs[position].name, _describe_failure)
-                label = _label(position, total, specs[position].name)
-                yield StackDone("stack", finished / total, f"{label}: {outcome.status}", position, outcome)
+                outcome = _outcome_of(future, names[position].name, _describe_failure)
+                label = _label(position, total, names[position].name)
+                yield StackDone("stack", finished / count, f"{label}: {outcome.status}", position, outcome)
     finally:
         client.close()
         if cluster is not None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from focusstudio.core.batch.runner import (
     output_path_for,
     run_stack,
     run_stack_blocking,
+    skip_if_current,
     with_memory_share,
 )
 from focusstudio.core.batch.sources import StackSpec
@@ -35,8 +37,7 @@ __all__ = ["REPORT_NAME", "BatchReport", "StackDone", "StackStarted", "check_pla
 
 #: The run report's file names in the output folder (``.json`` and ``.csv``).
 REPORT_NAME = "batch-report"
-_CSV_COLUMNS = ("stack", "status", "output", "seconds", "peak_mib", "frames", "size", "alignment", "worker",
-                "attempts", "reason")
+_CSV_COLUMNS = ("stack", "status", "output", "seconds", "peak_mib", "frames", "size", "alignment", "worker", "reason")
 
 
 @dataclass(frozen=True)
@@ -172,18 +173,21 @@ def run_batch(
         from focusstudio.core.batch.distributed import run_on_dask
 
         runner = f"dask {scheduler}" if scheduler else f"dask LocalCluster, {workers} workers"
-        report = BatchReport(root, str(settings.output_dir), settings.method, runner)
-        steps = run_on_dask(specs, settings, scheduler, workers, split_tiles, retries, cancel)
+        steps_for: RunnerSteps = partial(
+            run_on_dask, settings=settings, scheduler=scheduler, workers=workers, split_tiles=split_tiles,
+            retries=retries, cancel=cancel)
     elif workers > 1:
-        report = BatchReport(root, str(settings.output_dir), settings.method, f"local, {workers} workers")
-        steps = _run_in_processes(specs, with_memory_share(settings, workers), workers, cancel)
+        runner = f"local, {workers} workers"
+        steps_for = partial(_run_in_processes, settings=with_memory_share(settings, workers), workers=workers,
+                            cancel=cancel)
     else:
-        report = BatchReport(root, str(settings.output_dir), settings.method, "local")
-        steps = _run_in_turn(specs, settings, cancel)
+        runner = "local"
+        steps_for = partial(_run_in_turn, settings=settings, cancel=cancel)
+    report = BatchReport(root, str(settings.output_dir), settings.method, runner)
     started = time.perf_counter()
     outcomes: dict[int, StackOutcome] = {}
     try:
-        for event in steps:
+        for event in _skipping_current(specs, settings, steps_for, parallel=runner != "local"):
             if isinstance(event, StackDone) and event.outcome is not None:
                 outcomes[event.position] = event.outcome
                 report.outcomes = [outcomes[key] for key in sorted(outcomes)]
@@ -198,12 +202,47 @@ def run_batch(
     return report
 
 
-def _run_in_turn(specs: Sequence[StackSpec], settings: BatchSettings, cancel: CancelToken) -> ProgressGen[None]:
+#: The stacks a runner gets: (position in the whole batch, spec).
+Items = Sequence[tuple[int, StackSpec]]
+RunnerSteps = Callable[[Items, int], ProgressGen[None]]
+
+
+def _skipping_current(
+    specs: Sequence[StackSpec], settings: BatchSettings, steps_for: RunnerSteps, parallel: bool
+) -> ProgressGen[None]:
+    """Run ``steps_for`` on the stacks that are not complete and current. For a parallel run those are
+    found here first, so a re-run starts no worker (and no cluster) for stacks it would skip."""
     total = len(specs)
-    for position, spec in enumerate(specs):
+    items = list(enumerate(specs))
+    if parallel:
+        remaining = []
+        for position, spec in items:
+            outcome = skip_if_current(spec, settings, position + 1)
+            if outcome is None:
+                remaining.append((position, spec))
+            else:
+                yield StackDone("stack", 0.0, f"{_label(position, total, spec.name)}: skipped", position, outcome)
+        items = remaining
+    if not items:
+        return
+    skipped = total - len(items)
+    for event in steps_for(items, total):
+        # The runner's fraction is over its own stacks; the skipped ones count as done.
+        fraction = (skipped + event.fraction * len(items)) / total
+        if isinstance(event, StackDone):
+            yield StackDone(event.stage, fraction, event.message, event.position, event.outcome)
+        elif isinstance(event, StackStarted):
+            yield StackStarted(event.stage, fraction, event.message, position=event.position)
+        else:
+            yield ProgressEvent(event.stage, fraction, event.message)
+
+
+def _run_in_turn(items: Items, total: int, settings: BatchSettings, cancel: CancelToken) -> ProgressGen[None]:
+    count = len(items)
+    for number, (position, spec) in enumerate(items):
         cancel.raise_if_cancelled()
         label = _label(position, total, spec.name)
-        yield StackStarted("stack", position / total, label, position=position)
+        yield StackStarted("stack", number / count, label, position=position)
         steps = run_stack(spec, settings, position + 1, cancel)
         while True:
             try:
@@ -212,22 +251,23 @@ def _run_in_turn(specs: Sequence[StackSpec], settings: BatchSettings, cancel: Ca
                 outcome: StackOutcome = stop.value
                 break
             detail = f"{event.stage} {event.message}".strip()
-            yield ProgressEvent(event.stage, (position + event.fraction) / total, f"{label}: {detail}")
-        yield StackDone("stack", (position + 1) / total, f"{label}: {outcome.status}", position, outcome)
+            yield ProgressEvent(event.stage, (number + event.fraction) / count, f"{label}: {detail}")
+        yield StackDone("stack", (number + 1) / count, f"{label}: {outcome.status}", position, outcome)
 
 
 def _run_in_processes(
-    specs: Sequence[StackSpec], settings: BatchSettings, workers: int, cancel: CancelToken
+    items: Items, total: int, settings: BatchSettings, workers: int, cancel: CancelToken
 ) -> ProgressGen[None]:
     """Stacks in ``workers`` processes (spawned: safe from a threaded caller such as the window)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-    total = len(specs)
-    executor = ProcessPoolExecutor(max_workers=min(workers, total), mp_context=multiprocessing.get_context("spawn"))
+    count = len(items)
+    names = dict(items)
+    executor = ProcessPoolExecutor(max_workers=min(workers, count), mp_context=multiprocessing.get_context("spawn"))
     pending: dict[Future[StackOutcome], int] = {}
     try:
-        for position, spec in enumerate(specs):
+        for position, spec in items:
             pending[executor.submit(run_stack_blocking, spec, settings, position + 1)] = position
             yield StackStarted("stack", 0.0, _label(position, total, spec.name) + ": queued", position=position)
         finished = 0
@@ -240,9 +280,9 @@ def _run_in_processes(
             for future in done:
                 position = pending.pop(future)
                 finished += 1
-                outcome = _outcome_of(future, specs[position].name)
-                label = _label(position, total, specs[position].name)
-                yield StackDone("stack", finished / total, f"{label}: {outcome.status}", position, outcome)
+                outcome = _outcome_of(future, names[position].name)
+                label = _label(position, total, names[position].name)
+                yield StackDone("stack", finished / count, f"{label}: {outcome.status}", position, outcome)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 

@@ -93,7 +93,6 @@ class StackOutcome:
     alignment: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     worker: str = ""
-    attempts: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -405,6 +404,27 @@ def _write_outputs(
     status = written.stat()
     batch.update(status="done", output_size=status.st_size, output_mtime_ns=status.st_mtime_ns)
     write_json_atomically(sidecar_path(output), data, overwrite=True)
+
+
+def skip_if_current(spec: StackSpec, settings: BatchSettings, index: int) -> StackOutcome | None:
+    """A ``skipped`` outcome when the stack's output is complete and current, else None (also when
+    that cannot be decided here): lets a parallel run skip without sending the stack to a worker."""
+    from focusstudio.core.align import align_by_default
+
+    if settings.force:
+        return None
+    try:
+        resolved = _resolve(spec, settings, index)
+        files = input_files(spec.inputs)
+        aligned = (settings.align if settings.align is not None else align_by_default(len(files))) or (
+            settings.alignment_file is not None
+        )
+        digest = fingerprint(resolved, settings, files, aligned)
+    except (FocusStudioError, OSError):
+        return None
+    if output_state(resolved.output, digest) != "current":
+        return None
+    return StackOutcome(spec.name, "skipped", str(resolved.output), "complete and current", worker=_worker_label())
 
 
 def run_stack_blocking(spec: StackSpec, settings: BatchSettings, index: int = 1, analysis: Any = None) -> StackOutcome:
