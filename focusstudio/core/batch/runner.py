@@ -216,7 +216,7 @@ def fingerprint(resolved: _Resolved, settings: BatchSettings, files: Sequence[Pa
 OutputState = Literal["absent", "current", "ours", "stale", "foreign"]
 
 
-def output_state(output: Path, digest: str | None) -> OutputState:
+def output_state(output: Path, digest: str) -> OutputState:
     """How an existing output relates to this run (see the module docstring)."""
     from focusstudio.core.sidecar import read_sidecar, sidecar_path
 
@@ -225,7 +225,7 @@ def output_state(output: Path, digest: str | None) -> OutputState:
     batch = sidecar.get("batch") if sidecar is not None else None
     if not isinstance(batch, dict) or "fingerprint" not in batch:
         return "foreign" if output.exists() or sidecar_file.exists() else "absent"
-    if digest is None or batch["fingerprint"] != digest:
+    if batch["fingerprint"] != digest:
         return "stale"
     if batch.get("status") == "done" and output.is_file():
         status = output.stat()
@@ -319,9 +319,13 @@ def _fuse_and_write(
     wanted_alignment = settings.align if settings.align is not None else align_by_default(len(files))
     aligned = wanted_alignment or settings.alignment_file is not None
     try:
-        digest: str | None = fingerprint(resolved, settings, files, aligned)
-    except OSError:
-        digest = None  # an input cannot be read: loading names it below
+        digest = fingerprint(resolved, settings, files, aligned)
+    except OSError as error:
+        # An input cannot be read: the loader names it in its own words (else say it here).
+        from focusstudio.core.io import load_stack
+
+        load_stack(list(spec.inputs), allow_size_mismatch=aligned)
+        raise InputError(f"cannot be read ({error.strerror or error})", error.filename or spec.name) from None
     state = output_state(resolved.output, digest)
     if state == "current" and not settings.force:
         outcome.reason = "complete and current"
@@ -383,7 +387,7 @@ def _measure(result: Any, stack: Any, keys: tuple[str, ...]) -> dict[str, float]
 
 def _write_outputs(
     resolved: _Resolved, settings: BatchSettings, result: Any, sources: list[str], alignment: Any,
-    digest: str | None, stack: Any,
+    digest: str, stack: Any,
 ) -> None:
     from focusstudio.core.io import write_result
     from focusstudio.core.sidecar import reproduce_command, sidecar_data, sidecar_path, write_json_atomically
