@@ -57,7 +57,7 @@ def _connect(scheduler: str | None, workers: int) -> tuple[Any, Any]:
         import dask
 
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in every worker, which turns off FocusStudio's own
-        # allocator settings (focusstudio/_allocator.py): the same stacks then took 2.4× as long.
+        # allocator settings (focusstudio/_allocator.py): a stack then took 1.6× as long (benchmarks/README.md).
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
