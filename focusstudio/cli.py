@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
     evaluate.add_argument("--force", action="store_true", help="replace an existing CSV or saved result")
 
+    batch = sub.add_parser("batch", help="fuse many stacks (folders, a manifest or a name pattern), here or on Dask")
+    _add_method_arguments(batch)
+    _add_stack_arguments(batch)
+    from focusstudio.core.batch.command import add_batch_arguments
+
+    add_batch_arguments(batch)
+
     demo = sub.add_parser("demo", help="fuse the bundled sample stack")
     demo.add_argument("-o", "--output", default="focusstudio-demo.png", help="where to write the result")
     demo.add_argument("--method", default="sf", help="fusion method (default: sf)")
@@ -411,6 +418,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from focusstudio.core.batch.command import run_batch_command
+
+    return run_batch_command(args, parse_size(args.memory_limit))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from focusstudio.core.io import check_output_path, load_stack, write_result
     from focusstudio.core.pipeline import run_fusion
@@ -456,6 +469,7 @@ COMMANDS = {
     "methods": cmd_methods,
     "metrics": cmd_metrics,
     "eval": cmd_eval,
+    "batch": cmd_batch,
     "demo": cmd_demo,
     "train": cmd_train,
     "gui": cmd_gui,

@@ -34,6 +34,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import cv2
@@ -1077,6 +1078,37 @@ def align_stack(
 def align(stack: Stack, options: AlignOptions | Mapping[str, Any] | None = None) -> tuple[Stack, Alignment]:
     """Blocking wrapper around :func:`align_stack`."""
     return run_to_completion(align_stack(stack, options))
+
+
+def save_alignment(path: str | Path, alignment: Alignment) -> Path:
+    """Write the registration as JSON (atomically), for re-use on other stacks of the same rig."""
+    import json
+
+    from focusstudio.core.io import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(alignment.to_json(), indent=2) + "\n")
+
+
+def load_alignment(path: str | Path) -> Alignment:
+    """Read a registration saved by :func:`save_alignment`, ``fuse --maps`` (alignment.json) or found
+    in a result's sidecar (its ``alignment`` entry); InputError (one line) when it is none of these."""
+    import json
+
+    source = Path(path)
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror or exc})", source) from None
+    except ValueError as exc:
+        raise InputError(f"is not valid JSON ({exc})", source) from None
+    if isinstance(data, dict) and "frames" not in data and isinstance(data.get("alignment"), dict):
+        data = data["alignment"]  # a sidecar: the registration its result was made with
+    if not isinstance(data, dict):
+        raise InputError("holds no alignment (expected the JSON of a saved registration)", source)
+    try:
+        return Alignment.from_json(data)
+    except ParameterError as error:
+        raise InputError(error.message, source) from None
 
 
 __all__ = [

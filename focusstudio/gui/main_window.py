@@ -409,6 +409,8 @@ class MainWindow(QMainWindow):
         self.preferences_action = self._action("&Preferences…", self.preferences_dialog, K.Preferences)
         self.train_action = self._action("&Train a Model…", self.open_training_wizard, None,
                                          "Train a deep method on your own images")
+        self.batch_action = self._action("&Batch…", self.open_batch_dialog, None,
+                                         "Fuse many stacks (a folder of stack folders, a manifest or a name pattern)")
         self.about_action = self._action("&About FocusStudio", self.about_dialog)
 
     def _build_toolbar(self) -> None:
@@ -466,6 +468,8 @@ class MainWindow(QMainWindow):
         fusion_menu = menu.addMenu("F&usion")
         fusion_menu.addAction(self.fuse_action)
         fusion_menu.addAction(self.cancel_action)
+        fusion_menu.addSeparator()
+        fusion_menu.addAction(self.batch_action)
         view_menu = menu.addMenu("&View")
         for action in (self.fit_action, self.actual_action, self.zoom_in_action, self.zoom_out_action):
             view_menu.addAction(action)
@@ -1350,6 +1354,13 @@ class MainWindow(QMainWindow):
             method = get_method(name)
             methods.append((name, method.title, method.description))
         QMessageBox.about(self, "About FocusStudio", about_html(methods))
+
+    def open_batch_dialog(self) -> Any:
+        """Fusion → Batch…: many stacks with the core batch runner, non-modal."""
+        from focusstudio.gui.batch_dialog import open_batch_dialog
+
+        self._batch_dialog = open_batch_dialog(self, self.app_settings.device, getattr(self, "_batch_dialog", None))
+        return self._batch_dialog
 
     # ================================================================== training and weights
     def open_training_wizard(self) -> TrainingWizard:

@@ -1,0 +1,128 @@
+"""The JSON sidecar written next to a fused image: provenance and the command that reproduces it.
+
+Shared by the window's export and ``focusstudio batch`` (which adds a ``batch`` section used to
+tell whether an output is complete and current). ``result.png`` → ``result.png.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from focusstudio.core.errors import OutputError
+
+if TYPE_CHECKING:
+    from focusstudio.core.align import Alignment
+    from focusstudio.core.types import FusionResult
+
+__all__ = [
+    "align_arguments",
+    "cli_value",
+    "read_sidecar",
+    "reproduce_command",
+    "sidecar_data",
+    "sidecar_path",
+    "write_json_atomically",
+]
+
+
+def sidecar_path(image_path: Path) -> Path:
+    """``result.png`` → ``result.png.json`` (keeps the extension, so result.png and result.tif differ)."""
+    return image_path.with_name(image_path.name + ".json")
+
+
+def cli_value(value: Any) -> str:
+    """A parameter value as ``--set`` reads it back (floats by repr, so no digit is lost)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def align_arguments(align: Mapping[str, Any] | None) -> list[str]:
+    """``--no-align``, or ``--align`` and every alignment setting that differs from its default."""
+    from focusstudio.core.align import ALIGN_PARAMS
+
+    if align is None:
+        return ["--no-align"]
+    arguments = ["--align"]
+    for name, value in ALIGN_PARAMS.resolve(align).items():
+        if value == ALIGN_PARAMS.get(name).default:
+            continue
+        if name == "reference":
+            arguments += ["--reference", str(value)]
+        elif name == "model":
+            arguments += ["--align-model", str(value)]
+        elif name == "crop":
+            arguments.append("--crop" if value else "--no-crop")
+        else:
+            arguments += ["--align-set", f"{name}={cli_value(value)}"]
+    return arguments
+
+
+def reproduce_command(
+    result: FusionResult,
+    source_paths: Sequence[str],
+    output: str | Path,
+    device: str = "auto",
+    weights: str | None = None,
+    align: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The ``focusstudio fuse`` arguments that give the same result from the command line
+    (alignment always explicit: the CLI's default depends on the frame count)."""
+    command = ["focusstudio", "fuse", *source_paths, "-o", str(output), "--method", result.method]
+    for name, value in result.params.items():
+        command += ["--set", f"{name}={cli_value(value)}"]
+    command += align_arguments(align)
+    if weights:
+        command += ["--weights", weights]
+    if device != "auto":
+        command += ["--device", device]
+    return command
+
+
+def sidecar_data(
+    result: FusionResult,
+    output: Path,
+    source_paths: Sequence[str],
+    command: Sequence[str],
+    alignment: Alignment | None = None,
+    map_files: Sequence[Path] = (),
+) -> dict[str, Any]:
+    """The sidecar's content: the result's provenance, where it went, and how to make it again."""
+    return {
+        **result.provenance(),
+        "output": str(output),
+        "output_dtype": result.source_dtype,
+        "source_paths": list(source_paths),
+        "map_files": [str(path) for path in map_files],
+        "command": list(command),
+        "command_line": shlex.join(command),
+        "alignment": alignment.to_json() if alignment is not None else None,
+    }
+
+
+def write_json_atomically(path: Path, data: Mapping[str, Any], overwrite: bool) -> Path:
+    """Write JSON through :func:`~focusstudio.core.io.atomic_output` (never half a sidecar)."""
+    from focusstudio.core.io import atomic_output
+
+    if path.exists() and not overwrite:
+        raise OutputError("already exists; choose another name", path)
+    try:
+        with atomic_output(path, text=True) as stream:
+            json.dump(data, stream, indent=2, default=str)
+            stream.write("\n")
+    except OSError as exc:
+        raise OutputError(f"cannot be written ({exc.strerror or exc})", path) from exc
+    return path
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """A sidecar's content, or None when it is missing or not a JSON object (damaged, foreign)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
