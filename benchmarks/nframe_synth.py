@@ -32,7 +32,9 @@ against the frames mapped back to the ground truth's geometry by their known mag
 Tools: every focusstudio method with its defaults on the stack aligned by the default aligner
 without cropping (``--no-crop``: the result keeps the reference geometry), and enfuse after
 ``align_image_stack -m -a`` with the middle frame given first (its reference), ``enfuse
---exposure-weight=0 --saturation-weight=0 --contrast-weight=1 --hard-mask --contrast-window-size=5``.
+--exposure-weight=0 --saturation-weight=0 --contrast-weight=1 --hard-mask --contrast-window-size=5``;
+with ``--enfuse-ideal`` also enfuse on the frames mapped back by their known magnification
+(``enfuse_ideal``: its fusion without align_image_stack's registration errors).
 """
 
 from __future__ import annotations
@@ -333,7 +335,10 @@ def run_methods(paths: list[Path], methods: list[str]) -> dict[str, tuple[np.nda
     return out
 
 
-def run_enfuse_middle_first(paths: list[Path], work: Path) -> tuple[np.ndarray | None, float, str]:
+def run_enfuse_middle_first(
+    paths: list[Path], work: Path, align: bool = True
+) -> tuple[np.ndarray | None, float, str]:
+    """The enfuse recipe; ``align=False`` for frames already in the truth's geometry."""
     from benchmarks.common import enfuse_recipe, measure
 
     middle = len(paths) // 2
@@ -341,7 +346,7 @@ def run_enfuse_middle_first(paths: list[Path], work: Path) -> tuple[np.ndarray |
     output = work / "enfuse.tif"
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    for label, command in enfuse_recipe(ordered, work, output, align=True):
+    for label, command in enfuse_recipe(ordered, work, output, align=align):
         step = measure(label, command)
         if step.returncode != 0:
             return None, time.perf_counter() - started, f"{label} failed: {step.stderr_tail.strip()[-200:]}"
@@ -359,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, nargs="+", default=[3, 8, 16, 30])
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--no-enfuse", action="store_true")
+    parser.add_argument("--enfuse-ideal", action="store_true",
+                        help="also enfuse the frames mapped back by their known magnification (no aligner)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/focusstudio-nframe"))
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -383,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
             outputs = run_methods(paths, methods) if methods else {}
             if not args.no_enfuse:
                 outputs["enfuse"] = run_enfuse_middle_first(paths, folder / "enfuse_work")
+            if args.enfuse_ideal:
+                # Separates enfuse's fusion from align_image_stack's registration errors.
+                ideal = write_frames([np.round(f * 255).astype(np.uint8) for f in in_truth], folder / "ideal", jpeg)
+                outputs["enfuse_ideal"] = run_enfuse_middle_first(ideal, folder / "enfuse_ideal_work", align=False)
             for tool, (image, seconds, error) in outputs.items():
                 record: dict[str, Any] = {"scene": scene_index, "frames": frames, "tool": tool, "seconds": seconds,
                                           "sources": names, "noise": noise, "jpeg": jpeg}
@@ -405,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(records: list[dict[str, Any]]) -> str:
     """Markdown: per tool and N, the means over scenes."""
-    tools = [t for t in [*METHODS, "enfuse"] if any(r["tool"] == t for r in records)]
+    tools = [t for t in [*METHODS, "enfuse", "enfuse_ideal"] if any(r["tool"] == t for r in records)]
     counts = sorted({r["frames"] for r in records})
     lines = ["| tool | N | PSNR dB | SSIM | halo PSNR dB | seam | recall | lost % | scenes |",
              "|---|---|---|---|---|---|---|---|---|"]
