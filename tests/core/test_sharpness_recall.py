@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -172,3 +173,15 @@ def test_cli_metrics_with_registration(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["metrics", str(fused), *paths, "--metrics", "Recall,Lost", "--register"]) == 0
     lines = dict(line.split() for line in capsys.readouterr().out.splitlines())
     assert float(lines["Recall"]) > 0.99 and float(lines["Lost"]) == 0.0
+
+
+def test_eval_reports_recall_per_scene(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    synthetic = build_focus_stack(3, size=128, seed=4)
+    scene = tmp_path / "data" / "scene"
+    scene.mkdir(parents=True)
+    for i, frame in enumerate(synthetic.frames, start=1):
+        cv2.imwrite(str(scene / f"{i}.png"), np.round(frame * 255).astype(np.uint8))
+    assert main(["eval", str(tmp_path / "data"), "--metrics", "Recall,Lost", "--json"]) == 0
+    report = capsys.readouterr().out
+    values = json.loads(report)["scenes"][0]["metrics"]
+    assert set(values) == {"Recall", "Lost"} and values["Recall"] > 0.95 and values["Lost"] == 0.0
