@@ -163,12 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/focusstudio-real-stacks"))
     parser.add_argument("--no-enfuse", action="store_true", help="skip the enfuse peer")
     parser.add_argument("--setup", action="store_true", help="apt-get install the peers when missing")
+    parser.add_argument("--report", action="store_true", help="only print the table of --out/results.json")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    peers = not args.no_enfuse and ensure_peer_tools(args.setup)
     results_path = args.out / "results.json"
     rows: list[dict[str, Any]] = json.loads(results_path.read_text()) if results_path.exists() else []
-    for name in args.stacks:
+    peers = not args.report and not args.no_enfuse and ensure_peer_tools(args.setup)
+    for name in [] if args.report else args.stacks:
         if not STACKS[name].is_dir():
             print(f"{name}: {STACKS[name]} not found, skipped", file=sys.stderr)
             continue

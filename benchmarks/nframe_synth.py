@@ -5,12 +5,13 @@
 
 Scenes (``--scenes``, 512×384): a textured photograph of ``shared/train-corpus`` on a smooth depth
 ramp (a tilted plane) and two objects cut out with their real foreground masks, each a flat layer
-in front of it. Depth is measured in *focus steps* u (inverse depth divided by the stack's focus
-step): frame i focuses at u = i + 0.5, the scene spans u ∈ [0, N], and a point at u is blurred by
-a disc of radius ``BLUR_PER_STEP · |u − u_focus|`` px (thin lens: the circle of confusion grows
-with |1/z − 1/z_focus|). With 1.2 px per step every depth is within 0.6 px of sharp in its own
-frame, as in a stack shot with touching depths of field; a deeper scene needs more frames, so at
-N = 30 the farthest frame blurs a point by 35 px.
+in front of it. Depth u is inverse depth normalised to the focus range: the ramp spans u ∈ [0,
+0.55], the objects sit at u = 0.72 and 0.93, and a point at u is blurred by a disc of radius
+``MAX_BLUR · |u − u_focus|`` px (thin lens: the circle of confusion grows with |1/z − 1/z_focus|;
+12 px across the whole range). The same scene and optics are shot with N = 3, 8, 16 or 30 frames
+focused at u = (i + ½)/N: more frames sample the focus range more finely (a depth midway between
+two focus planes is blurred by 2 px at N = 3, 0.75 px at N = 8, 0.2 px at N = 30), so with
+more frames a perfect method can only gain; a score that falls with N is the method's doing.
 
 Occlusion as in a camera: layers are composited back to front, each layer's colour·alpha and its
 alpha blurred together with the layer's disc (a defocused foreground spreads over the background
@@ -54,7 +55,7 @@ import numpy as np
 
 SEED = 15
 WIDTH, HEIGHT = 512, 384
-BLUR_PER_STEP = 1.2  # disc radius (px) per focus step of defocus
+MAX_BLUR = 12.0  # disc radius (px) for a defocus of the whole focus range (Δu = 1)
 BREATHING = 0.02  # magnification change from the first to the last frame
 GAIN_JITTER = 0.005
 BORDER = 12
@@ -100,17 +101,17 @@ class Layer:
 
     colour: np.ndarray
     alpha: np.ndarray
-    depth: float  # focus steps u (larger = nearer)
+    depth: float  # u in [0, 1] (larger = nearer)
 
 
 @dataclass(frozen=True)
 class Scene:
-    """Background on a depth ramp plus object layers, in focus-step units for an N-frame stack."""
+    """Background on a depth ramp plus object layers; depth u in [0, 1] across the focus range."""
 
     background: np.ndarray  # H×W×3 float32 [0, 1]
     ramp: np.ndarray  # H×W float32: u of the background
     layers: tuple[Layer, ...]  # far to near
-    frames: int
+    max_blur: float = MAX_BLUR
     #: The background blurred at each of RADII: the same for every frame, only the weights differ.
     cache: dict[float, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
@@ -119,9 +120,9 @@ class Scene:
         if focus is None:
             canvas = self.background.copy()
         else:
-            canvas = gather_blur(self.background, BLUR_PER_STEP * np.abs(self.ramp - focus), self.cache)
+            canvas = gather_blur(self.background, self.max_blur * np.abs(self.ramp - focus), self.cache)
         for layer in self.layers:
-            radius = 0.0 if focus is None else BLUR_PER_STEP * abs(layer.depth - focus)
+            radius = 0.0 if focus is None else self.max_blur * abs(layer.depth - focus)
             alpha = blur(layer.alpha, radius)
             premultiplied = blur(layer.colour * layer.alpha[..., None], radius)
             canvas = premultiplied + (1.0 - alpha[..., None]) * canvas
@@ -176,13 +177,18 @@ def magnifications(frames: int) -> list[float]:
     return [s / reference for s in scales]
 
 
+def focus_positions(frames: int) -> list[float]:
+    """Frame i focuses at u = (i + ½)/N: the focus range sampled evenly."""
+    return [(i + 0.5) / frames for i in range(frames)]
+
+
 def render_stack(
-    scene: Scene, rng: np.random.Generator, noise: float, jpeg: bool
+    scene: Scene, frames: int, rng: np.random.Generator, noise: float, jpeg: bool
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """(8-bit RGB frames as the camera writes them, float ground truth)."""
-    frames = []
-    for index, magnification in enumerate(magnifications(scene.frames)):
-        image = breathe(scene.render(index + 0.5), magnification)
+    stack = []
+    for focus, magnification in zip(focus_positions(frames), magnifications(frames)):
+        image = breathe(scene.render(focus), magnification)
         image = image * (1.0 + rng.uniform(-GAIN_JITTER, GAIN_JITTER))
         image = image + rng.normal(0.0, noise, image.shape).astype(np.float32)
         frame = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
@@ -190,8 +196,8 @@ def render_stack(
             ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
             assert ok
             frame = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        frames.append(frame)
-    return frames, scene.render(None)
+        stack.append(frame)
+    return stack, scene.render(None)
 
 
 # ------------------------------------------------------------------------------------ scenes
@@ -216,19 +222,19 @@ def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(scaled[y0 : y0 + height, x0 : x0 + width])
 
 
-def make_scene(rng: np.random.Generator, frames: int, rows: list[dict[str, str]]) -> tuple[Scene, list[str]]:
+def make_scene(rng: np.random.Generator, rows: list[dict[str, str]]) -> tuple[Scene, list[str]]:
     """A corpus background on a tilted depth ramp (far half of the range) and two masked objects."""
     textured = [r for r in rows if float(r["lapvar"] or 0) > 300 and int(r["width"]) >= 384]
     objects = [r for r in rows if r["has_mask"] == "1" and r["fg_frac"] and 0.08 < float(r["fg_frac"]) < 0.35
                and float(r["fg_lapvar"] or 0) > 200]
     background_row = textured[rng.integers(len(textured))]
     background = _cover(_read_rgb(CORPUS / "images" / f"{background_row['id']}.jpg"), WIDTH, HEIGHT)
-    # The ramp: a plane tilted in a random direction, u from 0 to 0.55 N.
+    # The ramp: a plane tilted in a random direction, u from 0 to 0.55.
     angle = rng.uniform(0, 2 * np.pi)
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     along = np.cos(angle) * (x - WIDTH / 2) + np.sin(angle) * (y - HEIGHT / 2)
     along = (along - along.min()) / (along.max() - along.min())
-    ramp = (0.55 * frames * along).astype(np.float32)
+    ramp = (0.55 * along).astype(np.float32)
     layers = []
     names = [background_row["id"]]
     for depth_fraction in (0.72, 0.93):
@@ -250,8 +256,8 @@ def make_scene(rng: np.random.Generator, frames: int, rows: list[dict[str, str]]
         left = int(rng.integers(0, WIDTH - size[0] + 1))
         colour[top : top + size[1], left : left + size[0]] = crop_image
         alpha[top : top + size[1], left : left + size[0]] = crop_alpha
-        layers.append(Layer(colour, alpha, depth_fraction * frames))
-    return Scene(background, ramp, tuple(layers), frames), names
+        layers.append(Layer(colour, alpha, depth_fraction))
+    return Scene(background, ramp, tuple(layers)), names
 
 
 # ------------------------------------------------------------------------------------ measures
@@ -367,20 +373,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--enfuse-ideal", action="store_true",
                         help="also enfuse the frames mapped back by their known magnification (no aligner)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/focusstudio-nframe"))
+    parser.add_argument("--report", action="store_true", help="only print the table of --out/results.json")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     rows = _corpus_rows()
     results_path = args.out / "results.json"
     records: list[dict[str, Any]] = json.loads(results_path.read_text()) if results_path.exists() else []
-    for scene_index in range(args.scenes):
+    for scene_index in range(0 if args.report else args.scenes):
+        # One generator per (seed, scene): the same scene and optics at every N.
+        scene, names = make_scene(np.random.default_rng([args.seed, scene_index]), rows)
+        noise = (0.004, 0.008)[scene_index % 2]
+        jpeg = scene_index % 2 == 1
         for frames in args.frames:
-            # One generator per (seed, scene): the same scene at every N, only the depth scale differs.
-            rng = np.random.default_rng([args.seed, scene_index])
-            scene, names = make_scene(rng, frames, rows)
-            noise = (0.004, 0.008)[scene_index % 2]
-            jpeg = scene_index % 2 == 1
             stack_rng = np.random.default_rng([args.seed, scene_index, frames])
-            stack, truth = render_stack(scene, stack_rng, noise, jpeg)
+            stack, truth = render_stack(scene, frames, stack_rng, noise, jpeg)
             folder = args.out / f"scene{scene_index}_n{frames:02d}"
             paths = write_frames(stack, folder / "frames", jpeg)
             cv2.imwrite(str(folder / "gt.png"), cv2.cvtColor(np.round(truth * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
