@@ -398,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
                 outputs["enfuse"] = run_enfuse_middle_first(paths, folder / "enfuse_work")
             if args.enfuse_ideal:
                 # Separates enfuse's fusion from align_image_stack's registration errors.
-                ideal = write_frames([np.round(f * 255).astype(np.uint8) for f in in_truth], folder / "ideal", jpeg)
+                # Clipped: cubic resampling overshoots past 1 (255.5 would wrap round to 0 in uint8).
+                ideal = write_frames([np.round(np.clip(f, 0, 1) * 255).astype(np.uint8) for f in in_truth],
+                                     folder / "ideal", jpeg)
                 outputs["enfuse_ideal"] = run_enfuse_middle_first(ideal, folder / "enfuse_ideal_work", align=False)
             for tool, (image, seconds, error) in outputs.items():
                 record: dict[str, Any] = {"scene": scene_index, "frames": frames, "tool": tool, "seconds": seconds,
