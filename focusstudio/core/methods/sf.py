@@ -20,6 +20,17 @@ N-frame behaviour (the frames are streamed, never held all at once):
   :func:`small_region_removal_labels` (regions below the threshold take the label that surrounds
   them most). Chosen over a majority filter because it reduces to SESF's morphology for N = 2 and
   leaves regions wider than the disk untouched.
+* Composition (``composition``; "auto" = guided for 2 frames, pyramid for more):
+
+  - pyramid (N > 2 by default): each frame's Laplacian pyramid weighted by the Gaussian pyramid of
+    its selection (:class:`~focusstudio.core.ops.pyramid.PyramidBlend`, enfuse's hard-mask
+    blending driven by this decision); small-region removal is skipped. Measured on the real
+    stacks (issue 15, 1000-px copies): sharpness recall of the beetle (macro_dsc_28) 0.873 → 0.995
+    and pcb 0.960 → 0.998 (no lost blocks), no brightness seams; the small-region removal had
+    handed the beetle's mandible rim and pcb's pin header, regions under 1 % of the image, to
+    defocused frames, and the guided filter's hard switches showed as seams in bokeh.
+  - guided: SESF-Fuse's pipeline below (the pair default: Lytro Q^{AB/F} 0.7608).
+
 * Guided filter (radius 4, eps 0.1, guidance = the initial fused image in the 0–255 scale, as SESF;
   colour stacks use SESF's per-channel colour variant). N = 2: the weight of frame 0 is filtered and
   used unclipped, as SESF. N > 2: each frame's one-hot map is filtered with the same guide, negative
@@ -189,7 +200,8 @@ class SpatialFrequencyFusion(FusionMethod):
     title = "Spatial frequency (classical)"
     description = (
         "Pixel spatial frequency of the grey frames as the focus measure, SESF-Fuse's consistency "
-        "verification (morphology, small-region removal) and guided-filter smoothing; N frames at once."
+        "verification (morphology, small-region removal) and guided-filter smoothing; N frames at once, "
+        "composed by pyramid blending of the decision (no blurred patches, no seams)."
     )
     family = "classical"
     params = ParamSet(
