@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("sources", nargs="+", metavar="SOURCE", help="the source frames (two or more)")
     metrics.add_argument("--gt", help="an all-in-focus ground truth (adds PSNR and SSIM)")
     metrics.add_argument("--metrics", help="comma-separated metric keys (default: the standard set)")
+    metrics.add_argument("--register", action="store_true",
+                         help="register every source to the fused image first (results made elsewhere, "
+                         "e.g. enfuse; sources are then measured grey); only the area every source "
+                         "covers counts for Recall/Lost")
+    metrics.add_argument("--align-set", dest="align_assignments", action="append", default=[],
+                         metavar="KEY=VALUE", help="with --register: an alignment setting (repeatable)")
     metrics.add_argument("--json", action="store_true")
 
     evaluate = sub.add_parser("eval", help="fuse every scene of a dataset and report metric means")
@@ -240,6 +246,7 @@ def _fuse(args: argparse.Namespace, method: Any, params: dict[str, Any], stack: 
             weights=args.weights,
             memory_limit=parse_size(args.memory_limit),
             tile_size=args.tile_size,
+            quality_maps=bool(args.maps),  # the written maps include lost_blocks (sharpness recall)
         ),
         progress,
     )
@@ -379,7 +386,18 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     fused = read_image(args.fused)
     sources = [read_image(p) for p in args.sources]
     gt = read_image(args.gt) if args.gt else None
-    values = compute_metrics(fused, sources, gt=gt, metrics=_metric_list(args.metrics))
+    valid = None
+    if args.register:
+        import numpy as np
+
+        from focusstudio.core.align import ALIGN_PARAMS
+        from focusstudio.core.metrics.recall import register_frames
+
+        settings = ALIGN_PARAMS.parse_assignments(args.align_assignments)
+        registered = list(register_frames(fused, sources, settings))
+        sources = [frame for frame, _ in registered]
+        valid = np.logical_and.reduce([coverage for _, coverage in registered])
+    values = compute_metrics(fused, sources, gt=gt, metrics=_metric_list(args.metrics), valid=valid)
     if args.json:
         print(json.dumps(values))
     else:

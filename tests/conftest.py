@@ -97,3 +97,47 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DIR}")
     return SHARED_DIR
+
+
+# ----------------------------------------------------------------------------- N-frame thin-lens stacks
+@dataclass(frozen=True)
+class NFrameStack:
+    """A small N-frame stack rendered like benchmarks/nframe_synth.py (thin lens, layers composited
+    back to front), from procedural textures: frame i focuses at depth u = (i + ½)/N."""
+
+    stack: Stack
+    truth: np.ndarray  # float32 [0, 1] H×W×3: the all-in-focus image
+    frames: tuple[np.ndarray, ...]  # uint8 H×W×3 as given to the stack
+    depth_edges: np.ndarray  # bool H×W: near a depth discontinuity (objects' outlines)
+
+
+def build_nframe_stack(n: int = 6, height: int = 160, width: int = 192, seed: int = 0,
+                       noise: float = 0.002, max_blur: float = 8.0) -> NFrameStack:
+    """A textured ramp (depth u 0 … 0.55) behind a textured disc (0.72) and a textured rectangle
+    (0.93); disc blur of ``max_blur``·|u − u_focus| px, Gaussian noise, 8-bit. No breathing: the
+    frames are registered (fuse without alignment)."""
+    from benchmarks.nframe_synth import Layer, Scene, focus_positions
+
+    rng = np.random.default_rng(seed)
+    side = max(height, width)
+    textures = [_texture(side, 3, rng)[:height, :width].astype(np.float32) for _ in range(3)]
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    ramp = (0.55 * x / (width - 1)).astype(np.float32)
+    # Anti-aliased outlines: coverage of a 1-px ramp across the boundary.
+    disc = np.clip(0.3 * height - np.hypot(x - 0.3 * width, y - 0.45 * height) + 0.5, 0, 1).astype(np.float32)
+    inside_x = np.clip(np.minimum(x - 0.58 * width, 0.92 * width - x) + 0.5, 0, 1)
+    inside_y = np.clip(np.minimum(y - 0.2 * height, 0.75 * height - y) + 0.5, 0, 1)
+    rectangle = (inside_x * inside_y).astype(np.float32)
+    layers = (Layer(textures[1], disc, 0.72), Layer(textures[2], rectangle, 0.93))
+    scene = Scene(textures[0], ramp, layers, max_blur)
+    frames = []
+    for focus in focus_positions(n):
+        image = scene.render(focus) + rng.normal(0.0, noise, (height, width, 3)).astype(np.float32)
+        frames.append(np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8))
+    return NFrameStack(Stack.from_arrays(frames), scene.render(None), tuple(frames), scene.depth_edges())
+
+
+@pytest.fixture
+def make_nframe_stack() -> Callable[..., NFrameStack]:
+    """Factory ``make_nframe_stack(n=6, height=160, width=192, seed=0, noise=0.002, max_blur=8.0)``."""
+    return build_nframe_stack

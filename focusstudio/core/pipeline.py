@@ -54,8 +54,13 @@ def run_fusion(
     memory_limit: int | None = None,
     tile_size: int | None = None,
     analysis: Analysis | None = None,
+    quality_maps: bool = False,
 ) -> ProgressGen[FusionResult]:
-    """Fuse ``stack``; pass a cached ``analysis`` to re-run only the post-processing."""
+    """Fuse ``stack``; pass a cached ``analysis`` to re-run only the post-processing.
+
+    ``quality_maps``: also measure the result's sharpness recall against the frames (one more pass
+    over the stack, a frame at a time) and add the maps of :data:`QUALITY_MAP_NAMES`.
+    """
     from focusstudio.core.device import resolve_device
 
     if len(stack) < 2:
@@ -91,11 +96,26 @@ def run_fusion(
             continue
         break
     timings = dict(result.timings)
-    timings["total"] = time.perf_counter() - started
-    notes = tuple(dict.fromkeys((*result.notes, *retry_notes)))
     from dataclasses import replace
 
+    if quality_maps:
+        from focusstudio.core.metrics.recall import stack_sharpness_recall
+
+        stage_start = time.perf_counter()
+        yield ProgressEvent("measure", 1.0, "sharpness recall")
+        recall = stack_sharpness_recall(result.image, stack)
+        result = replace(result, maps={**result.maps, "lost_blocks": recall.fusion_map()})
+        timings["measure"] = time.perf_counter() - stage_start
+    timings["total"] = time.perf_counter() - started
+    notes = tuple(dict.fromkeys((*result.notes, *retry_notes)))
     return replace(result, timings=timings, notes=notes)
+
+
+#: Maps the pipeline adds to any method's result: ``valid_area`` after a border pass (aligned
+#: stacks kept uncropped), ``lost_blocks`` with ``quality_maps`` (blocks whose sharpness recall is
+#: below 0.5: visibly blurred patches; see focusstudio.core.metrics.recall).
+PIPELINE_MAP_NAMES: tuple[str, ...] = ("valid_area", "lost_blocks")
+QUALITY_MAP_NAMES: tuple[str, ...] = ("lost_blocks",)
 
 
 def fallback_attempts(

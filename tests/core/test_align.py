@@ -465,3 +465,45 @@ def test_owl_stack_focus_breathing_is_found(shared_dir: Path) -> None:
     # Magnification changes monotonically with focus, about 1 % per frame.
     assert all(a > b for a, b in itertools.pairwise(scales))
     assert 1.01 < scales[0] < 1.04 and 0.96 < scales[-1] < 0.99
+
+
+def test_auto_keeps_the_candidate_that_correlates_better(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ECC converging to a plausible but wrong fit (a 1.5° rotation, as on misc_damselfly) must
+    lose to the feature-based fit, which registers the aligned frame better."""
+    import focusstudio.core.align as align_module
+
+    truth = [_similarity(1.0, 0.0, 0.0, 0.0), _similarity(1.0, 0.0, 3.0, -2.0)]
+    stack, _ = _synthetic_stack(truth, seed=3)
+    target, moving = stack.load(0, grey=True), stack.load(1, grey=True)
+    real_ecc = align_module._ecc_coarse_to_fine
+
+    def wrong_full_ecc(*args: object, **kwargs: object) -> tuple[np.ndarray, float]:
+        warp, correlation = real_ecc(*args, **kwargs)  # type: ignore[arg-type]
+        if kwargs.get("first_level") is None and len(args) < 5:
+            # the full coarse-to-fine run: a wrong rotation about the centre, plausible (< 5°)
+            return warp @ np.linalg.inv(_similarity(1.0, 1.5, 0.0, 0.0)), correlation
+        return warp, correlation
+
+    monkeypatch.setattr(align_module, "_ecc_coarse_to_fine", wrong_full_ecc)
+    found = align_module.register_pair(target, moving, AlignOptions())
+    assert found.method.startswith("features")
+    assert abs(_rotation_degrees(found.matrix)) < 0.1
+    assert any("kept features" in m and "ecc" in m for m in found.messages)
+    only_ecc = align_module.register_pair(target, moving, AlignOptions(method="ecc"))
+    assert only_ecc.method == "ecc" and abs(_rotation_degrees(only_ecc.matrix)) > 1.0
+    assert found.correlation is not None and only_ecc.correlation is not None
+    assert found.correlation > only_ecc.correlation
+
+
+def test_damselfly_is_registered_without_a_rotation(shared_dir: Path) -> None:
+    from focusstudio.core.io.stacks import load_stack
+
+    folder = shared_dir / "stacks" / "misc_damselfly"
+    if not folder.is_dir():
+        pytest.skip("misc_damselfly stack not present")
+    alignment = _estimate(load_stack(folder))
+    assert [f.status for f in alignment.frames] == ["ok", "reference", "ok"]
+    # automatic choice used to keep ECC fits rotated −0.7° / −1.6° (a doubled head)
+    for frame in alignment.frames:
+        assert abs(frame.parameters(alignment.shape[1], alignment.shape[0])["rotation_deg"]) < 0.3
+        assert frame.correlation is None or frame.correlation > 0.86

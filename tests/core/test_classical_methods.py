@@ -53,6 +53,7 @@ def test_methods_are_registered_with_staged_parameters() -> None:
     sf_stages = {s.name: s.stage for s in get_method("sf").params}
     assert sf_stages == {
         "sf_radius": "analysis", "use_morphology": "post", "morphology_radius": "post", "use_srr": "post",
+        "composition": "post",
         "area_fraction": "post", "use_guided_filter": "post", "gf_radius": "post", "gf_eps": "post",
     }
     gff_defaults = get_method("gff").params.defaults()
@@ -112,7 +113,8 @@ def test_sf_index_map_matches_the_known_regions(make_focus_stack: MakeStack, n: 
     synthetic = make_focus_stack(n, size=128, seed=n)
     result = fuse(synthetic.stack, "sf", device="cpu")
     assert np.mean(result.maps["index"].data == synthetic.labels) >= 0.95
-    assert {f"activity_{i}" for i in range(n)} | {"activity", "index_raw", "index", "weight"} == set(result.maps)
+    # N > 2 composes by pyramid blending: no guided-filter weight map
+    assert {f"activity_{i}" for i in range(n)} | {"activity", "index_raw", "index"} == set(result.maps)
     assert all(_declared("sf", name) for name in result.maps)
     assert _psnr(result.image, synthetic.sharp) > max(_psnr(_as_unit(f), synthetic.sharp) for f in synthetic.frames) + 8
 
@@ -172,7 +174,7 @@ def test_sf_label_consistency_removes_specks_between_three_labels() -> None:
 
 def test_sf_switches_off_give_the_raw_selection(make_focus_stack: MakeStack) -> None:
     synthetic = make_focus_stack(3, size=64, seed=5, colour=True)
-    off = {"use_morphology": False, "use_srr": False, "use_guided_filter": False}
+    off = {"use_morphology": False, "use_srr": False, "use_guided_filter": False, "composition": "guided"}
     result = fuse(synthetic.stack, "sf", off, device="cpu")
     index = result.maps["index_raw"].data
     assert np.array_equal(result.maps["index"].data, index)
@@ -222,7 +224,7 @@ def test_sf_ignores_invalid_border_pixels(make_focus_stack: MakeStack) -> None:
 
 def test_sf_long_stack_keeps_no_per_frame_activity(make_focus_stack: MakeStack) -> None:
     synthetic = make_focus_stack(17, size=48, seed=7)
-    result = fuse(synthetic.stack, "sf", device="cpu")
+    result = fuse(synthetic.stack, "sf", {"composition": "guided"}, device="cpu")
     assert not any(name.startswith("activity_") for name in result.maps)
     assert {"activity", "index_raw", "index", "weight"} <= set(result.maps)
     weight = result.maps["weight"].data

@@ -337,7 +337,7 @@ def test_sesf_post_parameters_reuse_the_analysis(make_focus_stack: Callable[...,
 
 def test_sesf_nway_and_serial(make_focus_stack: Callable[..., object], checkpoints: dict[str, Path]) -> None:
     synthetic = make_focus_stack(4, size=64)
-    nway = fuse(synthetic.stack, "sesf", weights=checkpoints["sesf"])
+    nway = fuse(synthetic.stack, "sesf", {"strategy": "nway"}, weights=checkpoints["sesf"])
     assert {"index_raw", "index", "activity_3"} <= set(nway.maps)
     index = nway.maps["index"].data
     assert index.dtype == np.int32 and index.min() >= 0 and index.max() <= 3
@@ -345,6 +345,10 @@ def test_sesf_nway_and_serial(make_focus_stack: Callable[..., object], checkpoin
     activities = np.stack([nway.maps[f"activity_{i}"].data for i in range(4)])
     assert np.array_equal(raw, np.argmax(activities, axis=0))
     assert float((index == synthetic.labels).mean()) > 0.6
+    # the default for N > 2 (blend): the same arg-max, composed by pyramid blending
+    blend = fuse(synthetic.stack, "sesf", weights=checkpoints["sesf"])
+    assert np.array_equal(blend.maps["index_raw"].data, raw) and "weight" not in blend.maps
+    assert float((blend.maps["index"].data == synthetic.labels).mean()) > 0.6
     serial = fuse(synthetic.stack, "sesf", {"strategy": "serial"}, weights=checkpoints["sesf"])
     assert serial.image.shape == (64, 64) and "weight" in serial.maps
     # the serial chain depends on post parameters: changing one re-runs it
@@ -364,7 +368,7 @@ def test_gacn_pair_calibration_and_serial(make_focus_stack: Callable[..., object
                                + (1 - decision) * pair.load(1)[..., 0], atol=1e-5)
 
     stack = make_focus_stack(4, size=48).stack
-    calibrated = fuse(stack, "gacn", weights=checkpoints["gacn"])
+    calibrated = fuse(stack, "gacn", {"strategy": "calibration"}, weights=checkpoints["gacn"])
     volumes = np.stack([calibrated.maps[f"decision_volume_{j}"].data for j in range(4)])
     index = calibrated.maps["index"].data
     assert np.array_equal(index, np.argmax(volumes, axis=0))  # ties → lowest index, as np.argmax
@@ -372,13 +376,17 @@ def test_gacn_pair_calibration_and_serial(make_focus_stack: Callable[..., object
     assert np.array_equal(calibrated.image, np.take_along_axis(frames, index[None], 0)[0])
     serial = fuse(stack, "gacn", {"strategy": "serial"}, weights=checkpoints["gacn"])
     assert serial.image.shape == (48, 48) and "decision" in serial.maps
+    default = fuse(stack, "gacn", weights=checkpoints["gacn"])  # serial is the default for N > 2
+    assert default.analysis is not None and default.analysis.data["strategy"] == "serial"
+    np.testing.assert_array_equal(default.image, serial.image)
 
 
 def test_calibration_streams_when_maps_exceed_the_budget(make_focus_stack: Callable[..., object],
                                                         checkpoints: dict[str, Path]) -> None:
     stack = make_focus_stack(3, size=40).stack
-    kept = fuse(stack, "gacn", weights=checkpoints["gacn"])
-    streamed = fuse(stack, "gacn", weights=checkpoints["gacn"], memory_limit=40 * 40 * 4 * 2)
+    calibration = {"strategy": "calibration"}
+    kept = fuse(stack, "gacn", calibration, weights=checkpoints["gacn"])
+    streamed = fuse(stack, "gacn", calibration, weights=checkpoints["gacn"], memory_limit=40 * 40 * 4 * 2)
     assert "decision_volume_0" in kept.maps and "decision_volume_0" not in streamed.maps
     assert np.array_equal(kept.maps["index"].data, streamed.maps["index"].data)
 
@@ -431,10 +439,11 @@ def test_gacn_tiled_calibration_equals_untiled(checkpoints: dict[str, Path]) -> 
     rng = np.random.default_rng(2)
     frames = [rng.random((70, 66)).astype(np.float32) for _ in range(4)]
     stack = Stack.from_arrays(frames)
-    whole = fuse(stack, "gacn", weights=checkpoints["gacn"])
+    calibration = {"strategy": "calibration"}
+    whole = fuse(stack, "gacn", calibration, weights=checkpoints["gacn"])
     events: list[str] = []
     # tile by tile (every grey frame fits the budget), the reference once per tile
-    tiled = run_to_completion(run_fusion(stack, "gacn", weights=checkpoints["gacn"], tile_size=32),
+    tiled = run_to_completion(run_fusion(stack, "gacn", calibration, weights=checkpoints["gacn"], tile_size=32),
                               lambda event: events.append(event.message))
     assert any(message.startswith("tile 9/") for message in events)
     for j in range(4):

@@ -230,7 +230,8 @@ def test_sf_fusion_in_forced_tiny_tiles_equals_the_untiled_fusion(
     tiled = fuse(synthetic.stack, "sf", device="cpu", tile_size=16)
     np.testing.assert_array_equal(tiled.maps["index_raw"].data, whole.maps["index_raw"].data)
     np.testing.assert_array_equal(tiled.maps["index"].data, whole.maps["index"].data)
-    np.testing.assert_allclose(tiled.maps["weight"].data, whole.maps["weight"].data, atol=1e-6)
+    if count == 2:  # the guided filter's weight (N > 2 composes by pyramid blending: no weight map)
+        np.testing.assert_allclose(tiled.maps["weight"].data, whole.maps["weight"].data, atol=1e-6)
     np.testing.assert_allclose(tiled.image, whole.image, atol=1e-6)
     np.testing.assert_array_equal(tiled.as_dtype("uint8"), whole.as_dtype("uint8"))
 

@@ -10,10 +10,11 @@ import numpy as np
 from focusstudio.core.errors import InputError
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.ops.compose import iter_compose_index, iter_compose_weights
+from focusstudio.core.ops.pyramid import PyramidBlend
 from focusstudio.core.progress import ProgressGen
 from focusstudio.core.types import Stack
 
-__all__ = ["compose_selected_steps", "compose_weighted_steps", "load_checked"]
+__all__ = ["compose_pyramid_steps", "compose_selected_steps", "compose_weighted_steps", "load_checked"]
 
 
 def load_checked(stack: Stack, index: int, grey: bool = False) -> np.ndarray:
@@ -35,6 +36,21 @@ def compose_selected_steps(
     """:func:`compose_index` (hard selection) with a progress event per frame over [start, end]."""
     return (yield from _per_frame_progress(iter_compose_index(stack, index, context.cancel), len(stack), context,
                                            start, end, stage))
+
+
+def compose_pyramid_steps(
+    stack: Stack, index: np.ndarray, context: RunContext, start: float, end: float, stage: str = "compose"
+) -> ProgressGen[np.ndarray]:
+    """Multi-scale composition of the frames an index map selects (:class:`PyramidBlend` with
+    one-hot weights; frames no pixel selects are skipped), a progress event per frame."""
+    blend = PyramidBlend(*stack.shape)
+    present = [int(label) for label in np.unique(index)]
+    for position, frame in enumerate(present):
+        context.cancel.raise_if_cancelled()
+        blend.add(load_checked(stack, frame), (index == frame).astype(np.float32))
+        fraction = start + (end - start) * (position + 1) / len(present)
+        yield context.progress.event(stage, fraction, f"pyramid blend, frame {frame + 1}")
+    return np.clip(blend.result(), 0.0, 1.0)
 
 
 def compose_weighted_steps(

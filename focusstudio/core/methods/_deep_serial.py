@@ -16,7 +16,9 @@ sha256 by :func:`focusstudio.core.weights.check_digest`.
 
 Serial strategy for N > 2 frames (SESF-Fuse's, REFERENCE-NOTES §7.2.5): the running result is
 fused with the next frame, N − 1 times. For decision-map methods the running result is composed
-by hard selection from source pixels, so an index map of the source frame of every pixel is kept.
+by hard selection from source pixels, so an index map of the source frame of every pixel is kept;
+with N > 2 the final image is that selection composed by pyramid blending
+(:class:`~focusstudio.core.ops.pyramid.PyramidBlend`: no brightness seams where the frame switches).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from focusstudio.core.errors import WeightsError
-from focusstudio.core.methods._classical import load_checked
+from focusstudio.core.methods._classical import compose_pyramid_steps, load_checked
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.ops.morphology import small_region_removal
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange
@@ -311,8 +313,13 @@ class SerialDecisionMethod(DeepFusionMethod):
             chain = yield from self._chain(stack, params, context, chain.soft_maps)
             analysis.data.update(chain=chain, post=self.post_params(params))
         maps = self.explanation_maps(chain, params, len(stack))
+        image = chain.image
+        if len(stack) > 2 and chain.index is not None:
+            # Every step was a hard selection: compose the selection by pyramid blending, so a
+            # switch of frame leaves no brightness seam in flat or bokeh areas (issue 15).
+            image = yield from compose_pyramid_steps(stack, chain.index, context, 0.0, 1.0)
         yield context.progress.event("compose", 1.0, "done")
-        return self.make_result(np.clip(chain.image, 0.0, 1.0), stack, params, maps, analysis)
+        return self.make_result(np.clip(image, 0.0, 1.0), stack, params, maps, analysis)
 
     def explanation_maps(self, chain: SerialChain, params: dict[str, Any], count: int) -> dict[str, FusionMap]:
         """Two frames: the soft map, the binary map before and the decision after clean-up.

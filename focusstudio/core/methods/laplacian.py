@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
 
 from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
 from focusstudio.core.ops.box import box_sum_np
+from focusstudio.core.ops.pyramid import laplacian_pyramid, reconstruct
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
@@ -44,27 +44,6 @@ def auto_levels(height: int, width: int) -> int:
 def max_levels(height: int, width: int) -> int:
     """Most levels for which the coarsest level is still at least 2 pixels wide."""
     return max(math.floor(math.log2(min(height, width) / 2)), 1)
-
-
-def laplacian_pyramid(image: np.ndarray, levels: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """(detail levels finest first, base): image = reconstruct(details, base) up to float error."""
-    details: list[np.ndarray] = []
-    current = image.astype(np.float32, copy=False)
-    for _ in range(levels):
-        smaller = cv2.pyrDown(current)
-        expanded = cv2.pyrUp(smaller, dstsize=(current.shape[1], current.shape[0]))
-        details.append(current - expanded.reshape(current.shape))
-        current = smaller.reshape(smaller.shape[:2] + current.shape[2:])
-    return details, current
-
-
-def reconstruct(details: list[np.ndarray], base: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`laplacian_pyramid`."""
-    current = base
-    for detail in reversed(details):
-        expanded = cv2.pyrUp(current, dstsize=(detail.shape[1], detail.shape[0]))
-        current = expanded.reshape(detail.shape) + detail
-    return current
 
 
 def majority_filter(index: np.ndarray, radius: int) -> np.ndarray:

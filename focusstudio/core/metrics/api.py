@@ -10,6 +10,7 @@ Colour: ``mode='grey'`` (default) converts RGB with MATLAB ``rgb2gray`` weights 
 usual practice of papers that call Liu's toolbox. ``mode='per_channel'`` is the MFIFB/MEFB wrapper
 behaviour: every metric on each of the three channels, then the mean (grey images are repeated on the
 three channels; PSNR takes the MSE over all channels at once). If every image is grey both modes agree.
+Sharpness recall (``Recall``, ``Lost``; see ``recall.py``) is always measured on the grey images.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from focusstudio.core.metrics.information import (
     ncie,
     normalized_mutual_information,
 )
+from focusstudio.core.metrics.recall import SharpnessRecall, sharpness_recall
 from focusstudio.core.metrics.statistics import average_gradient, spatial_frequency, standard_deviation
 from focusstudio.core.metrics.structural import psnr, qcb, qm, qy, ssim
 
@@ -90,6 +92,16 @@ _METRICS: dict[str, _Metric] = {
     "Qm": _Metric(
         "P.-W. Wang & Liu multiscale Haar edge preservation (toolbox code; 0..3)", _with_sources(qm)
     ),
+    # Computed together (one pass over the frames) in compute_metrics, always on grey images.
+    "Recall": _Metric(
+        "sharpness recall: S_max-weighted mean of min(1, S_result/S_max) over textured 32-px blocks "
+        "(0..1; NaN when no block is textured)",
+        _with_sources(lambda fused, sources: _recall(fused, sources, None).recall),
+    ),
+    "Lost": _Metric(
+        "share of textured 32-px blocks whose sharpness recall is below 0.5 (0..1, SMALLER is better)",
+        _with_sources(lambda fused, sources: _recall(fused, sources, None).lost_fraction),
+    ),
     "SF": _Metric("spatial frequency of the fused image", _fused_only(spatial_frequency)),
     "AG": _Metric("average gradient of the fused image", _fused_only(average_gradient), minimum_side=2),
     "EN": _Metric("entropy of the fused image in bits (0..8)", _fused_only(entropy)),
@@ -99,6 +111,15 @@ _METRICS: dict[str, _Metric] = {
         "structural similarity to the ground truth (Z. Wang; ≤ 1)", _gt(ssim), needs_gt=True, minimum_side=11
     ),
 }
+
+def _recall(fused: np.ndarray, sources: Sequence[np.ndarray], valid: np.ndarray | None) -> SharpnessRecall:
+    """Sharpness recall on 0..255 grey levels (the measure takes [0, 1] floats)."""
+    return sharpness_recall(fused / 255.0, (source / 255.0 for source in sources), valid=valid)
+
+
+#: Keys computed by one sharpness-recall pass.
+RECALL_METRICS: tuple[str, ...] = ("Recall", "Lost")
+
 
 #: One-line description of every metric key (larger is better for all of them).
 METRIC_INFO: dict[str, str] = {key: metric.description for key, metric in _METRICS.items()}
@@ -117,6 +138,8 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "AG",
     "EN",
     "SD",
+    "Recall",
+    "Lost",
 )
 GT_METRICS: tuple[str, ...] = ("PSNR", "SSIM")
 
@@ -173,12 +196,15 @@ def compute_metrics(
     gt: np.ndarray | None = None,
     metrics: Sequence[str] | None = None,
     mode: MetricMode = "grey",
+    valid: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Quality metrics of ``fused`` against its ``sources`` (and ``gt`` when given); larger is better.
 
     ``metrics``: keys of ``METRIC_INFO`` (case-insensitive); default ``DEFAULT_METRICS`` plus PSNR and SSIM
     when a ground truth is given. Returns ``{key: value}`` in the requested order. Values can be NaN where
     a metric is undefined (e.g. edge metrics on flat images) and PSNR is infinite for an exact match.
+    ``valid`` (H×W bool, where every source has real pixels) limits the sharpness-recall blocks;
+    Recall and Lost are measured on grey images in both modes.
     """
     if mode not in ("grey", "per_channel"):
         raise ParameterError(f"unknown metrics mode '{mode}' (use 'grey' or 'per_channel')")
@@ -206,18 +232,24 @@ def compute_metrics(
         if min(height, width) < side:
             raise InputError(f"{key} needs images of at least {side}×{side} pixels, got {width}×{height}")
 
-    images = [fused_levels, *source_levels] + ([gt_levels] if gt_levels is not None else [])
-    any_colour = any(image.ndim == 3 for image in images)
-    if mode == "per_channel" and any_colour:
-        return _per_channel(keys, fused_levels, source_levels, gt_levels)
-
     def grey(levels: np.ndarray) -> np.ndarray:
         return rgb2gray_uint8(levels) if levels.ndim == 3 else levels
 
     fused_grey = grey(fused_levels)
     sources_grey = [grey(s) for s in source_levels]
-    gt_grey = grey(gt_levels) if gt_levels is not None else None
-    return {key: float(_METRICS[key].evaluate(fused_grey, sources_grey, gt_grey)) for key in keys}
+    recall_values: dict[str, float] = {}
+    if any(key in RECALL_METRICS for key in keys):
+        recall = _recall(fused_grey, sources_grey, valid)
+        recall_values = {"Recall": recall.recall, "Lost": recall.lost_fraction}
+    other = [key for key in keys if key not in RECALL_METRICS]
+    images = [fused_levels, *source_levels] + ([gt_levels] if gt_levels is not None else [])
+    any_colour = any(image.ndim == 3 for image in images)
+    if mode == "per_channel" and any_colour:
+        values = _per_channel(other, fused_levels, source_levels, gt_levels)
+    else:
+        gt_grey = grey(gt_levels) if gt_levels is not None else None
+        values = {key: float(_METRICS[key].evaluate(fused_grey, sources_grey, gt_grey)) for key in other}
+    return {key: recall_values[key] if key in RECALL_METRICS else values[key] for key in keys}
 
 
 def _per_channel(
