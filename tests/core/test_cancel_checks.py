@@ -117,10 +117,18 @@ def test_a_cancel_inside_the_registration_stops_the_alignment() -> None:
 
 def test_sf_checks_inside_consistency_verification_and_composition() -> None:
     token = RecordingToken()
-    run_to_completion(run_fusion(_shifted_stack(count=3), "sf", cancel=token))
+    params = {"composition": "guided"}
+    run_to_completion(run_fusion(_shifted_stack(count=3), "sf", params, cancel=token))
     assert "sf.py:verify_labels" in token.sites
     assert "morphology.py:small_region_removal_labels" in token.sites
     assert "compose.py:iter_compose_weights" in token.sites
+
+
+def test_sf_pyramid_composition_checks_once_per_frame() -> None:
+    """Three frames compose by pyramid by default: a check before each frame's pyramid."""
+    token = RecordingToken()
+    run_to_completion(run_fusion(_shifted_stack(count=3), "sf", cancel=token))
+    assert token.sites.count("_classical.py:compose_pyramid_steps") >= 1
 
 
 @pytest.mark.parametrize("method", ["sesf", "gacn"])
