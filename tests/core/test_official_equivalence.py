@@ -57,12 +57,18 @@ GACN_BGF_OUTLIERS = 10
 #: the encoder's features; each feature carries the rounding of its convolution, up to
 #: 2·γ_432 ≈ 864 u of its terms' magnitude between two kernels (432 = 48 channels × 3×3, the
 #: longest sum; u = 2⁻²⁴), and the gradient f(x+1) − f(x) cancels most of f, which multiplies
-#: the relative error of SF by |f|/|∇f| (~10–20 in flat areas). Measured between the AVX-512 and
-#: SSE4.1 kernels on these pairs: up to 1.0e4 u = 6e-4; 2⁻¹⁰ ≈ 1e-3 covers that with margin.
+#: the relative error of SF by |f|/|∇f| (≫ 1 in flat areas). Measured between the AVX-512 and
+#: SSE4.1 kernels: 99.9 % of pixels within 8.4e3 u, and the four flips that run shows (gray_mwg_lab)
+#: had gaps of 0.9e3–8.6e3 u; 2⁻¹⁰ = 1.6e4 u covers them with margin.
 TIE_RELATIVE = 2.0**-10
-#: Near-ties must stay rare for the allowance to mean anything (measured: ≤ 2e-4 of the pixels at
-#: 2⁻¹²): a wrong window, kernel or padding moves SF far beyond rounding at most pixels.
-TIE_FRACTION = 2e-3
+#: Near-ties are a minority of pixels (measured: ≤ 0.15 % on the colour pairs, 2.7 % on the flat grey
+#: MWG pairs), so most of the map is held exactly ...
+TIE_FRACTION = 0.05
+#: ... and of those near-ties only a few may actually flip (measured: 0 on the anchors' CPU, 4 of
+#: 270,000 pixels with SSE4.1 kernels). A wrong window, kernel or padding moves SF far beyond
+#: rounding and flips pixels away from near-ties, which is never allowed.
+TIE_FLIPS = 1e-3
+
 
 pytestmark = [
     pytest.mark.shared,
@@ -111,6 +117,7 @@ def test_sesf_decision_maps_agree_but_at_near_ties(pair: str) -> None:
     assert near_tie.mean() <= TIE_FRACTION
     flipped = (result.maps["decision_raw"].data > 0.5) != raw
     assert not (flipped & ~near_tie).any(), f"{int((flipped & ~near_tie).sum())} flips away from a near-tie"
+    assert flipped.mean() <= TIE_FLIPS
     # our consistency verification is the authors' bit for bit (integer morphology, any CPU)
     assert np.array_equal(verify_binary(raw, SESF_PARAMS.defaults()), post)
     # and ours is the same function of our raw map: the post maps differ only through near-ties
