@@ -9,7 +9,7 @@ Tolerances and why (the anchors were made on one CPU; ours may run AVX-512, AVX2
 kernels, which sum convolutions in other orders, so nothing may rely on one CPU's rounding):
 
 * SESF: the strict SF_1 > SF_2 may flip only at near-ties, |SF_1 − SF_2| ≤ TIE_RELATIVE ·
-  max(SF_1, SF_2) (see there), and near-ties must be rare; our consistency verification of the
+  max(SF_1, SF_2) (see there), near-ties are a minority and few of them flip; our consistency verification of the
   authors' raw map gives their post-processed map exactly (integer morphology: no rounding); the
   unclipped guided-filter weight's range matches the recorded one to 1e-4 (the CSV has 4
   decimals), the fused image is within ±1 grey level (truncation of float32 values that sit on
@@ -20,7 +20,7 @@ kernels, which sum convolutions in other orders, so nothing may rely on one CPU'
   when the blurred map sits within ~1e-5 of them. So M thresholded at 0.5 may differ at a handful
   of pixels and M_bgf may differ by more than one level at a handful; the fused image
   F = B + M_bgf·(A − B) is within 1 level plus what the difference of M_bgf explains there,
-  |ΔM_bgf|·|A − B| (ΔM_bgf from the anchor's rounded map: one level plus its ±0.5 rounding).
+  |ΔM_bgf|·|A − B| (ΔM_bgf: our map's distance to the anchor's rounded one plus its ±½ level).
 """
 
 from __future__ import annotations
