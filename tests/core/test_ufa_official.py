@@ -52,5 +52,6 @@ def test_official_checkpoint_reproduces_the_authors_output(shared_dir: Path, pai
     expected = _read(expected_path)
     difference = np.abs(fused.astype(np.int16) - expected.astype(np.int16))
     assert difference.max() <= 1, f"max difference {difference.max()} grey levels"
-    # Essentially bit-exact: off-by-one pixels are float-rounding cases at the truncation edge.
+    # Off-by-one only where the float value sits within the kernels' rounding (~1e-5 relative,
+    # other CPUs sum in other orders) of an integer, where truncation tips: a small fraction.
     assert (difference > 0).mean() < 1e-3

@@ -307,8 +307,9 @@ def conv2d_activation(
 
     On the CPU (float32) the activation runs inside oneDNN's convolution as a post-op, applied as
     the output is written: one pass over the output less (the op torch's own compiler emits for
-    this pattern; ReLU results are bit-identical to conv2d + relu). Elsewhere, or where the torch
-    build lacks the op: conv2d and the activation in place."""
+    this pattern). Its sums run in oneDNN's order, which depends on the CPU's kernels: equal to
+    conv2d + activation within float rounding, bit-identical on some CPUs only. Elsewhere, or
+    where the torch build lacks the op: conv2d and the activation in place."""
     fused = _fused_or_none(x, lambda: torch.ops.mkldnn._convolution_pointwise(
         x, weight, bias, list(padding), [1, 1], [1, 1], groups, activation, [], None))
     if fused is not None:
