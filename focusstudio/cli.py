@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--gt", help="an all-in-focus ground truth (adds PSNR and SSIM)")
     metrics.add_argument("--metrics", help="comma-separated metric keys (default: the standard set)")
     metrics.add_argument("--json", action="store_true")
+    _add_pixel_limit_argument(metrics)
 
     evaluate = sub.add_parser("eval", help="fuse every scene of a dataset and report metric means")
     evaluate.add_argument("dataset", metavar="DATASET_DIR", help="folder of <scene>/1.*, 2.*, ... [gt.*]")
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--save-dir", metavar="DIR", help="write each fused result as DIR/<scene>.png")
     evaluate.add_argument("--metrics", help="comma-separated metric keys (default: the standard set)")
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_pixel_limit_argument(evaluate)
 
     demo = sub.add_parser("demo", help="fuse the bundled sample stack")
     demo.add_argument("-o", "--output", default="focusstudio-demo.png", help="where to write the result")
@@ -174,6 +177,16 @@ def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         help="working-memory budget, e.g. 4G or 512M (default: a safe fraction of free memory)",
     )
     parser.add_argument("--tile-size", type=int, metavar="PX", help="force tiles of this edge length")
+    _add_pixel_limit_argument(parser)
+
+
+def _add_pixel_limit_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-pixels",
+        metavar="N",
+        help="refuse frames larger than this many pixels, e.g. 400M (default: 250M; guards "
+        "against decompression bombs; also FOCUSSTUDIO_MAX_PIXELS)",
+    )
 
 
 def parse_size(text: str | None) -> int | None:
@@ -190,7 +203,9 @@ def parse_size(text: str | None) -> int | None:
         size = float(value) * factor
     except ValueError:
         raise FocusStudioError(f"--memory-limit: cannot read size {text!r} (use e.g. 4G or 512M)") from None
-    if size <= 0:
+    if not math.isfinite(size):  # 'inf', 'nan', '1e400'
+        raise FocusStudioError(f"--memory-limit must be a finite size such as 4G, got {text!r}")
+    if size < 1:
         raise FocusStudioError(f"--memory-limit must be positive, got {text!r}")
     return int(size)
 
@@ -208,6 +223,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     from focusstudio.core.pipeline import run_fusion
 
     method, params = _method_params(args.method, args.assignments)
+    if args.tile_size is not None and args.tile_size < 1:
+        raise FocusStudioError(f"--tile-size must be at least 1 pixel, got {args.tile_size}")
+    memory_limit = parse_size(args.memory_limit)
     output = Path(args.output)
     stack = load_stack(args.inputs)
     protected = [f.path for f in stack.frames if f.path is not None]
@@ -224,7 +242,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
             params,
             device=args.device,
             weights=args.weights,
-            memory_limit=parse_size(args.memory_limit),
+            memory_limit=memory_limit,
             tile_size=args.tile_size,
         ),
         progress,
@@ -350,7 +368,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     fused = read_image(args.fused)
     sources = [read_image(p) for p in args.sources]
     gt = read_image(args.gt) if args.gt else None
-    values = compute_metrics(fused, sources, gt=gt, metrics=_metric_list(args.metrics))
+    values = compute_metrics(
+        fused, sources, gt=gt, metrics=_metric_list(args.metrics),
+        labels=(args.fused, list(args.sources), args.gt),
+    )
     if args.json:
         print(json.dumps(values))
     else:
@@ -441,6 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
+        if getattr(args, "max_pixels", None) is not None:
+            from focusstudio.core.io.guards import parse_pixel_count, set_max_pixels
+
+            set_max_pixels(parse_pixel_count(args.max_pixels))
         return COMMANDS[args.command](args)
     except FocusStudioError as error:
         if args.debug:

@@ -14,7 +14,7 @@ from typing import Any
 
 from focusstudio.core.border import complete_partial_coverage
 from focusstudio.core.device import is_out_of_memory, release_cached_gpu_memory
-from focusstudio.core.errors import FocusStudioError, MethodUnavailableError
+from focusstudio.core.errors import FocusStudioError, MethodUnavailableError, ParameterError
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import get_method
 from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange, run_to_completion
@@ -53,6 +53,10 @@ def run_fusion(
 
     if len(stack) < 2:
         raise FocusStudioError(f"need at least 2 frames to fuse, got {len(stack)}")
+    if tile_size is not None and tile_size < 1:
+        raise ParameterError(f"the tile size must be at least 1 pixel, got {tile_size}")
+    if memory_limit is not None and memory_limit < 1:
+        raise ParameterError(f"the memory limit must be positive, got {memory_limit} bytes")
     instance, resolved = prepare(method, params, weights)
     # Device resolution imports torch (seconds of process start-up): not part of the fusion time.
     # The classical methods are NumPy/OpenCV: "auto" means the CPU without loading torch at all.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -184,6 +185,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             return _preview(recipe.name, config, Path(args.preview), out)
         if not config.out:
             raise InputError("train needs --out FILE for the weights")
+        check_weights_destination(Path(config.out))
         generator = trainer_module.train(recipe, config, cancel=cancel)
     restore = _install_signal_handlers(cancel)
     log_every = max(1, int(overrides.get("log_every", 10)))
@@ -205,6 +207,21 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         print(f"weights: {result.weights} (sha256 {result.manifest_entry and result.manifest_entry['sha256']})",
               file=out)
     return 0
+
+
+def check_weights_destination(out: Path) -> None:
+    """Fail before any training step when ``--out`` cannot be written: a folder, or a place
+    whose nearest existing folder is missing, not a folder, or not writable. (The general output
+    policy checks more; this is what training must know before spending minutes.)"""
+    if out.is_dir():
+        raise InputError("is a folder; --out needs a weights file name (e.g. weights/gacn.pt)", out)
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the trainer creates the missing folders
+    if not folder.is_dir():
+        raise InputError(f"cannot be written: {folder} is not a folder", out)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot be written: the folder {folder} is not writable", out)
 
 
 def _preview(method: str, config: Any, path: Path, out: TextIO) -> int:
