@@ -84,6 +84,18 @@ def float_levels_tiff(path: Path, seed: int, peak: float = 255.0) -> Path:
     return path
 
 
+def jpeg_declaring(path: Path, height: int, width: int) -> Path:
+    """A small JPEG whose frame header (SOF0) declares ``height``×``width``: probing reads only
+    the header, so a real medium-format size costs nothing to test."""
+    ok, encoded = cv2.imencode(".jpg", np.zeros((16, 16), np.uint8))
+    assert ok
+    data = bytearray(encoded.tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
 def symlink_loop(folder: Path) -> Path:
     first, second = folder / "loop1.png", folder / "loop2.png"
     os.symlink(second.name, first)

@@ -169,12 +169,7 @@ def test_tifffile_log_lines_do_not_reach_stderr(tmp_path: Path, pair: tuple[Path
 def test_no_pillow_bomb_warning_for_a_legitimate_144_megapixel_frame(tmp_path: Path, pair: tuple[Path, Path]) -> None:
     """Pillow warns (two lines) above 89 MP; a 12000×12000 JPEG is a real medium-format frame.
     Only its header is read here: the size differs from the other frame, which is the one line."""
-    big = tmp_path / "big.jpg"
-    cv2.imwrite(str(big), np.zeros((16, 16), np.uint8))
-    data = bytearray(big.read_bytes())
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = (12000).to_bytes(2, "big") * 2  # height, width of the frame header
-    big.write_bytes(bytes(data))
+    hostile.jpeg_declaring(tmp_path / "big.jpg", 12000, 12000)
     completed = _cli(["fuse", "big.jpg", "a.png", "-o", "out.png"], tmp_path)
     _one_line_error(completed, "12000x12000", "frames must have the same size")
 
