@@ -99,16 +99,21 @@ def fallback_attempts(
 ) -> list[tuple[str, int | None, int | None]]:
     """(device, memory budget, tile edge) to try in turn when a run runs out of memory: as asked,
     then three times with a quarter of the budget (or half the tile edge when one was given),
-    then, for a GPU, the CPU as asked."""
-    attempts: list[tuple[str, int | None, int | None]] = [(device, memory_limit, tile_size)]
-    base = resolve_memory_limit(memory_limit, device) if tile_size is None else 0
+    then, for a GPU, the CPU as asked.
+
+    The budget is resolved here, once per device, by the one policy every method and the window
+    share (:func:`focusstudio.core.tiling.resolve_memory_limit`: the user's ``--memory-limit``,
+    else a fraction of the free memory, at most 1.5 GiB of RAM), so no method falls back on a
+    default of its own."""
+    base = resolve_memory_limit(memory_limit, device)
+    attempts: list[tuple[str, int | None, int | None]] = [(device, base, tile_size)]
     for step in range(1, 4):
         if tile_size is not None:
-            attempts.append((device, memory_limit, max(tile_size >> step, MIN_RETRY_TILE)))
+            attempts.append((device, base, max(tile_size >> step, MIN_RETRY_TILE)))
         else:
             attempts.append((device, max(base >> (2 * step), MIN_RETRY_BUDGET), None))
     if device != "cpu":
-        attempts.append(("cpu", memory_limit, tile_size))
+        attempts.append(("cpu", resolve_memory_limit(memory_limit, "cpu"), tile_size))
     return attempts
 
 

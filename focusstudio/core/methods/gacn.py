@@ -47,7 +47,7 @@ from focusstudio.core.methods.deep_common import (
     window_sum_sigmoid,
 )
 from focusstudio.core.methods.registry import register
-from focusstudio.core.methods.tiling import DEFAULT_MEMORY_BUDGET, Tile, fits_untiled, plan_tiles
+from focusstudio.core.methods.tiling import Tile, fits_untiled, plan_tiles
 from focusstudio.core.ops.compose import compose_pair, iter_compose_index
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guide_centre
 from focusstudio.core.params import ParamSet, ParamSpec
@@ -227,7 +227,7 @@ def apply_bgf(
     cumulative-sum box filters in double precision; same values to ~1e-6)."""
     device = torch_device(context)
     height, width = decision.shape
-    budget = context.memory_limit or DEFAULT_MEMORY_BUDGET
+    budget = context.resolved_memory_limit()
     edge = context.tile_size or max(int((budget / 200) ** 0.5), 256)
     tiles = plan_tiles(height, width, max(height, width) if fits_untiled(height, width, edge) else edge,
                        config.radius)
@@ -408,7 +408,7 @@ class GACNFuse(DeepFusionMethod):
         recorded so :meth:`finish` can tell when it must run this again)."""
         count = len(stack)
         height, width = stack.shape
-        budget = (context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
+        budget = (context.resolved_memory_limit()) // 2
         keep = (count - 1) * height * width * 4 <= budget
         reference = grey_frame(stack, 0)
         tiles = inference.tiles(height, width)
@@ -555,7 +555,7 @@ class GACNFuse(DeepFusionMethod):
         else:
             count = len(stack)
             height, width = stack.shape
-            budget = (context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
+            budget = (context.resolved_memory_limit()) // 2
             volume = CalibrationVolume(keep_volumes=count * height * width * 4 <= budget)
             reference = grey_frame(stack, 0)
             for j, decision in enumerate(decisions, start=1):
