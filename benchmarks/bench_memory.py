@@ -5,7 +5,7 @@
     python -m benchmarks.bench_memory --json memory.json
 
 Each run is the real command line in its own process under ``/usr/bin/time -v``, on a synthetic
-two-frame colour stack (PNG, 8-bit): ``--classical-size`` px square for the classical methods,
+colour stack (PNG, 8-bit; ``--frames``, default 2): ``--classical-size`` px square for the classical methods,
 ``--deep-size`` for the deep ones (CPU). The promise measured (issue 13): peak RSS ≤ budget +
 the fixed cost, where the fixed cost is the peak of the same command on a 64×64 stack (the
 interpreter, NumPy/OpenCV, torch and the network's weights when the method loads them: what a
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limits", default="256M,1G,default")
     parser.add_argument("--classical-size", type=int, default=4000)
     parser.add_argument("--deep-size", type=int, default=2400)
+    parser.add_argument("--frames", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args(argv)
     from focusstudio.core.tiling import resolve_memory_limit
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods.split(","):
             size = args.classical_size if method in CLASSICAL else args.deep_size
             if size not in stacks:
-                stacks[size] = write_stack(root / f"s{size}", size)
+                stacks[size] = write_stack(root / f"s{size}", size, args.frames)
             fixed = run_focusstudio(f"{method} fixed", tiny, root / "tiny.png", method)
             _check(fixed)
             for limit_text in args.limits.split(","):
@@ -85,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
                 bound = resolved + fixed.max_rss_bytes
                 over = run.max_rss_bytes - bound
                 rows.append({
-                    "method": method, "size": size, "limit": limit_text, "budget_mib": resolved / MIB,
+                    "method": method, "size": size, "frames": args.frames, "limit": limit_text,
+                    "budget_mib": resolved / MIB,
                     "fixed_mib": fixed.max_rss_mib, "peak_mib": run.max_rss_mib, "bound_mib": bound / MIB,
                     "over_mib": over / MIB, "seconds": run.wall_seconds, "notes": run.extra.get("notes"),
                 })
-                print(f"{method:<6} {size:>4}²x2 {resolved / MIB:>6.0f}Mi {fixed.max_rss_mib:>6.0f}M "
+                print(f"{method:<6} {size:>4}²x{args.frames} {resolved / MIB:>6.0f}Mi {fixed.max_rss_mib:>6.0f}M "
                       f"{run.max_rss_mib:>6.0f}M {bound / MIB:>6.0f}M {over / MIB:>+6.0f}M  {run.wall_seconds:.0f}",
                       flush=True)
     if args.json:

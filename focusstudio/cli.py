@@ -233,6 +233,10 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     from focusstudio.core.io import check_output_path
 
     check_output_path(output, overwrite=args.force, protected=protected)
+    # A --memory-limit too small for this stack is refused now, not after the alignment.
+    from focusstudio.core.pipeline import memory_budget
+
+    memory_budget(stack, method, memory_limit, "cuda" if args.device == "cuda" else "cpu")
     progress = _Progress(enabled=not args.quiet and not args.json)
     stack, alignment, align_seconds = _maybe_align(stack, args, progress)
     result = _drive(

@@ -18,7 +18,7 @@ from focusstudio.core.errors import FocusStudioError, MethodUnavailableError, Pa
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import get_method
 from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange, run_to_completion
-from focusstudio.core.tiling import resolve_memory_limit
+from focusstudio.core.tiling import resolve_memory_limit, run_budget
 from focusstudio.core.types import FusionResult, Stack
 
 
@@ -64,8 +64,9 @@ def run_fusion(
     started = time.perf_counter()
     cancel = cancel or CancelToken()
     weights_path = Path(weights) if weights is not None else None
-    attempts = fallback_attempts(device_name, memory_limit, tile_size)
-    retry_notes: list[str] = []
+    _budget, working, budget_note = memory_budget(stack, instance, memory_limit, device_name)
+    attempts = fallback_attempts(device_name, working, tile_size)
+    retry_notes: list[str] = [budget_note] if budget_note else []
     for number, (attempt_device, attempt_limit, attempt_tile) in enumerate(attempts):
         context = RunContext(
             device=attempt_device, cancel=cancel, weights=weights_path, memory_limit=attempt_limit,
@@ -92,6 +93,19 @@ def run_fusion(
     from dataclasses import replace
 
     return replace(result, timings=timings, notes=notes)
+
+
+def memory_budget(
+    stack: Stack, method: str | FusionMethod, memory_limit: int | None, device: str = "cpu"
+) -> tuple[int, int, str | None]:
+    """(budget, working budget, note) of fusing ``stack`` with ``method``
+    (:func:`focusstudio.core.tiling.run_budget`). Raises ParameterError when ``memory_limit``
+    cannot hold the method's whole-frame arrays: callers check this before a long alignment."""
+    instance = get_method(method) if isinstance(method, str) else method
+    height, width = stack.shape
+    # The floor is host memory: on a CUDA device the budget is the device's, frames stay on the host.
+    floor = 0 if device.startswith("cuda") else instance.memory_floor(stack)
+    return run_budget(memory_limit, device, floor, f"{instance.name} on {len(stack)} frames of {width}×{height}")
 
 
 def fallback_attempts(

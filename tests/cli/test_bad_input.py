@@ -237,3 +237,15 @@ def test_the_pixel_limit_can_be_set(tmp_path: Path, pair: tuple[Path, Path], how
 def test_a_bad_pixel_limit_is_one_line(tmp_path: Path, pair: tuple[Path, Path], value: str) -> None:
     completed = _cli(["fuse", "a.png", "b.png", "-o", "out.png", "--max-pixels", value], tmp_path)
     _one_line_error(completed, "--max-pixels")
+
+
+def test_a_memory_limit_below_the_method_s_floor_is_refused_before_any_work(tmp_path: Path) -> None:
+    """sf holds about 86 bytes a pixel of whole-frame arrays (2 colour frames): 2000×2000 frames
+    cannot be fused within 256 MiB, so the limit is refused up front with the size that would do."""
+    frame = cv2.resize(hostile.texture(), (2000, 2000))
+    cv2.imwrite(str(tmp_path / "1.png"), frame)
+    cv2.imwrite(str(tmp_path / "2.png"), frame[::-1])
+    completed = _cli(["fuse", "1.png", "2.png", "-o", "out.png", "--memory-limit", "256M"], tmp_path)
+    _one_line_error(completed, "--memory-limit 256 MiB is too small for sf on 2 frames of 2000×2000",
+                    "give --memory-limit")
+    assert not (tmp_path / "out.png").exists()

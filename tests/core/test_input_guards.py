@@ -93,3 +93,38 @@ def test_nmi_of_constant_images_is_nan_and_sizes_name_the_files() -> None:
     assert np.isnan(values["NMI"]) and values["MI"] == 0.0
     with pytest.raises(InputError, match=r"^c\.png: is 16×16 pixels but f\.png is 32×32"):
         compute_metrics(flat, [flat, flat[:16, :16]], metrics=["MI"], labels=("f.png", ["b.png", "c.png"], None))
+
+
+# ----------------------------------------------------------------- one budget policy (part 4)
+def test_run_budget_refuses_a_limit_below_the_floor_and_raises_the_automatic_one() -> None:
+    from focusstudio.core.tiling import MINIMUM_OPERATION_BUDGET, run_budget
+
+    mib = 1024**2
+    with pytest.raises(ParameterError, match=r"--memory-limit 256 MiB is too small for sf .*--memory-limit 640M"):
+        run_budget(256 * mib, "cpu", 500 * mib, "sf on 2 frames of 2000×2000")
+    budget, working, note = run_budget(1024 * mib, "cpu", 500 * mib, "x")
+    assert (budget, working, note) == (1024 * mib, 524 * mib, None)  # tiles get what the floor leaves
+    budget, working, note = run_budget(None, "cpu", 64 * 1024 * mib, "sf on 2 frames of 30000×30000")
+    assert budget == 64 * 1024 * mib + MINIMUM_OPERATION_BUDGET and working == MINIMUM_OPERATION_BUDGET
+    assert note is not None and note.startswith("memory budget raised from")
+    assert run_budget(300 * mib, "cpu", 0, "unmeasured")[:2] == (300 * mib, 300 * mib)
+
+
+def test_every_run_gets_the_budget_of_one_policy(
+    make_focus_stack, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    """The deep methods used a fixed 2 GiB and the window no limit: now the pipeline resolves one
+    budget (the user's, else half the free memory) and hands every method a concrete number."""
+    from focusstudio.core import tiling
+    from focusstudio.core.methods.base import RunContext
+    from focusstudio.core.methods.tiling import tile_edge
+    from focusstudio.core.pipeline import fallback_attempts, memory_budget
+    from focusstudio.core.types import Stack
+
+    monkeypatch.setattr(tiling, "available_ram", lambda: 1024**3)  # 1 GiB free: 512 MiB budget
+    stack = Stack.from_arrays(make_focus_stack(2, size=64, colour=True).frames)
+    budget, working, note = memory_budget(stack, "sesf", None, "cpu")
+    assert note is None and budget == 512 * 1024**2 and working < budget
+    assert RunContext(memory_limit=None).resolved_memory_limit() == 512 * 1024**2
+    assert fallback_attempts("cpu", None, None)[0] == ("cpu", 512 * 1024**2, None)
+    assert tile_edge(1000.0, 0) == tile_edge(1000.0, 0, memory_limit=512 * 1024**2)  # not 2 GiB

@@ -251,6 +251,11 @@ class SESFFuse(DeepFusionMethod):
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_{i}", "decision_raw", "decision_post", "weight", "index_raw", "index",
     )
+    # Peak RSS minus the fixed cost, less one minimum tile budget, of 2 colour frames at 2400²
+    # with --memory-limit 256M: 134 bytes a pixel; per frame a grey copy and an activity map
+    # (8 bytes a pixel, from the code, not measured); plus 10 %.
+    floor_bytes_per_pixel: ClassVar[float] = 130.0
+    floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
 
     # ------------------------------------------------------------------------------ analyze
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:

@@ -200,6 +200,10 @@ class SpatialFrequencyFusion(FusionMethod):
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_{i}", "activity", "index_raw", "index", "decision_raw", "decision", "weight",
     )
+    # Peak RSS minus the fixed cost, less one minimum tile budget, of 2 and 4 colour frames at
+    # 2000² and 4000² with --memory-limit 256M (63 + 7·N bytes a pixel), plus 10 %.
+    floor_bytes_per_pixel: ClassVar[float] = 70.0
+    floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
 
     # ------------------------------------------------------------------------------ analysis
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
