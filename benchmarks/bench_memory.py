@@ -10,13 +10,15 @@ colour stack (PNG, 8-bit; ``--frames``, default 2): ``--classical-size`` px squa
 the fixed cost, where the fixed cost is the peak of the same command on a 64×64 stack (the
 interpreter, NumPy/OpenCV, torch and the network's weights when the method loads them: what a
 run costs before any pixel). "default" is the budget the run resolves itself (half the free
-memory, at most 1.5 GiB); the driver prints the value it resolves just before the run.
+memory, at most 1.5 GiB); the driver prints the value it resolves just before the run. A limit
+below the method's whole-frame arrays is refused before any work (exit 2): printed as "refused".
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -82,7 +84,16 @@ def main(argv: list[str] | None = None) -> int:
                 extra = [] if budget is None else ["--memory-limit", limit_text]
                 resolved = budget if budget is not None else resolve_memory_limit(None)
                 run = run_focusstudio(f"{method} {limit_text}", stacks[size], root / "out.png", method, extra)
+                if run.returncode == 2 and "too small" in run.stderr_tail:
+                    # Refused before any work: the limit cannot hold the method's whole-frame arrays.
+                    reason = run.stderr_tail.strip().splitlines()[-1]
+                    rows.append({"method": method, "size": size, "frames": args.frames, "limit": limit_text,
+                                 "refused": reason, "peak_mib": run.max_rss_mib})
+                    print(f"{method:<6} {size:>4}²x{args.frames} {resolved / MIB:>6.0f}Mi refused "
+                          f"(peak {run.max_rss_mib:.0f}M): {reason.split('error: ')[-1]}", flush=True)
+                    continue
                 _check(run)
+                resolved = _raised_budget(run.extra.get("notes") or []) or resolved
                 bound = resolved + fixed.max_rss_bytes
                 over = run.max_rss_bytes - bound
                 rows.append({
@@ -97,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def _raised_budget(notes: list[str]) -> int | None:
+    """The budget a run raised itself to (its note), in bytes; None when it kept the default."""
+    for note in notes:
+        found = re.search(r"memory budget raised from .* to ([\d.]+) (GiB|MiB)", note)
+        if found:
+            return int(float(found.group(1)) * (1024**3 if found.group(2) == "GiB" else MIB))
+    return None
 
 
 def _check(measurement: Measurement) -> None:

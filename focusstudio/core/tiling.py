@@ -153,7 +153,7 @@ def run_budget(
                 f"about {_mib(floor)}; give --memory-limit {_suggested_limit(needed)} or more"
             )
         note = (
-            f"memory budget raised from {_mib(budget)} to {_mib(needed)}: the whole-frame arrays of {what} "
+            f"memory budget raised from {_mib(budget)} to {needed / 1024**2:.0f} MiB: the whole-frame arrays of {what} "
             "take that much"
         )
         budget = needed
