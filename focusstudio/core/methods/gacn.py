@@ -321,6 +321,11 @@ class GACNFuse(DeepFusionMethod):
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_diff_scale{k}", "decision_initial", "boundary", "decision", "decision_volume_{j}", "index",
     )
+    # Peak RSS minus the fixed cost, less one minimum tile budget, of 2 colour frames at 2400²
+    # with --memory-limit 256M: 127 bytes a pixel; per frame a grey copy and a decision map
+    # (8 bytes a pixel, from the code, not measured); plus 10 %.
+    floor_bytes_per_pixel: ClassVar[float] = 124.0
+    floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
 
     # ------------------------------------------------------------------------------ network stage
     def _pair_decision(
