@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = run_focusstudio(f"{method} {limit_text}", stacks[size], root / "out.png", method, extra)
                 if run.returncode == 2 and "too small" in run.stderr_tail:
                     # Refused before any work: the limit cannot hold the method's whole-frame arrays.
-                    reason = run.stderr_tail.strip().splitlines()[-1]
+                    reason = next(line for line in run.stderr_tail.splitlines() if "too small" in line)
                     rows.append({"method": method, "size": size, "frames": args.frames, "limit": limit_text,
                                  "refused": reason, "peak_mib": run.max_rss_mib})
                     print(f"{method:<6} {size:>4}²x{args.frames} {resolved / MIB:>6.0f}Mi refused "
