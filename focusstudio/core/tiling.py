@@ -140,11 +140,16 @@ def run_budget(
     ``memory_limit`` below ``floor`` plus :data:`MINIMUM_OPERATION_BUDGET` cannot be kept and is
     refused before any work, with the size that would do; the automatic budget is raised to it
     instead, with a note. ``what`` names the run in those messages ("sf on 2 frames of 4000×4000").
+    Floors under :data:`MINIMUM_OPERATION_BUDGET` are not enforced.
     """
     from focusstudio.core.errors import ParameterError
 
-    needed = floor + MINIMUM_OPERATION_BUDGET if floor > 0 else 0
     budget = resolve_memory_limit(memory_limit, device)
+    if floor < MINIMUM_OPERATION_BUDGET:
+        # Small stacks: the whole-frame arrays are lost in the fixed cost, and tests (and users)
+        # may give tiny budgets on purpose to make a method stream.
+        return budget, budget, None
+    needed = floor + MINIMUM_OPERATION_BUDGET
     note = None
     if budget < needed:
         if memory_limit is not None:
@@ -157,8 +162,7 @@ def run_budget(
             "take that much"
         )
         budget = needed
-    working = max(budget - floor, MINIMUM_OPERATION_BUDGET) if floor > 0 else budget
-    return budget, working, note
+    return budget, budget - floor, note
 
 
 #: What a streaming N-frame method holds for the whole frame while one of its operations runs in

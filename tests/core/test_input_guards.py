@@ -108,6 +108,8 @@ def test_run_budget_refuses_a_limit_below_the_floor_and_raises_the_automatic_one
     assert budget == 64 * 1024 * mib + MINIMUM_OPERATION_BUDGET and working == MINIMUM_OPERATION_BUDGET
     assert note is not None and note.startswith("memory budget raised from")
     assert run_budget(300 * mib, "cpu", 0, "unmeasured")[:2] == (300 * mib, 300 * mib)
+    # Small stacks: a floor under the minimum tile budget is not enforced (tiny budgets force streaming).
+    assert run_budget(4096, "cpu", 100 * mib, "gacn on 3 frames of 40×40") == (4096, 4096, None)
 
 
 def test_every_run_gets_the_budget_of_one_policy(
