@@ -121,12 +121,15 @@ def test_every_run_gets_the_budget_of_one_policy(
     from focusstudio.core.methods.base import RunContext
     from focusstudio.core.methods.tiling import tile_edge
     from focusstudio.core.pipeline import fallback_attempts, memory_budget
-    from focusstudio.core.types import Stack
+    from focusstudio.core.types import FrameInfo, Stack
 
     monkeypatch.setattr(tiling, "available_ram", lambda: 1024**3)  # 1 GiB free: 512 MiB budget
     stack = Stack.from_arrays(make_focus_stack(2, size=64, colour=True).frames)
-    budget, working, note = memory_budget(stack, "sesf", None, "cpu")
-    assert note is None and budget == 512 * 1024**2 and working < budget
+    assert memory_budget(stack, "sesf", None, "cpu") == (512 * 1024**2, 512 * 1024**2, None)
+    # Headers of a 2-frame 1500² stack (no pixels needed): sesf's floor is taken off the tiles.
+    large = Stack([FrameInfo(f"{i}.png", 1500, 1500, 3, "uint8") for i in range(2)], lambda info: None)
+    budget, working, note = memory_budget(large, "sesf", None, "cpu")
+    assert note is None and budget == 512 * 1024**2 and working < budget - 128 * 1024**2
     assert RunContext(memory_limit=None).resolved_memory_limit() == 512 * 1024**2
     assert fallback_attempts("cpu", None, None)[0] == ("cpu", 512 * 1024**2, None)
     assert tile_edge(1000.0, 0) == tile_edge(1000.0, 0, memory_limit=512 * 1024**2)  # not 2 GiB
