@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--align-set", dest="align_assignments", action="append", default=[],
                          metavar="KEY=VALUE", help="with --register: an alignment setting (repeatable)")
     metrics.add_argument("--json", action="store_true")
+    _add_pixel_limit_argument(metrics)
 
     evaluate = sub.add_parser("eval", help="fuse every scene of a dataset and report metric means")
     evaluate.add_argument("dataset", metavar="DATASET_DIR", help="folder of <scene>/1.*, 2.*, ... [gt.*]")
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     from focusstudio.core.batch.command import add_batch_arguments
 
     add_batch_arguments(batch)
+    _add_pixel_limit_argument(evaluate)
 
     demo = sub.add_parser("demo", help="fuse the bundled sample stack")
     demo.add_argument("-o", "--output", default="focusstudio-demo.png", help="where to write the result")
@@ -189,6 +192,16 @@ def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         help="working-memory budget, e.g. 4G or 512M (default: a safe fraction of free memory)",
     )
     parser.add_argument("--tile-size", type=int, metavar="PX", help="force tiles of this edge length")
+    _add_pixel_limit_argument(parser)
+
+
+def _add_pixel_limit_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-pixels",
+        metavar="N",
+        help="refuse frames larger than this many pixels, e.g. 400M (default: 250M; guards "
+        "against decompression bombs; also FOCUSSTUDIO_MAX_PIXELS)",
+    )
 
 
 def parse_size(text: str | None) -> int | None:
@@ -205,7 +218,9 @@ def parse_size(text: str | None) -> int | None:
         size = float(value) * factor
     except ValueError:
         raise FocusStudioError(f"--memory-limit: cannot read size {text!r} (use e.g. 4G or 512M)") from None
-    if size <= 0:
+    if not math.isfinite(size):  # 'inf', 'nan', '1e400'
+        raise FocusStudioError(f"--memory-limit must be a finite size such as 4G, got {text!r}")
+    if size < 1:
         raise FocusStudioError(f"--memory-limit must be positive, got {text!r}")
     return int(size)
 
@@ -222,15 +237,24 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     from focusstudio.core.io import OutputPlan, load_stack
 
     method, params = _method_params(args.method, args.assignments)
+    if args.tile_size is not None and args.tile_size < 1:
+        raise FocusStudioError(f"--tile-size must be at least 1 pixel, got {args.tile_size}")
+    memory_limit = parse_size(args.memory_limit)
     stack = load_stack(args.inputs)
     # Every output is checked before spending minutes on the fusion, and all are published
     # together at the end: a run that fails or is stopped leaves nothing new.
     with OutputPlan([*args.inputs, *(f.path for f in stack.frames)], force=args.force) as outputs:
         _plan_fuse_outputs(outputs, args, method, len(stack))
-        return _fuse(args, method, params, stack, outputs)
+        # A --memory-limit too small for this stack is refused now, not after the alignment.
+        from focusstudio.core.pipeline import memory_budget
+
+        memory_budget(stack, method, memory_limit, "cuda" if args.device == "cuda" else "cpu")
+        return _fuse(args, method, params, stack, outputs, memory_limit)
 
 
-def _fuse(args: argparse.Namespace, method: Any, params: dict[str, Any], stack: Any, outputs: Any) -> int:
+def _fuse(
+    args: argparse.Namespace, method: Any, params: dict[str, Any], stack: Any, outputs: Any, memory_limit: int | None
+) -> int:
     from focusstudio.core.io import write_maps, write_result
     from focusstudio.core.pipeline import run_fusion
 
@@ -244,7 +268,7 @@ def _fuse(args: argparse.Namespace, method: Any, params: dict[str, Any], stack: 
             params,
             device=args.device,
             weights=args.weights,
-            memory_limit=parse_size(args.memory_limit),
+            memory_limit=memory_limit,
             tile_size=args.tile_size,
             quality_maps=bool(args.maps),  # the written maps include lost_blocks (sharpness recall)
         ),
@@ -397,7 +421,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         registered = list(register_frames(fused, sources, settings))
         sources = [frame for frame, _ in registered]
         valid = np.logical_and.reduce([coverage for _, coverage in registered])
-    values = compute_metrics(fused, sources, gt=gt, metrics=_metric_list(args.metrics), valid=valid)
+    values = compute_metrics(
+        fused, sources, gt=gt, metrics=_metric_list(args.metrics), valid=valid,
+        labels=(args.fused, list(args.sources), args.gt),
+    )
     if args.json:
         print(json.dumps(values))
     else:
@@ -507,6 +534,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the window: Qt's event loop would hold the Python handler back and SIGTERM would not stop it.
     signals = exit_on_signals() if args.command != "gui" else contextlib.nullcontext()
     try:
+        if getattr(args, "max_pixels", None) is not None:
+            from focusstudio.core.io.guards import parse_pixel_count, set_max_pixels
+
+            set_max_pixels(parse_pixel_count(args.max_pixels))
         with signals:
             return COMMANDS[args.command](args)
     except Terminated as stop:

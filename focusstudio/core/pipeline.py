@@ -14,7 +14,7 @@ from typing import Any
 
 from focusstudio.core.border import complete_partial_coverage
 from focusstudio.core.device import is_out_of_memory, release_cached_gpu_memory
-from focusstudio.core.errors import FocusStudioError, MethodUnavailableError
+from focusstudio.core.errors import FocusStudioError, MethodUnavailableError, ParameterError
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import get_method
 from focusstudio.core.progress import (
@@ -25,7 +25,7 @@ from focusstudio.core.progress import (
     run_to_completion,
     scoped,
 )
-from focusstudio.core.tiling import resolve_memory_limit
+from focusstudio.core.tiling import resolve_memory_limit, run_budget
 from focusstudio.core.types import FusionResult, Stack
 
 
@@ -65,6 +65,10 @@ def run_fusion(
 
     if len(stack) < 2:
         raise FocusStudioError(f"need at least 2 frames to fuse, got {len(stack)}")
+    if tile_size is not None and tile_size < 1:
+        raise ParameterError(f"the tile size must be at least 1 pixel, got {tile_size}")
+    if memory_limit is not None and memory_limit < 1:
+        raise ParameterError(f"the memory limit must be positive, got {memory_limit} bytes")
     instance, resolved = prepare(method, params, weights)
     # Device resolution imports torch (seconds of process start-up): not part of the fusion time.
     # The classical methods are NumPy/OpenCV: "auto" means the CPU without loading torch at all.
@@ -72,8 +76,9 @@ def run_fusion(
     started = time.perf_counter()
     cancel = cancel or CancelToken()
     weights_path = Path(weights) if weights is not None else None
-    attempts = fallback_attempts(device_name, memory_limit, tile_size)
-    retry_notes: list[str] = []
+    _budget, working, budget_note = memory_budget(stack, instance, memory_limit, device_name)
+    attempts = fallback_attempts(device_name, working, tile_size)
+    retry_notes: list[str] = [budget_note] if budget_note else []
     for number, (attempt_device, attempt_limit, attempt_tile) in enumerate(attempts):
         context = RunContext(
             device=attempt_device, cancel=cancel, weights=weights_path, memory_limit=attempt_limit,
@@ -118,21 +123,39 @@ PIPELINE_MAP_NAMES: tuple[str, ...] = ("valid_area", "lost_blocks")
 QUALITY_MAP_NAMES: tuple[str, ...] = ("lost_blocks",)
 
 
+def memory_budget(
+    stack: Stack, method: str | FusionMethod, memory_limit: int | None, device: str = "cpu"
+) -> tuple[int, int, str | None]:
+    """(budget, working budget, note) of fusing ``stack`` with ``method``
+    (:func:`focusstudio.core.tiling.run_budget`). Raises ParameterError when ``memory_limit``
+    cannot hold the method's whole-frame arrays: callers check this before a long alignment."""
+    instance = get_method(method) if isinstance(method, str) else method
+    height, width = stack.shape
+    # The floor is host memory: on a CUDA device the budget is the device's, frames stay on the host.
+    floor = 0 if device.startswith("cuda") else instance.memory_floor(stack)
+    return run_budget(memory_limit, device, floor, f"{instance.name} on {len(stack)} frames of {width}×{height}")
+
+
 def fallback_attempts(
     device: str, memory_limit: int | None, tile_size: int | None
 ) -> list[tuple[str, int | None, int | None]]:
     """(device, memory budget, tile edge) to try in turn when a run runs out of memory: as asked,
     then three times with a quarter of the budget (or half the tile edge when one was given),
-    then, for a GPU, the CPU as asked."""
-    attempts: list[tuple[str, int | None, int | None]] = [(device, memory_limit, tile_size)]
-    base = resolve_memory_limit(memory_limit, device) if tile_size is None else 0
+    then, for a GPU, the CPU as asked.
+
+    The budget is resolved here, once per device, by the one policy every method and the window
+    share (:func:`focusstudio.core.tiling.resolve_memory_limit`: the user's ``--memory-limit``,
+    else a fraction of the free memory, at most 1.5 GiB of RAM), so no method falls back on a
+    default of its own."""
+    base = resolve_memory_limit(memory_limit, device)
+    attempts: list[tuple[str, int | None, int | None]] = [(device, base, tile_size)]
     for step in range(1, 4):
         if tile_size is not None:
-            attempts.append((device, memory_limit, max(tile_size >> step, MIN_RETRY_TILE)))
+            attempts.append((device, base, max(tile_size >> step, MIN_RETRY_TILE)))
         else:
             attempts.append((device, max(base >> (2 * step), MIN_RETRY_BUDGET), None))
     if device != "cpu":
-        attempts.append(("cpu", memory_limit, tile_size))
+        attempts.append(("cpu", resolve_memory_limit(memory_limit, "cpu"), tile_size))
     return attempts
 
 

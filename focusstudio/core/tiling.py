@@ -48,6 +48,7 @@ __all__ = [
     "operation_budget",
     "plan_budget_tiles",
     "resolve_memory_limit",
+    "run_budget",
 ]
 
 #: Share of the currently free memory a run may plan to use: the rest is left for the OS, the GUI,
@@ -116,6 +117,52 @@ def default_memory_limit(device: str = "cpu", fraction: float = DEFAULT_MEMORY_F
 def resolve_memory_limit(memory_limit: int | None, device: str = "cpu") -> int:
     """The user's budget when given, else :func:`default_memory_limit` for ``device``."""
     return int(memory_limit) if memory_limit is not None else default_memory_limit(device)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024**3:.1f} GiB" if size >= 1024**3 else f"{size / 1024**2:.0f} MiB"
+
+
+def _suggested_limit(size: int) -> str:
+    """A ``--memory-limit`` value at least ``size``: whole MiB rounded up to 64 MiB."""
+    mib = -(-size // (64 * 1024**2)) * 64
+    return f"{mib / 1024:g}G" if mib % 1024 == 0 else f"{mib}M"
+
+
+def run_budget(
+    memory_limit: int | None, device: str, floor: int, what: str
+) -> tuple[int, int, str | None]:
+    """(budget, working budget, note) of one run: the one policy of every method and the window.
+
+    ``floor`` is what the method holds for whole frames whatever the budget (its decoded frames,
+    maps and result; :meth:`FusionMethod.memory_floor`). The method sizes its tiles from the
+    *working* budget, ``budget − floor``, so that the peak stays within the budget. A user's
+    ``memory_limit`` below ``floor`` plus :data:`MINIMUM_OPERATION_BUDGET` cannot be kept and is
+    refused before any work, with the size that would do; the automatic budget is raised to it
+    instead, with a note. ``what`` names the run in those messages ("sf on 2 frames of 4000×4000").
+    Floors under :data:`MINIMUM_OPERATION_BUDGET` are not enforced.
+    """
+    from focusstudio.core.errors import ParameterError
+
+    budget = resolve_memory_limit(memory_limit, device)
+    if floor < MINIMUM_OPERATION_BUDGET:
+        # Small stacks: the whole-frame arrays are lost in the fixed cost, and tests (and users)
+        # may give tiny budgets on purpose to make a method stream.
+        return budget, budget, None
+    needed = floor + MINIMUM_OPERATION_BUDGET
+    note = None
+    if budget < needed:
+        if memory_limit is not None:
+            raise ParameterError(
+                f"--memory-limit {_mib(budget)} is too small for {what}: its whole-frame arrays alone take "
+                f"about {_mib(floor)}; give --memory-limit {_suggested_limit(needed)} or more"
+            )
+        note = (
+            f"memory budget raised from {_mib(budget)} to {needed / 1024**2:.0f} MiB: the whole-frame arrays of {what} "
+            "take that much"
+        )
+        budget = needed
+    return budget, budget - floor, note
 
 
 #: What a streaming N-frame method holds for the whole frame while one of its operations runs in

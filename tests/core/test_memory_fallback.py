@@ -12,6 +12,7 @@ import focusstudio.core.device as device_module
 from focusstudio.core.methods.base import Analysis, FusionMethod, MethodFamily, RunContext
 from focusstudio.core.pipeline import fallback_attempts, fuse, run_fusion
 from focusstudio.core.progress import ProgressEvent, ProgressGen, run_to_completion
+from focusstudio.core.tiling import MINIMUM_MEMORY_LIMIT
 from focusstudio.core.types import FusionResult, Stack
 
 
@@ -94,5 +95,8 @@ def test_other_errors_are_not_retried(stack: Stack) -> None:
 
 def test_fallback_plan_floors() -> None:
     assert fallback_attempts("cpu", 100 * 1024**2, None)[-1] == ("cpu", 64 * 1024**2, None)
-    assert fallback_attempts("cuda", None, 200)[1:] == [("cuda", None, 128), ("cuda", None, 128),
-                                                        ("cuda", None, 128), ("cpu", None, 200)]
+    plan = fallback_attempts("cuda", None, 200)
+    # One budget policy: the automatic budget is resolved once per device, never left to a method.
+    assert all(isinstance(limit, int) and limit >= MINIMUM_MEMORY_LIMIT for _, limit, _ in plan)
+    assert [(device, tile) for device, _, tile in plan[1:]] == [("cuda", 128), ("cuda", 128), ("cuda", 128),
+                                                               ("cpu", 200)]

@@ -20,11 +20,20 @@ Decoders, chosen by the file's first bytes:
 * Camera RAW → ``rawpy`` (optional, imported only when a RAW file is met), 16-bit output with
   the camera white balance and no auto-brightening, so every frame of a stack gets the same
   tone curve. libraw applies the sensor orientation itself.
+
+Every decoder first checks the header's size against the pixel limit
+(:mod:`focusstudio.core.io.guards`). Float samples are read as 0–1; a float file holding 8- or
+16-bit levels (whole numbers up to 255 or 65535, as some converters write) is scaled down with a
+note instead of being clipped to white, and other values above 1 (HDR radiance) are refused:
+fusing them would need a tone mapping the user should choose.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ from PIL import Image
 
 from focusstudio.core.errors import FocusStudioError, InputError
 from focusstudio.core.io.formats import SUPPORTED_FORMATS_TEXT, ImageFormat, detect_format
+from focusstudio.core.io.guards import captured_c_stderr, check_frame_size, decoder_reason
 from focusstudio.core.types import FrameInfo, normalise_array
 
 EXIF_ORIENTATION_TAG = 0x0112
@@ -47,6 +57,9 @@ _XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)([1-8])')
 #: A PNG's IEND chunk must be among its last bytes; more slack than the 12-byte chunk allows
 #: tolerates the odd writer that pads the file.
 _PNG_TAIL_BYTES = 4096
+#: Pillow's own decompression-bomb guard warns on stderr above 89 MP and refuses 179 MP frames
+#: that our limit (checked from the header before every decode) allows; ours replaces it.
+Image.MAX_IMAGE_PIXELS = None
 
 
 # --------------------------------------------------------------------------- public API
@@ -84,15 +97,16 @@ def read_image_with_dtype(path: str | Path, page: int = 0) -> tuple[np.ndarray, 
     return _decode(Path(path), page)
 
 
-def decode_frame(info: FrameInfo) -> np.ndarray:
+def decode_frame(info: FrameInfo, float_scale: float | None = None) -> np.ndarray:
     """The :class:`Stack` loader: decode the frame ``info`` describes and check it still fits.
 
     A file replaced or damaged after :func:`probe_image` raises :class:`InputError` here rather
-    than handing a method an array of the wrong shape.
+    than handing a method an array of the wrong shape. ``float_scale`` divides float samples
+    (see :func:`float_frame_scale`).
     """
     if info.path is None:
         raise ValueError(f"frame {info.name!r} has no file to decode")
-    image, _ = _decode(info.path, info.page)
+    image, _ = _decode(info.path, info.page, float_scale)
     if image.shape[:2] != info.shape:
         raise InputError(
             f"changed since it was opened: it is now {image.shape[1]}x{image.shape[0]} pixels, "
@@ -106,6 +120,16 @@ def decode_frame(info: FrameInfo) -> np.ndarray:
     elif info.channels == 3 and image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     return image
+
+
+def float_frame_scale(info: FrameInfo) -> tuple[float, str | None]:
+    """(divisor, levels) of a float frame's samples (:func:`float_sample_scale`); decodes it once."""
+    if info.path is None or info.dtype != "float32":
+        return 1.0, None
+    array, _ = _pixels(info.path, info.page)
+    if array.dtype.kind != "f":
+        return 1.0, None
+    return float_sample_scale(array, info.path)
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -140,11 +164,15 @@ def _reason(exc: BaseException) -> str:
 def _checked_format(path: Path) -> ImageFormat:
     """The decoder for ``path`` after the checks every input gets (exists, file, not empty)."""
     try:
-        if not path.exists():
-            raise InputError("does not exist", path)
-        if path.is_dir():
+        try:
+            status = os.stat(path)
+        except OSError as exc:
+            raise missing_path_error(path, exc) from None
+        if stat.S_ISDIR(status.st_mode):
             raise InputError("is a folder, not an image file", path)
-        if path.stat().st_size == 0:
+        if not stat.S_ISREG(status.st_mode):
+            raise InputError(f"is {_special_file_kind(status.st_mode)}, not a regular file", path)
+        if status.st_size == 0:
             raise InputError("is empty (0 bytes)", path)
         image_format = detect_format(path)
     except OSError as exc:
@@ -154,31 +182,96 @@ def _checked_format(path: Path) -> ImageFormat:
     return image_format
 
 
+def missing_path_error(path: Path, cause: OSError | None = None) -> InputError:
+    """The one line for a path that cannot be followed to a file: missing, a dangling or looping
+    symbolic link, or a folder on the way that cannot be searched."""
+    if cause is None:
+        try:
+            os.stat(path)
+        except OSError as exc:
+            cause = exc
+    if cause is not None and cause.errno == errno.ELOOP:
+        return InputError("is a symbolic link loop (following its links never reaches a file)", path)
+    if os.path.islink(path):
+        return InputError(f"is a broken symbolic link (its target {os.readlink(path)} does not exist)", path)
+    if cause is None or cause.errno == errno.ENOENT:
+        return InputError("does not exist", path)
+    return InputError(f"cannot be read ({cause.strerror or cause})", path)
+
+
+def _special_file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
 def _oriented_shape(height: int, width: int, orientation: int) -> tuple[int, int]:
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
-def _decode(path: Path, page: int) -> tuple[np.ndarray, str]:
-    """(float32 image, source dtype) with orientation applied; InputError naming the file."""
+def _decode(path: Path, page: int, float_scale: float | None = None) -> tuple[np.ndarray, str]:
+    """(float32 image, source dtype) with orientation applied; InputError naming the file.
+
+    Float samples are divided by ``float_scale`` (a stack's common scale), or when None by the
+    scale :func:`float_sample_scale` finds in this file."""
+    array, orientation = _pixels(path, page)
+    source_dtype = _source_dtype(array.dtype)
+    if array.dtype.kind == "f":
+        scale = float_scale if float_scale is not None else float_sample_scale(array, path)[0]
+        array = np.nan_to_num(array.astype(np.float32, copy=False), nan=0.0, posinf=scale, neginf=0.0)
+        if scale != 1.0:
+            array = array / np.float32(scale)
+    try:
+        image = normalise_array(apply_orientation(array, orientation))
+    except ValueError as exc:  # a shape no frame can have (decoders accept odd headers)
+        raise InputError(f"cannot be used as an image ({_reason(exc)})", path) from exc
+    return image, source_dtype
+
+
+#: Scales of float samples: 0–1 as is, whole numbers up to 255 or 65535 as 8/16-bit levels.
+_FLOAT_LEVELS = ((255.0, "8-bit"), (65535.0, "16-bit"))
+
+
+def float_sample_scale(array: np.ndarray, path: Path) -> tuple[float, str | None]:
+    """(divisor, levels) for float samples: (1, None) when they lie in 0–1; (255, "8-bit") or
+    (65535, "16-bit") when they are whole numbers up to that (levels saved as float).
+
+    Raises InputError for other values above 1 (HDR data): clipping them would turn the
+    highlights white without a word, and guessing a scale would change the picture's tones.
+    """
+    finite = array[np.isfinite(array)]
+    peak = float(finite.max()) if finite.size else 0.0
+    if peak <= 1.0:
+        return 1.0, None
+    for scale, bits in _FLOAT_LEVELS:
+        if peak <= scale and bool(np.all(finite == np.round(finite))):
+            return scale, bits
+    raise InputError(
+        f"holds float samples up to {peak:.4g}; float images must hold 0–1 (or whole 8/16-bit "
+        "levels): scale it to 0–1 first (HDR data needs tone mapping)",
+        path,
+    )
+
+
+def _pixels(path: Path, page: int) -> tuple[np.ndarray, int]:
+    """The decoder's array (source dtype, not yet oriented) and the orientation to apply."""
     image_format = _checked_format(path)
     try:
         if image_format == "tiff":
-            array, orientation = _decode_tiff(path, page)
-        elif image_format == "raw":
-            array, orientation = _decode_raw(path), 1
-        elif image_format == "png":
-            array, orientation = _decode_png(path)
-        else:
-            array, orientation = _decode_pillow(path)
+            return _decode_tiff(path, page)
+        if image_format == "raw":
+            return _decode_raw(path), 1
+        if image_format == "png":
+            return _decode_png(path)
+        return _decode_pillow(path)
     except FocusStudioError:
         raise
     except Exception as exc:  # truncated/corrupt data surfaces as many exception types
         raise InputError(f"cannot be decoded, the file may be truncated or damaged ({_reason(exc)})", path) from exc
-    source_dtype = _source_dtype(array.dtype)
-    if array.dtype.kind == "f":
-        array = np.nan_to_num(array.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
-    image = normalise_array(apply_orientation(array, orientation))
-    return image, source_dtype
 
 
 def _source_dtype(dtype: np.dtype[Any]) -> str:
@@ -225,8 +318,8 @@ def _pillow_dtype(mode: str) -> str:
 
 def _probe_pillow(path: Path) -> FrameInfo:
     with Image.open(path) as image:
+        width, height = check_frame_size(path, *image.size)
         orientation = _pillow_orientation(image)
-        width, height = image.size
         channels = 1 if image.mode in _PILLOW_GREY_MODES else 3
         dtype = _pillow_dtype(image.mode)
     height, width = _oriented_shape(height, width, orientation)
@@ -250,6 +343,7 @@ def _pillow_pixels(image: Image.Image) -> np.ndarray:
 
 def _decode_pillow(path: Path) -> tuple[np.ndarray, int]:
     with Image.open(path) as image:
+        check_frame_size(path, *image.size)
         orientation = _pillow_orientation(image)
         image.load()  # raises OSError("image file is truncated") for a cut-off file
         return _pillow_pixels(image), orientation
@@ -266,10 +360,8 @@ def _probe_png(path: Path) -> FrameInfo:
         raise InputError("is not a readable PNG image (no IHDR header)", path)
     if b"IEND" not in tail:
         raise InputError("is truncated or damaged (the PNG end marker is missing)", path)
-    width, height = struct.unpack(">II", head[16:24])
+    width, height = check_frame_size(path, *struct.unpack(">II", head[16:24]))
     bit_depth, colour_type = head[24], head[25]
-    if width == 0 or height == 0:
-        raise InputError(f"is not a readable PNG image (size {width}x{height})", path)
     with Image.open(path) as image:
         orientation = _pillow_orientation(image)
     height, width = _oriented_shape(height, width, orientation)
@@ -281,9 +373,15 @@ def _probe_png(path: Path) -> FrameInfo:
 def _decode_png(path: Path) -> tuple[np.ndarray, int]:
     # np.fromfile + imdecode instead of imread: imread cannot open non-ASCII paths on Windows.
     encoded = np.fromfile(path, dtype=np.uint8)
-    array = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    if encoded.size < 24 or encoded[12:16].tobytes() != b"IHDR":
+        raise InputError("is not a readable PNG image (no IHDR header)", path)
+    check_frame_size(path, *struct.unpack(">II", encoded[16:24].tobytes()))
+    with captured_c_stderr() as complaints:  # libpng prints its errors itself
+        array = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
     if array is None:
-        raise InputError("cannot be decoded, the PNG data is truncated or damaged", path)
+        reason = decoder_reason(complaints)
+        detail = f" ({reason})" if reason else ""
+        raise InputError(f"cannot be decoded, the PNG data is truncated or damaged{detail}", path)
     with Image.open(path) as image:
         orientation = _pillow_orientation(image)
     return _bgr_to_rgb(array), orientation
@@ -301,6 +399,7 @@ def _tiff_orientation(page: tifffile.TiffPage) -> int:
 
 def _tiff_page_info(path: Path, page: tifffile.TiffPage, index: int) -> FrameInfo:
     where = f"page {index}: " if index else ""
+    _check_tiff_size(path, page, where)
     photometric = tifffile.PHOTOMETRIC(page.photometric)
     colour_samples = page.samplesperpixel - len(page.extrasamples)
     if page.imagedepth > 1:
@@ -323,6 +422,15 @@ def _tiff_page_info(path: Path, page: tifffile.TiffPage, index: int) -> FrameInf
         raise InputError(f"{where}TIFF sample type {page.dtype} is not supported (use 8/16-bit or float)", path)
     height, width = _oriented_shape(page.imagelength, page.imagewidth, _tiff_orientation(page))
     return FrameInfo(path.name, height, width, channels, dtype, path, index)
+
+
+def _check_tiff_size(path: Path, page: tifffile.TiffPage, where: str) -> None:
+    """ImageWidth/ImageLength must be positive whole numbers within the pixel limit (tifffile
+    accepts an ASCII or FLOAT tag and hands on a string or a float)."""
+    check_frame_size(path, page.imagewidth, page.imagelength, where)
+    depth = page.imagedepth
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise InputError(f"{where}has a damaged header: its depth is {depth!r}", path)
 
 
 def _probe_tiff(path: Path) -> list[FrameInfo]:
@@ -371,6 +479,10 @@ def _decode_tiff(path: Path, page_index: int) -> tuple[np.ndarray, int]:
         page = tif.pages[page_index]
         if not isinstance(page, tifffile.TiffPage):
             raise InputError(f"page {page_index} cannot be read", path)
+        where = f"page {page_index}: " if page_index else ""
+        _check_tiff_size(path, page, where)
+        if page.imagedepth > 1:
+            raise InputError(f"{where}volumetric TIFF images (depth {page.imagedepth}) are not supported", path)
         orientation = _tiff_orientation(page)
         try:
             array = _tiff_page_pixels(page.asarray(), page)
@@ -384,7 +496,8 @@ def _decode_tiff(path: Path, page_index: int) -> tuple[np.ndarray, int]:
 def _decode_tiff_with_opencv(path: Path, page_index: int, cause: Exception) -> np.ndarray:
     """Pages compressed with a codec tifffile lacks without ``imagecodecs`` (LZW is common)."""
     encoded = np.fromfile(path, dtype=np.uint8)
-    ok, pages = cv2.imdecodemulti(encoded, cv2.IMREAD_UNCHANGED, None, (page_index, page_index + 1))
+    with captured_c_stderr():  # libtiff prints warnings about tags it does not know
+        ok, pages = cv2.imdecodemulti(encoded, cv2.IMREAD_UNCHANGED, None, (page_index, page_index + 1))
     if not ok or not pages:
         raise InputError(
             f"cannot be decoded ({_reason(cause)}); installing the 'imagecodecs' package may help", path
@@ -409,6 +522,7 @@ def _probe_raw(path: Path) -> FrameInfo:
     with rawpy.imread(str(path)) as raw:
         sizes = raw.sizes
         height, width, flip = int(sizes.height), int(sizes.width), int(sizes.flip)
+    width, height = check_frame_size(path, width, height)
     if flip in (5, 6):  # libraw's flip codes for 90° turns: its output is portrait
         height, width = width, height
     return FrameInfo(path.name, height, width, 3, "uint16", path)
@@ -417,6 +531,7 @@ def _probe_raw(path: Path) -> FrameInfo:
 def _decode_raw(path: Path) -> np.ndarray:
     rawpy = _import_rawpy(path)
     with rawpy.imread(str(path)) as raw:
+        check_frame_size(path, int(raw.sizes.width), int(raw.sizes.height))
         # Same white balance and no per-frame auto-brightening: frames of a stack must match.
         pixels = raw.postprocess(output_bps=16, use_camera_wb=True, no_auto_bright=True)
     return np.asarray(pixels, dtype=np.uint16)

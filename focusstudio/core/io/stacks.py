@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from natsort import natsorted, ns
 
 from focusstudio.core.errors import InputError
@@ -19,9 +20,9 @@ from focusstudio.core.io.formats import (
     is_image_name,
     is_raw_name,
 )
-from focusstudio.core.io.readers import decode_frame, probe_image
+from focusstudio.core.io.readers import decode_frame, float_frame_scale, missing_path_error, probe_image
 from focusstudio.core.io.sidecars import is_focusstudio_output, sidecar_path
-from focusstudio.core.types import FrameInfo, Stack
+from focusstudio.core.types import FrameInfo, FrameLoader, Stack
 
 #: How many names a note lists before it says "and N more".
 _NOTE_NAME_LIMIT = 8
@@ -142,7 +143,7 @@ def load_stack(
     if len(paths) == 1:
         only = paths[0]
         if not only.exists():
-            raise InputError("does not exist", only)
+            raise missing_path_error(only)
         if only.is_dir():
             folder = only
             files, folder_notes = list_folder_images(only)
@@ -163,7 +164,35 @@ def load_stack(
     _check_frame_count(frames, paths, folder)
     notes.extend(_check_sizes(frames, allow_size_mismatch))
     notes.extend(_describe_mixtures(frames))
-    return Stack(frames, decode_frame, notes)
+    loader, float_notes = _float_loader(frames)
+    notes.extend(float_notes)
+    return Stack(frames, loader, notes)
+
+
+def _float_loader(frames: Sequence[FrameInfo]) -> tuple[FrameLoader, list[str]]:
+    """The loader, dividing float frames holding 8/16-bit levels by their scale, and the notes.
+
+    Float frames (rare: scientific and converted TIFFs) are decoded once here so the scale is
+    known, and told, before the run. Frames of levels share the largest scale found, so an
+    8-bit-looking dark frame of a 16-bit stack is not brightened 257-fold.
+    """
+    scales = {f: float_frame_scale(f) for f in frames if f.dtype == "float32" and f.path is not None}
+    level_scales = {scale for scale, _ in scales.values() if scale != 1.0}
+    if not level_scales:
+        return decode_frame, []
+    common = max(level_scales)
+    per_frame = {f: (common if scale != 1.0 else 1.0) for f, (scale, _) in scales.items()}
+    levels = [f.name for f, (scale, _) in scales.items() if scale != 1.0]
+    bits = "16-bit" if common > 255 else "8-bit"
+    notes = [
+        f"{_plural(len(levels), 'float frame')} ({_name_list(levels)}) hold whole numbers up to "
+        f"{common:.0f} instead of 0–1: read as {bits} levels (divided by {common:.0f})"
+    ]
+
+    def loader(info: FrameInfo) -> np.ndarray:
+        return decode_frame(info, per_frame.get(info, 1.0))
+
+    return loader, notes
 
 
 def _check_frame_count(frames: Sequence[FrameInfo], paths: Sequence[Path], folder: Path | None) -> None:

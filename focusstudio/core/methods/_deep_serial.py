@@ -74,7 +74,7 @@ def load_checkpoint_network(
     infer_arch: ArchInference | None = None,
 ) -> LoadedNetwork:
     """The network of ``method`` with the weights ``override`` names (or the shipped ones)."""
-    from focusstudio.core.methods.archs import read_checkpoint
+    from focusstudio.core.methods.archs import check_finite_state, read_checkpoint
 
     choice = resolve_weights(method, override)
     stat = choice.path.stat()
@@ -97,6 +97,7 @@ def load_checkpoint_network(
         state, kind = dict(checkpoint), "state_dict"
     if not state or not all(_is_tensor(v) for v in state.values()):
         raise WeightsError(f"not a {method} checkpoint (no tensors in its state dict)", choice.path)
+    check_finite_state(state, choice.path)
     official = convert_official(state) if convert_official is not None else None
     if official is not None:
         state, official_arch = official

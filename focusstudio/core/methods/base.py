@@ -77,6 +77,21 @@ class FusionMethod(ABC):
     rounding: ClassVar[Literal["round", "truncate"]] = "round"
     #: Names of the explanation maps this method produces (for docs and the GUI).
     map_names: ClassVar[tuple[str, ...]] = ()
+    #: What the method holds for whole frames whatever the memory budget (decoded frames, maps,
+    #: the result), in bytes per stack pixel: a fixed part and a part per frame; measured for
+    #: colour stacks (benchmarks/bench_memory.py). 0 = not measured (no floor is enforced).
+    floor_bytes_per_pixel: ClassVar[float] = 0.0
+    floor_bytes_per_frame_pixel: ClassVar[float] = 0.0
+    #: Per-frame maps are kept only up to a total (sf: MAX_ACTIVITY_BYTES; the deep methods keep
+    #: them within half the budget), so the per-frame part stops growing there.
+    floor_frames_cap: ClassVar[int] = 256 * 2**20
+
+    def memory_floor(self, stack: Stack) -> int:
+        """Bytes this method holds for whole frames of ``stack`` whatever the budget (see
+        :func:`focusstudio.core.tiling.run_budget`)."""
+        pixels = stack.shape[0] * stack.shape[1]
+        frames = min(self.floor_bytes_per_frame_pixel * pixels * len(stack), self.floor_frames_cap)
+        return int(self.floor_bytes_per_pixel * pixels + frames)
 
     def availability(self, weights: Path | None = None) -> tuple[bool, str]:
         """(can run, reason if not). Classical methods can always run."""

@@ -51,7 +51,7 @@ from focusstudio.core.methods.deep_common import (
     window_sum_sigmoid,
 )
 from focusstudio.core.methods.registry import register
-from focusstudio.core.methods.tiling import DEFAULT_MEMORY_BUDGET, Tile, fits_untiled, plan_tiles
+from focusstudio.core.methods.tiling import Tile, fits_untiled, plan_tiles
 from focusstudio.core.ops.compose import compose_pair, iter_compose_index
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guide_centre
 from focusstudio.core.params import ParamSet, ParamSpec
@@ -65,9 +65,12 @@ F = lazy_import("torch.nn.functional")
 gacn_arch = lazy_import("focusstudio.core.methods.archs.gacn_arch")
 
 #: Peak working memory per tile pixel (bytes): two 64-channel feature maps, their gradient
-#: energies, the 64-channel comparison and the decision path's activations. Measured: 1.6 KB
-#: (``python -m benchmarks.bench_deep_methods --bytes-per-pixel 1000``); ~25 % margin.
-GACN_BYTES_PER_PIXEL = 2048
+#: energies, the 64-channel comparison and the decision path's activations. 1.6 KB measured on a
+#: 520² pair (``python -m benchmarks.bench_deep_methods --bytes-per-pixel 1000``), but whole runs
+#: on 2400² pairs (``python -m benchmarks.bench_memory --methods gacn``) used 2.4 times the budget
+#: planned with 2048 beyond a fixed ~215 MiB (peak RSS 827 MiB over the fixed cost with 256 MiB
+#: of tiles, 2049 MiB with 767 MiB): 5000 keeps the tiles within the budget.
+GACN_BYTES_PER_PIXEL = 5000
 
 #: Guard of the decision volume against m_j → 0 (released value).
 VOLUME_GUARD = 1e-4
@@ -234,7 +237,7 @@ def apply_bgf(
     cumulative-sum box filters in double precision; same values to ~1e-6)."""
     device = torch_device(context)
     height, width = decision.shape
-    budget = context.memory_limit or DEFAULT_MEMORY_BUDGET
+    budget = context.resolved_memory_limit()
     edge = context.tile_size or max(int((budget / 200) ** 0.5), 256)
     tiles = plan_tiles(height, width, max(height, width) if fits_untiled(height, width, edge) else edge,
                        config.radius)
@@ -329,6 +332,11 @@ class GACNFuse(DeepFusionMethod):
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_diff_scale{k}", "decision_initial", "boundary", "decision", "decision_volume_{j}", "index",
     )
+    # The fixed part of the peak RSS over the fixed cost of 2 colour frames at 2400² (~215 MiB:
+    # see GACN_BYTES_PER_PIXEL), 39 bytes a pixel; per frame a grey copy and a decision map
+    # (8 bytes a pixel, from the code, not measured); plus margin.
+    floor_bytes_per_pixel: ClassVar[float] = 45.0
+    floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
 
     # ------------------------------------------------------------------------------ network stage
     def _pair_decision(
@@ -416,7 +424,7 @@ class GACNFuse(DeepFusionMethod):
         recorded so :meth:`finish` can tell when it must run this again)."""
         count = len(stack)
         height, width = stack.shape
-        budget = (context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
+        budget = (context.resolved_memory_limit()) // 2
         keep = (count - 1) * height * width * 4 <= budget
         reference = grey_frame(stack, 0)
         tiles = inference.tiles(height, width)
@@ -563,7 +571,7 @@ class GACNFuse(DeepFusionMethod):
         else:
             count = len(stack)
             height, width = stack.shape
-            budget = (context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
+            budget = (context.resolved_memory_limit()) // 2
             volume = CalibrationVolume(keep_volumes=count * height * width * 4 <= budget)
             reference = grey_frame(stack, 0)
             for j, decision in enumerate(decisions, start=1):

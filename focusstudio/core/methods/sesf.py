@@ -51,7 +51,6 @@ from focusstudio.core.methods.deep_common import (
     torch_device,
 )
 from focusstudio.core.methods.registry import register
-from focusstudio.core.methods.tiling import DEFAULT_MEMORY_BUDGET
 from focusstudio.core.ops.compose import compose_pair, iter_compose_index, iter_compose_weights
 from focusstudio.core.ops.morphology import (
     binary_closing,
@@ -242,7 +241,7 @@ def _post_tile(context: RunContext) -> int | None:
     """Tile edge of the post-processing (guided filter) for large images."""
     if context.tile_size is not None:
         return max(int(context.tile_size), 64)
-    budget = context.memory_limit or DEFAULT_MEMORY_BUDGET
+    budget = context.resolved_memory_limit()
     # float32 guide (3 channels) and ~14 float32 three-channel intermediates per pixel
     return max(int((budget / (15 * 4 * 3)) ** 0.5), 256)
 
@@ -262,6 +261,11 @@ class SESFFuse(DeepFusionMethod):
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_{i}", "decision_raw", "decision_post", "weight", "index_raw", "index",
     )
+    # Peak RSS minus the fixed cost, less one minimum tile budget, of 2 colour frames at 2400²
+    # with --memory-limit 256M: 134 bytes a pixel; per frame a grey copy and an activity map
+    # (8 bytes a pixel, from the code, not measured); plus 10 %.
+    floor_bytes_per_pixel: ClassVar[float] = 130.0
+    floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
 
     # ------------------------------------------------------------------------------ analyze
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
@@ -275,7 +279,7 @@ class SESFFuse(DeepFusionMethod):
             return analysis
         count = len(stack)
         height, width = stack.shape
-        budget = (context.memory_limit or DEFAULT_MEMORY_BUDGET) // 2
+        budget = (context.resolved_memory_limit()) // 2
         keep_maps = strategy == "pair" or count * height * width * 4 <= budget
         best: np.ndarray | None = None
         index = np.zeros((height, width), dtype=np.int32)

@@ -236,6 +236,10 @@ class SpatialFrequencyFusion(FusionMethod):
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_{i}", "activity", "index_raw", "index", "decision_raw", "decision", "weight",
     )
+    # Peak RSS minus the fixed cost, less one minimum tile budget, of 2 and 4 colour frames at
+    # 2000² and 4000² with --memory-limit 256M (63 + 7·N bytes a pixel), plus 10 %.
+    floor_bytes_per_pixel: ClassVar[float] = 70.0
+    floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
 
     # ------------------------------------------------------------------------------ analysis
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
@@ -289,7 +293,10 @@ class SpatialFrequencyFusion(FusionMethod):
         else:
             fused = yield from self._finish_many(index_raw, stack, params, context, maps)
         yield context.progress.event("compose", 1.0, "done")
-        return self.make_result(np.clip(fused, 0.0, 1.0).astype(np.float32), stack, params, maps, analysis)
+        # Clipped in place: clip-then-astype held two more full-size colour copies at the peak.
+        fused = np.asarray(fused, dtype=np.float32)
+        np.clip(fused, 0.0, 1.0, out=fused)
+        return self.make_result(fused, stack, params, maps, analysis)
 
     def _finish_pair(
         self, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
@@ -318,6 +325,7 @@ class SpatialFrequencyFusion(FusionMethod):
                 guide, params["gf_radius"], params["gf_eps"], operation_budget(stack.shape, context.memory_limit),
                 context.tile_size, dtype=np.float32, precision=np.float32,
             )(weight)
+            del guide  # a full-size colour copy, not needed for the composition
             maps["weight"] = FusionMap(
                 "weight", "weight", weight, "Guided-filtered weight of frame 0 (not clipped, as SESF-Fuse)"
             )

@@ -16,9 +16,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: Working-memory budget when the caller gives none (bytes): modest, so a laptop never swaps.
-DEFAULT_MEMORY_BUDGET = 2 * 1024**3
-
 #: Smallest tile core we plan (pixels): below this the halo overhead dominates.
 MIN_TILE = 64
 
@@ -75,11 +72,15 @@ def tile_edge(
     """Core edge (pixels) of a square tile whose working set fits ``memory_limit``.
 
     ``bytes_per_pixel`` is the network's peak working memory per input pixel (measured or
-    estimated by the method). ``tile_size`` (the user's override) wins when given.
+    estimated by the method). ``tile_size`` (the user's override) wins when given. Without a
+    ``memory_limit`` the budget is the one every method gets
+    (:func:`focusstudio.core.tiling.default_memory_limit`).
     """
     if tile_size is not None:
         return max(_round_up(int(tile_size), align), align)
-    budget = memory_limit if memory_limit is not None else DEFAULT_MEMORY_BUDGET
+    from focusstudio.core.tiling import resolve_memory_limit
+
+    budget = resolve_memory_limit(memory_limit)
     padded_edge = math.sqrt(max(budget, 1) / max(bytes_per_pixel, 1e-9))
     core = int(padded_edge) - 2 * halo
     return max(_round_up(max(core, MIN_TILE), align), align)

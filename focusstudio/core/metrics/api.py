@@ -197,8 +197,12 @@ def compute_metrics(
     metrics: Sequence[str] | None = None,
     mode: MetricMode = "grey",
     valid: np.ndarray | None = None,
+    labels: tuple[str, Sequence[str], str | None] | None = None,
 ) -> dict[str, float]:
     """Quality metrics of ``fused`` against its ``sources`` (and ``gt`` when given); larger is better.
+
+    ``labels`` (fused, sources, ground truth) names the images in errors, e.g. their file names;
+    without them they are "the fused image", "source 1", ...
 
     ``metrics``: keys of ``METRIC_INFO`` (case-insensitive); default ``DEFAULT_METRICS`` plus PSNR and SSIM
     when a ground truth is given. Returns ``{key: value}`` in the requested order. Values can be NaN where
@@ -212,18 +216,24 @@ def compute_metrics(
         raise InputError(f"metrics need at least 2 source images, got {len(sources)}")
     keys = _canonical_keys(metrics, gt is not None)
 
-    fused_levels = _to_levels(fused, "fused image")
-    source_levels = [_to_levels(s, f"source {i + 1}") for i, s in enumerate(sources)]
-    gt_levels = _to_levels(gt, "ground truth") if gt is not None else None
+    fused_label, source_labels, gt_label = (
+        labels if labels is not None else ("the fused image", [f"source {i + 1}" for i in range(len(sources))],
+                                           "ground truth")
+    )
+    gt_label = gt_label or "ground truth"
+    fused_levels = _to_levels(fused, fused_label)
+    source_levels = [_to_levels(s, label) for s, label in zip(sources, source_labels, strict=True)]
+    gt_levels = _to_levels(gt, gt_label) if gt is not None else None
     reference_shape = fused_levels.shape[:2]
-    labelled = [(f"source {i + 1}", s) for i, s in enumerate(source_levels)]
+    labelled = list(zip(source_labels, source_levels, strict=True))
     if gt_levels is not None:
-        labelled.append(("ground truth", gt_levels))
+        labelled.append((gt_label, gt_levels))
     for label, levels in labelled:
         if levels.shape[:2] != reference_shape:
             raise InputError(
-                f"{label} is {levels.shape[1]}×{levels.shape[0]} but the fused image is "
-                f"{reference_shape[1]}×{reference_shape[0]}"
+                f"is {levels.shape[1]}×{levels.shape[0]} pixels but {fused_label} is "
+                f"{reference_shape[1]}×{reference_shape[0]}; metrics compare images of one size",
+                label,
             )
 
     height, width = reference_shape

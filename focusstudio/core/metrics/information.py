@@ -61,7 +61,10 @@ def normalized_mutual_information(fused: np.ndarray, sources: Sequence[np.ndarra
     total = 0.0
     for source in sources:
         info = _mutual_info(normalize1(source), fused_levels)
-        total += info.mutual / (info.second_entropy + info.first_entropy)
+        entropies = info.second_entropy + info.first_entropy
+        if entropies == 0.0:  # both images constant: no information to share, NMI is undefined
+            return float("nan")
+        total += info.mutual / entropies
     return 2.0 * total
 
 

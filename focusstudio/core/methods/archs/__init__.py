@@ -147,6 +147,23 @@ def checkpoint_problem(error: Exception) -> str:
     return f"cannot read weights ({type(error).__name__}: {lines[0] if lines else 'no details'})"
 
 
+def check_finite_state(state: Mapping[str, Any], path: str | Path) -> None:
+    """Refuse weights holding NaN or infinite values (a diverged training run, a damaged file)
+    when they are loaded, naming the file: run with them, every output pixel would be NaN and
+    the failure would surface only at the writer, minutes later, without the file's name."""
+    damaged = [
+        name for name, tensor in state.items()
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if damaged:
+        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+        raise WeightsError(
+            f"holds NaN or infinite values (in {damaged[0]}{more}); the training that wrote it "
+            "diverged or the file is damaged",
+            path,
+        )
+
+
 def load_network(method: str, path: str | Path) -> tuple[nn.Module, str]:
     """Load ``path`` (our format, a plain state_dict or the authors' release) into a network in
     eval mode. Returns (network, format) with format in {"focusstudio", "state_dict", "official"}."""
@@ -170,6 +187,7 @@ def load_network(method: str, path: str | Path) -> tuple[nn.Module, str]:
         raise WeightsError(f"not a {method} checkpoint (a {type(checkpoint).__name__})", path)
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"not a {method} checkpoint (the state_dict holds non-tensors)", path)
+    check_finite_state(state, path)
     if is_official_state_dict(method, state):
         state, kind = convert_official_state_dict(method, state), "official"
     network = build_network(method, arch)
