@@ -101,3 +101,12 @@ def test_early_phase_weights_and_identity_warm_up() -> None:
     recipe = get_recipe("ufa")
     config = make_config("ufa", "unused", options={"early_l1_weight": 0.9, "early_steps": 5})
     assert recipe.l1_weight(config, 4) == 0.9 and recipe.l1_weight(config, 5) == 0.2
+
+
+def test_identity_share_turns_the_last_samples_into_self_pairs() -> None:
+    recipe = get_recipe("ufa")
+    batch = {"a": torch.zeros(4, 3, 2, 2), "b": torch.ones(4, 3, 2, 2), "sharp": torch.full((4, 3, 2, 2), 0.5)}
+    mixed = recipe._with_self_pairs(batch, 0.25)  # type: ignore[attr-defined]
+    assert torch.equal(mixed["a"][3], batch["sharp"][3]) and torch.equal(mixed["b"][3], batch["sharp"][3])
+    assert torch.equal(mixed["a"][:3], batch["a"][:3]) and torch.equal(mixed["b"][:3], batch["b"][:3])
+    assert recipe._with_self_pairs(batch, 0.0) is batch  # type: ignore[attr-defined]

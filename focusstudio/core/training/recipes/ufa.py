@@ -13,8 +13,10 @@
   back at step 0); ``xavier`` is upstream's Xavier-normal start, whose sigmoid head outputs grey and
   must first learn to pass colours through (the earlier from-scratch attempt stalled there).
 * Optional phases: ``identity_warmup_steps`` (the sharp image as both inputs, i.e. learn to
-  reconstruct) and ``early_l1_weight`` for the first ``early_steps`` steps (SSIM is blind to a colour
-  cast; L1 is not); afterwards the paper's loss.
+  reconstruct; afterwards ``identity_share`` of every batch stays such a self-pair, so fusion
+  training cannot trade away the reconstruction of an image fused with itself), and
+  ``early_l1_weight`` for the first ``early_steps`` steps (SSIM is blind to a colour cast; L1 is
+  not); afterwards the paper's loss.
 * Monitoring: ``monitor_pairs`` (a folder of ``<scene>/1.*, 2.*`` pairs, e.g. Lytro) adds to every
   validation Q^{AB/F} and Q_cb of the first ``monitor_count`` pairs (their centre ``monitor_crop``²
   when > 0) and the PSNR of fusing their first source with itself; the validation crops' identity
@@ -64,6 +66,7 @@ class UFARecipe(TrainRecipe):
             lr_schedule={"kind": "epoch_step", "gamma": 0.1, "every": 200},
             steps=100_000, val_every=500, val_samples=32,
             options={"width": 64, "l1_weight": 0.2, "init": "identity", "identity_warmup_steps": 0,
+                     "identity_share": 0.0,
                      "early_l1_weight": 0.2, "early_steps": 0,
                      "monitor_pairs": None, "monitor_count": 4, "monitor_crop": 0},
         )
@@ -120,6 +123,8 @@ class UFARecipe(TrainRecipe):
         if step < int(self.option(config, "identity_warmup_steps")):
             # Warm-up: reconstruct the sharp image from itself (colours and detail first).
             batch = {**batch, "a": batch["sharp"], "b": batch["sharp"]}
+        else:
+            batch = self._with_self_pairs(batch, float(self.option(config, "identity_share")))
         optimizer = optimizers["model"]
         optimizer.zero_grad(set_to_none=True)
         out = self._forward(model, batch, config, self.l1_weight(config, step))
@@ -129,6 +134,17 @@ class UFARecipe(TrainRecipe):
         total.backward()
         optimizer.step()
         return {"loss": float(total.detach()), "l1": float(out["l1"].detach()), "ssim": float(out["ssim"].detach())}
+
+    @staticmethod
+    def _with_self_pairs(batch: Batch, share: float) -> Batch:
+        """The last round(share·N) samples become self-pairs (sharp, sharp) → sharp."""
+        count = min(len(batch["sharp"]), round(share * len(batch["sharp"])))
+        if count <= 0:
+            return batch
+        a, b = batch["a"].clone(), batch["b"].clone()
+        a[-count:] = batch["sharp"][-count:]
+        b[-count:] = batch["sharp"][-count:]
+        return {**batch, "a": a, "b": b}
 
     def validation_scores(self, model: nn.Module, batch: Batch, config: TrainConfig) -> dict[str, float]:
         out = self._forward(model, batch, config, float(self.option(config, "l1_weight")))
