@@ -8,8 +8,9 @@ each source:
 * ``delta``: mean(fused_c) − mean(source_c) for c in R, G, B (signed, levels); the *best* source is
   the one whose largest |delta| is smallest (focus changes blur, not the channel means, so both
   sources of a pair nearly agree);
-* ``chroma ratio``: mean per-pixel spread of the three channels (max − min), fused / best source
-  (1 = colours as saturated as the source; the earlier UFA attempt desaturated: < 1).
+* ``chroma ratio``: mean per-pixel spread of the three channels (max − min), fused / the mean of
+  the two sources (1 = colours as saturated as the sources; the earlier UFA attempt desaturated:
+  < 1).
 
 Optionally ``--identity-weights W``: fuse each scene's first source with itself through the fusion
 pipeline and report the PSNR against it (the network's reconstruction of a single image).
@@ -53,7 +54,7 @@ def scene_colour(fused: np.ndarray, sources: list[np.ndarray]) -> dict[str, Any]
     deltas = [fused.reshape(-1, 3).mean(0) - s.reshape(-1, 3).mean(0) for s in sources]
     best = int(np.argmin([np.abs(d).max() for d in deltas]))
     chroma_fused = float(np.mean(fused.max(2) - fused.min(2)))
-    chroma_source = float(np.mean(sources[best].max(2) - sources[best].min(2)))
+    chroma_source = float(np.mean([np.mean(s.max(2) - s.min(2)) for s in sources]))
     return {"best_source": best + 1, "delta": [round(float(v), 3) for v in deltas[best]],
             "chroma_ratio": round(chroma_fused / max(chroma_source, 1e-9), 4)}
 
