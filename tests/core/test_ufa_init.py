@@ -110,3 +110,17 @@ def test_identity_share_turns_the_last_samples_into_self_pairs() -> None:
     assert torch.equal(mixed["a"][3], batch["sharp"][3]) and torch.equal(mixed["b"][3], batch["sharp"][3])
     assert torch.equal(mixed["a"][:3], batch["a"][:3]) and torch.equal(mixed["b"][:3], batch["b"][:3])
     assert recipe._with_self_pairs(batch, 0.0) is batch  # type: ignore[attr-defined]
+
+
+def test_colour_fidelity_reports_the_channel_shift_against_the_closer_source() -> None:
+    from benchmarks.colour_fidelity import scene_colour
+
+    rng = np.random.default_rng(7)
+    source_1 = rng.uniform(20, 200, (16, 16, 3))
+    source_2 = source_1 + np.array([5.0, 5.0, 5.0])  # a brighter second source
+    fused = source_1 + np.array([2.0, 0.0, -1.0])
+    result = scene_colour(fused, [source_1, source_2])
+    assert result["best_source"] == 1
+    assert np.allclose(result["delta"], [2.0, 0.0, -1.0], atol=1e-3)
+    # Per-pixel spread: fused keeps source 1's spread shifted by at most 3 levels.
+    assert 0.9 < result["chroma_ratio"] < 1.1
