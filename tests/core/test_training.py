@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import cv2
 import numpy as np
@@ -298,6 +298,17 @@ def test_exported_weights_load_back_and_manifest_has_their_hash(image_folder: Pa
     assert entry["parameters"] == sum(p.numel() for p in network.parameters())
     assert entry["steps"] == 2 and entry["seed"] == 2 and entry["training_data"]["images"] == 8
     assert "dm_accuracy" in entry["validation"]
+    # The manifest ships with the weights: no paths of this machine in it.
+    assert entry["training_data"]["path"] == image_folder.name and entry["run_dir"] == Path(config.run_dir).name
+    assert str(tmp_path) not in json.dumps(entry) and str(image_folder) not in json.dumps(entry)
+
+
+def test_the_shipped_manifest_holds_no_machine_paths() -> None:
+    manifest = Path(__file__).resolve().parents[2] / "weights" / "manifest.json"
+    for entry in json.loads(manifest.read_text(encoding="utf-8"))["weights"].values():
+        recorded = [entry.get("run_dir"), entry.get("init_weights"), entry.get("training_data", {}).get("path")]
+        for value in filter(None, recorded):
+            assert not PurePosixPath(value).is_absolute() and not PureWindowsPath(value).is_absolute(), value
 
 
 def test_recipes_are_registered() -> None:

@@ -76,9 +76,10 @@ SMALL = {
 
 
 # MFIF-GAN: the L1 term is what the generator steps (every 5th) lower; the logged generator loss
-# also moves with the critic. UFA-Fuse starts on a plateau (sigmoid output at 0.5), hence its rate.
+# also moves with the critic. UFA-Fuse starts from its identity initialisation (the mix of its
+# inputs), which a much larger rate first undoes.
 @pytest.mark.parametrize(("method", "steps", "lr", "watched"), [
-    ("mfifgan", 20, 2e-3, "l1"), ("ufa", 20, 5e-3, "loss"), ("twostream", 10, 2e-3, "loss"),
+    ("mfifgan", 20, 2e-3, "l1"), ("ufa", 20, 1e-3, "loss"), ("twostream", 10, 2e-3, "loss"),
 ])
 def test_training_lowers_the_loss_and_exports_usable_weights(
     method: str, steps: int, lr: float, watched: str, image_folder: Path, tmp_path: Path

@@ -117,6 +117,15 @@ def manifest_key(weights_path: str | Path, manifest_path: str | Path) -> str:
         return str(weights)
 
 
+def portable_name(path: str | Path | None) -> str | None:
+    """What a manifest records of a local file or folder (training data, run folder, initial
+    weights): its name only. The manifest ships with the weights, where this machine's absolute
+    paths mean nothing (and would disclose its folder layout)."""
+    if path is None:
+        return None
+    return Path(path).name or str(path)
+
+
 def update_manifest(manifest_path: str | Path, key: str, entry: dict[str, Any]) -> dict[str, Any]:
     """Set ``weights[key] = entry`` (read-modify-write under a lock, atomic replace)."""
     path = Path(manifest_path)

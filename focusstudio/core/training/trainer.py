@@ -38,6 +38,7 @@ from focusstudio.core.training.datasets import (
 from focusstudio.core.training.manifest import (
     atomic_torch_save,
     manifest_key,
+    portable_name,
     read_manifest,
     save_weights,
     update_manifest,
@@ -437,7 +438,8 @@ class _Session:
                 PairFolderDataset([scenes[i] for i in val_idx], config.crop, config.seed, recipe.grey,
                                   VALIDATION_STREAM) if val_idx else None
             )
-            self.data_summary = {"kind": "pairs", "path": str(Path(config.data).resolve()), "scenes": len(scenes),
+            self.data_summary = {"kind": "pairs", "path": portable_name(Path(config.data).resolve()),
+                                 "scenes": len(scenes),
                                  "train_scenes": len(train_idx), "val_scenes": len(val_idx)}
             return
         records = scan_image_folder(config.data, config.masks, config.segs, config.min_background_sharpness_ratio)
@@ -452,7 +454,7 @@ class _Session:
                                  VALIDATION_STREAM) if val_idx else None
         )
         self.data_summary = {
-            "kind": recipe.data_kind, "path": str(Path(config.data).resolve()), "images": len(records),
+            "kind": recipe.data_kind, "path": portable_name(Path(config.data).resolve()), "images": len(records),
             "with_mask": sum(r.mask is not None for r in records),
             "with_segmentation": sum(r.segmentation is not None for r in records),
             "train_images": len(train_idx), "val_images": len(val_idx),
@@ -598,7 +600,7 @@ class _Session:
             "batch_size": config.batch_size, "crop": config.crop, "resize": config.resize,
             "optimizer": f"Adam(lr={config.lr:g}, betas={tuple(config.betas)})", "lr_schedule": config.lr_schedule,
             "loss": self.recipe.loss_description, "options": config.options,
-            "init_weights": config.init_weights,
+            "init_weights": portable_name(config.init_weights),
             "training_data": self.data_summary,
             "final_losses_mean_last_50_steps": final_losses, "best_step_losses": best_losses,
             "validation": self.best_val if use_best else self.last_val,
@@ -607,7 +609,7 @@ class _Session:
             "seed": config.seed, "device": str(self.device),
             "device_name": _device_name(self.device), "threads": torch.get_num_threads(),
             "wall_time_s": round(self._elapsed(), 1), "torch_version": torch.__version__,
-            "resumed_at_steps": self.resumed_from, "run_dir": config.run_dir,
+            "resumed_at_steps": self.resumed_from, "run_dir": portable_name(config.run_dir),
         }
         manifest = Path(config.manifest) if config.manifest else out.parent / "manifest.json"
         update_manifest(manifest, manifest_key(out, manifest), entry)
