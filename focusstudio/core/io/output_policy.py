@@ -438,9 +438,10 @@ def create_temporary(folder: Path, name: str, record: Callable[[Path | None], No
         except FileExistsError:
             record(None)  # another run's file: never ours to remove
             continue
-        except BaseException:
-            record(None)
+        except OSError:
+            record(None)  # nothing was created
             raise
+        # Anything else (KeyboardInterrupt) may come after the create: the name stays recorded.
     raise FileExistsError(errno.EEXIST, "no free temporary file name", str(folder))
 
 
