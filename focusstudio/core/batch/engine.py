@@ -11,6 +11,7 @@ before the first stack starts).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -227,6 +228,9 @@ def run_batch(
     if not specs:
         raise InputError("no stacks to fuse", root or None)
     check_plan(specs, settings, report_folder)
+    # Made here, once, so that no stack's plan (maybe in another process) creates or removes it; a run
+    # that ends without writing anything removes it again.
+    made_output_dir = not settings.output_dir.exists()
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     report_folder = report_folder or settings.output_dir
     if scheduler is not None or use_dask:
@@ -259,6 +263,9 @@ def run_batch(
         report.seconds = time.perf_counter() - started
         if outcomes:
             write_report(report, report_folder)
+        elif made_output_dir:
+            with contextlib.suppress(OSError):
+                settings.output_dir.rmdir()  # only when empty
     return report
 
 
