@@ -332,7 +332,7 @@ def fusion_job(request: FusionRequest, cancel: CancelToken) -> Generator[Progres
             request.stack, dict(request.align), cancel, ProgressRange(0.0, ALIGN_PROGRESS_SHARE)
         )
         fusion_start = ALIGN_PROGRESS_SHARE
-    result = yield from _rescaled(
+    result = yield from ProgressRange(fusion_start, 1.0).relay(
         run_fusion(
             stack,
             request.method,
@@ -341,23 +341,12 @@ def fusion_job(request: FusionRequest, cancel: CancelToken) -> Generator[Progres
             cancel=cancel,
             weights=request.weights,
             analysis=request.analysis,
-        ),
-        fusion_start,
+        )
     )
     cancel.raise_if_cancelled()
     display = to_display(result.image)
     levels = map_levels(result.maps)
     return FusionOutcome(request, result, display, time.perf_counter() - started, levels, stack, alignment)
-
-
-def _rescaled(job: Generator[ProgressEvent, None, Any], start: float) -> Generator[ProgressEvent, None, Any]:
-    """``job``'s events with their fraction mapped from [0, 1] onto [start, 1]."""
-    while True:
-        try:
-            event = next(job)
-        except StopIteration as stop:
-            return stop.value
-        yield ProgressEvent(event.stage, start + (1.0 - start) * event.fraction, event.message)
 
 
 # ---------------------------------------------------------------------------- metrics

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from focusstudio.core.batch.runner import (
+    AnalysisProvider,
     BatchSettings,
     StackOutcome,
     output_path_for,
@@ -304,13 +305,17 @@ def _skipping_current(
             yield ProgressEvent(event.stage, fraction, event.message)
 
 
-def _run_in_turn(items: Items, total: int, settings: BatchSettings, cancel: CancelToken) -> ProgressGen[None]:
+def _run_in_turn(
+    items: Items, total: int, settings: BatchSettings, cancel: CancelToken,
+    analysis_provider: AnalysisProvider | None = None,
+) -> ProgressGen[None]:
+    """Stacks one after the other in this process (``analysis_provider``: their analyses elsewhere)."""
     count = len(items)
     for number, (position, spec) in enumerate(items):
         cancel.raise_if_cancelled()
         label = _label(position, total, spec.name)
         yield StackStarted("stack", number / count, label, position=position)
-        steps = run_stack(spec, settings, position + 1, cancel)
+        steps = run_stack(spec, settings, position + 1, cancel, analysis_provider=analysis_provider)
         while True:
             try:
                 event = next(steps)

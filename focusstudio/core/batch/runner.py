@@ -387,18 +387,10 @@ def _fuse_into(
                              "(save one with 'focusstudio fuse --maps DIR')", spec.name)
         yield ProgressEvent("analysis", 0.05, f"{spec.name}: tiles on the cluster")
         analysis = analysis_provider(spec, stack, resolved.method, resolved.params, resolved.align)
-    generator = run_fusion(
+    result = yield from fusion_range.relay(run_fusion(
         stack, resolved.method, resolved.params, device=settings.device, cancel=cancel, weights=settings.weights,
         memory_limit=settings.memory_limit, tile_size=settings.tile_size, analysis=analysis,
-    )
-    while True:
-        try:
-            event = next(generator)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        yield ProgressEvent(event.stage, fusion_range.start + (fusion_range.end - fusion_range.start) * event.fraction,
-                            event.message)
+    ))
     cancel.raise_if_cancelled()
     if settings.metrics is not None:
         yield ProgressEvent("metrics", 0.95, spec.name)
