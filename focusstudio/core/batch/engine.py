@@ -140,14 +140,10 @@ def _is_batch_report(path: Path) -> bool:
         return True
     try:
         with path.open(encoding="utf-8") as handle:
-            head = handle.read(1 << 20)
-    except (OSError, UnicodeDecodeError):
-        return False
-    if path.suffix == ".csv":
-        return head.startswith(",".join(_CSV_COLUMNS))
-    try:
-        data = json.loads(head)
-    except ValueError:
+            if path.suffix == ".csv":
+                return handle.readline().startswith(",".join(_CSV_COLUMNS))
+            data = json.load(handle)  # a report of thousands of stacks is megabytes: read it whole
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return False
     return isinstance(data, dict) and {"runner", "stacks"} <= data.keys()
 
