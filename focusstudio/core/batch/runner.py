@@ -348,9 +348,10 @@ def _fuse_and_write(
         plan.folder(settings.output_dir)
         ours = state in ("ours", "current")
         # The sidecar first: publication follows declaration, so a crash between the two leaves a
-        # sidecar without its image, which a re-run recognises as its own and re-does.
-        plan.file(sidecar_path(resolved.output), "the sidecar", replace=ours)
-        plan.file(resolved.output, "the fused image", replace=ours)
+        # sidecar without its image, which a re-run recognises as its own and re-does. A file that
+        # is missing now stays no-clobber: one appearing meanwhile is not ours.
+        for path, role in ((sidecar_path(resolved.output), "the sidecar"), (resolved.output, "the fused image")):
+            plan.file(path, role, replace=ours and os.path.lexists(path))
         status = yield from _fuse_into(plan, spec, settings, cancel, outcome, analysis, analysis_provider,
                                        resolved, wanted_alignment, aligned, digest)
         plan.commit()
