@@ -19,44 +19,26 @@ from typing import Any
 
 from focusstudio import __version__
 from focusstudio.core.errors import FocusStudioError
-from focusstudio.core.progress import Cancelled, ProgressEvent
+from focusstudio.core.progress import Cancelled, ProgressEvent, ProgressLine, run_to_completion
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
-class _Progress:
-    """A one-line progress display on stderr (only when stderr is a terminal)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self._last = ""
+class _Progress(ProgressLine):
+    """The stage of a long command on one line of stderr (only when stderr is a terminal)."""
 
     def __call__(self, event: ProgressEvent) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        filled = round(event.fraction * width)
-        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {event.fraction * 100:5.1f}% {event.stage}"
-        if line != self._last:
-            sys.stderr.write(line.ljust(70))
-            sys.stderr.flush()
-            self._last = line
+        self.show(event.fraction, event.stage)
 
     def close(self) -> None:
-        if self.enabled and self._last:
-            sys.stderr.write("\r" + " " * 72 + "\r")
-            sys.stderr.flush()
+        self.clear()
 
 
 def _drive(gen: Any, progress: _Progress) -> Any:
     try:
-        while True:
-            try:
-                progress(next(gen))
-            except StopIteration as stop:
-                return stop.value
+        return run_to_completion(gen, progress)
     finally:
         progress.close()
 
@@ -331,18 +313,12 @@ def _plan_fuse_outputs(outputs: Any, args: argparse.Namespace, method: Any, fram
 
 def _maybe_align(stack: Any, args: argparse.Namespace, progress: _Progress) -> tuple[Any, Any, float]:
     """The alignment stage: on by default for 3+ frames, settings from the alignment declarations."""
-    from focusstudio.core.align import ALIGN_PARAMS, align_by_default, align_stack
+    from focusstudio.core.align import align_by_default, align_settings_from_options, align_stack
 
     wanted = args.align if args.align is not None else align_by_default(len(stack))
     if not wanted:
         return stack, None, 0.0
-    settings = ALIGN_PARAMS.parse_assignments(args.align_assignments)
-    if args.reference is not None:
-        settings["reference"] = args.reference
-    if args.align_model is not None:
-        settings["model"] = args.align_model
-    if args.crop is not None:
-        settings["crop"] = args.crop
+    settings = align_settings_from_options(args.align_assignments, args.reference, args.align_model, args.crop)
     started = time.perf_counter()
     aligned, alignment = _drive(align_stack(stack, settings), progress)
     return aligned, alignment, time.perf_counter() - started

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -126,6 +126,22 @@ ALIGN_BY_DEFAULT_FROM = 3
 def align_by_default(frame_count: int) -> bool:
     """Whether the pipeline aligns a stack of ``frame_count`` frames when the user did not say."""
     return frame_count >= ALIGN_BY_DEFAULT_FROM
+
+
+def align_settings_from_options(
+    assignments: Sequence[str], reference: int | None, model: str | None, crop: bool | None
+) -> dict[str, Any]:
+    """Alignment settings from the command line's ``--align-set``, ``--reference``,
+    ``--align-model`` and ``--crop/--no-crop`` (None: not given), as ``fuse`` and ``batch`` read
+    them (the reverse of :func:`focusstudio.core.sidecar.align_arguments`)."""
+    settings: dict[str, Any] = ALIGN_PARAMS.parse_assignments(assignments)
+    if reference is not None:
+        settings["reference"] = reference
+    if model is not None:
+        settings["model"] = model
+    if crop is not None:
+        settings["crop"] = crop
+    return settings
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ the scope never leaks to other work of the same thread while the generator is su
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -107,8 +108,45 @@ class ProgressRange:
         span = self.end - self.start
         return ProgressRange(self.start + span * local_start, self.start + span * local_end)
 
+    def relay(self, gen: Generator[ProgressEvent, None, T]) -> Generator[ProgressEvent, None, T]:
+        """``gen``'s events with their fractions mapped onto this range; returns ``gen``'s result
+        (a fusion inside a batch stack's or a window job's own progress)."""
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield self.event(event.stage, event.fraction, event.message)
+
 
 ProgressGen = Generator[ProgressEvent, None, T]
+
+
+class ProgressLine:
+    """A progress bar on one line of stderr, rewritten in place (only when stderr is a terminal):
+    ``[######......]  42.0% text``, cut and padded to ``line_width``. Used by ``fuse`` and ``batch``."""
+
+    def __init__(self, enabled: bool, bar_width: int = 30, line_width: int = 70) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar_width = bar_width
+        self.line_width = line_width
+        self._last = ""
+
+    def show(self, fraction: float, text: str) -> None:
+        if not self.enabled:
+            return
+        filled = round(fraction * self.bar_width)
+        line = f"\r[{'#' * filled}{'.' * (self.bar_width - filled)}] {fraction * 100:5.1f}% {text}"[:self.line_width]
+        if line != self._last:
+            sys.stderr.write(line.ljust(self.line_width))
+            sys.stderr.flush()
+            self._last = line
+
+    def clear(self) -> None:
+        if self.enabled and self._last:
+            sys.stderr.write("\r" + " " * (self.line_width + 1) + "\r")
+            sys.stderr.flush()
+            self._last = ""
 
 
 def run_to_completion(

@@ -1,7 +1,9 @@
 """The JSON sidecar written next to a fused image: provenance and the command that reproduces it.
 
-Shared by the window's export and ``focusstudio batch`` (which adds a ``batch`` section used to
-tell whether an output is complete and current). ``result.png`` → ``result.png.json``.
+The one sidecar writer, shared by the window's export and ``focusstudio batch`` (which adds a
+``batch`` section used to tell whether an output is complete and current). ``result.png`` →
+``result.png.json``. The sidecar is staged in the run's :class:`OutputPlan`, so it is checked with
+the image before any work and published together with it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from focusstudio.core.errors import OutputError
+from focusstudio.core.io.sidecars import sidecar_path
 
 if TYPE_CHECKING:
     from focusstudio.core.align import Alignment
+    from focusstudio.core.io.output_policy import OutputPlan
     from focusstudio.core.types import FusionResult
 
 __all__ = [
@@ -25,13 +28,8 @@ __all__ = [
     "reproduce_command",
     "sidecar_data",
     "sidecar_path",
-    "write_json_atomically",
+    "stage_sidecar",
 ]
-
-
-def sidecar_path(image_path: Path) -> Path:
-    """``result.png`` → ``result.png.json`` (keeps the extension, so result.png and result.tif differ)."""
-    return image_path.with_name(image_path.name + ".json")
 
 
 def cli_value(value: Any) -> str:
@@ -104,18 +102,10 @@ def sidecar_data(
     }
 
 
-def write_json_atomically(path: Path, data: Mapping[str, Any], overwrite: bool) -> Path:
-    """Write JSON through :func:`~focusstudio.core.io.atomic_output` (never half a sidecar)."""
-    from focusstudio.core.io import atomic_output
-
-    if path.exists() and not overwrite:
-        raise OutputError("already exists; choose another name", path)
-    try:
-        with atomic_output(path, text=True) as stream:
-            json.dump(data, stream, indent=2, default=str)
-            stream.write("\n")
-    except OSError as exc:
-        raise OutputError(f"cannot be written ({exc.strerror or exc})", path) from exc
+def stage_sidecar(plan: OutputPlan, path: Path, data: Mapping[str, Any]) -> Path:
+    """Write the sidecar ``data`` into ``plan`` (published with the run's other outputs at its
+    commit; declared, and so checked, now if the run has not declared it yet)."""
+    plan.write_text(path, json.dumps(data, indent=2, default=str) + "\n", "the sidecar")
     return path
 
 

@@ -22,6 +22,7 @@ from focusstudio.core.errors import FocusStudioError
 from focusstudio.core.io.output_policy import OutputPlan
 from focusstudio.core.methods.base import Analysis
 from focusstudio.core.progress import CancelToken, ProgressEvent
+from focusstudio.core.sidecar import reproduce_command, sidecar_data, sidecar_path, stage_sidecar
 from focusstudio.core.types import FrameInfo, FusionMap, FusionResult, Stack
 
 THUMBNAIL_EDGE = 96
@@ -331,7 +332,7 @@ def fusion_job(request: FusionRequest, cancel: CancelToken) -> Generator[Progres
             request.stack, dict(request.align), cancel, ProgressRange(0.0, ALIGN_PROGRESS_SHARE)
         )
         fusion_start = ALIGN_PROGRESS_SHARE
-    result = yield from _rescaled(
+    result = yield from ProgressRange(fusion_start, 1.0).relay(
         run_fusion(
             stack,
             request.method,
@@ -340,23 +341,12 @@ def fusion_job(request: FusionRequest, cancel: CancelToken) -> Generator[Progres
             cancel=cancel,
             weights=request.weights,
             analysis=request.analysis,
-        ),
-        fusion_start,
+        )
     )
     cancel.raise_if_cancelled()
     display = to_display(result.image)
     levels = map_levels(result.maps)
     return FusionOutcome(request, result, display, time.perf_counter() - started, levels, stack, alignment)
-
-
-def _rescaled(job: Generator[ProgressEvent, None, Any], start: float) -> Generator[ProgressEvent, None, Any]:
-    """``job``'s events with their fraction mapped from [0, 1] onto [start, 1]."""
-    while True:
-        try:
-            event = next(job)
-        except StopIteration as stop:
-            return stop.value
-        yield ProgressEvent(event.stage, start + (1.0 - start) * event.fraction, event.message)
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -392,54 +382,6 @@ def metrics_job(
 
 
 # ---------------------------------------------------------------------------- export
-def _cli_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def reproduce_command(
-    result: FusionResult,
-    source_paths: Sequence[str],
-    output: str | Path,
-    device: str = "auto",
-    weights: str | None = None,
-    align: Mapping[str, Any] | None = None,
-) -> list[str]:
-    """The ``focusstudio fuse`` arguments that give the same result from the command line
-    (alignment always explicit: the CLI's default depends on the frame count)."""
-    command = ["focusstudio", "fuse", *source_paths, "-o", str(output), "--method", result.method]
-    for name, value in result.params.items():
-        command += ["--set", f"{name}={_cli_value(value)}"]
-    command += align_arguments(align)
-    if weights:
-        command += ["--weights", weights]
-    if device != "auto":
-        command += ["--device", device]
-    return command
-
-
-def align_arguments(align: Mapping[str, Any] | None) -> list[str]:
-    """``--no-align``, or ``--align`` and every alignment setting that differs from its default."""
-    from focusstudio.core.align import ALIGN_PARAMS
-
-    if align is None:
-        return ["--no-align"]
-    arguments = ["--align"]
-    for name, value in ALIGN_PARAMS.resolve(align).items():
-        if value == ALIGN_PARAMS.get(name).default:
-            continue
-        if name == "reference":
-            arguments += ["--reference", str(value)]
-        elif name == "model":
-            arguments += ["--align-model", str(value)]
-        elif name == "crop":
-            arguments.append("--crop" if value else "--no-crop")
-        else:
-            arguments += ["--align-set", f"{name}={_cli_value(value)}"]
-    return arguments
-
-
 @dataclass(frozen=True, eq=False)
 class ExportRequest:
     path: Path
@@ -460,43 +402,6 @@ class ExportOutcome:
     sidecar: Path
     maps: tuple[Path, ...]
     notes: tuple[str, ...]
-
-
-def sidecar_path(image_path: Path) -> Path:
-    """``result.png`` → ``result.png.json`` (keeps the extension, so result.png and result.tif differ)."""
-    return image_path.with_name(image_path.name + ".json")
-
-
-def sidecar_data(request: ExportRequest, maps: Sequence[Path]) -> dict[str, Any]:
-    import shlex
-
-    command = reproduce_command(request.result, request.source_paths, request.path, request.device,
-                                request.weights, request.align)
-    return {
-        **request.result.provenance(),
-        "output": str(request.path),
-        "output_dtype": request.result.source_dtype,
-        "source_paths": list(request.source_paths),
-        "map_files": [str(path) for path in maps],
-        "command": command,
-        "command_line": shlex.join(command),
-        "alignment": request.alignment.to_json() if request.alignment is not None else None,
-    }
-
-
-def write_json_atomically(path: Path, data: Mapping[str, Any], overwrite: bool,
-                          plan: OutputPlan | None = None) -> Path:
-    """Write JSON through the output policy (never half a sidecar, never an unexpected replace)."""
-    import json
-
-    from focusstudio.core.io.output_policy import publish_bytes
-
-    text = json.dumps(data, indent=2, default=str) + "\n"
-    if plan is not None:
-        plan.write_text(path, text, "the sidecar")
-        return path
-    publish_bytes(path, text.encode("utf-8"), force=overwrite, role="the sidecar")
-    return path
 
 
 def export_job(request: ExportRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, ExportOutcome]:
@@ -527,7 +432,9 @@ def export_job(request: ExportRequest, cancel: CancelToken) -> Generator[Progres
             maps = write_maps(folder, request.result, plan=outputs)
         yield ProgressEvent("saving", 0.9, "sidecar")
         cancel.raise_if_cancelled()
-        sidecar = write_json_atomically(sidecar_path(image), sidecar_data(request, maps), request.overwrite,
-                                        plan=outputs)
+        command = reproduce_command(request.result, request.source_paths, request.path, request.device,
+                                    request.weights, request.align)
+        data = sidecar_data(request.result, request.path, request.source_paths, command, request.alignment, maps)
+        sidecar = stage_sidecar(outputs, sidecar_path(image), data)
         outputs.commit()
     return ExportOutcome(image, sidecar, tuple(maps), tuple(notes))

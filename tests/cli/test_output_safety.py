@@ -218,6 +218,56 @@ def test_eval_replaces_a_csv_or_saved_result_only_with_force(tmp_path: Path) -> 
     _one_line(completed, 2, "s1.png", "already exists")
 
 
+# ----------------------------------------------------------------------------- batch
+def _stacks(root: Path) -> Path:
+    for name in ("s0", "s1"):
+        _frames(root / name)
+    return root
+
+
+@pytest.mark.parametrize(("output", "template", "words"), [
+    ("root", "{stack}/1.png", ("s0/1.png", "file name")),  # would be each stack's own frame 1
+    ("root/s0", "{index}.png", ("1.png", "input")),  # stack 1's result over its own frame 1.png
+    ("root/s1", "{index}.png", ("1.png", "input")),  # stack 1's result over stack 2's frame
+])
+def test_batch_never_writes_a_result_over_a_stack_frame(tmp_path: Path, output: str, template: str,
+                                                        words: tuple[str, ...]) -> None:
+    root = _stacks(tmp_path / "root")
+    before = _snapshot(tmp_path)
+    completed = _cli("batch", root, "-o", tmp_path / output, "--template", template, "--no-align", "--force",
+                     "--quiet", cwd=tmp_path)
+    _one_line(completed, 2, *words)
+    assert _snapshot(tmp_path) == before  # refused before work: no result, no sidecar, no report
+
+
+def test_batch_replaces_a_report_it_did_not_write_only_with_force(tmp_path: Path) -> None:
+    root = _stacks(tmp_path / "root")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "batch-report.csv").write_text("my own table\n")
+    before = _snapshot(tmp_path)
+    completed = _cli("batch", root, "-o", tmp_path / "out", "--no-align", "--quiet", cwd=tmp_path)
+    _one_line(completed, 2, "batch-report.csv", "not a batch report", "--force")
+    assert _snapshot(tmp_path) == before
+    assert _cli("batch", root, "-o", tmp_path / "out", "--no-align", "--quiet", "--force",
+                cwd=tmp_path).returncode == 0
+    assert (tmp_path / "out" / "batch-report.csv").read_text().startswith("stack,status,")
+    # Its own report is replaced by a re-run (which skips both stacks as complete and current).
+    rerun = _cli("batch", root, "-o", tmp_path / "out", "--no-align", "--quiet", cwd=tmp_path)
+    assert rerun.returncode == 0 and "2 skipped" in rerun.stdout, rerun.stderr
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_signal_while_a_batch_stack_is_writing_leaves_nothing(tmp_path: Path, name: str) -> None:
+    root = _stacks(tmp_path / "root")
+    before = _snapshot(tmp_path)
+    completed = _cli("batch", root, "-o", tmp_path / "out", "--no-align", "--quiet", cwd=tmp_path,
+                     stage="staged", action=name)
+    assert completed.returncode == 128 + getattr(signal, name), completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert _snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]  # no .part, no report, no out folder
+
+
 # ----------------------------------------------------------------------------- demo
 def test_demo_never_overwrites_a_bundled_frame(tmp_path: Path) -> None:
     resources = tmp_path / "resources"

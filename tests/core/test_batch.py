@@ -214,3 +214,29 @@ def test_cli_batch_exit_codes_and_workers(tmp_path: Path, capsys: pytest.Capture
     # Bad batch-level input: exit 2, one line.
     assert main(["batch", str(tmp_path / "missing"), "-o", str(single)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_an_output_created_by_someone_else_during_the_run_is_never_clobbered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from focusstudio.core.io import output_policy
+
+    root = write_stacks(tmp_path / "root", count=1, broken=None)
+    out = tmp_path / "out"
+
+    def someone_else_writes(stage: str) -> None:  # between the check and the publication
+        if stage == "staged" and not (out / "s0_sf.tif").exists():
+            (out / "s0_sf.tif").write_bytes(b"another program's")
+
+    monkeypatch.setattr(output_policy, "fault_hook", someone_else_writes)
+    report = run_to_completion(run_batch(discover_stacks(root), settings_for(out)))
+    assert report.outcomes[0].status == "failed" and "another program" in report.outcomes[0].reason
+    assert (out / "s0_sf.tif").read_bytes() == b"another program's"
+    assert sorted(p.name for p in out.iterdir()) == ["batch-report.csv", "batch-report.json", "s0_sf.tif"]
+    monkeypatch.setattr(output_policy, "fault_hook", None)
+    # A sidecar left without its image (a crash between the two publications) is this batch's own.
+    (out / "s0_sf.tif").unlink()
+    run_to_completion(run_batch(discover_stacks(root), settings_for(tmp_path / "other")))
+    (out / "s0_sf.tif.json").write_bytes((tmp_path / "other" / "s0_sf.tif.json").read_bytes())
+    rerun = run_to_completion(run_batch(discover_stacks(root), settings_for(out)))
+    assert rerun.outcomes[0].status == "done"
+    assert outputs(out) == outputs(tmp_path / "other")

@@ -243,3 +243,35 @@ def test_manifest_updates_leave_no_lock_file(tmp_path: Path) -> None:
     update_manifest(tmp_path / "manifest.json", "w.pt", {"sha256": "0"})
     update_manifest(tmp_path / "manifest.json", "v.pt", {"sha256": "1"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
+@pytest.mark.parametrize("writer", ["plan", "atomic_output"])
+def test_an_interrupt_right_after_the_temporary_file_is_created_leaves_no_part_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str) -> None:
+    """Ctrl+C landing just after ``os.open`` created the ``.part`` file, before the writer had
+    stored its name (the batch saw such a file left behind): the clean-up still knows it."""
+    from focusstudio.core.io import atomic_output
+
+    real_open = os.open
+    created: list[str] = []
+
+    def open_then_interrupt(path: object, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+        descriptor = real_open(path, flags, mode, **kwargs)  # type: ignore[arg-type]
+        if str(path).endswith(".part") and "probe" not in str(path):
+            os.close(descriptor)
+            created.append(str(path))
+            raise KeyboardInterrupt
+        return descriptor
+
+    monkeypatch.setattr(os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        if writer == "plan":
+            with OutputPlan() as plan:
+                plan.write_bytes(tmp_path / "out.png", b"image")
+                plan.commit()
+        else:
+            with atomic_output(tmp_path / "out.json") as stream:
+                stream.write(b"{}")
+    monkeypatch.undo()
+    assert created and not os.path.exists(created[0])
+    assert sorted(os.listdir(tmp_path)) == []

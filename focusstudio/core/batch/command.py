@@ -13,13 +13,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from focusstudio.core.batch.engine import REPORT_NAME, BatchReport, StackDone, StackStarted, run_batch
 from focusstudio.core.batch.runner import DEFAULT_TEMPLATE, BatchSettings
 from focusstudio.core.batch.sources import discover_stacks
 from focusstudio.core.errors import FocusStudioError
-from focusstudio.core.progress import ProgressEvent
+from focusstudio.core.progress import ProgressEvent, ProgressLine, run_to_completion
 
 __all__ = ["add_batch_arguments", "run_batch_command"]
 
@@ -51,46 +50,27 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
-class _Display:
-    """Two-level progress on stderr (stacks done, and the current stack's stage), terminals only."""
+class _Display(ProgressLine):
+    """Two-level progress on stderr (stacks done, and the current stack's stage), terminals only;
+    each failed stack named on its own line."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self._last = ""
+        super().__init__(enabled, bar_width=24, line_width=100)
 
     def __call__(self, event: ProgressEvent) -> None:
         if isinstance(event, StackDone) and event.outcome is not None and event.outcome.status == "failed":
             self.clear()
             print(f"failed: {event.outcome.name}: {event.outcome.reason}", file=sys.stderr)
-        if not self.enabled or isinstance(event, StackStarted):
-            return
-        width = 24
-        filled = round(event.fraction * width)
-        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {event.fraction * 100:5.1f}% {event.message}"[:100]
-        if line != self._last:
-            sys.stderr.write(line.ljust(100))
-            sys.stderr.flush()
-            self._last = line
-
-    def clear(self) -> None:
-        if self.enabled and self._last:
-            sys.stderr.write("\r" + " " * 101 + "\r")
-            sys.stderr.flush()
-            self._last = ""
+        if not isinstance(event, StackStarted):
+            self.show(event.fraction, event.message)
 
 
 def settings_from_args(args: argparse.Namespace, memory_limit: int | None) -> BatchSettings:
-    from focusstudio.core.align import ALIGN_PARAMS
+    from focusstudio.core.align import align_settings_from_options
     from focusstudio.core.methods.registry import get_method
 
     method = get_method(args.method)
-    align_settings: dict[str, Any] = ALIGN_PARAMS.parse_assignments(args.align_assignments)
-    if args.reference is not None:
-        align_settings["reference"] = args.reference
-    if args.align_model is not None:
-        align_settings["model"] = args.align_model
-    if args.crop is not None:
-        align_settings["crop"] = args.crop
+    align_settings = align_settings_from_options(args.align_assignments, args.reference, args.align_model, args.crop)
     alignment_file = Path(args.alignment) if args.alignment else None
     if alignment_file is not None:
         from focusstudio.core.align import load_alignment
@@ -129,12 +109,7 @@ def run_batch_command(args: argparse.Namespace, memory_limit: int | None) -> int
         split_tiles=args.split_tiles, retries=args.retries,
     )
     try:
-        while True:
-            try:
-                display(next(generator))
-            except StopIteration as stop:
-                report: BatchReport = stop.value
-                break
+        report: BatchReport = run_to_completion(generator, display)
     finally:
         display.clear()
     if args.json:

@@ -29,12 +29,11 @@ from focusstudio.core.batch.runner import (
     BatchSettings,
     StackOutcome,
     open_stack,
-    run_stack,
     run_stack_blocking,
 )
 from focusstudio.core.batch.sources import StackSpec
 from focusstudio.core.errors import FocusStudioError, InputError
-from focusstudio.core.progress import CancelToken, ProgressGen, run_to_completion
+from focusstudio.core.progress import CancelToken, ProgressGen
 
 __all__ = ["TILE_ANALYSES", "run_on_dask", "sf_tile_analysis", "tiled_analysis_on"]
 
@@ -191,7 +190,7 @@ def run_on_dask(
 ) -> ProgressGen[None]:
     """One task per stack of ``items`` ((position in the batch, spec) pairs), or with ``split_tiles``
     each stack in turn with its analysis in tiles; yields the engine's StackStarted/StackDone events."""
-    from focusstudio.core.batch.engine import StackDone, StackStarted, _label, _outcome_of
+    from focusstudio.core.batch.engine import StackDone, StackStarted, _label, _outcome_of, _run_in_turn
 
     distributed = _import_distributed()
     client, cluster = _connect(scheduler, max(workers, 1))
@@ -201,14 +200,9 @@ def run_on_dask(
         if split_tiles is not None:
             if split_tiles < 64:
                 raise FocusStudioError(f"--split-tiles must be at least 64 pixels, got {split_tiles}")
-            provider = tiled_analysis_on(client, split_tiles, settings, retries)
-            for number, (position, spec) in enumerate(items):
-                cancel.raise_if_cancelled()
-                label = _label(position, total, spec.name)
-                yield StackStarted("stack", number / count, label, position=position)
-                outcome = run_to_completion(run_stack(spec, settings, position + 1, cancel,
-                                                      analysis_provider=provider))
-                yield StackDone("stack", (number + 1) / count, f"{label}: {outcome.status}", position, outcome)
+            # Each stack in turn here, as a local run does, its analysis fanned out in tiles.
+            yield from _run_in_turn(items, total, settings, cancel,
+                                    analysis_provider=tiled_analysis_on(client, split_tiles, settings, retries))
             return
         token = secrets.token_hex(4)
         pending: dict[Any, int] = {}

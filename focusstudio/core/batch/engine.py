@@ -5,10 +5,13 @@ Dask cluster (:mod:`focusstudio.core.batch.distributed`); gather a run report.
 both driven by it). Events carry the stack's position in ``message`` as ``"k/n name: detail"`` and
 ``BatchEvent`` subclasses say when a stack starts and ends, so a caller can show per-stack status.
 The report (JSON + CSV) is rewritten after every finished stack, so an interrupted run keeps one.
+Every file the batch writes goes through the output policy (:func:`check_plan` checks them all
+before the first stack starts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from focusstudio.core.batch.runner import (
+    AnalysisProvider,
     BatchSettings,
     StackOutcome,
     output_path_for,
@@ -30,7 +34,7 @@ from focusstudio.core.batch.runner import (
     with_memory_share,
 )
 from focusstudio.core.batch.sources import StackSpec
-from focusstudio.core.errors import InputError
+from focusstudio.core.errors import FocusStudioError, InputError, OutputError
 from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen
 
 __all__ = ["REPORT_NAME", "BatchReport", "StackDone", "StackStarted", "check_plan", "run_batch", "write_report"]
@@ -110,28 +114,62 @@ class BatchReport:
         return buffer.getvalue()
 
 
-def write_report(report: BatchReport, folder: Path) -> tuple[Path, Path]:
-    """``batch-report.json`` and ``batch-report.csv`` in ``folder``, each written atomically."""
-    from focusstudio.core.io import atomic_write_text
+def report_paths(folder: Path) -> tuple[Path, Path]:
+    return folder / f"{REPORT_NAME}.json", folder / f"{REPORT_NAME}.csv"
 
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path = atomic_write_text(folder / f"{REPORT_NAME}.json", json.dumps(report.to_json(), indent=2) + "\n")
-    csv_path = atomic_write_text(folder / f"{REPORT_NAME}.csv", report.to_csv())
+
+def write_report(report: BatchReport, folder: Path) -> tuple[Path, Path]:
+    """``batch-report.json`` and ``batch-report.csv`` in ``folder``, published together through the
+    output policy. They replace the previous run's report (a run checks, in :func:`check_plan`, that
+    an existing one is a batch's report, or has ``force``)."""
+    from focusstudio.core.io.output_policy import OutputPlan
+
+    json_path, csv_path = report_paths(folder)
+    with OutputPlan() as plan:
+        plan.folder(folder, "the report folder")
+        plan.write_text(plan.file(json_path, "the run report", replace=True),
+                        json.dumps(report.to_json(), indent=2) + "\n")
+        plan.write_text(plan.file(csv_path, "the run report (CSV)", replace=True), report.to_csv())
+        plan.commit()
     return json_path, csv_path
 
 
-def check_plan(specs: Sequence[StackSpec], settings: BatchSettings) -> None:
-    """Refuse, before any work, a batch whose stacks share a name or an output file. A stack whose own
-    template or manifest output name is unusable is left to fail on its own."""
-    names: dict[str, str] = {}
+def _is_batch_report(path: Path) -> bool:
+    """Whether ``path`` is missing or a report a batch wrote (ours to replace on a re-run)."""
+    if not path.exists():
+        return True
+    try:
+        with path.open(encoding="utf-8") as handle:
+            if path.suffix == ".csv":
+                return handle.readline().startswith(",".join(_CSV_COLUMNS))
+            data = json.load(handle)  # a report of thousands of stacks is megabytes: read it whole
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return False
+    return isinstance(data, dict) and {"runner", "stacks"} <= data.keys()
+
+
+def check_plan(specs: Sequence[StackSpec], settings: BatchSettings, report_folder: Path | None = None) -> None:
+    """Refuse, before any work, a batch whose stacks share a name or an output file, or one that would
+    write a stack's result, a sidecar or the run report over any stack's input frame (or the saved
+    registration), or replace a file that is not a batch report with the report. An output template
+    that gives no usable name is refused here too; a manifest row's unusable ``output`` is left to
+    fail on its own. Outputs that already exist are judged per stack (skip, re-do, or refuse)."""
+    from focusstudio.core.batch.runner import input_files
+    from focusstudio.core.io.output_policy import OutputPlan
+    from focusstudio.core.sidecar import sidecar_path
+
+    names: set[str] = set()
     outputs: dict[Path, str] = {}
+    planned: list[tuple[Path, str]] = []
     for index, spec in enumerate(specs, start=1):
         if spec.name in names:
             raise InputError(f"two stacks are named '{spec.name}'")
-        names[spec.name] = spec.name
+        names.add(spec.name)
         try:
             path = output_path_for(spec, settings, index)
         except InputError:
+            if spec.output is None:
+                raise  # the batch's template: every stack would fail alike
             continue
         if path in outputs:
             raise InputError(
@@ -139,6 +177,26 @@ def check_plan(specs: Sequence[StackSpec], settings: BatchSettings) -> None:
                 "put {stack} in the output template"
             )
         outputs[path] = spec.name
+        planned.append((path, spec.name))
+    # One plan for the whole batch, only to check (force: existing outputs are each stack's affair).
+    plan = OutputPlan([settings.alignment_file], force=True)
+    for spec in specs:
+        try:
+            plan.protect(input_files(spec.inputs))
+        except (FocusStudioError, OSError):
+            continue  # an unreadable stack fails on its own, with the loader's words
+    plan.folder(settings.output_dir)
+    folder = report_folder or settings.output_dir
+    if folder != settings.output_dir:
+        plan.folder(folder, "the report folder")
+    for report_file in report_paths(folder):
+        plan.file(report_file, "the run report")
+        if not settings.force and not _is_batch_report(report_file):
+            raise OutputError("already exists and is not a batch report; choose another output folder or "
+                              "pass --force to replace it", report_file)
+    for path, name in planned:
+        plan.file(path, f"the result of stack '{name}'")
+        plan.file(sidecar_path(path), f"the sidecar of stack '{name}'")
 
 
 def _label(position: int, total: int, name: str) -> str:
@@ -166,7 +224,10 @@ def run_batch(
     cancel = cancel or CancelToken()
     if not specs:
         raise InputError("no stacks to fuse", root or None)
-    check_plan(specs, settings)
+    check_plan(specs, settings, report_folder)
+    # Made here, once, so that no stack's plan (maybe in another process) creates or removes it; a run
+    # that ends without writing anything removes it again.
+    made_output_dir = not settings.output_dir.exists()
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     report_folder = report_folder or settings.output_dir
     if scheduler is not None or use_dask:
@@ -199,6 +260,9 @@ def run_batch(
         report.seconds = time.perf_counter() - started
         if outcomes:
             write_report(report, report_folder)
+        elif made_output_dir:
+            with contextlib.suppress(OSError):
+                settings.output_dir.rmdir()  # only when empty
     return report
 
 
@@ -237,13 +301,17 @@ def _skipping_current(
             yield ProgressEvent(event.stage, fraction, event.message)
 
 
-def _run_in_turn(items: Items, total: int, settings: BatchSettings, cancel: CancelToken) -> ProgressGen[None]:
+def _run_in_turn(
+    items: Items, total: int, settings: BatchSettings, cancel: CancelToken,
+    analysis_provider: AnalysisProvider | None = None,
+) -> ProgressGen[None]:
+    """Stacks one after the other in this process (``analysis_provider``: their analyses elsewhere)."""
     count = len(items)
     for number, (position, spec) in enumerate(items):
         cancel.raise_if_cancelled()
         label = _label(position, total, spec.name)
         yield StackStarted("stack", number / count, label, position=position)
-        steps = run_stack(spec, settings, position + 1, cancel)
+        steps = run_stack(spec, settings, position + 1, cancel, analysis_provider=analysis_provider)
         while True:
             try:
                 event = next(steps)

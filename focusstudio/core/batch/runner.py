@@ -6,14 +6,17 @@ and its sidecar; decide whether an existing output is complete and current.
 worker process (``--workers``) and on a Dask worker (``--dask``), so every route writes the same
 bytes.
 
-Output policy. Writes are atomic (image, then sidecar). The sidecar's ``batch`` section holds a
-fingerprint of everything that determines the result (method, parameters, alignment settings or
-saved registration, weights, device, and every input file's size and modification time) and the
-written image's size and modification time. A later run skips a stack whose image and sidecar
-match (complete and current); re-does one whose sidecar it wrote but whose image is missing or
-incomplete (an interrupted run: the sidecar is written first, marked ``writing``); and refuses,
-without ``force``, to replace anything else: an image it did not write, or one made from other
-settings or older inputs.
+Output policy. Each stack's image and sidecar go through one
+:class:`~focusstudio.core.io.output_policy.OutputPlan`: checked before the stack is loaded (never
+one of its frames, folder writable, no clobbering without ``force``), staged while it is fused and
+published together at its end (sidecar first), so a failed, cancelled or killed stack leaves
+nothing new. The sidecar's ``batch`` section holds a fingerprint of everything that determines the
+result (method, parameters, alignment settings or saved registration, weights, device, and every
+input file's size and modification time) and the written image's size and modification time. A
+later run skips a stack whose image and sidecar match (complete and current); re-does one whose
+sidecar it wrote but whose image is missing or incomplete (e.g. a crash between the two
+publications; older batches also marked a sidecar ``writing``); and refuses, without ``force``, to
+replace anything else: an image it did not write, or one made from other settings or older inputs.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from focusstudio.core.batch.sources import StackSpec
 from focusstudio.core.errors import FocusStudioError, InputError, OutputError
 from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange
+
+if TYPE_CHECKING:
+    from focusstudio.core.io.output_policy import OutputPlan
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -310,8 +316,9 @@ def _fuse_and_write(
     spec: StackSpec, settings: BatchSettings, index: int, cancel: CancelToken, outcome: StackOutcome,
     analysis: Any, analysis_provider: AnalysisProvider | None,
 ) -> ProgressGen[Status]:
-    from focusstudio.core.align import align_by_default, align_stack
-    from focusstudio.core.pipeline import run_fusion
+    from focusstudio.core.align import align_by_default
+    from focusstudio.core.io.output_policy import OutputPlan
+    from focusstudio.core.sidecar import sidecar_path
 
     resolved = _resolve(spec, settings, index)
     outcome.output = str(resolved.output)
@@ -333,12 +340,39 @@ def _fuse_and_write(
     if state in ("stale", "foreign") and not settings.force:
         why = "was made from other settings or older inputs" if state == "stale" else "was not written by a batch"
         raise OutputError(f"already exists and {why}; pass --force to replace it", resolved.output)
+    # Both outputs checked before any work (never one of the stack's inputs, folder writable, no
+    # clobbering), staged while working, published together at the end; a failed, cancelled or
+    # interrupted stack leaves nothing new. This batch's own outputs ("ours": interrupted, or
+    # --force'd "current") are replaced; any other existing file only with --force.
+    with OutputPlan([*files, settings.alignment_file], force=settings.force) as plan:
+        plan.folder(settings.output_dir)
+        ours = state in ("ours", "current")
+        # The sidecar first: publication follows declaration, so a crash between the two leaves a
+        # sidecar without its image, which a re-run recognises as its own and re-does. A file that
+        # is missing now stays no-clobber: one appearing meanwhile is not ours.
+        for path, role in ((sidecar_path(resolved.output), "the sidecar"), (resolved.output, "the fused image")):
+            plan.file(path, role, replace=ours and os.path.lexists(path))
+        status = yield from _fuse_into(plan, spec, settings, cancel, outcome, analysis, analysis_provider,
+                                       resolved, wanted_alignment, aligned, digest)
+        plan.commit()
+    yield ProgressEvent("saved", 1.0, resolved.output.name)
+    return status
+
+
+def _fuse_into(
+    plan: OutputPlan, spec: StackSpec, settings: BatchSettings, cancel: CancelToken, outcome: StackOutcome,
+    analysis: Any, analysis_provider: AnalysisProvider | None, resolved: _Resolved, wanted_alignment: bool,
+    aligned: bool, digest: str,
+) -> ProgressGen[Status]:
+    """Load, align, fuse and measure the stack, and stage its image and sidecar in ``plan``."""
+    from focusstudio.core.align import align_stack
+    from focusstudio.core.pipeline import run_fusion
+
     yield ProgressEvent("loading", 0.0, spec.name)
     stack, alignment = open_stack(spec, settings, resolved.align, aligned)
     outcome.frames = len(stack)
     protected = [frame.path for frame in stack.frames if frame.path is not None]
-    if resolved.output.resolve() in {Path(path).resolve() for path in protected}:
-        raise OutputError("is one of the stack's inputs; choose another output template", resolved.output)
+    plan.protect(protected)
     fusion_range = ProgressRange(0.0, 0.95)
     if alignment is not None:
         outcome.alignment = _alignment_summary(alignment, settings.alignment_file)
@@ -354,25 +388,16 @@ def _fuse_and_write(
                              "(save one with 'focusstudio fuse --maps DIR')", spec.name)
         yield ProgressEvent("analysis", 0.05, f"{spec.name}: tiles on the cluster")
         analysis = analysis_provider(spec, stack, resolved.method, resolved.params, resolved.align)
-    generator = run_fusion(
+    result = yield from fusion_range.relay(run_fusion(
         stack, resolved.method, resolved.params, device=settings.device, cancel=cancel, weights=settings.weights,
         memory_limit=settings.memory_limit, tile_size=settings.tile_size, analysis=analysis,
-    )
-    while True:
-        try:
-            event = next(generator)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        yield ProgressEvent(event.stage, fusion_range.start + (fusion_range.end - fusion_range.start) * event.fraction,
-                            event.message)
+    ))
     cancel.raise_if_cancelled()
     if settings.metrics is not None:
         yield ProgressEvent("metrics", 0.95, spec.name)
         outcome.metrics = _measure(result, stack, settings.metrics)
     yield ProgressEvent("saving", 0.97, resolved.output.name)
-    _write_outputs(resolved, settings, result, [str(path) for path in protected], alignment, digest, stack)
-    yield ProgressEvent("saved", 1.0, resolved.output.name)
+    _stage_outputs(plan, resolved, settings, result, [str(path) for path in protected], alignment, digest)
     return "done"
 
 
@@ -385,29 +410,26 @@ def _measure(result: Any, stack: Any, keys: tuple[str, ...]) -> dict[str, float]
     return compute_metrics(fused, sources, metrics=list(keys) or None)
 
 
-def _write_outputs(
-    resolved: _Resolved, settings: BatchSettings, result: Any, sources: list[str], alignment: Any,
-    digest: str, stack: Any,
+def _stage_outputs(
+    plan: OutputPlan, resolved: _Resolved, settings: BatchSettings, result: Any, sources: list[str],
+    alignment: Any, digest: str,
 ) -> None:
+    """Stage the image, then its sidecar with the staged image's size and modification time (the
+    published file is that very file: a link or a rename keeps both)."""
     from focusstudio.core.io import write_result
-    from focusstudio.core.sidecar import reproduce_command, sidecar_data, sidecar_path, write_json_atomically
+    from focusstudio.core.sidecar import reproduce_command, sidecar_data, sidecar_path, stage_sidecar
 
     output = resolved.output
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
     align_for_command = resolved.align if alignment is not None and settings.alignment_file is None else None
     command = reproduce_command(result, sources, output, settings.device, settings.weights, align_for_command)
     data = sidecar_data(result, output, sources, command, alignment)
     if settings.alignment_file is not None:
         data["alignment_file"] = str(settings.alignment_file)
-    batch: dict[str, Any] = {"fingerprint": digest, "status": "writing"}
-    data["batch"] = batch
-    # The sidecar first, marked "writing": an image found without a finished sidecar is then known
-    # to be this batch's own, interrupted, and is re-done rather than refused.
-    write_json_atomically(sidecar_path(output), data, overwrite=True)
-    written = write_result(output, result, overwrite=True, protected=sources)
-    status = written.stat()
-    batch.update(status="done", output_size=status.st_size, output_mtime_ns=status.st_mtime_ns)
-    write_json_atomically(sidecar_path(output), data, overwrite=True)
+    write_result(output, result, plan=plan)
+    staged = plan.staged_stat(output)
+    data["batch"] = {"fingerprint": digest, "status": "done", "output_size": staged.st_size,
+                     "output_mtime_ns": staged.st_mtime_ns}
+    stage_sidecar(plan, sidecar_path(output), data)
 
 
 def skip_if_current(spec: StackSpec, settings: BatchSettings, index: int) -> StackOutcome | None:

@@ -45,7 +45,7 @@ from typing import IO
 from focusstudio.core.errors import OutputError
 from focusstudio.core.signals import Terminated, exit_on_signals, signal_pending, signals_held_back
 
-__all__ = ["OutputPlan", "Terminated", "exit_on_signals", "file_identity", "publish_bytes"]
+__all__ = ["OutputPlan", "Terminated", "create_temporary", "exit_on_signals", "file_identity", "publish_bytes"]
 
 PathLike = str | Path
 Identity = tuple[int, int]
@@ -262,8 +262,17 @@ class OutputPlan:
         if output.temporary is not None:
             raise OutputError("would be written twice by this run", path)
         self._make_folders(output.path.parent)
-        descriptor, temporary = _create_temporary(output.path.parent, output.path.name)
-        output.temporary = temporary
+
+        def record(candidate: Path | None) -> None:
+            output.temporary = candidate
+
+        try:
+            with signals_held_back():
+                descriptor = create_temporary(output.path.parent, output.path.name, record)
+        except OSError as exc:
+            raise OutputError(f"cannot create a temporary file ({exc.strerror or exc})", output.path.parent) from exc
+        temporary = output.temporary
+        assert temporary is not None
         try:
             with os.fdopen(descriptor, "wb") as stream:
                 yield stream
@@ -302,6 +311,14 @@ class OutputPlan:
             except OSError as exc:
                 raise OutputError(f"cannot create the folder ({exc.strerror or exc})", item) from exc
             self._created_folders.append(item)
+
+    def staged_stat(self, path: PathLike) -> os.stat_result:
+        """``os.stat`` of the staged file for ``path``: publishing links or renames that very file,
+        so its size and modification time are those the published file will have."""
+        output = self._outputs.get(_name_key(_abspath(path)))
+        if output is None or output.temporary is None:
+            raise OutputError("has not been written by this run yet", path)
+        return os.stat(output.temporary)
 
     @property
     def staged(self) -> list[Path]:
@@ -402,21 +419,30 @@ class OutputPlan:
 
 
 # --------------------------------------------------------------------------- primitives
-def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
-    """A new hidden file next to the destination (same file system, so publishing is a link).
+def create_temporary(folder: Path, name: str, record: Callable[[Path | None], None]) -> int:
+    """Create a new hidden ``.<name>.<hex>.part`` file next to the destination (same file system,
+    so publishing is a link or a rename) and return its descriptor, open for writing.
 
-    Mode 0o666 lets the umask give the permissions a normal new file would get.
+    ``record`` is told the file's path *before* the file is created (and None again when that name
+    was taken): an interruption (Ctrl+C) landing just after the create, before the caller has
+    stored the path, would otherwise leave a ``.part`` file no clean-up knows of. Callers hold
+    signals back around this call too (:func:`signals_held_back`). Mode 0o666 lets the umask give
+    the permissions a normal new file would get. OSError when the folder is not writable.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
         candidate = folder / f".{name}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+        record(candidate)
         try:
-            return os.open(candidate, flags, 0o666), candidate
+            return os.open(candidate, flags, 0o666)
         except FileExistsError:
+            record(None)  # another run's file: never ours to remove
             continue
-        except OSError as exc:
-            raise OutputError(f"cannot create a temporary file ({exc.strerror or exc})", folder) from exc
-    raise OutputError("cannot create a temporary file", folder)
+        except OSError:
+            record(None)  # nothing was created
+            raise
+        # Anything else (KeyboardInterrupt) may come after the create: the name stays recorded.
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(folder))
 
 
 def _link_no_clobber(temporary: Path, target: Path) -> None:
@@ -436,6 +462,9 @@ def _link_no_clobber(temporary: Path, target: Path) -> None:
             shutil.copyfileobj(source, destination)
             destination.flush()
             os.fsync(destination.fileno())
+        # Keep the staged file's times, as a link would: a batch sidecar records the image's mtime.
+        staged = os.stat(temporary)
+        os.utime(target, ns=(staged.st_atime_ns, staged.st_mtime_ns))
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(target)

@@ -20,7 +20,6 @@ import contextlib
 import io
 import os
 import re
-import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -32,7 +31,8 @@ import tifffile
 from PIL import Image
 
 from focusstudio.core.errors import OutputError
-from focusstudio.core.io.output_policy import OutputPlan
+from focusstudio.core.io.output_policy import OutputPlan, create_temporary
+from focusstudio.core.signals import signals_held_back
 from focusstudio.core.types import FusionMap, FusionResult, from_unit_float
 
 OutputFormat = Literal["png", "tiff", "jpeg"]
@@ -322,31 +322,26 @@ def _write_through_policy(
     plan.write_bytes(target, _encode(pixels(), output_format(target), jpeg_quality), role)
 
 
-def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
-    """A new hidden file next to the destination (same file system, so os.replace is atomic).
-
-    ``os.open`` with mode 0o666 lets the umask set the permissions a normal new file would
-    get (``tempfile.mkstemp`` would make it private to the user).
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        candidate = folder / f".{name}.{secrets.token_hex(4)}.part"
-        try:
-            return os.open(candidate, flags, 0o666), candidate
-        except FileExistsError:
-            continue
-    raise OutputError("cannot create a temporary file", folder)
-
-
 @contextlib.contextmanager
 def atomic_output(path: PathLike, text: bool = False, encoding: str = "utf-8") -> Iterator[IO[Any]]:
     """A hidden temporary file next to ``path``, opened for writing; on a clean exit it is
     flushed, synced and renamed over ``path`` (keeping the permissions of a file it replaces),
-    on any exception (Ctrl+C included) removed, leaving ``path`` as it was. Every atomic write
-    in FocusStudio (images, sidecars, reports, weights, checkpoints, presets) goes through here."""
+    on any exception (Ctrl+C included) removed, leaving ``path`` as it was. For files a program
+    owns and replaces (presets, checkpoints, manifests, installed weights, saved registrations);
+    a run's results go through an :class:`OutputPlan` (checked first, no-clobber)."""
     target = Path(path)
-    descriptor, temporary = _create_temporary(target.parent, target.name)
+    created: list[Path | None] = [None]
+
+    def record(candidate: Path | None) -> None:
+        created[0] = candidate
+
     try:
+        # The temporary file is known (to the clean-up below) from before it exists: a Ctrl+C right
+        # after it was created can no longer leave it behind.
+        with signals_held_back():
+            descriptor = create_temporary(target.parent, target.name, record)
+        temporary = created[0]
+        assert temporary is not None
         stream = os.fdopen(descriptor, "w", encoding=encoding) if text else os.fdopen(descriptor, "wb")
         with stream as handle:
             yield handle
@@ -357,8 +352,9 @@ def atomic_output(path: PathLike, text: bool = False, encoding: str = "utf-8") -
                 os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
         os.replace(temporary, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        if created[0] is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(created[0])
         raise
 
 
