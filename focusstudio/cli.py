@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("inputs", nargs="+", metavar="INPUT", help="two or more image files, or one folder")
     fuse.add_argument("-o", "--output", required=True, help="output image (.png, .tif/.tiff, .jpg)")
     _add_method_arguments(fuse)
-    fuse.add_argument("--maps", metavar="DIR", help="also write the method's explanation maps as PNGs")
+    fuse.add_argument("--maps", metavar="DIR", help="also write the method's explanation maps as PNGs "
+                      "(plus lost_blocks: where the result is blurred against the sharpest frame)")
     fuse.add_argument("--force", action="store_true", help="overwrite an existing output")
     fuse.add_argument("--json", action="store_true", help="print one JSON object describing the run")
     fuse.add_argument("--quiet", action="store_true", help="no progress display")

@@ -136,7 +136,7 @@ def register_frames(
     copies of at most ``ESTIMATION_SIZE`` px and warped at full size. ``options``: an
     ``AlignOptions`` or a mapping of alignment settings (default: the aligner's defaults).
     """
-    from focusstudio.core.align import AlignOptions, RegistrationFailed, _scale_matrix, register_pair
+    from focusstudio.core.align import AlignOptions, RegistrationFailed, register_pair
 
     if options is None or not isinstance(options, AlignOptions):
         options = AlignOptions.from_params(options)
@@ -162,6 +162,12 @@ def register_frames(
         warped = _warp_to(grey, matrix, (width, height), cv2.INTER_CUBIC)
         coverage = _warp_to(np.ones_like(grey), matrix, (width, height), cv2.INTER_LINEAR) > 0.999
         yield np.clip(warped, 0.0, 1.0), coverage
+
+
+def _scale_matrix(source: tuple[int, ...], target: tuple[int, ...]) -> np.ndarray:
+    """Pixel-centre mapping of a resize from ``source`` (h, w) to ``target`` (h, w), as cv2.resize does."""
+    sy, sx = target[0] / source[0], target[1] / source[1]
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
 
 
 def _warp_to(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], flags: int) -> np.ndarray:
