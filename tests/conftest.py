@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,3 +141,16 @@ def build_nframe_stack(n: int = 6, height: int = 160, width: int = 192, seed: in
 def make_nframe_stack() -> Callable[..., NFrameStack]:
     """Factory ``make_nframe_stack(n=6, height=160, width=192, seed=0, noise=0.002, max_blur=8.0)``."""
     return build_nframe_stack
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test, restored afterwards: tiny convolutions are much faster on
+    one thread than on two contended ones (the test machines have 2 shared cores). Modules use it
+    with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -3,7 +3,6 @@ on tiny inputs (no trained weights needed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +34,8 @@ from focusstudio.core.progress import Cancelled, CancelToken, ProgressRange, run
 from focusstudio.core.training.manifest import save_weights
 from focusstudio.core.types import Stack
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    # The test machine is shared; tiny convolutions are much faster on one thread than on two
-    # contended ones. Restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny convolutions on a shared 2-core machine: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _small_networks() -> dict[str, tuple[torch.nn.Module, dict[str, object]]]:

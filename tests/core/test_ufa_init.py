@@ -3,8 +3,6 @@ inputs (an image fused with itself comes back), and training from it lowers the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -14,13 +12,8 @@ from focusstudio.core.training.recipe import get_recipe
 from focusstudio.core.training.recipes.ufa_init import fit_logit
 from focusstudio.core.training.trainer import make_config
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny convolutions on a shared 2-core machine: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _network(width: int = 64, init: str = "identity") -> torch.nn.Module:

@@ -7,12 +7,10 @@ repository); the test is skipped when they are absent. REFERENCE-NOTES §7.7: wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from focusstudio.core.pipeline import fuse
@@ -22,13 +20,8 @@ from focusstudio.core.types import Stack
 PAIRS = ("color_lytro_01",)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    # Shared 2-core test machine: one thread avoids contention; restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny convolutions on a shared 2-core machine: one torch thread (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _read(path: Path) -> np.ndarray:
