@@ -16,6 +16,7 @@ import datetime as _dt
 import math
 import threading
 import time
+import uuid
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -113,6 +114,10 @@ class TrainConfig:
     #: ``auto``: what the recipe trains on; ``pairs``: a folder of real ``<scene>/1.*, 2.*, gt.*``
     #: (plus ``mask.*`` for methods that learn a decision map) instead of synthesized pairs.
     data_format: str = "auto"
+    #: A random name given when a run starts and kept on resume: the manifest records it, so a
+    #: resumed run recognises its own earlier export (and may replace it) without the manifest
+    #: holding this machine's paths.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -415,8 +420,7 @@ class _Session:
         plan.file(manifest, "the weights manifest", replace=True)  # never an input, before reading it
         entries = read_manifest(manifest)["weights"]  # refuses a file that is not a manifest
         own = entries.get(manifest_key(out, manifest), {})
-        own_run = bool(config.run_dir) and isinstance(own, dict) and own.get("run_dir") is not None and \
-            Path(str(own["run_dir"])).resolve() == Path(config.run_dir or "").resolve()
+        own_run = isinstance(own, dict) and own.get("run_id") == config.run_id
         plan.folder(out.parent, "the weights")  # created when missing, as before
         plan.file(out, "the weights", replace=self.overwrite_out or own_run)
         self.overwrite_out = self.overwrite_out or own_run
@@ -610,6 +614,7 @@ class _Session:
             "device_name": _device_name(self.device), "threads": torch.get_num_threads(),
             "wall_time_s": round(self._elapsed(), 1), "torch_version": torch.__version__,
             "resumed_at_steps": self.resumed_from, "run_dir": portable_name(config.run_dir),
+            "run_id": config.run_id,
         }
         manifest = Path(config.manifest) if config.manifest else out.parent / "manifest.json"
         update_manifest(manifest, manifest_key(out, manifest), entry)
