@@ -109,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     window.fuse()
     _wait(window.resultReady)
     _wait(window.metricsReady, 300)
-    window.state.show_only("decision")
-    window.state.update_overlay("decision", opacity=0.45)
+    # Two frames explain themselves with a decision map, more frames with the index map.
+    overlay = "decision" if "decision" in window.state.overlays else "index"
+    window.state.show_only(overlay)
+    window.state.update_overlay(overlay, opacity=0.45)
     shot("03-fused-decision-overlay")
     # Tuning: a post-processing change re-runs only the cheap stage on the cached analysis.
     window.param_form.set_values({"gf_radius": 12, "morphology_radius": 9})
