@@ -110,6 +110,11 @@ class NFrameStack:
     frames: tuple[np.ndarray, ...]  # uint8 H×W×3 as given to the stack
     depth_edges: np.ndarray  # bool H×W: near a depth discontinuity (objects' outlines)
 
+    def psnr_of(self, image: np.ndarray) -> float:
+        """PSNR (dB) of a fused float image against the truth, quantised as the 8-bit result is saved."""
+        written = np.round(np.clip(image, 0.0, 1.0) * 255.0) / 255.0
+        return float(10.0 * np.log10(1.0 / np.mean((written - self.truth.astype(np.float64)) ** 2)))
+
 
 def build_nframe_stack(n: int = 6, height: int = 160, width: int = 192, seed: int = 0,
                        noise: float = 0.002, max_blur: float = 8.0) -> NFrameStack:

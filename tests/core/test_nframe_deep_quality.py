@@ -27,10 +27,6 @@ DEEP_FLOORS = {
 }
 
 
-def _psnr(image: np.ndarray, truth: np.ndarray) -> float:
-    written = np.round(np.clip(image, 0.0, 1.0) * 255.0) / 255.0  # as the 8-bit result is saved
-    return float(10.0 * np.log10(1.0 / np.mean((written - truth.astype(np.float64)) ** 2)))
-
 
 def _runnable(method: str) -> None:
     available, reason = get_method(method).availability()
@@ -54,7 +50,7 @@ def test_deep_method_default_keeps_the_sharp_detail_of_an_n_frame_stack(method: 
     assert recall.textured_blocks == 12
     assert recall.recall >= recall_floor, f"{method}: recall {recall.recall:.4f}"
     assert recall.lost_fraction == 0.0, f"{method}: lost blocks {np.argwhere(recall.lost).tolist()}"
-    assert _psnr(result.image, small_stack.truth) >= psnr_floor
+    assert small_stack.psnr_of(result.image) >= psnr_floor
 
 
 def test_gacn_paper_calibration_stays_selectable_and_is_worse(small_stack: NFrameStack) -> None:

@@ -26,10 +26,6 @@ CLASSICAL_FLOORS = {
 }
 
 
-def _psnr(image: np.ndarray, truth: np.ndarray) -> float:
-    written = np.round(np.clip(image, 0.0, 1.0) * 255.0) / 255.0  # as the 8-bit result is saved
-    return float(10.0 * np.log10(1.0 / np.mean((written - truth.astype(np.float64)) ** 2)))
-
 
 @pytest.mark.parametrize("method", sorted(CLASSICAL_FLOORS))
 def test_classical_method_keeps_the_sharp_detail_of_an_n_frame_stack(
@@ -42,7 +38,7 @@ def test_classical_method_keeps_the_sharp_detail_of_an_n_frame_stack(
     assert recall.textured_blocks == 30  # every 32-px block of the 192×160 scene is textured
     assert recall.recall >= recall_floor, f"{method}: recall {recall.recall:.4f}"
     assert recall.lost_fraction == 0.0, f"{method}: lost blocks {np.argwhere(recall.lost).tolist()}"
-    assert _psnr(result.image, synthetic.truth) >= psnr_floor
+    assert synthetic.psnr_of(result.image) >= psnr_floor
 
 
 def test_the_fixture_is_a_real_focus_stack(make_nframe_stack: Callable[..., NFrameStack]) -> None:
