@@ -387,12 +387,19 @@ def test_camera_raw_without_rawpy_gives_a_clear_error(tmp_path: Path, monkeypatc
 
 
 def test_camera_raw_goes_through_rawpy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rawpy calls, with a stand-in module (a real RAW file is too big for the test data)."""
+    """The rawpy calls, with a stand-in module (a real RAW file is too big for the test data):
+    linear 16-bit development, sRGB-encoded, every frame with the middle frame's white balance."""
+    from focusstudio.core.io.raw import linear_to_srgb
+
     developed = _rng(14).integers(0, 65536, (6, 4, 3), dtype=np.uint16)  # libraw output, portrait
     calls: list[dict[str, object]] = []
+    balances = {"a.dng": [2.0, 1.0, 1.5, 0.0], "b.dng": [2.5, 1.0, 1.2, 0.0], "c.dng": [1.8, 1.0, 1.9, 0.0]}
 
     class FakeRaw:
         sizes = types.SimpleNamespace(height=4, width=6, flip=6)  # landscape sensor, turned 90°
+
+        def __init__(self, path: str) -> None:
+            self.camera_whitebalance = balances[Path(path).name]
 
         def __enter__(self) -> FakeRaw:
             return self
@@ -404,13 +411,17 @@ def test_camera_raw_goes_through_rawpy(tmp_path: Path, monkeypatch: pytest.Monke
             calls.append(kwargs)
             return developed
 
-    monkeypatch.setitem(sys.modules, "rawpy", types.SimpleNamespace(imread=lambda _path: FakeRaw()))
-    for name in ("a.dng", "b.dng"):
+    monkeypatch.setitem(sys.modules, "rawpy", types.SimpleNamespace(imread=FakeRaw))
+    for name in balances:
         (tmp_path / name).write_bytes(b"II*\x00fake")
     stack = load_stack([tmp_path])
-    assert [(f.shape, f.channels, f.dtype) for f in stack.frames] == [((6, 4), 3, "uint16")] * 2
-    np.testing.assert_array_equal(stack.load(0), developed / np.float32(65535.0))
-    assert calls == [{"output_bps": 16, "use_camera_wb": True, "no_auto_bright": True}]
+    assert [(f.shape, f.channels, f.dtype) for f in stack.frames] == [((6, 4), 3, "uint16")] * 3
+    expected = np.floor(linear_to_srgb(developed / 65535.0) * 65535.0 + 0.5) / 65535.0
+    np.testing.assert_allclose(stack.load(0), expected, atol=1e-6)
+    stack.load(2)
+    fixed = {"output_bps": 16, "gamma": (1.0, 1.0), "no_auto_bright": True, "adjust_maximum_thr": 0.0,
+             "highlight_mode": 0}
+    assert calls == [{**fixed, "user_wb": [2.5, 1.0, 1.2, 1.0]}] * 2  # b.dng, the middle frame's
 
 
 # ----------------------------------------------------------------------------- writing

@@ -17,9 +17,9 @@ Decoders, chosen by the file's first bytes:
   which OpenCV would do silently; CMYK/YCbCr/palette modes convert to RGB).
 * TIFF → tifffile, one frame per full-resolution page; pages whose compression needs the
   optional ``imagecodecs`` package (LZW, JPEG, PackBits) fall back to OpenCV's libtiff.
-* Camera RAW → ``rawpy`` (optional, imported only when a RAW file is met), 16-bit output with
-  the camera white balance and no auto-brightening, so every frame of a stack gets the same
-  tone curve. libraw applies the sensor orientation itself.
+* Camera RAW → ``rawpy`` (optional, imported only when a RAW file is met): fixed linear 16-bit
+  development, sRGB-encoded (:mod:`focusstudio.core.io.raw`). libraw applies the sensor
+  orientation itself.
 
 Every decoder first checks the header's size against the pixel limit
 (:mod:`focusstudio.core.io.guards`). Float samples are read as 0–1; a float file holding 8- or
@@ -46,6 +46,7 @@ from PIL import Image
 from focusstudio.core.errors import FocusStudioError, InputError
 from focusstudio.core.io.formats import SUPPORTED_FORMATS_TEXT, ImageFormat, detect_format
 from focusstudio.core.io.guards import captured_c_stderr, check_frame_size, decoder_reason
+from focusstudio.core.io.raw import develop, import_rawpy
 from focusstudio.core.types import FrameInfo, normalise_array
 
 EXIF_ORIENTATION_TAG = 0x0112
@@ -506,19 +507,8 @@ def _decode_tiff_with_opencv(path: Path, page_index: int, cause: Exception) -> n
 
 
 # --------------------------------------------------------------------------- camera RAW
-def _import_rawpy(path: Path) -> Any:
-    try:
-        import rawpy
-    except ImportError as exc:
-        raise InputError(
-            "is a camera RAW file; reading RAW files needs the optional 'rawpy' package (pip install rawpy)",
-            path,
-        ) from exc
-    return rawpy
-
-
 def _probe_raw(path: Path) -> FrameInfo:
-    rawpy = _import_rawpy(path)
+    rawpy = import_rawpy(path)
     with rawpy.imread(str(path)) as raw:
         sizes = raw.sizes
         height, width, flip = int(sizes.height), int(sizes.width), int(sizes.flip)
@@ -529,9 +519,5 @@ def _probe_raw(path: Path) -> FrameInfo:
 
 
 def _decode_raw(path: Path) -> np.ndarray:
-    rawpy = _import_rawpy(path)
-    with rawpy.imread(str(path)) as raw:
-        check_frame_size(path, int(raw.sizes.width), int(raw.sizes.height))
-        # Same white balance and no per-frame auto-brightening: frames of a stack must match.
-        pixels = raw.postprocess(output_bps=16, use_camera_wb=True, no_auto_bright=True)
-    return np.asarray(pixels, dtype=np.uint16)
+    # One file alone: its own white balance. A stack's frames share one (stacks.load_stack).
+    return develop(path)

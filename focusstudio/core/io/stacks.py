@@ -20,6 +20,7 @@ from focusstudio.core.io.formats import (
     is_image_name,
     is_raw_name,
 )
+from focusstudio.core.io.raw import raw_stack_loader
 from focusstudio.core.io.readers import decode_frame, float_frame_scale, missing_path_error, probe_image
 from focusstudio.core.io.sidecars import is_focusstudio_output, sidecar_path
 from focusstudio.core.types import FrameInfo, FrameLoader, Stack
@@ -166,7 +167,7 @@ def load_stack(
     notes.extend(_describe_mixtures(frames))
     loader, float_notes = _float_loader(frames)
     notes.extend(float_notes)
-    return Stack(frames, loader, notes)
+    return Stack(frames, raw_stack_loader(frames, loader), notes)
 
 
 def _float_loader(frames: Sequence[FrameInfo]) -> tuple[FrameLoader, list[str]]:

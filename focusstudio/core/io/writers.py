@@ -31,11 +31,13 @@ import tifffile
 from PIL import Image
 
 from focusstudio.core.errors import OutputError
+from focusstudio.core.io.dng import encode_dng
+from focusstudio.core.io.metadata import OutputMetadata
 from focusstudio.core.io.output_policy import OutputPlan, create_temporary
 from focusstudio.core.signals import signals_held_back
 from focusstudio.core.types import FusionMap, FusionResult, from_unit_float
 
-OutputFormat = Literal["png", "tiff", "jpeg"]
+OutputFormat = Literal["png", "tiff", "jpeg", "dng"]
 Rounding = Literal["round", "truncate"]
 
 OUTPUT_EXTENSIONS: Mapping[str, OutputFormat] = {
@@ -44,6 +46,7 @@ OUTPUT_EXTENSIONS: Mapping[str, OutputFormat] = {
     ".tiff": "tiff",
     ".jpg": "jpeg",
     ".jpeg": "jpeg",
+    ".dng": "dng",
 }
 _DTYPES = ("uint8", "uint16", "float32")
 _BITS_TEXT = {"uint8": "8-bit", "uint16": "16-bit", "float32": "32-bit float"}
@@ -67,7 +70,7 @@ def output_format(path: PathLike) -> OutputFormat:
     image_format = OUTPUT_EXTENSIONS.get(target.suffix.lower())
     if image_format is None:
         shown = target.suffix or "no extension"
-        raise OutputError(f"cannot write '{shown}' files: use .png, .tif or .jpg", target)
+        raise OutputError(f"cannot write '{shown}' files: use .png, .tif, .jpg or .dng", target)
     return image_format
 
 
@@ -82,6 +85,8 @@ def output_dtype(path: PathLike, dtype: str) -> tuple[str, str | None]:
             f"{name}: JPEG stores 8 bits per channel, so the {_BITS_TEXT[dtype]} result was written "
             "as 8-bit (use .png or .tif to keep the full depth)"
         )
+    if image_format == "dng" and dtype != "uint16":
+        return "uint16", None  # a linear DNG is always 16-bit, whatever the frames were
     if image_format == "png" and dtype == "float32":
         return "uint16", (
             f"{name}: PNG cannot store floating point, so the result was written as 16-bit "
@@ -101,19 +106,22 @@ def write_image(
     jpeg_quality: int = 95,
     notes: list[str] | None = None,
     plan: OutputPlan | None = None,
+    metadata: OutputMetadata | None = None,
 ) -> Path:
     """Write a float [0, 1] H×W or H×W×3 RGB ``image`` as ``dtype`` to ``path`` (atomically).
 
     ``protected`` are paths that must never be replaced (the input images; ``None`` entries are
     ignored, so ``(f.path for f in stack.frames)`` can be passed as is). ``rounding`` is how
     floats become integers ('round' or the reference code's 'truncate'). A note is appended to
-    ``notes`` when the format cannot hold ``dtype`` (JPEG: 8-bit only). Returns the path written.
+    ``notes`` when the format cannot hold ``dtype`` (JPEG: 8-bit only). ``metadata`` (EXIF, colour
+    profile; :func:`~focusstudio.core.io.metadata.collect_metadata`) is embedded when given.
+    Returns the path written.
     """
     target = Path(path)
     effective, note = output_dtype(target, dtype)
     image = _checked_image(image)
     _write_through_policy(target, lambda: from_unit_float(image, effective, rounding), jpeg_quality,
-                          overwrite, protected, plan, "the image")
+                          overwrite, protected, plan, "the image", metadata)
     if note is not None and notes is not None:
         notes.append(note)
     return target
@@ -129,13 +137,17 @@ def write_result(
     jpeg_quality: int = 95,
     notes: list[str] | None = None,
     plan: OutputPlan | None = None,
+    metadata: OutputMetadata | None = None,
 ) -> Path:
-    """Write a fused image in its source dtype (or ``dtype``) with the method's rounding."""
+    """Write a fused image in its source dtype (or ``dtype``) with the method's rounding, with
+    ``metadata`` (described with the result's frames and method) when given."""
     target = Path(path)
     effective, note = output_dtype(target, dtype or result.source_dtype)
     _checked_image(result.image)
+    if metadata is not None and not metadata.description and result.source_names:
+        metadata = metadata.described(result.source_names, result.method)
     _write_through_policy(target, lambda: result.as_dtype(effective), jpeg_quality, overwrite, protected,
-                          plan, "the fused image")
+                          plan, "the fused image", metadata)
     if note is not None and notes is not None:
         notes.append(note)
     return target
@@ -267,14 +279,20 @@ def check_output_path(
 
 
 # --------------------------------------------------------------------------- encoding and writing
-def _encode(array: np.ndarray, image_format: OutputFormat, jpeg_quality: int) -> bytes:
-    """uint8/uint16/float32 H×W or H×W×3 RGB → the bytes of a file."""
+def _encode(
+    array: np.ndarray, image_format: OutputFormat, jpeg_quality: int, metadata: OutputMetadata | None = None
+) -> bytes:
+    """uint8/uint16/float32 H×W or H×W×3 RGB → the bytes of a file (with ``metadata``)."""
+    if image_format == "dng":
+        return encode_dng(array, metadata)
     if image_format == "png":
         # OpenCV, because Pillow cannot write 16-bit RGB PNG; it expects BGR.
         pixels = np.ascontiguousarray(array[..., ::-1]) if array.ndim == 3 else array
         ok, encoded = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, _DEFLATE_LEVEL])
         if not ok:
             raise OutputError("OpenCV could not encode the PNG")
+        if metadata is not None:
+            return metadata.png_with_metadata(encoded.tobytes(), array.shape)
         return encoded.tobytes()
     if image_format == "tiff":
         buffer = io.BytesIO()
@@ -288,14 +306,20 @@ def _encode(array: np.ndarray, image_format: OutputFormat, jpeg_quality: int) ->
             # integers (the float predictor would need the optional imagecodecs package).
             predictor=array.dtype.kind == "u",
             metadata=None,
+            byteorder="<",
+            **(metadata.tiff_options() if metadata is not None else {}),
         )
+        if metadata is not None:
+            return metadata.tiff_with_sub_ifds(buffer.getvalue(), array.shape)
         return buffer.getvalue()
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be 1..100, got {jpeg_quality}")
     buffer = io.BytesIO()
-    options: dict[str, int] = {"quality": jpeg_quality}
+    options: dict[str, Any] = {"quality": jpeg_quality}
     if jpeg_quality >= _FULL_CHROMA_QUALITY:
         options["subsampling"] = 0  # 4:4:4
+    if metadata is not None:
+        options.update(metadata.jpeg_options(array.shape))
     Image.fromarray(array.astype(np.uint8, copy=False)).save(buffer, format="JPEG", **options)
     return buffer.getvalue()
 
@@ -308,18 +332,19 @@ def _write_through_policy(
     protected: Iterable[PathLike | None],
     plan: OutputPlan | None,
     role: str,
+    metadata: OutputMetadata | None = None,
 ) -> None:
     """Check ``target`` first (cheap), then convert and encode, then stage or publish it."""
     if plan is None:
         with OutputPlan(protected, force=overwrite) as own:
             own.file(target, role)
-            own.write_bytes(target, _encode(pixels(), output_format(target), jpeg_quality), role)
+            own.write_bytes(target, _encode(pixels(), output_format(target), jpeg_quality, metadata), role)
             own.commit()
         return
     plan.protect(protected)
     if not plan.declared(target):
         plan.file(target, role)
-    plan.write_bytes(target, _encode(pixels(), output_format(target), jpeg_quality), role)
+    plan.write_bytes(target, _encode(pixels(), output_format(target), jpeg_quality, metadata), role)
 
 
 @contextlib.contextmanager
