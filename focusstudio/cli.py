@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     fuse = sub.add_parser("fuse", help="fuse two or more frames (or a folder) into one image")
     fuse.add_argument("inputs", nargs="+", metavar="INPUT", help="two or more image files, or one folder")
-    fuse.add_argument("-o", "--output", required=True, help="output image (.png, .tif/.tiff, .jpg)")
+    fuse.add_argument("-o", "--output", required=True, help="output image (.png, .tif/.tiff, .jpg, .dng: linear DNG)")
+    fuse.add_argument("--bits", type=int, choices=(8, 16), help="bits per channel of the output (default: the "
+                      "frames'; 16 from 8-bit frames keeps the fusion's finer levels; JPEG is 8-bit only)")
+    fuse.add_argument("--strip-metadata", action="store_true", help="leave out the GPS position, the camera's "
+                      "MakerNote and owner/serial numbers (the reference frame's other EXIF is kept)")
     _add_method_arguments(fuse)
     fuse.add_argument("--maps", metavar="DIR", help="also write the method's explanation maps as PNGs "
                       "(plus lost_blocks: where the result is blurred against the sharpest frame)")
@@ -224,6 +228,11 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         raise FocusStudioError(f"--tile-size must be at least 1 pixel, got {args.tile_size}")
     memory_limit = parse_size(args.memory_limit)
     stack = load_stack(args.inputs)
+    from focusstudio.core.io.metadata import collect_metadata
+
+    # Damaged EXIF or colour profiles, or frames in different colour spaces, are refused now.
+    metadata_notes: list[str] = []
+    metadata = collect_metadata(stack.frames, args.reference, strip=args.strip_metadata, notes=metadata_notes)
     # Every output is checked before spending minutes on the fusion, and all are published
     # together at the end: a run that fails or is stopped leaves nothing new.
     with OutputPlan([*args.inputs, *(f.path for f in stack.frames)], force=args.force) as outputs:
@@ -232,11 +241,12 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         from focusstudio.core.pipeline import memory_budget
 
         memory_budget(stack, method, memory_limit, "cuda" if args.device == "cuda" else "cpu")
-        return _fuse(args, method, params, stack, outputs, memory_limit)
+        return _fuse(args, method, params, stack, outputs, memory_limit, metadata, metadata_notes)
 
 
 def _fuse(
-    args: argparse.Namespace, method: Any, params: dict[str, Any], stack: Any, outputs: Any, memory_limit: int | None
+    args: argparse.Namespace, method: Any, params: dict[str, Any], stack: Any, outputs: Any, memory_limit: int | None,
+    metadata: Any = None, notes: list[str] | None = None,
 ) -> int:
     from focusstudio.core.io import write_maps, write_result
     from focusstudio.core.pipeline import run_fusion
@@ -258,7 +268,9 @@ def _fuse(
         progress,
     )
     write_start = time.perf_counter()
-    written = write_result(output, result, plan=outputs)
+    notes = list(notes or [])
+    dtype = {8: "uint8", 16: "uint16"}.get(args.bits) if args.bits else None
+    written = write_result(output, result, plan=outputs, dtype=dtype, metadata=metadata, notes=notes)
     maps_written: list[str] = []
     if args.maps:
         maps_written = [str(p) for p in write_maps(Path(args.maps), result, plan=outputs)]
@@ -271,7 +283,7 @@ def _fuse(
     if alignment is not None:
         timings["align"] = align_seconds
     timings["write"] = time.perf_counter() - write_start
-    for note in result.notes:
+    for note in [*result.notes, *notes]:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(
@@ -287,7 +299,7 @@ def _fuse(
                     "dtype": result.source_dtype,
                     "seconds": timings,
                     "maps": maps_written,
-                    "notes": list(result.notes),
+                    "notes": [*result.notes, *notes],
                 }
             )
         )

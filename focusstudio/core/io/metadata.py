@@ -208,26 +208,40 @@ def collect_metadata(
 
 
 def read_exif(path: Path, page: int = 0) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
-    """(IFD0's kept tags, Exif IFD, GPS IFD) of ``path``; empty when it has no EXIF. RAW files
-    that are not TIFF containers (CR3, RAF, ...) give empty dictionaries."""
+    """(IFD0's kept tags, Exif IFD, GPS IFD) of ``path``; empty when it has no EXIF.
+
+    TIFF-based RAW files (DNG, NEF, CR2, ARW, ...) are parsed as TIFF structures (Pillow cannot
+    open most of them as images); other RAW formats (CR3, RAF, ...) give empty dictionaries."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with Image.open(path) as image:
-                if page:
-                    image.seek(page)
-                exif = image.getexif()
-                ifd0 = {tag: exif[tag] for tag in IFD0_KEPT if tag in exif}
-                exif_ifd = {t: v for t, v in exif.get_ifd(EXIF_IFD).items() if t not in _POINTER_TAGS}
-                gps_ifd = dict(exif.get_ifd(GPS_IFD))
+            exif = _raw_exif(path) if is_raw_name(path) else _image_exif(path, page)
+            ifd0 = {tag: exif[tag] for tag in IFD0_KEPT if tag in exif}
+            exif_ifd = {t: v for t, v in exif.get_ifd(EXIF_IFD).items() if t not in _POINTER_TAGS}
+            gps_ifd = dict(exif.get_ifd(GPS_IFD))
     except Exception as exc:
-        if is_raw_name(path):  # Pillow reads only the TIFF-based RAW formats' headers
-            return {}, {}, {}
         raise InputError(f"has damaged metadata that cannot be read ({_reason(exc)})", path) from exc
-    damaged = [str(w.message) for w in caught if "EXIF" in str(w.message) or "exif" in str(w.message)]
+    damaged = [str(w.message) for w in caught if "exif" in str(w.message).lower()]
     if damaged:
         raise InputError(f"has damaged EXIF metadata ({damaged[0].strip()})", path)
     return ifd0, exif_ifd, gps_ifd
+
+
+def _image_exif(path: Path, page: int) -> Image.Exif:
+    with Image.open(path) as image:
+        if page:
+            image.seek(page)
+        exif = image.getexif()
+        exif.get_ifd(EXIF_IFD), exif.get_ifd(GPS_IFD)  # read while the file is open
+        return exif
+
+
+def _raw_exif(path: Path) -> Image.Exif:
+    exif = Image.Exif()
+    data = path.read_bytes()
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        exif.load(data)
+    return exif
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -35,6 +35,7 @@ import os
 import re
 import stat
 import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ _PNG_TAIL_BYTES = 4096
 #: Pillow's own decompression-bomb guard warns on stderr above 89 MP and refuses 179 MP frames
 #: that our limit (checked from the header before every decode) allows; ours replaces it.
 Image.MAX_IMAGE_PIXELS = None
+#: Pillow warns on stderr about damaged EXIF while the readers only want the orientation (1 when
+#: unreadable); the reference frame's EXIF, which is carried, is checked by metadata.py.
+warnings.filterwarnings("ignore", message="(?:Possibly )?[Cc]orrupt EXIF", category=UserWarning)
 
 
 # --------------------------------------------------------------------------- public API
