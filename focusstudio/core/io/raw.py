@@ -37,6 +37,9 @@ XYZ_FROM_SRGB = np.array(
     [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
 )
 
+#: CIE XYZ of the D65 white point (Y = 1).
+_D65_WHITE = XYZ_FROM_SRGB.sum(axis=1)
+
 
 @dataclass(frozen=True)
 class RawDevelopment:
@@ -91,16 +94,27 @@ def reference_development(path: Path) -> RawDevelopment:
 
 
 def raw_colour(path: Path, development: RawDevelopment) -> RawColour:
-    """The reference frame's XYZ→camera matrix with the stack's white balance, for a DNG."""
+    """The reference frame's XYZ→camera matrix with the stack's white balance, for a DNG.
+
+    Taken from what libraw applies: its camera→sRGB matrix (``color_matrix``, read from the file
+    for some cameras, DNGs included, computed from its tables for others) inverted, with each row
+    scaled back by libraw's daylight multipliers (it divided row i by ``1 / pre_mul[i]``)."""
     rawpy = import_rawpy(path)
     try:
         with rawpy.imread(str(path)) as raw:
-            matrix = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3, :3]
+            srgb_from_camera = np.asarray(raw.color_matrix, dtype=np.float64)[:3, :3]
+            daylight = np.asarray(raw.daylight_whitebalance, dtype=np.float64)[:3]
     except Exception as exc:
         raise InputError(f"cannot be read as camera RAW ({_short(exc)})", path) from exc
-    if not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix)) < 1e-9:
-        return RawColour.srgb()  # libraw knows no matrix for this camera: the data is sRGB already
-    return RawColour(matrix, development.white_balance[:3])
+    if not np.all(np.isfinite(srgb_from_camera)) or abs(np.linalg.det(srgb_from_camera)) < 1e-9:
+        return RawColour.srgb()  # libraw knows no matrix for this camera: its output is the raw data
+    if not np.all(np.isfinite(daylight)) or daylight.min() <= 0:
+        daylight = np.ones(3)
+    camera_from_srgb = np.linalg.inv(srgb_from_camera) / daylight[:, None]
+    xyz_to_camera = camera_from_srgb @ np.linalg.inv(XYZ_FROM_SRGB)
+    # Adobe's convention: the camera's values for D65 white peak at 1.
+    xyz_to_camera /= float(np.max(xyz_to_camera @ _D65_WHITE))
+    return RawColour(xyz_to_camera, development.white_balance[:3])
 
 
 def develop(path: Path, development: RawDevelopment | None = None) -> np.ndarray:
