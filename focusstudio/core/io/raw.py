@@ -131,7 +131,7 @@ def develop(path: Path, development: RawDevelopment | None = None) -> np.ndarray
             no_auto_bright=True,
             adjust_maximum_thr=0.0,
             user_wb=list(balance),
-            highlight_mode=_HIGHLIGHT_CLIP,
+            highlight_mode=getattr(getattr(rawpy, "HighlightMode", None), "Clip", _HIGHLIGHT_CLIP),
         )
     encoded = linear_to_srgb(np.asarray(linear, dtype=np.float64) / 65535.0)
     return np.floor(encoded * 65535.0 + 0.5).astype(np.uint16)
