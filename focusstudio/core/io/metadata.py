@@ -221,19 +221,42 @@ def read_exif(path: Path, page: int = 0) -> tuple[dict[int, Any], dict[int, Any]
             gps_ifd = dict(exif.get_ifd(GPS_IFD))
     except Exception as exc:
         raise InputError(f"has damaged metadata that cannot be read ({_reason(exc)})", path) from exc
-    damaged = [str(w.message) for w in caught if "exif" in str(w.message).lower()]
+    # "Corrupt EXIF data": a directory could not be read. Pillow's "Possibly corrupt" warnings
+    # (one tag skipped) are common in camera files and cost only that tag.
+    damaged = [str(w.message) for w in caught if str(w.message).startswith("Corrupt EXIF")]
     if damaged:
         raise InputError(f"has damaged EXIF metadata ({damaged[0].strip()})", path)
     return ifd0, exif_ifd, gps_ifd
 
 
 def _image_exif(path: Path, page: int) -> Image.Exif:
-    with Image.open(path) as image:
+    try:
+        image = Image.open(path)
+    except (Image.UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+        # Pillow opens no float or planar TIFF; tifffile reads them: their IFD0 strings are kept
+        # (the Exif and GPS IFDs of such rare files are not).
+        return _tifffile_ifd0(path, page)
+    with image:
         if page:
             image.seek(page)
         exif = image.getexif()
         exif.get_ifd(EXIF_IFD), exif.get_ifd(GPS_IFD)  # read while the file is open
         return exif
+
+
+def _tifffile_ifd0(path: Path, page: int) -> Image.Exif:
+    import tifffile
+
+    exif = Image.Exif()
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[page].tags
+            for code in IFD0_KEPT:
+                if code in tags and isinstance(tags[code].value, str):
+                    exif[code] = tags[code].value
+    except Exception:
+        pass  # not a TIFF either: the decoder names what is wrong with the file
+    return exif
 
 
 def _raw_exif(path: Path) -> Image.Exif:
