@@ -232,3 +232,15 @@ def test_frames_without_metadata_still_fuse(tmp_path: Path) -> None:
     assert 0x010F not in exif and icc is None and gps == {}
     assert str(exif[0x0131]).startswith("FocusStudio ")
     assert load_stack([out, paths[0]]).shape == (48, 48)  # our PNG reads back
+
+
+def test_an_rgb_profile_is_not_put_on_a_grey_result(tmp_path: Path) -> None:
+    metadata = OutputMetadata("a.jpg", icc_profile=_profile())
+    assert metadata.profile_fits((8, 8, 3)) and not metadata.profile_fits((8, 8))
+    grey, colour = tmp_path / "grey.png", tmp_path / "colour.png"
+    write_image(grey, np.full((8, 8), 0.5, np.float32), metadata=metadata)
+    write_image(colour, np.full((8, 8, 3), 0.5, np.float32), metadata=metadata)
+    with Image.open(grey) as image:
+        assert "icc_profile" not in image.info and image.getexif()[0x0112] == 1
+    with Image.open(colour) as image:
+        assert image.info["icc_profile"] == _profile()

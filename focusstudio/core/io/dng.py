@@ -68,7 +68,7 @@ def encode_dng(pixels: np.ndarray, metadata: OutputMetadata | None) -> bytes:
         (50714, "I", 1, 0, True),  # BlackLevel
         (50717, "I", 1, _WHITE, True),  # WhiteLevel
     ]
-    options = metadata.tiff_options() if metadata is not None else {"extratags": []}
+    options = metadata.tiff_options(rgb.shape) if metadata is not None else {"extratags": []}
     options["extratags"] = [*options["extratags"], *tags]
     options.pop("iccprofile", None)  # a DNG's colour is its matrices, not an ICC profile
     buffer = io.BytesIO()

@@ -122,20 +122,28 @@ class OutputMetadata:
     def jpeg_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
         """Keyword arguments of Pillow's JPEG ``save``."""
         options: dict[str, Any] = {"exif": self.exif(shape).tobytes(), "xmp": self.xmp()}
-        if self.icc_profile:
+        if self.profile_fits(shape):
             options["icc_profile"] = self.icc_profile
         return options
 
     def png_with_metadata(self, png: bytes, shape: tuple[int, ...]) -> bytes:
         """``png`` with iCCP, eXIf and XMP chunks inserted after IHDR (before any IDAT)."""
         chunks = [_png_chunk(b"eXIf", self.exif_bytes(shape))]
-        if self.icc_profile:
+        if self.profile_fits(shape):
             chunks.insert(0, _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(self.icc_profile)))
         chunks.append(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + self.xmp()))
         ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4  # signature, IHDR length+type, data, CRC
         return png[:ihdr_end] + b"".join(chunks) + png[ihdr_end:]
 
-    def tiff_options(self) -> dict[str, Any]:
+    def profile_fits(self, shape: tuple[int, ...]) -> bool:
+        """Whether the profile describes pixels of ``shape``: an RGB profile does not fit a grey
+        result (colour frames fused to grey by a method), and a grey one no RGB result."""
+        if not self.icc_profile or len(self.icc_profile) < 20:
+            return False
+        grey = len(shape) == 2 or shape[-1] == 1
+        return (self.icc_profile[16:20] == b"GRAY") == grey
+
+    def tiff_options(self, shape: tuple[int, ...]) -> dict[str, Any]:
         """Keyword arguments of ``tifffile.imwrite``: IFD0 tags, profile, sub-IFD placeholders
         (:meth:`tiff_with_sub_ifds` fills them in once the file's length is known)."""
         extratags: list[tuple[int, str, int, Any, bool]] = [(ORIENTATION, "H", 1, 1, True)]
@@ -148,7 +156,7 @@ class OutputMetadata:
         options: dict[str, Any] = {"software": self.software, "extratags": extratags}
         if self.description:
             options["description"] = _ascii(self.description)
-        if self.icc_profile:
+        if self.profile_fits(shape):
             options["iccprofile"] = self.icc_profile
         return options
 

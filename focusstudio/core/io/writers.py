@@ -307,7 +307,7 @@ def _encode(
             predictor=array.dtype.kind == "u",
             metadata=None,
             byteorder="<",
-            **(metadata.tiff_options() if metadata is not None else {}),
+            **(metadata.tiff_options(array.shape) if metadata is not None else {}),
         )
         if metadata is not None:
             return metadata.tiff_with_sub_ifds(buffer.getvalue(), array.shape)
