@@ -1,6 +1,8 @@
 """FocusStudio: multi-focus image fusion (focus stacking).
 
-Importing this package is cheap: it pulls in neither Qt nor torch. The public API is
+Importing this package is cheap and changes nothing in the host process: it pulls in neither Qt
+nor torch and leaves the allocator alone (the entry points opt into
+:func:`focusstudio.core.runtime.tune_process`; a notebook may call it too). The public API is
 re-exported lazily from :mod:`focusstudio.api`.
 """
 
@@ -8,11 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from focusstudio._allocator import tune_allocator
-
 __version__ = "0.1.0"
-
-tune_allocator()
 
 _API_NAMES = ("fuse", "load_stack", "list_methods", "get_method", "compute_metrics")
 

@@ -512,6 +512,9 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from focusstudio.core.runtime import tune_process
+
+    tune_process()  # before torch loads: the allocator settings must precede its first tensors
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -21,6 +21,9 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run_self_test(out: TextIO = sys.stdout, methods: list[str] | None = None) -> int:
+    from focusstudio.core.runtime import tune_process
+
+    tune_process()  # the frozen app's --self-test starts here, not in the CLI
     from focusstudio import __version__
     from focusstudio.core.io import load_stack, read_image
     from focusstudio.core.methods.registry import get_method, list_methods

@@ -34,6 +34,7 @@ from focusstudio.core.batch.runner import (
 from focusstudio.core.batch.sources import StackSpec
 from focusstudio.core.errors import FocusStudioError, InputError
 from focusstudio.core.progress import CancelToken, ProgressGen
+from focusstudio.core.runtime import tune_process
 
 __all__ = ["TILE_ANALYSES", "run_on_dask", "sf_tile_analysis", "tiled_analysis_on"]
 
@@ -56,7 +57,7 @@ def _connect(scheduler: str | None, workers: int) -> tuple[Any, Any]:
         import dask
 
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in every worker, which turns off FocusStudio's own
-        # allocator settings (focusstudio/_allocator.py): a stack then took 1.6× as long (benchmarks/README.md).
+        # allocator settings (focusstudio/core/runtime.py): a stack then took 1.6× as long (benchmarks/README.md).
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
@@ -91,6 +92,7 @@ def _worker_settings(settings: BatchSettings) -> BatchSettings:
 
 def _stack_task(spec: StackSpec, settings: BatchSettings, index: int) -> StackOutcome:
     """What a worker runs for one stack."""
+    tune_process()  # a worker process is started by Dask, not by our CLI
     return run_stack_blocking(spec, _worker_settings(settings), index)
 
 
@@ -102,6 +104,8 @@ def sf_tile_analysis(
     """``sf``'s analysis over one tile: (index of the frame with the largest activity, that activity)
     over the tile's core, computed on the read window (core + halo) exactly as ``sf.analyze`` does."""
     from focusstudio.core.methods._classical import load_checked
+
+    tune_process()
     from focusstudio.core.methods.sf import energy_mask, pixel_activity
 
     stack, _ = open_stack(spec, settings, align, aligned=settings.alignment_file is not None)

@@ -1,4 +1,9 @@
-"""Process-wide memory-allocator settings for large-array work, applied when the package loads.
+"""Process-wide tuning for large-array work that the entry points opt into (never on import).
+
+The CLI, the window, the frozen app's self-test and batch workers call :func:`tune_process` first
+thing; a host that imports the library (a notebook, a napari plugin) keeps its own allocator
+unless it calls it too — changing a host process's ``malloc`` behind its back on ``import`` was
+a surprise for embedders.
 
 The deep methods allocate and free feature maps of 10–70 MB per frame many times per fusion.
 With the C library's defaults every such block is a fresh ``mmap`` whose 4 KiB pages fault in one
@@ -28,7 +33,20 @@ HEAP_BLOCK_LIMIT = 32 * 1024 * 1024
 RETAINED_FREE_MEMORY = 256 * 1024 * 1024
 
 
+_tuned = False
+
+
+def tune_process() -> None:
+    """Apply the settings below once per process (later calls do nothing)."""
+    global _tuned
+    if _tuned:
+        return
+    _tuned = True
+    tune_allocator()
+
+
 def tune_allocator() -> None:
+    """Huge pages for torch's large tensors and a heap that keeps 10–70 MB blocks for reuse."""
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     if not sys.platform.startswith("linux"):
         return

@@ -1,0 +1,70 @@
+"""The process tuning the entry points opt into (focusstudio.core.runtime), and that importing the
+library leaves a host process alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+IMPORT_ONLY = "import os, focusstudio, focusstudio.api; print(os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset'))"
+ENTRY_POINT = (
+    "import os, contextlib, io\n"
+    "from focusstudio.cli import main\n"
+    "with contextlib.redirect_stdout(io.StringIO()):\n"
+    "    main(['methods'])\n"
+    "print(os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset'))"
+)
+
+
+def _probe(code: str, extra_env: dict[str, str]) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"} | extra_env
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_importing_the_library_changes_nothing_in_the_host() -> None:
+    assert _probe(IMPORT_ONLY, {}) == "unset"
+
+
+def test_the_cli_requests_huge_pages_for_torch_tensors() -> None:
+    assert _probe(ENTRY_POINT, {}) == "1"
+
+
+def test_the_users_own_setting_wins() -> None:
+    assert _probe(ENTRY_POINT, {"THP_MEM_ALLOC_ENABLE": "0"}) == "0"
+
+
+def test_tuning_runs_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from focusstudio.core import runtime
+
+    calls: list[str] = []
+    monkeypatch.setattr(runtime, "_tuned", False)
+    monkeypatch.setattr(runtime, "tune_allocator", lambda: calls.append("tuned"))
+    runtime.tune_process()
+    runtime.tune_process()
+    assert calls == ["tuned"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_tuning_is_skipped_when_the_user_tunes_malloc(monkeypatch: pytest.MonkeyPatch) -> None:
+    from focusstudio.core import runtime
+
+    calls: list[tuple[int, int]] = []
+
+    class FakeLibc:
+        def mallopt(self, parameter: int, value: int) -> int:
+            calls.append((parameter, value))
+            return 1
+
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: FakeLibc())
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000")
+    runtime.tune_allocator()
+    assert calls == []
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    runtime.tune_allocator()
+    assert calls == [(-3, runtime.HEAP_BLOCK_LIMIT), (-1, runtime.RETAINED_FREE_MEMORY)]
