@@ -228,10 +228,10 @@ TRAIN_SPEC = TrainSpec((
     _S("val_fraction", "float", 0.1, "share of the images held out for validation (never trained on)",
        "validation", minimum=0.0, maximum=1.0, maximum_open=True, form_maximum=0.5, step=0.05,
        title="Validation share", words="validation fraction"),
-    _S("val_every", "int", 250, "validate every N steps (each validation adds a point to the wizard's plot)",
+    _S("val_every", "int", 250, "validate every N steps (each validation adds a point to the plot)",
        "validation", minimum=1, per_method=True, resumable=True, form_maximum=1_000_000,
        title="Validate every", form_stage="post", words="validation interval (steps)"),
-    _S("val_samples", "int", 64, "size of the fixed validation set (0: no validation)", "validation",
+    _S("val_samples", "int", 64, "size of the fixed validation set", "validation",
        minimum=0, per_method=True, form_minimum=1, form_maximum=4096, title="Validation samples",
        form_stage="post"),
     # ------------------------------------------------------------------ checkpoints
