@@ -117,13 +117,13 @@ class TrainSetting:
             raise InputError(f"{self.label} must be {self.describe_range()}, got {value}")
 
     def describe_range(self) -> str:
-        low, high = self.minimum, self.maximum
-        if low is not None and high is not None:
-            return f"in {'(' if self.minimum_open else '['}{low:g}, {high:g}{')' if self.maximum_open else ']'}"
-        if low is not None:
-            return f"{'>' if self.minimum_open else '≥'} {low:g}"
-        if high is not None:
-            return f"{'<' if self.maximum_open else '≤'} {high:g}"
+        low, high = _number(self.minimum), _number(self.maximum)
+        if low and high:
+            return f"in {'(' if self.minimum_open else '['}{low}, {high}{')' if self.maximum_open else ']'}"
+        if low:
+            return f"{'>' if self.minimum_open else '≥'} {low}"
+        if high:
+            return f"{'<' if self.maximum_open else '≤'} {high}"
         return "valid"
 
     def param_spec(self, default: Any = None, help: str | None = None) -> ParamSpec:
@@ -175,6 +175,13 @@ class TrainSpec:
         for setting in self:
             if setting.name in values:
                 setting.check(values[setting.name])
+
+
+def _number(value: float | None) -> str:
+    """A bound as people write it: 2147483647, 0.1, 1e-07 ("" for none)."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 _S = TrainSetting
