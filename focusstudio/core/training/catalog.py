@@ -226,7 +226,7 @@ def build_train_config(
     masks: str | Path | None = None,
     data_format: str = "auto",
     synthesis: Mapping[str, Any] | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float = TRAIN_SPEC.default("val_fraction"),
     init_weights: str | None = None,
     run_dir: str | Path | None = None,
     out: str | Path | None = None,
