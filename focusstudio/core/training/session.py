@@ -145,8 +145,10 @@ class TrainingSession:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.run_dir = str(run_dir)
         self.checkpoint_path = run_dir / CHECKPOINT_NAME
+
     # ------------------------------------------------------------------ helpers
     def elapsed(self) -> float:
+        """Seconds of training so far: earlier sessions of a resumed run included, pauses excluded."""
         return self.elapsed_before + (time.monotonic() - self.started - self.paused_for)
 
     def _lr(self, step: int) -> float:
