@@ -192,6 +192,7 @@ class TrainingSession:
                 self.best_val = metrics
                 self.best_step = self.step
         return metrics
+
     # ------------------------------------------------------------------ the loop
     def run(self, state: dict[str, Any] | None) -> Generator[TrainEvent, None, TrainResult]:
         config = self.config
