@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a method's network on your own images")
     try:
-        from focusstudio.core.training.cli import add_train_arguments
+        from focusstudio.training_cli import add_train_arguments
     except ImportError:  # training engine not installed in this build
         add_train_arguments = None
     if add_train_arguments is not None:
@@ -477,7 +477,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from focusstudio.core.training.cli import run_train
+    from focusstudio.training_cli import run_train
 
     return run_train(args)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from focusstudio.core.training.cli import TRAINABLE_METHODS
 from focusstudio.core.training.recipe import recipe_names
+from focusstudio.core.training.settings import trainable_method_names
 
 PROBE = """
 import sys
@@ -49,4 +49,4 @@ def test_deep_method_modules_still_run_after_the_lazy_import() -> None:
 
 
 def test_the_cli_lists_exactly_the_methods_with_a_training_recipe() -> None:
-    assert sorted(TRAINABLE_METHODS) == sorted(recipe_names())
+    assert sorted(trainable_method_names()) == sorted(recipe_names())

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from focusstudio.core.progress import CancelToken
-from focusstudio.core.training.cli import add_train_arguments, run_train
 from focusstudio.core.training.datasets import SyntheticPairDataset, split_train_validation
 from focusstudio.core.training.losses import dice_loss, qabf, qg_soft, sesf_loss, ssim
 from focusstudio.core.training.manifest import load_weights, read_manifest, sha256_of
@@ -29,6 +28,7 @@ from focusstudio.core.training.synthesis import (
     separable_blur,
 )
 from focusstudio.core.training.trainer import PauseToken, TrainConfig, lr_factor, make_config, resume, train
+from focusstudio.training_cli import add_train_arguments, run_train
 
 SIZE = 48
 
@@ -352,8 +352,8 @@ def test_resize_zero_keeps_the_image_size(tmp_path: Path) -> None:
     """``--resize 0`` means "keep the size", not "use the method's default"."""
     import argparse
 
-    from focusstudio.core.training.cli import _overrides
     from focusstudio.core.training.trainer import make_config
+    from focusstudio.training_cli import _overrides
 
     (tmp_path / "images").mkdir()
     parser = argparse.ArgumentParser()

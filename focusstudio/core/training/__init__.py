@@ -6,5 +6,6 @@
 * :mod:`.recipe` / :mod:`.recipes` — what each method contributes (network, data, loss, validation);
 * :mod:`.trainer` — the training generator (events, checkpoints, resume, pause, cancel, export);
 * :mod:`.manifest` — weights files and their manifest;
-* :mod:`.cli` — ``focusstudio train`` argument wiring.
+* :mod:`.settings` — every training setting declared once (CLI flags, config, wizard fields);
+* ``focusstudio train`` itself lives in the CLI layer (:mod:`focusstudio.training_cli`).
 """

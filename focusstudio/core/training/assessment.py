@@ -125,7 +125,7 @@ def validation_set(config: TrainConfig, test_folder: str | Path | None = None,
     """The batches the trainer validates ``config`` on (same split, synthesis, seed and stream);
     with ``test_folder``, the same recipe applied to every item of that folder instead.
 
-    Mirrors ``trainer._Session._prepare_data``; a test checks that the trainer's step-0
+    Mirrors ``session.TrainingSession._prepare_data``; a test checks that the trainer's step-0
     validation equals :func:`evaluate_weights` on these batches.
     """
     recipe = get_recipe(config.method)

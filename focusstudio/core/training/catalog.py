@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from focusstudio.core.device import DEVICE_CHOICES
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.training.recipe import RecipeDefaults, get_recipe, recipe_names
+from focusstudio.core.training.settings import TRAIN_SPEC
 from focusstudio.core.training.trainer import TrainConfig, make_config, validate_config
 
 #: What each kind of recipe learns from, for the user.
@@ -97,26 +97,26 @@ def suggested_steps(method: str, finetune: bool) -> int:
 
 
 def training_params(method: str, finetune: bool) -> ParamSet:
-    """The run settings of ``method`` with its defaults (adapted for fine-tuning)."""
+    """The run settings of ``method`` with its defaults (adapted for fine-tuning).
+
+    The fields of real settings come from :data:`TRAIN_SPEC`; the run length (steps or epochs) and
+    the schedule's choice are the wizard's way of entering ``steps`` and ``lr_schedule``
+    (:func:`build_train_config` turns them back).
+    """
     defaults = get_recipe(method).defaults()
-    resize = defaults.resize
-    crop = defaults.crop
     lr = defaults.lr * (FINETUNE_LR_FACTOR if finetune else 1.0)
     steps = suggested_steps(method, finetune)
+    field = TRAIN_SPEC
     return ParamSet((
         ParamSpec("length_unit", "choice", "steps", "Give the run length in optimisation steps or in epochs "
                   "(passes over the training images)", choices=LENGTH_UNITS, stage="analysis",
                   title="Length in"),
         ParamSpec("length", "float", float(steps), "Number of steps (or epochs) to train", minimum=0.01,
                   step=1.0, stage="analysis", title="Length"),
-        ParamSpec("batch_size", "int", defaults.batch_size, "Training samples per step (memory grows with it)",
-                  minimum=1, stage="analysis", title="Batch size"),
-        ParamSpec("resize", "int", resize or 0, "Resize every photo to N×N before cropping (0: keep the size)",
-                  minimum=0, maximum=4096, step=16, stage="analysis", title="Resize to"),
-        ParamSpec("crop", "int", crop, "Side of the square training crops, in pixels", minimum=8, maximum=2048,
-                  step=4, stage="analysis", title="Crop size"),
-        ParamSpec("lr", "float", lr, "Initial learning rate (Adam)", minimum=1e-7, maximum=1e-1, log_scale=True,
-                  stage="analysis", title="Learning rate"),
+        field["batch_size"].param_spec(defaults.batch_size, _sentence(field["batch_size"].help)),
+        field["resize"].param_spec(defaults.resize or 0, _sentence(field["resize"].help)),
+        field["crop"].param_spec(defaults.crop, _sentence(field["crop"].help)),
+        field["lr"].param_spec(lr, _sentence(field["lr"].help)),
         ParamSpec("lr_schedule", "choice", "method default",
                   f"How the learning rate changes: the method's schedule ({_describe_schedule(defaults)}), "
                   "constant, step decay (× factor every N epochs) or linear tail (linear decay to 0 over "
@@ -127,20 +127,18 @@ def training_params(method: str, finetune: bool) -> ParamSet:
         ParamSpec("lr_every", "float", float(defaults.lr_schedule.get("every", 2)),
                   "Step decay: period in epochs", minimum=0.01, step=1.0, stage="analysis",
                   title="Decay every (epochs)"),
-        ParamSpec("device", "choice", "auto", "Where to train: auto picks a CUDA or Apple GPU when present",
-                  choices=DEVICE_CHOICES, stage="post", title="Device"),
-        ParamSpec("seed", "int", 1, "Random seed: the same seed, data and settings give the same run",
-                  minimum=0, maximum=2**31 - 1, stage="post", title="Seed"),
-        ParamSpec("val_every", "int", min(defaults.val_every, max(10, steps // 20)),
-                  "Validate every N steps (each validation adds a point to the plot)", minimum=1,
-                  maximum=1_000_000, stage="post", title="Validate every"),
-        ParamSpec("val_samples", "int", defaults.val_samples, "Validation samples (a fixed set)", minimum=1,
-                  maximum=4096, stage="post", title="Validation samples"),
-        ParamSpec("checkpoint_interval_s", "float", 120.0,
-                  "Write a checkpoint at least this often (seconds): a crash or a closed window loses "
-                  "at most this much work", minimum=5.0, step=5.0, stage="post",
-                  title="Checkpoint every (s)"),
+        field["device"].param_spec(help=_sentence(field["device"].help)),
+        field["seed"].param_spec(help=_sentence(field["seed"].help)),
+        field["val_every"].param_spec(min(defaults.val_every, max(10, steps // 20)),
+                                      _sentence(field["val_every"].help)),
+        field["val_samples"].param_spec(defaults.val_samples, _sentence(field["val_samples"].help)),
+        field["checkpoint_interval_s"].param_spec(help=_sentence(field["checkpoint_interval_s"].help)),
     ))
+
+
+def _sentence(text: str) -> str:
+    """A CLI help line as a tooltip sentence (capitalised)."""
+    return text[:1].upper() + text[1:]
 
 
 def _describe_schedule(defaults: RecipeDefaults) -> str:
@@ -228,7 +226,7 @@ def build_train_config(
     masks: str | Path | None = None,
     data_format: str = "auto",
     synthesis: Mapping[str, Any] | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float = TRAIN_SPEC.default("val_fraction"),
     init_weights: str | None = None,
     run_dir: str | Path | None = None,
     out: str | Path | None = None,

@@ -21,6 +21,7 @@ from focusstudio.core.errors import FocusStudioError
 from focusstudio.core.progress import CancelToken, ProgressEvent
 from focusstudio.core.training.datasets import PairFolderDataset, scan_pair_folder, split_train_validation
 from focusstudio.core.training.recipe import get_recipe
+from focusstudio.core.training.settings import TRAIN_SPEC
 from focusstudio.core.training.synthesis import (
     IMAGE_SUFFIXES,
     PREVIEW_STREAM,
@@ -151,8 +152,8 @@ def inspect_training_data(
     data: str | Path,
     masks: str | Path | None = None,
     data_format: str = "auto",
-    val_fraction: float = 0.1,
-    seed: int = 1,
+    val_fraction: float = TRAIN_SPEC.default("val_fraction"),
+    seed: int = TRAIN_SPEC.default("seed"),
     crop: int | None = None,
     resize: int | None = None,
     cancel: CancelToken | None = None,

@@ -1,13 +1,17 @@
-"""Argument wiring of ``focusstudio train`` (the lead's CLI calls these two functions).
+"""``focusstudio train``: its flags (generated from the ``TrainSpec``) and running it from a terminal.
 
-    add_train_arguments(subparser)      # once, when building the parser
+    add_train_arguments(subparser)      # once, when building the parser (focusstudio/cli.py)
     return run_train(namespace)         # exit code: 0 done, 2 bad input, 130 cancelled (Ctrl-C)
 
+Every training setting's flag, type, choices and help come from
+:data:`~focusstudio.core.training.settings.TRAIN_SPEC`; only the flags about this process
+(``--resume``, ``--threads``, ``--preview``, ``--force``) are declared here.
+
 Progress goes to stderr as one text line per ``--log-every`` steps, plus validation, checkpoint
-and export lines. SIGINT/SIGTERM/SIGHUP cancel cleanly: a checkpoint is written and its path printed, so
-``--resume`` continues the run. The outputs (weights, manifest, checkpoint) are checked by the
-output policy before the data is loaded; an existing weights file is replaced only with ``--force``
-(or when it is the resumed run's own earlier export).
+and export lines. SIGINT/SIGTERM/SIGHUP cancel cleanly: a checkpoint is written and its path
+printed, so ``--resume`` continues the run. The outputs (weights, manifest, checkpoint) are checked
+by the output policy before the data is loaded; an existing weights file is replaced only with
+``--force`` (or when it is the resumed run's own earlier export).
 """
 
 from __future__ import annotations
@@ -22,77 +26,65 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from focusstudio.core.device import DEVICE_CHOICES
 from focusstudio.core.errors import FocusStudioError, InputError
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.progress import CancelToken
+from focusstudio.core.training.settings import GROUP_TITLES, TRAIN_SPEC, TrainSetting
 
 if TYPE_CHECKING:
-    from focusstudio.core.training.trainer import TrainEvent, TrainResult
+    from focusstudio.core.training.config import TrainConfig
+    from focusstudio.core.training.events import TrainEvent, TrainResult
 
 # The trainer and recipes import torch: loaded when ``train`` runs, not when the CLI parser is
 # built (every ``focusstudio`` command builds it).
 recipe_module = lazy_import("focusstudio.core.training.recipe")
 trainer_module = lazy_import("focusstudio.core.training.trainer")
 
-#: The methods with a training recipe (checked against the recipe registry by the tests).
-TRAINABLE_METHODS = ("gacn", "mfifgan", "sesf", "twostream", "ufa")
+_TYPES: dict[str, type] = {"int": int, "float": float}
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser`` (a sub-command parser)."""
-    parser.add_argument("--method", help=f"trainable method: {', '.join(TRAINABLE_METHODS)}")
-    parser.add_argument("--data", help="folder of sharp images (or a corpus with images/, masks/), "
-                        "or of <scene>/1.*, 2.*, gt.* pairs")
-    parser.add_argument("--out", help="weights file to write (e.g. weights/gacn.pt); its manifest entry "
-                        "goes to manifest.json next to it unless --manifest")
-    parser.add_argument("--manifest", help="manifest file to update (default: <out folder>/manifest.json)")
-    parser.add_argument("--masks", help="folder of focus masks matched to the images by file name")
-    parser.add_argument("--segs", help="folder of label maps (random subsets of regions become masks)")
-    parser.add_argument("--run-dir", help="folder for the checkpoint (default: user data folder)")
-    parser.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint file or run folder")
-    parser.add_argument("--init-weights", metavar="PATH|NAME",
-                        help="fine-tune: start from these weights (a file or installed weights' name)")
-    parser.add_argument("--data-format", choices=("auto", "images", "pairs"),
-                        help="pairs: --data holds real <scene>/1.*, 2.*, gt.* (and mask.*) pairs")
-    parser.add_argument("--steps", type=int, help="total optimisation steps (method default otherwise)")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--crop", type=int, help="training crop size in pixels")
-    parser.add_argument("--resize", type=int, help="resize every image to N×N before cropping (0: keep size)")
-    parser.add_argument("--lr", type=float, help="initial learning rate")
-    parser.add_argument("--lr-schedule", help='JSON, e.g. \'{"kind": "epoch_step", "gamma": 0.8, "every": 2}\'')
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", choices=DEVICE_CHOICES)
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--val-fraction", type=float, help="share of images held out for validation")
-    parser.add_argument("--val-every", type=int, help="validate every N steps")
-    parser.add_argument("--val-samples", type=int, help="size of the fixed validation set")
-    parser.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
-    parser.add_argument("--checkpoint-interval", type=float, help="checkpoint at least every S seconds")
-    parser.add_argument("--export-every", type=int, help="export the best weights every N steps")
-    parser.add_argument("--log-every", type=int, help="print a progress line every N steps")
-    parser.add_argument("--synthesis", help="JSON overrides of the synthesis recipe")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="method option (JSON value), e.g. ssim_weight=3")
-    parser.add_argument("--preview", metavar="PNG", help="write a grid of synthesized samples and exit")
-    parser.add_argument("--force", action="store_true", help="replace an existing weights file (or preview)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint file or run folder")
+    run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    run.add_argument("--preview", metavar="PNG", help="write a grid of synthesized samples and exit")
+    run.add_argument("--force", action="store_true", help="replace an existing weights file (or preview)")
+    groups = {name: parser.add_argument_group(title) for name, title in GROUP_TITLES.items()}
+    for setting in TRAIN_SPEC:
+        if setting.cli_flag:
+            _add_flag(groups[setting.group], setting)
 
 
-def _json_arg(text: str | None, name: str) -> Any:
+def _add_flag(group: argparse._ArgumentGroup, setting: TrainSetting) -> None:
+    # Every default is None: "not given" (the method's default, or the resumed run's value).
+    options: dict[str, Any] = {"dest": setting.name, "help": setting.help}
+    if setting.metavar:
+        options["metavar"] = setting.metavar
+    if setting.kind in _TYPES:
+        options["type"] = _TYPES[setting.kind]
+    elif setting.kind == "choice":
+        options["choices"] = setting.choices
+    elif setting.kind == "options":
+        options.update(action="append", default=[])
+    group.add_argument(setting.cli_flag, **options)
+
+
+def _json_arg(text: str | None, flag: str) -> Any:
     if text is None:
         return None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise InputError(f"--{name} is not valid JSON ({error.msg})") from error
+        raise InputError(f"{flag} is not valid JSON ({error.msg})") from error
 
 
-def _options(pairs: list[str]) -> dict[str, Any]:
+def _options(pairs: list[str], flag: str) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InputError(f"--option expects KEY=VALUE, got {pair!r}")
+            raise InputError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -101,18 +93,19 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "out": args.out, "manifest": args.manifest, "masks": args.masks, "segs": args.segs,
-        "run_dir": args.run_dir, "steps": args.steps, "batch_size": args.batch_size, "crop": args.crop,
-        "resize": args.resize, "lr": args.lr,  # 0 = keep the size (make_config)
-        "lr_schedule": _json_arg(args.lr_schedule, "lr-schedule"), "seed": args.seed, "device": args.device,
-        "val_fraction": args.val_fraction, "val_every": args.val_every, "val_samples": args.val_samples,
-        "checkpoint_every": args.checkpoint_every, "checkpoint_interval_s": args.checkpoint_interval,
-        "export_every": args.export_every, "log_every": args.log_every,
-        "synthesis": _json_arg(args.synthesis, "synthesis"), "options": _options(args.option) or None,
-        "init_weights": getattr(args, "init_weights", None), "data_format": getattr(args, "data_format", None),
-    }
-    return {key: value for key, value in values.items() if value is not None}
+    """The settings given on the command line (``resize=0`` = keep the size, see make_config)."""
+    values: dict[str, Any] = {}
+    for setting in TRAIN_SPEC:
+        if not setting.cli_flag or setting.name in ("method", "data"):
+            continue  # method and data are arguments of make_config, not overrides
+        value = getattr(args, setting.name, None)
+        if setting.kind == "json":
+            value = _json_arg(value, setting.cli_flag)
+        elif setting.kind == "options":
+            value = _options(value or [], setting.cli_flag) or None
+        if value is not None:
+            values[setting.name] = value
+    return values
 
 
 def format_event(event: TrainEvent) -> str:
@@ -176,9 +169,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         torch.set_num_threads(args.threads)
     overrides = _overrides(args)
     cancel = CancelToken()
+    force = bool(getattr(args, "force", False))
     if args.resume:
-        generator = trainer_module.resume(args.resume, cancel=cancel, overrides=overrides,
-                                          overwrite_out=bool(getattr(args, "force", False)))
+        generator = trainer_module.resume(args.resume, cancel=cancel, overrides=overrides, overwrite_out=force)
     else:
         if not args.method or not args.data:
             raise InputError("train needs --method and --data (or --resume CKPT)")
@@ -187,11 +180,10 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             raise InputError("training data folder not found", args.data)
         config = trainer_module.make_config(args.method, args.data, **overrides)
         if args.preview:
-            return _preview(recipe.name, config, Path(args.preview), out, bool(getattr(args, "force", False)))
+            return _preview(recipe.name, config, Path(args.preview), out, force)
         if not config.out:
             raise InputError("train needs --out FILE for the weights")
-        generator = trainer_module.train(recipe, config, cancel=cancel,
-                                         overwrite_out=bool(getattr(args, "force", False)))
+        generator = trainer_module.train(recipe, config, cancel=cancel, overwrite_out=force)
     restore = _install_signal_handlers(cancel)
     log_every = max(1, int(overrides.get("log_every", 10)))
     try:
@@ -214,7 +206,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _preview(method: str, config: Any, path: Path, out: TextIO, force: bool = False) -> int:
+def _preview(method: str, config: TrainConfig, path: Path, out: TextIO, force: bool = False) -> int:
     from focusstudio.core.io import check_output_path
     from focusstudio.core.training.synthesis import ImageSource, PairSynthesizer, scan_image_folder
 
@@ -237,7 +229,7 @@ def _preview(method: str, config: Any, path: Path, out: TextIO, force: bool = Fa
 def _files_under(folders: list[str | None]) -> list[Path]:
     """Every image in the training data folders (inputs no output may replace)."""
     from focusstudio.core.io.output_policy import OutputPlan
-    from focusstudio.core.training.trainer import is_training_input
+    from focusstudio.core.training.outputs import is_training_input
 
     plan = OutputPlan()
     plan.protect(folders, recursive=True, only=is_training_input)
