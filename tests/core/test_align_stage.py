@@ -171,3 +171,19 @@ def test_the_batch_reads_the_same_flags() -> None:
                                       "--align-set", "chain=false"])
     assert align_settings_from_args(args) == {"reference": 1, "crop": True, "chain": False}
     assert align_settings_from_options(["chain=false"], 1, None, True) == align_settings_from_args(args)
+
+
+# ----------------------------------------------------------------------------- the package
+def test_every_exported_name_resolves_to_its_module_and_settings_need_no_opencv() -> None:
+    import subprocess
+    import sys
+
+    import focusstudio.core.align as package
+
+    assert sorted(package._EXPORTS) == sorted(package.__all__)
+    for name, module in package._EXPORTS.items():
+        assert getattr(package, name) is getattr(__import__(f"focusstudio.core.align.{module}", fromlist=[name]), name)
+    code = ("import sys; from focusstudio.core.align import ALIGN_PARAMS, add_align_arguments; "
+            "print('cv2' in sys.modules)")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "False"
