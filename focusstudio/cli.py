@@ -153,26 +153,9 @@ def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="register the frames before fusing (default: on for 3 or more frames)",
     )
-    parser.add_argument("--reference", type=int, metavar="I", help="alignment reference frame (default: middle)")
-    parser.add_argument(
-        "--align-model",
-        choices=("translation", "similarity", "affine", "homography"),
-        help="alignment motion model (default: similarity, which covers focus breathing)",
-    )
-    parser.add_argument(
-        "--crop",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="crop to the area every aligned frame covers (default) or keep full size with a validity mask",
-    )
-    parser.add_argument(
-        "--align-set",
-        dest="align_assignments",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other alignment setting (repeatable), e.g. photometric=true, on_failure=exclude",
-    )
+    from focusstudio.core.align import add_align_arguments
+
+    add_align_arguments(parser)  # --reference, --align-model, --crop and --align-set, from ALIGN_PARAMS
     parser.add_argument(
         "--memory-limit",
         metavar="SIZE",
@@ -248,17 +231,19 @@ def _fuse(
     args: argparse.Namespace, method: Any, params: dict[str, Any], stack: Any, outputs: Any, memory_limit: int | None,
     metadata: Any = None, notes: list[str] | None = None,
 ) -> int:
+    from focusstudio.core.align import alignment_text
     from focusstudio.core.io import write_maps, write_result
-    from focusstudio.core.pipeline import run_fusion
+    from focusstudio.core.pipeline import run_pipeline
 
     output = Path(args.output)
     progress = _Progress(enabled=not args.quiet and not args.json)
-    stack, alignment, align_seconds = _maybe_align(stack, args, progress)
-    result = _drive(
-        run_fusion(
+    run = _drive(
+        run_pipeline(
             stack,
             method,
             params,
+            align=_align_request(args, len(stack)),
+            align_share=None,  # the progress line shows the alignment, then the fusion
             device=args.device,
             weights=args.weights,
             memory_limit=memory_limit,
@@ -267,6 +252,7 @@ def _fuse(
         ),
         progress,
     )
+    result, stack, alignment = run.result, run.stack, run.alignment
     write_start = time.perf_counter()
     notes = list(notes or [])
     dtype = {8: "uint8", 16: "uint16"}.get(args.bits) if args.bits else None
@@ -276,12 +262,12 @@ def _fuse(
         maps_written = [str(p) for p in write_maps(Path(args.maps), result, plan=outputs)]
     if alignment is not None and args.maps:
         target = Path(args.maps) / "alignment.json"
-        outputs.write_text(target, json.dumps(alignment.to_json(), indent=2), "the alignment report")
+        outputs.write_text(target, alignment_text(alignment), "the alignment report")
         maps_written.append(str(target))
     outputs.commit()
     timings = dict(result.timings)
     if alignment is not None:
-        timings["align"] = align_seconds
+        timings["align"] = run.align_seconds
     timings["write"] = time.perf_counter() - write_start
     for note in [*result.notes, *notes]:
         print(f"note: {note}", file=sys.stderr)
@@ -324,17 +310,12 @@ def _plan_fuse_outputs(outputs: Any, args: argparse.Namespace, method: Any, fram
             outputs.file(folder / "alignment.json", "the alignment report")
 
 
-def _maybe_align(stack: Any, args: argparse.Namespace, progress: _Progress) -> tuple[Any, Any, float]:
-    """The alignment stage: on by default for 3+ frames, settings from the alignment declarations."""
-    from focusstudio.core.align import align_by_default, align_settings_from_options, align_stack
+def _align_request(args: argparse.Namespace, frames: int) -> Any:
+    """The alignment stage's request: on by default for 3+ frames, settings from its flags."""
+    from focusstudio.core.align import AlignRequest, align_by_default, align_settings_from_args
 
-    wanted = args.align if args.align is not None else align_by_default(len(stack))
-    if not wanted:
-        return stack, None, 0.0
-    settings = align_settings_from_options(args.align_assignments, args.reference, args.align_model, args.crop)
-    started = time.perf_counter()
-    aligned, alignment = _drive(align_stack(stack, settings), progress)
-    return aligned, alignment, time.perf_counter() - started
+    wanted = args.align if args.align is not None else align_by_default(frames)
+    return AlignRequest(align_settings_from_args(args)) if wanted else None
 
 
 def cmd_methods(args: argparse.Namespace) -> int:

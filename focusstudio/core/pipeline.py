@@ -1,16 +1,19 @@
 """The fusion pipeline shared by the CLI, the GUI and the Python API.
 
-``run_fusion`` is a generator of :class:`ProgressEvent`; its return value is the
-:class:`FusionResult`. It validates parameters, resolves the device, (optionally) aligns the
-frames, runs the method's two stages and records the time of each stage.
+The stages: alignment (:mod:`focusstudio.core.align.stage`: estimate a registration, apply a saved
+one, or take frames already aligned), then the fusion. :func:`run_pipeline` runs both (the CLI and
+the window); ``run_fusion`` is the fusion alone: it validates parameters, resolves the device,
+runs the method's two stages and records the time of each stage. Both are generators of
+:class:`ProgressEvent` whose return value is the result.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from focusstudio.core.border import complete_partial_coverage
 from focusstudio.core.device import is_out_of_memory, release_cached_gpu_memory
@@ -28,6 +31,9 @@ from focusstudio.core.progress import (
 from focusstudio.core.tiling import resolve_memory_limit, run_budget
 from focusstudio.core.types import FusionResult, Stack
 
+if TYPE_CHECKING:
+    from focusstudio.core.align import Alignment, AlignRequest
+
 
 def prepare(
     method: str | FusionMethod,
@@ -42,6 +48,50 @@ def prepare(
     if not available:
         raise MethodUnavailableError(f"method '{instance.name}' cannot run: {reason}")
     return instance, resolved
+
+
+@dataclass(frozen=True, eq=False)
+class PipelineResult:
+    """A run of the whole pipeline: the fusion's result, the frames it fused (aligned when
+    ``alignment`` is set) and the alignment stage's time (0 when it did not run)."""
+
+    result: FusionResult
+    stack: Stack
+    alignment: Alignment | None
+    align_seconds: float
+
+
+#: Share of the progress the alignment stage takes when it registers the frames.
+ALIGN_PROGRESS_SHARE = 0.3
+
+
+def run_pipeline(
+    stack: Stack,
+    method: str | FusionMethod = "sf",
+    params: Mapping[str, Any] | None = None,
+    align: AlignRequest | None = None,
+    cancel: CancelToken | None = None,
+    progress: ProgressRange | None = None,
+    align_share: float | None = ALIGN_PROGRESS_SHARE,
+    **fusion: Any,
+) -> ProgressGen[PipelineResult]:
+    """The alignment stage (``align`` None: the frames as they are), then :func:`run_fusion` of
+    the frames it gives with ``fusion``'s keyword arguments.
+
+    Progress: when the stage registers the frames it takes the first ``align_share`` of
+    ``progress`` and the fusion the rest, else the fusion takes all of it; ``align_share`` None:
+    each stage reports over the whole of ``progress`` in turn.
+    """
+    from focusstudio.core.align.stage import align_frames
+
+    cancel = cancel or CancelToken()
+    progress = progress or ProgressRange()
+    align_range = fusion_range = progress
+    if align is not None and align.estimates and align_share is not None:
+        align_range, fusion_range = progress.sub(0.0, align_share), progress.sub(align_share, 1.0)
+    frames = yield from align_frames(stack, align, cancel, align_range)
+    result = yield from fusion_range.relay(run_fusion(frames.stack, method, params, cancel=cancel, **fusion))
+    return PipelineResult(result, frames.stack, frames.alignment, frames.seconds)
 
 
 def run_fusion(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from focusstudio.core.io.sidecars import sidecar_path
+from focusstudio.core.param_flags import cli_value
 
 if TYPE_CHECKING:
     from focusstudio.core.align import Alignment
@@ -32,32 +33,12 @@ __all__ = [
 ]
 
 
-def cli_value(value: Any) -> str:
-    """A parameter value as ``--set`` reads it back (floats by repr, so no digit is lost)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
 def align_arguments(align: Mapping[str, Any] | None) -> list[str]:
-    """``--no-align``, or ``--align`` and every alignment setting that differs from its default."""
-    from focusstudio.core.align import ALIGN_PARAMS
+    """``--no-align``, or ``--align`` and every alignment setting that differs from its default
+    (the flags generated from the alignment declarations)."""
+    from focusstudio.core.align import align_arguments_for
 
-    if align is None:
-        return ["--no-align"]
-    arguments = ["--align"]
-    for name, value in ALIGN_PARAMS.resolve(align).items():
-        if value == ALIGN_PARAMS.get(name).default:
-            continue
-        if name == "reference":
-            arguments += ["--reference", str(value)]
-        elif name == "model":
-            arguments += ["--align-model", str(value)]
-        elif name == "crop":
-            arguments.append("--crop" if value else "--no-crop")
-        else:
-            arguments += ["--align-set", f"{name}={cli_value(value)}"]
-    return arguments
+    return ["--no-align"] if align is None else ["--align", *align_arguments_for(align)]
 
 
 def reproduce_command(

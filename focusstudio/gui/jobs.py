@@ -318,31 +318,27 @@ ALIGN_PROGRESS_SHARE = 0.3
 
 def fusion_job(request: FusionRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, FusionOutcome]:
     """Align (when asked and not already done), fuse, and prepare the display image and levels."""
-    from focusstudio.core.align import align_stack
-    from focusstudio.core.pipeline import run_fusion
-    from focusstudio.core.progress import ProgressRange
+    from focusstudio.core.align import AlignRequest
+    from focusstudio.core.pipeline import run_pipeline
 
     started = time.perf_counter()
-    stack, alignment = request.stack, None
-    fusion_start = 0.0
-    if request.aligned is not None:
-        stack, alignment = request.aligned
+    align = None
+    if request.aligned is not None:  # the cached registration of these frames and settings
+        align = AlignRequest(dict(request.align or {}), saved=request.aligned[1], aligned=request.aligned[0])
     elif request.align is not None:
-        stack, alignment = yield from align_stack(
-            request.stack, dict(request.align), cancel, ProgressRange(0.0, ALIGN_PROGRESS_SHARE)
-        )
-        fusion_start = ALIGN_PROGRESS_SHARE
-    result = yield from ProgressRange(fusion_start, 1.0).relay(
-        run_fusion(
-            stack,
-            request.method,
-            dict(request.params),
-            device=request.device,
-            cancel=cancel,
-            weights=request.weights,
-            analysis=request.analysis,
-        )
+        align = AlignRequest(dict(request.align))
+    run = yield from run_pipeline(
+        request.stack,
+        request.method,
+        dict(request.params),
+        align=align,
+        cancel=cancel,
+        align_share=ALIGN_PROGRESS_SHARE,
+        device=request.device,
+        weights=request.weights,
+        analysis=request.analysis,
     )
+    result, stack, alignment = run.result, run.stack, run.alignment
     cancel.raise_if_cancelled()
     display = to_display(result.image)
     levels = map_levels(result.maps)

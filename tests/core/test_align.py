@@ -470,7 +470,7 @@ def test_owl_stack_focus_breathing_is_found(shared_dir: Path) -> None:
 def test_auto_keeps_the_candidate_that_correlates_better(monkeypatch: pytest.MonkeyPatch) -> None:
     """ECC converging to a plausible but wrong fit (a 1.5° rotation, as on misc_damselfly) must
     lose to the feature-based fit, which registers the aligned frame better."""
-    import focusstudio.core.align as align_module
+    import focusstudio.core.align.pair as align_module  # register_pair calls ECC from here
 
     truth = [_similarity(1.0, 0.0, 0.0, 0.0), _similarity(1.0, 0.0, 3.0, -2.0)]
     stack, _ = _synthetic_stack(truth, seed=3)

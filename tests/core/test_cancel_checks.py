@@ -96,23 +96,23 @@ def test_scoped_generator_holds_the_token_only_while_a_step_runs() -> None:
 def test_registration_checks_between_its_pyramid_levels() -> None:
     token = RecordingToken()
     run_to_completion(align_stack(_shifted_stack(), {"method": "ecc"}, token))
-    assert "align.py:_ecc_coarse_to_fine" in token.sites
+    assert "ecc.py:_ecc_coarse_to_fine" in token.sites
 
 
 def test_feature_registration_checks_between_detection_and_matching() -> None:
     token = RecordingToken()
     run_to_completion(align_stack(_shifted_stack(), {"method": "features"}, token))
     # Per registered pair: around each of the two detections, and before each block of matches.
-    assert token.sites.count("align.py:_feature_transform") >= 4 * 2
+    assert token.sites.count("features.py:_feature_transform") >= 4 * 2
 
 
 def test_a_cancel_inside_the_registration_stops_the_alignment() -> None:
-    token = RecordingToken(stop_at=lambda site: site == "align.py:_ecc_coarse_to_fine")
+    token = RecordingToken(stop_at=lambda site: site == "ecc.py:_ecc_coarse_to_fine")
     with pytest.raises(Cancelled) as caught:
         run_to_completion(align_stack(_shifted_stack(), {"method": "ecc"}, token))
     innermost = traceback.extract_tb(caught.value.__traceback__)[-4:]
     assert any(entry.name == "_ecc_coarse_to_fine" for entry in innermost)
-    assert token.sites.count("align.py:_ecc_coarse_to_fine") == 1  # nothing ran after it
+    assert token.sites.count("ecc.py:_ecc_coarse_to_fine") == 1  # nothing ran after it
 
 
 def test_sf_checks_inside_consistency_verification_and_composition() -> None:

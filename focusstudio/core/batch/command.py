@@ -66,11 +66,11 @@ class _Display(ProgressLine):
 
 
 def settings_from_args(args: argparse.Namespace, memory_limit: int | None) -> BatchSettings:
-    from focusstudio.core.align import align_settings_from_options
+    from focusstudio.core.align import align_settings_from_args
     from focusstudio.core.methods.registry import get_method
 
     method = get_method(args.method)
-    align_settings = align_settings_from_options(args.align_assignments, args.reference, args.align_model, args.crop)
+    align_settings = align_settings_from_args(args)
     alignment_file = Path(args.alignment) if args.alignment else None
     if alignment_file is not None:
         from focusstudio.core.align import load_alignment

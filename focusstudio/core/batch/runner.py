@@ -296,20 +296,33 @@ def run_stack(
     return outcome
 
 
+def align_request(settings: BatchSettings, align: Mapping[str, Any] | None, wanted: bool) -> Any:
+    """The alignment stage's request for one stack (an
+    :class:`~focusstudio.core.align.AlignRequest`, None: not aligned): the batch's saved
+    registration, else a registration with the stack's settings ``align`` when ``wanted``."""
+    from focusstudio.core.align import AlignRequest
+
+    if settings.alignment_file is not None:
+        # Only the crop applies to a saved registration (the fingerprint holds the file, not the settings).
+        crop = bool(align.get("crop", True)) if align else True
+        return AlignRequest.from_file(settings.alignment_file, {"crop": crop})
+    return AlignRequest(dict(align or {})) if wanted else None
+
+
 def open_stack(
     spec: StackSpec, settings: BatchSettings, align: Mapping[str, Any] | None, aligned: bool
 ) -> tuple[Any, Any]:
     """The stack's frames, with the saved registration applied when the batch has one: the same
     (stack, alignment) wherever it is opened, so tiles fanned out to workers see the client's frames."""
-    from focusstudio.core.align import apply_alignment, load_alignment
+    from focusstudio.core.align import align_frames
     from focusstudio.core.io import load_stack
+    from focusstudio.core.progress import run_to_completion
 
     stack = load_stack(list(spec.inputs), allow_size_mismatch=aligned)
     if settings.alignment_file is None:
         return stack, None
-    alignment = load_alignment(settings.alignment_file)
-    crop = bool(align.get("crop", True)) if align else True
-    return apply_alignment(stack, alignment, crop=crop), alignment
+    frames = run_to_completion(align_frames(stack, align_request(settings, align, True)))
+    return frames.stack, frames.alignment
 
 
 def _fuse_and_write(
@@ -365,8 +378,8 @@ def _fuse_into(
     aligned: bool, digest: str,
 ) -> ProgressGen[Status]:
     """Load, align, fuse and measure the stack, and stage its image and sidecar in ``plan``."""
-    from focusstudio.core.align import align_stack
-    from focusstudio.core.pipeline import run_fusion
+    from focusstudio.core.align import align_frames
+    from focusstudio.core.pipeline import ALIGN_PROGRESS_SHARE, run_fusion
 
     yield ProgressEvent("loading", 0.0, spec.name)
     stack, alignment = open_stack(spec, settings, resolved.align, aligned)
@@ -377,9 +390,11 @@ def _fuse_into(
     if alignment is not None:
         outcome.alignment = _alignment_summary(alignment, settings.alignment_file)
     elif wanted_alignment:
-        stack, alignment = yield from align_stack(stack, resolved.align, cancel, ProgressRange(0.0, 0.3))
+        request = align_request(settings, resolved.align, wanted_alignment)
+        frames = yield from align_frames(stack, request, cancel, ProgressRange(0.0, ALIGN_PROGRESS_SHARE))
+        stack, alignment = frames.stack, frames.alignment
         outcome.alignment = _alignment_summary(alignment, None)
-        fusion_range = ProgressRange(0.3, 0.95)
+        fusion_range = ProgressRange(ALIGN_PROGRESS_SHARE, 0.95)
     height, width = stack.shape
     outcome.size = f"{width}x{height}"
     if analysis_provider is not None:
