@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_menus()
         self._connect_file_runner()
+        self._follow_workspace()
         self.methods.populate()
         self._restore_layout()
         self.update_enabled()
@@ -332,6 +333,13 @@ class MainWindow(QMainWindow):
         runner.cancelled.connect(self.export.note_failed)
         runner.failed.connect(lambda _job, message: self.on_job_failed("Could not complete", message))
         runner.busyChanged.connect(lambda _busy: self.update_enabled())
+
+    def _follow_workspace(self) -> None:
+        """What Fuse and Export offer follows the workspace (method, frames, results)."""
+        events = self.workspace.events
+        for event in (events.method_changed, events.selection_changed, events.result_changed,
+                      events.results_cleared):
+            event.connect(lambda *_args: self.update_enabled())
 
     def _restore_layout(self) -> None:
         geometry, state = self.app_settings.window_geometry(), self.app_settings.window_state()

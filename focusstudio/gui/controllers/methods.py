@@ -90,7 +90,6 @@ class MethodController(QObject):
         window.param_form.blockSignals(False)
         self.fill_presets()
         window.app_settings.last_method = name
-        window.update_enabled()
 
     # ------------------------------------------------------------------ presets
     def fill_presets(self) -> None:

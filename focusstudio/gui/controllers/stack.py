@@ -130,4 +130,3 @@ class StackController(QObject):
         for slot in self.workspace.stale_slots():
             self.window.statusBar().showMessage(
                 f"The frame selection changed: result {slot} is from the previous selection (press Fuse)", 6000)
-        self.window.update_enabled()
