@@ -12,7 +12,7 @@ surface (tests, screenshots, benchmarks) and pass through to the controller that
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -383,10 +383,6 @@ class MainWindow(QMainWindow):
         return self.workspace.stack
 
     @property
-    def loaded_paths(self) -> list[str]:
-        return self.workspace.paths
-
-    @property
     def active_indices(self) -> list[int]:
         return self.workspace.active_indices
 
@@ -438,17 +434,11 @@ class MainWindow(QMainWindow):
     def cancel_fusion(self) -> None:
         self.fusion.cancel()
 
-    def compute_metrics_now(self) -> None:
-        self.metrics.compute_now()
-
     def compare_results(self) -> None:
         self.display.compare_results()
 
     def toggle_before_after(self) -> None:
         self.display.toggle_before_after()
-
-    def toggle_wipe(self) -> None:
-        self.display.toggle_wipe()
 
     def shown_maps(self) -> dict[str, FusionMap]:
         """The maps of the result shown (or about to be): what the overlays list offers."""
@@ -463,9 +453,6 @@ class MainWindow(QMainWindow):
     def export_to(self, path: str | Path, with_maps: bool = False, overwrite: bool = False,
                   slot: str | None = None) -> int | None:
         return self.export.export_to(path, with_maps, overwrite, slot)
-
-    def confirm_discard_results(self, action: str, repeat: Callable[[], object]) -> bool:
-        return self.export.confirm_discard_results(action, repeat)
 
     # ================================================================== files dropped and file jobs
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
