@@ -151,6 +151,11 @@ class Workspace(Generic[R]):
         self.active_indices = list(indices)
         self.events.selection_changed.emit(list(self.active_indices))
 
+    def excluded_indices(self) -> list[int]:
+        """The loaded frames left out of the fusion (unticked in the list), in loaded order."""
+        active = set(self.active_indices)
+        return [index for index in range(len(self.stack or ())) if index not in active]
+
     def active_stack(self) -> Stack | None:
         """The frames to fuse, as a stack; None when no frame is loaded or included."""
         if self.stack is None or not self.active_indices:

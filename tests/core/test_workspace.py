@@ -98,6 +98,7 @@ def test_the_selection_decides_the_frames_to_fuse_and_what_is_current() -> None:
     assert recorder.seen == [("selection_changed", [3, 1])]
     active = workspace.active_stack()
     assert active is not None and active.names == ["f3", "f1"]
+    assert workspace.excluded_indices() == [0, 2]
     result = Result(workspace.stack_key())
     workspace.set_result("B", result)
     workspace.set_active([3, 1, 0])
