@@ -37,7 +37,7 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from benchmarks.bench_stacks import PRESETS, StackSpec, build_stack
-from focusstudio.gui.main_window import LIVE_DEBOUNCE_MS
+from focusstudio.gui.controllers.fusion import LIVE_DEBOUNCE_MS
 
 
 def _wait(signal: Any, timeout_s: float, failed: Any = None) -> list[Any]:

@@ -95,7 +95,7 @@ class ScreenshotRun(QObject):
         self._capture_later()
 
     def _on_result(self, _slot: str) -> None:
-        maps = self.window._shown_maps()
+        maps = self.window.shown_maps()
         name = self.overlay
         if name is None:
             name = explaining_map(maps)

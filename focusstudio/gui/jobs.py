@@ -15,15 +15,14 @@ from typing import Any
 
 import cv2
 import numpy as np
-from natsort import natsorted, ns
 
 from focusstudio.core.align import Alignment
-from focusstudio.core.errors import FocusStudioError
 from focusstudio.core.io.output_policy import OutputPlan
+from focusstudio.core.io.tolerant import FileProblem, open_files
 from focusstudio.core.methods.base import Analysis
 from focusstudio.core.progress import CancelToken, ProgressEvent
 from focusstudio.core.sidecar import reproduce_command, sidecar_data, sidecar_path, stage_sidecar
-from focusstudio.core.types import FrameInfo, FusionMap, FusionResult, Stack
+from focusstudio.core.types import FusionMap, FusionResult, Stack
 
 THUMBNAIL_EDGE = 96
 ProgressJob = Generator[ProgressEvent, None, Any]
@@ -76,17 +75,6 @@ def describe_stack(stack: Stack) -> str:
 
 
 # ---------------------------------------------------------------------------- opening files
-@dataclass(frozen=True)
-class FileProblem:
-    """A file that could not be used, with the one-line reason."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{Path(self.path).name}: {self.message}"
-
-
 @dataclass(frozen=True, eq=False)
 class LoadOutcome:
     """The good frames of the opened files, their thumbnails, and what went wrong."""
@@ -98,146 +86,15 @@ class LoadOutcome:
     paths: tuple[str, ...]
 
 
-_NATURAL = ns.INT | ns.IGNORECASE
-
-
-def expand_inputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[str], list[FileProblem]]:
-    """Files to open for ``paths`` (folders expanded and naturally sorted), notes and problems.
-
-    Dropped files are naturally sorted too: a drag from a file manager carries them in
-    selection order, which is rarely the order the user wants; the list can be reordered.
-    """
-    from focusstudio.core.io.stacks import list_folder_images
-
-    files: list[Path] = []
-    notes: list[str] = []
-    problems: list[FileProblem] = []
-    loose: list[Path] = []
-    for item in map(Path, paths):
-        if item.is_dir():
-            try:
-                found, folder_notes = list_folder_images(item)
-            except FocusStudioError as error:
-                problems.append(FileProblem(str(item), error.message))
-                continue
-            if not found:
-                problems.append(FileProblem(str(item), "contains no images"))
-            files.extend(found)
-            notes.extend(folder_notes)
-        elif item.exists():
-            loose.append(item)
-        else:
-            problems.append(FileProblem(str(item), "does not exist"))
-    files.extend(natsorted(loose, key=lambda path: path.name, alg=_NATURAL))
-    return files, notes, problems
-
-
 def load_files(
     paths: Sequence[str | Path],
     cancel: CancelToken,
     reference_shape: tuple[int, int] | None = None,
 ) -> Generator[ProgressEvent, None, LoadOutcome]:
-    """Open every usable frame of ``paths``; each bad file becomes a :class:`FileProblem`.
-
-    The core's ``load_stack`` stops at the first bad file (right for the CLI); a window should
-    load the good files and name every bad one, so files are probed one by one here with the
-    core's own reader. Pixels are decoded once for the thumbnails, which also catches files
-    whose header is fine but whose data is damaged. Frames must all have ``reference_shape``
-    (the size of the stack they are added to) or the size of the first good frame.
-    """
-    from focusstudio.core.io.readers import decode_frame, probe_image
-
-    files, notes, problems = expand_inputs(paths)
-    frames: list[FrameInfo] = []
-    for number, path in enumerate(files):
-        cancel.raise_if_cancelled()
-        yield ProgressEvent("reading headers", 0.1 * number / max(len(files), 1), path.name)
-        try:
-            probed = probe_image(path)
-        except FocusStudioError as error:
-            problems.append(FileProblem(str(path), error.message))
-            continue
-        expected = reference_shape or (frames[0].shape if frames else probed[0].shape)
-        odd = [info for info in probed if info.shape != expected]
-        if odd:
-            problems.append(FileProblem(
-                str(path),
-                f"is {odd[0].width}×{odd[0].height} pixels but the stack is {expected[1]}×{expected[0]}",
-            ))
-            continue
-        frames.extend(probed)
-
-    stack = Stack(frames, decode_frame, notes)
-    thumbnails: list[np.ndarray] = []
-    keep: list[int] = []
-    for index, info in enumerate(frames):
-        cancel.raise_if_cancelled()
-        yield ProgressEvent("making thumbnails", 0.1 + 0.9 * index / max(len(frames), 1), info.name)
-        try:
-            thumbnails.append(make_thumbnail(stack.load(index)))
-        except FocusStudioError as error:
-            problems.append(FileProblem(str(info.path or info.name), error.message))
-            continue
-        except Exception as error:  # a decoder failing on damaged pixel data
-            problems.append(FileProblem(str(info.path or info.name), f"cannot be decoded ({error})"))
-            continue
-        keep.append(index)
-    if len(keep) != len(frames):
-        stack = stack.subset(keep)
-    yield ProgressEvent("making thumbnails", 1.0, "")
-    return LoadOutcome(
-        stack=stack if len(stack) else None,
-        thumbnails=tuple(thumbnails),
-        problems=tuple(problems),
-        notes=tuple(notes),
-        paths=tuple(str(p) for p in paths),
-    )
-
-
-#: Decoded frames kept in memory for live updates when the whole stack fits in this many bytes.
-FRAME_CACHE_BUDGET = 512 * 2**20
-
-
-def with_frame_cache(stack: Stack, budget_bytes: int = FRAME_CACHE_BUDGET) -> Stack:
-    """``stack`` with every decoded frame kept in memory, when the whole stack fits in the budget.
-
-    Post-processing re-composes the result from the source pixels, so each live update would
-    decode every frame again (≈0.1–0.4 s per megapixel PNG); a small stack is worth keeping.
-    Callers get a copy of the cached frame, so a method that works in place cannot corrupt it.
-    Stacks already in memory and stacks over the budget are returned unchanged.
-    """
-    if not len(stack) or any(info.path is None for info in stack.frames):
-        return stack
-    channels = 3 if stack.is_color else 1
-    if sum(info.height * info.width * channels * 4 for info in stack.frames) > budget_bytes:
-        return stack
-    cache: dict[int, np.ndarray] = {}
-    positions = {info: index for index, info in enumerate(stack.frames)}
-
-    def loader(info: FrameInfo) -> np.ndarray:
-        index = positions[info]
-        image = cache.get(index)
-        if image is None:
-            image = stack.load(index)  # concurrent first loads may both decode: harmless
-            cache[index] = image
-        return image.copy()
-
-    return Stack(stack.frames, loader, stack.notes, None, stack.valid_mask, stack.coverages)
-
-
-def merge_stacks(first: Stack, second: Stack) -> Stack:
-    """``first`` followed by ``second`` (the frames the user added), each decoded by its own stack."""
-    owners: dict[FrameInfo, tuple[Stack, int]] = {}
-    for stack in (first, second):
-        for index, info in enumerate(stack.frames):
-            owners.setdefault(info, (stack, index))
-
-    def loader(info: FrameInfo) -> np.ndarray:
-        owner, index = owners[info]
-        return owner.load(index)
-
-    notes = list(dict.fromkeys([*first.notes, *second.notes]))
-    return Stack([*first.frames, *second.frames], loader, notes)
+    """The core's tolerant loader (:func:`focusstudio.core.io.tolerant.open_files`), making a
+    thumbnail of every good frame while it checks the frame's pixels."""
+    opened = yield from open_files(paths, cancel, make_thumbnail, reference_shape)
+    return LoadOutcome(opened.stack, opened.products, opened.problems, opened.notes, opened.paths)
 
 
 # ---------------------------------------------------------------------------- source frames
@@ -310,6 +167,11 @@ class FusionOutcome:
     @property
     def reused_analysis(self) -> bool:
         return "analyze" not in self.result.timings
+
+    @property
+    def stack_key(self) -> tuple[Any, ...]:
+        """The frame selection the result was made from (what the workspace compares)."""
+        return self.request.stack_key
 
 
 #: Share of the progress bar the alignment stage takes when it runs.

@@ -58,8 +58,8 @@ def test_a_handheld_stack_is_aligned_before_fusing(qtbot: QtBot, shifted: MainWi
     assert "3 frames registered" in shifted.align_summary.text()
     # The frames are shown as they were fused (same size as the result, for the wipe and overlays).
     shifted.state.set_base("frame:0")
-    qtbot.waitUntil(lambda: 0 in shifted._frames, timeout=10000)
-    assert shifted._frames[0].image.shape[:2] == (height, width)
+    qtbot.waitUntil(lambda: 0 in shifted.display._frames, timeout=10000)
+    assert shifted.display._frames[0].image.shape[:2] == (height, width)
 
 
 def test_refusing_and_live_tuning_reuse_the_registration(qtbot: QtBot, shifted: MainWindow) -> None:

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
+from focusstudio.core.io.tolerant import merge_stacks
 from focusstudio.core.progress import CancelToken, run_to_completion
+from focusstudio.core.sidecar import reproduce_command
 from focusstudio.core.types import Stack
 from focusstudio.gui import app
-from focusstudio.gui.jobs import describe_stack, load_files, make_thumbnail, merge_stacks, reproduce_command
+from focusstudio.gui.jobs import describe_stack, load_files, make_thumbnail
 from tests.gui.conftest import write_synthetic_stack
 
 
@@ -77,7 +79,7 @@ def test_reproduce_command_round_trips_through_the_parameter_parser() -> None:
 
 def test_frame_cache_decodes_each_frame_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from focusstudio.core.io import load_stack, readers
-    from focusstudio.gui.jobs import with_frame_cache
+    from focusstudio.core.io.tolerant import with_frame_cache
 
     paths = write_synthetic_stack(tmp_path / "s", count=2)
     decoded: list[str] = []
@@ -117,7 +119,7 @@ def test_frame_cache_keeps_what_each_aligned_frame_covers(tmp_path: Path) -> Non
     """The border stage of an uncropped alignment needs each frame's coverage after caching too."""
     from focusstudio.core.align import Alignment, apply_alignment
     from focusstudio.core.io import load_stack
-    from focusstudio.gui.jobs import with_frame_cache
+    from focusstudio.core.io.tolerant import with_frame_cache
 
     stack = load_stack(write_synthetic_stack(tmp_path / "s", count=2))
     shift = np.array([[1.0, 0.0, 5.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])

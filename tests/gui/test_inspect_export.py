@@ -222,9 +222,9 @@ def test_overlay_choices_survive_switching_results(qapp: object) -> None:
 def test_metrics_wait_for_a_click_on_big_stacks(
     qtbot: QtBot, window: MainWindow, stack_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from focusstudio.gui import main_window
+    from focusstudio.gui.controllers import metrics
 
-    monkeypatch.setattr(main_window, "AUTO_METRICS_MAX_MEGAPIXELS", 0.001)  # our 3×48×48 stack is "big"
+    monkeypatch.setattr(metrics, "AUTO_METRICS_MAX_MEGAPIXELS", 0.001)  # our 3×48×48 stack is "big"
     open_and_wait(qtbot, window, [stack_folder])
     with qtbot.assertNotEmitted(window.metricsReady, wait=900):
         fuse_and_wait(qtbot, window)

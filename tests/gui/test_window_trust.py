@@ -231,8 +231,8 @@ def test_fuse_is_disabled_while_a_fusion_runs(qtbot: QtBot, loaded: MainWindow) 
 
 def test_fuse_is_disabled_when_it_replaces_a_live_update(qtbot: QtBot, loaded: MainWindow) -> None:
     fuse_and_wait(qtbot, loaded)
-    loaded._live_running = True  # as during a live post-processing update
-    loaded._update_enabled()
+    loaded.fusion.live_running = True  # as during a live post-processing update
+    loaded.update_enabled()
     assert loaded.fuse_button.isEnabled()  # Fuse may replace a live update...
     loaded.select_method("slow_test")
     with qtbot.waitSignal(loaded.fusion_runner.progressed, timeout=5000):

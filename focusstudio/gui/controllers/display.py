@@ -1,0 +1,306 @@
+"""What the viewer shows: results and source frames as layers, their titles, wipe/side-by-side, the cursor read-out.
+
+Source frames are decoded for the screen in the background (one at a time, the last few kept); a
+frame is shown as the last aligned fusion registered it (the workspace's frame view), so a wipe
+between a frame and the result lines up.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject
+
+from focusstudio.core.types import FusionMap
+from focusstudio.gui.jobs import FrameDisplay, FusionOutcome, frame_display_job
+from focusstudio.gui.view_state import RESULT_A, RESULT_B, frame_key, parse_layer
+from focusstudio.gui.workers import JobRunner
+
+if TYPE_CHECKING:
+    from focusstudio.gui.main_window import MainWindow
+
+#: Decoded source frames kept for display.
+FRAME_CACHE_SIZE = 6
+
+
+def result_layer(slot: str) -> str:
+    """The layer key of result ``slot``."""
+    return RESULT_A if slot == "A" else RESULT_B
+
+
+class DisplayController(QObject):
+    """Supplies the viewer's layers and keeps the view controls (show, wipe, side by side) in step."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.workspace = window.workspace
+        self.state = window.state
+        self.frame_runner = JobRunner("frames", window)
+        self.frame_runner.succeeded.connect(lambda _job, frame: self._on_frame_loaded(frame))
+        self.frame_runner.failed.connect(lambda _job, message: self._on_frame_failed(message))
+        self._frames: OrderedDict[int, FrameDisplay] = OrderedDict()
+        self._frame_queue: list[int] = []
+        #: The source frame "Before/After" returns to, and the result it goes back to.
+        self._before_layer = frame_key(0)
+        self._after_layer = RESULT_A
+        #: A result is being put on screen: its maps are synced once, at the end (finish_result).
+        self._showing_result = False
+        events = self.workspace.events
+        events.frame_view_changed.connect(self._drop_frames)
+        events.results_cleared.connect(self._on_results_cleared)
+
+    # ------------------------------------------------------------------ layers for the viewer
+    def result_for_layer(self, key: str) -> FusionOutcome | None:
+        kind, which = parse_layer(key)
+        return self.workspace.results.get(str(which)) if kind == "result" else None
+
+    def layer_image(self, key: str) -> np.ndarray | None:
+        kind, which = parse_layer(key)
+        if kind == "result":
+            outcome = self.workspace.results.get(str(which))
+            return outcome.display if outcome is not None else None
+        frame = self._frame_image(int(which))
+        return frame.display if frame is not None else None
+
+    def layer_title(self, key: str) -> str:
+        kind, which = parse_layer(key)
+        if kind == "result":
+            outcome = self.workspace.results.get(str(which))
+            if outcome is None:
+                return f"Result {which}"
+            stale = "" if self.workspace.is_current(outcome) else " · previous frame selection"
+            return f"Result {which}: {outcome.result.method}{stale}"
+        index = int(which)
+        stack = self.workspace.stack
+        if stack is None or index >= len(stack):
+            return f"Frame {index + 1}"
+        return f"Frame {index + 1}: {stack.frames[index].name}"
+
+    def shown_outcome(self) -> FusionOutcome | None:
+        """The result whose maps are overlaid: the base result, else the target slot's."""
+        results = self.workspace.results
+        outcome = self.result_for_layer(self.state.base)
+        return outcome or results.get(self.window.target_slot()) or next(iter(results.values()), None)
+
+    def shown_maps(self) -> dict[str, FusionMap]:
+        outcome = self.shown_outcome()
+        return dict(outcome.result.maps) if outcome is not None else {}
+
+    def map_description(self, name: str) -> str:
+        fusion_map = self.shown_maps().get(name)
+        return fusion_map.description if fusion_map is not None else ""
+
+    def histogram_took_lut(self, name: str) -> None:
+        self.window.viewer.forget_overlay_lut(name)
+        self.window.viewer.refresh_overlays()
+
+    # ------------------------------------------------------------------ source frames
+    def _frame_image(self, index: int) -> FrameDisplay | None:
+        frame = self._frames.get(index)
+        if frame is not None:
+            self._frames.move_to_end(index)
+            return frame
+        if self.workspace.frame_source(index) is not None:
+            self._request_frame(index)
+        return None
+
+    def _request_frame(self, index: int) -> None:
+        if index in self._frame_queue:
+            return
+        self._frame_queue.append(index)
+        if not self.frame_runner.busy:
+            self._start_next_frame()
+
+    def _start_next_frame(self) -> None:
+        if not self._frame_queue:
+            return
+        index = self._frame_queue[0]
+        source = self.workspace.frame_source(index)
+        if source is None:  # no longer a frame of the stack
+            self._frame_queue.pop(0)
+            self._start_next_frame()
+            return
+        stack, position = source
+        self.frame_runner.start(
+            partial(frame_display_job, stack, position, index=index, view=self.workspace.frame_view)
+        )
+
+    def _on_frame_loaded(self, frame: FrameDisplay) -> None:
+        if self._frame_queue and self._frame_queue[0] == frame.index:
+            self._frame_queue.pop(0)
+        if frame.view != self.workspace.frame_view:  # made for a view that changed meanwhile
+            self._start_next_frame()
+            return
+        self._frames[frame.index] = frame
+        while len(self._frames) > FRAME_CACHE_SIZE:
+            self._frames.popitem(last=False)
+        self.window.viewer.refresh()
+        self._start_next_frame()
+
+    def _on_frame_failed(self, message: str) -> None:
+        if self._frame_queue:
+            self._frame_queue.pop(0)
+        self.window.statusBar().showMessage(message, 8000)
+        self._start_next_frame()
+
+    def _drop_frames(self) -> None:
+        """The frames as shown changed (new stack, another registration): make them again."""
+        self._frames.clear()
+        self._frame_queue.clear()
+
+    def show_frame(self, index: int) -> None:
+        self._before_layer = frame_key(index)
+        self.state.set_base(frame_key(index))
+        self.sync_view_controls("base")
+
+    # ------------------------------------------------------------------ stacks and results
+    def show_new_stack(self) -> None:
+        """The stack list was filled: show its first included frame unless a result is shown."""
+        if not self.workspace.results:
+            active = self.workspace.active_indices
+            first = active[0] if active else 0
+            self.state.set_base(frame_key(first))
+            self._before_layer = frame_key(first)
+        self.refresh_layer_combos()
+        self.window.viewer.refresh()
+        self.window.viewer.fit()
+
+    def show_result(self, outcome: FusionOutcome) -> None:
+        """Put a finished result's image on screen (its maps follow in :meth:`finish_result`)."""
+        self._showing_result = True
+        try:
+            if not self.state.base.startswith("result:") or not outcome.request.live:
+                self.state.set_base(result_layer(outcome.request.slot))
+            self.refresh_layer_combos()
+            self.window.viewer.refresh_images()
+        finally:
+            self._showing_result = False
+
+    def finish_result(self, outcome: FusionOutcome) -> None:
+        """The result's maps as overlays (when its slot is the one shown)."""
+        result = outcome.result
+        if self.state.base == result_layer(outcome.request.slot):
+            self.state.sync_maps(result.maps, outcome.levels)
+        self.window.viewer.refresh_overlays()
+
+    def _on_results_cleared(self) -> None:
+        self.state.sync_maps({})
+        self.state.set_wipe(False)
+
+    # ------------------------------------------------------------------ view controls
+    def layer_choices(self) -> list[tuple[str, str]]:
+        results = self.workspace.results
+        choices = [(self.layer_title(key), key) for key in (RESULT_A, RESULT_B) if key[-1] in results]
+        stack = self.workspace.stack
+        if stack is not None:
+            choices += [(self.layer_title(frame_key(i)), frame_key(i)) for i in range(len(stack))]
+        return choices
+
+    def refresh_layer_combos(self) -> None:
+        choices = self.layer_choices()
+        window = self.window
+        for combo in (window.show_combo, window.wipe_combo, window.side_combo):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            for title, key in choices:
+                combo.addItem(title, key)
+            combo.blockSignals(False)
+            if current is not None and combo.findData(current) >= 0:
+                combo.setCurrentIndex(combo.findData(current))
+        self.sync_view_controls("base")
+
+    def sync_view_controls(self, aspect: str) -> None:
+        window, state = self.window, self.state
+        pairs = ((window.show_combo, state.base), (window.wipe_combo, state.wipe_layer),
+                 (window.side_combo, state.side_layer))
+        for combo, key in pairs:
+            index = combo.findData(key)
+            if index >= 0 and index != combo.currentIndex():
+                combo.blockSignals(True)
+                combo.setCurrentIndex(index)
+                combo.blockSignals(False)
+        for check, on in ((window.wipe_check, state.wipe_enabled), (window.side_check, state.side_by_side)):
+            check.blockSignals(True)
+            check.setChecked(on)
+            check.blockSignals(False)
+        if aspect == "base" and not self._showing_result:
+            outcome = self.result_for_layer(state.base)
+            if outcome is not None:
+                state.sync_maps(outcome.result.maps, outcome.levels)
+
+    def toggle_before_after(self) -> None:
+        """Switch the base between the shown result and the last source frame looked at."""
+        state = self.state
+        if state.base.startswith("result:"):
+            self._after_layer = state.base
+            state.set_base(self._before_layer)
+        else:
+            self._before_layer = state.base
+            after = self._after_layer
+            if self.result_for_layer(after) is None:
+                after = RESULT_A if "A" in self.workspace.results else RESULT_B
+            if self.result_for_layer(after) is not None:
+                state.set_base(after)
+        self.sync_view_controls("base")
+
+    def toggle_wipe(self) -> None:
+        other = self.window.wipe_combo.currentData() or self._before_layer
+        if other == self.state.base:
+            other = self._before_layer if self.state.base.startswith("result:") else RESULT_A
+        self.state.set_wipe(not self.state.wipe_enabled, other)
+
+    def compare_results(self) -> None:
+        if "A" in self.workspace.results and "B" in self.workspace.results:
+            self.state.set_base(RESULT_A)
+            self.state.set_wipe(True, RESULT_B)
+        else:
+            self.window.statusBar().showMessage("Fuse into result A and result B first (choose 'Fuse into')", 5000)
+
+    # ------------------------------------------------------------------ cursor
+    def on_cursor_moved(self, position: tuple[int, int] | None) -> None:
+        self.window.cursor_label.setText(self.cursor_readout(*position) if position is not None else "")
+
+    def cursor_readout(self, row: int, col: int) -> str:
+        """Pixel position, the shown value, every map's value and the frame the pixel came from."""
+        parts = [f"x {col}  y {row}"]
+        kind, which = parse_layer(self.state.base)
+        results = self.workspace.results
+        pixel: np.ndarray | None = None
+        if kind == "result" and str(which) in results:
+            pixel = results[str(which)].result.image[row, col]
+        elif kind == "frame" and int(which) in self._frames:
+            pixel = self._frames[int(which)].image[row, col]
+        if pixel is not None:
+            values = np.atleast_1d(pixel)
+            parts.append("value " + "/".join(f"{v:.3f}" for v in values))
+        outcome = self.shown_outcome()
+        if outcome is None:
+            return "   ".join(parts)
+        height, width = outcome.result.image.shape[:2]
+        names = outcome.result.source_names
+        origin = ""
+        for name, fusion_map in outcome.result.maps.items():
+            data = fusion_map.data
+            # Maps may be smaller than the image (computed at a lower resolution).
+            map_row = min(data.shape[0] - 1, row * data.shape[0] // height)
+            map_col = min(data.shape[1] - 1, col * data.shape[1] // width)
+            value = data[map_row, map_col]
+            if fusion_map.kind == "index":
+                frame = int(value)
+                parts.append(f"{name} {frame}")
+                if not origin and 0 <= frame < len(names):
+                    origin = f"from frame {frame + 1} ({names[frame]})"
+            else:
+                parts.append(f"{name} {float(value):.3g}")
+                if fusion_map.kind == "decision" and not origin and len(names) == 2:
+                    weight = float(value)
+                    frame = 0 if weight >= 0.5 else 1
+                    origin = f"from frame {frame + 1} ({names[frame]}, weight {max(weight, 1 - weight):.2f})"
+        if origin:
+            parts.append(origin)
+        return "   ".join(parts)

@@ -1,0 +1,233 @@
+"""Fusion runs in the window: Fuse and Cancel, live post-processing updates, and showing what came back.
+
+A fusion is a :func:`focusstudio.gui.jobs.fusion_job` on the fusion runner (a new run cancels the
+old). A change of post-processing parameters only re-runs the post-processing on the kept analysis
+(debounced, "live"); a change of analysis parameters waits for Fuse. A registration made for the
+current frames and settings is reused from the workspace instead of aligning again.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QTimer
+
+from focusstudio.core.errors import ParameterError
+from focusstudio.core.progress import ProgressEvent
+from focusstudio.gui.jobs import FusionOutcome, FusionRequest, fusion_job
+from focusstudio.gui.workers import JobRunner
+
+if TYPE_CHECKING:
+    from focusstudio.gui.main_window import MainWindow
+
+#: Post-processing changes are applied this long after the last slider movement.
+LIVE_DEBOUNCE_MS = 150
+
+
+class FusionController(QObject):
+    """Starts fusions and live updates, stores their results in the workspace and puts them on screen."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.workspace = window.workspace
+        self.runner = JobRunner("fusion", window)
+        self.runner.progressed.connect(self._on_progress)
+        self.runner.succeeded.connect(lambda _job, outcome: self._on_done(outcome))
+        self.runner.failed.connect(lambda _job, message: self._on_failed(message))
+        self.runner.cancelled.connect(lambda _job: self._on_cancelled())
+        self.runner.busyChanged.connect(lambda _busy: window.update_enabled())
+        self.live_timer = QTimer(self)
+        self.live_timer.setSingleShot(True)
+        self.live_timer.setInterval(LIVE_DEBOUNCE_MS)
+        self.live_timer.timeout.connect(self._run_live_update)
+        self._live_requested_at = 0.0
+        #: The runner's current job is a live update (Fuse may replace it; a slider may restart it).
+        self.live_running = False
+        self.last_live_latency_ms: float | None = None
+        self.workspace.events.results_cleared.connect(self.runner.cancel)
+
+    # ------------------------------------------------------------------ full fusion
+    def fuse(self, slot: str | None = None) -> int | None:
+        """Fuse the included frames with the chosen method into ``slot`` (default: the chosen slot)."""
+        window, workspace = self.window, self.workspace
+        stack = workspace.active_stack()
+        method = workspace.method
+        if stack is None or len(stack) < 2 or method is None:
+            window.statusBar().showMessage("Open a stack with at least 2 included frames first", 5000)
+            return None
+        try:
+            params = method.params.resolve(window.param_form.values())
+        except ParameterError as error:
+            window.on_job_failed("Invalid parameter", str(error))
+            return None
+        try:
+            align = window.alignment_settings(len(stack))
+        except ParameterError as error:
+            window.on_job_failed("Invalid alignment setting", str(error))
+            return None
+        # Same frames, same settings: no need to register again.
+        aligned = workspace.cached_registration(align) if align is not None else None
+        self.live_timer.stop()
+        request = FusionRequest(
+            stack=stack,
+            method=method.name,
+            params=params,
+            device=window.app_settings.device,
+            slot=slot or window.target_slot(),
+            stack_key=workspace.stack_key(),
+            weights=window.weights_chooser.current_reference(),
+            align=align,
+            aligned=aligned,
+        )
+        window.show_busy("Starting", 0.0)
+        self.live_running = False  # a full fusion: slider moves must not cancel it
+        job = self.runner.start(partial(fusion_job, request))
+        window.update_enabled()  # Fuse is off until it ends (a live update it replaced left it on)
+        return job
+
+    def cancel(self) -> None:
+        self.live_timer.stop()
+        self.runner.cancel()
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        self.window.show_busy(event.stage.capitalize(), event.fraction, event.message)
+
+    def _on_cancelled(self) -> None:
+        self.live_running = False
+        self.window.hide_busy()
+        self.window.statusBar().showMessage("Fusion cancelled", 4000)
+
+    def _on_failed(self, message: str) -> None:
+        self.live_running = False
+        self.window.on_job_failed("Fusion failed", message)
+
+    def _on_done(self, outcome: FusionOutcome) -> None:
+        """Show a finished result: the image now, the maps and panels in the next loop iteration.
+
+        Splitting the work keeps every step on the GUI thread short (the maps of a big stack
+        mean dozens of overlay rows and a histogram).
+        """
+        self.live_running = False
+        self.window.hide_busy()
+        self.workspace.set_result(outcome.request.slot, outcome)
+        if not outcome.request.live:
+            self._show_alignment(outcome)
+        self.window.display.show_result(outcome)
+        self.window.device_label.setText(f"Device: {outcome.result.device}")
+        QTimer.singleShot(0, partial(self._finish_result_display, outcome))
+
+    def _show_alignment(self, outcome: FusionOutcome) -> None:
+        """Remember a registration for re-use, describe it, and show the frames as it aligned them."""
+        alignment, settings = outcome.alignment, outcome.request.align
+        summary_label = self.window.align_summary
+        if alignment is not None and settings is not None:
+            self.workspace.remember_registration(outcome.request.stack_key, settings, outcome.fused_stack,
+                                                 alignment)
+            failed = len(alignment.failed)
+            summary = (f"{len(alignment.included)} frames registered to frame "
+                       f"{alignment.reference + 1} ({alignment.model}) in {alignment.seconds:.1f} s")
+            if failed:
+                summary += f"; {failed} did not register (see the tooltip)"
+            if alignment.crop_box is not None and settings.get("crop", True):
+                _, _, width, height = alignment.crop_box
+                summary += f"; cropped to {width}×{height}"
+            summary_label.setText(summary)
+            summary_label.setToolTip("\n".join(alignment.describe()))
+        else:
+            self.workspace.forget_aligned_view()
+            summary_label.setText("Last fusion: frames not aligned")
+            summary_label.setToolTip("")
+
+    def _finish_result_display(self, outcome: FusionOutcome) -> None:
+        window = self.window
+        slot = outcome.request.slot
+        if self.workspace.results.get(slot) is not outcome:
+            return  # a newer result already replaced this one
+        result = outcome.result
+        window.display.finish_result(outcome)
+        timings = result.timings
+        if outcome.request.live:
+            latency = (time.perf_counter() - outcome.request.requested_at) * 1000.0
+            self.last_live_latency_ms = latency
+            window.timing_label.setText(
+                f"Live update {latency:.0f} ms (post-processing {timings.get('finish', 0.0) * 1000:.0f} ms)")
+            window.liveUpdated.emit(latency)
+        else:
+            window.timing_label.setText(f"{result.method}: {timings.get('total', outcome.worker_seconds):.2f} s")
+            aligned = f" ({window.align_summary.text()})" if outcome.alignment is not None else ""
+            window.statusBar().showMessage(f"Fused {len(result.source_names)} frames with {result.method} "
+                                           f"into result {slot}{aligned}", 8000)
+        window.metrics.queue(slot)
+        window.update_enabled()
+        window.resultReady.emit(slot)
+        # The user may have moved a post-processing slider while the full fusion ran.
+        if not outcome.request.live:
+            self.on_params_changed(window.param_form.values())
+
+    # ------------------------------------------------------------------ live post-processing
+    def on_params_changed(self, values: dict[str, Any]) -> None:
+        window, workspace = self.window, self.workspace
+        method = workspace.method
+        if method is None:
+            return
+        workspace.remember_values(values)
+        outcome = workspace.results.get(window.target_slot())
+        if outcome is None or outcome.result.method != method.name:
+            return
+        try:
+            resolved = method.params.resolve(values)
+        except ParameterError as error:
+            window.statusBar().showMessage(str(error), 5000)
+            return
+        if resolved == dict(outcome.result.params):
+            return
+        reusable = (
+            outcome.result.analysis is not None
+            and workspace.is_current(outcome)
+            and method.params.post_only_change(outcome.result.params, resolved)
+        )
+        if not reusable:
+            window.statusBar().showMessage("Analysis parameters changed: press Fuse to update the result", 6000)
+            return
+        if not window.app_settings.live_update:
+            return
+        if self.runner.busy and not self.live_running:
+            return  # a full fusion is running; it re-checks the form when it finishes
+        self._live_requested_at = time.perf_counter()
+        self.live_timer.start()  # restarted by every change: the debounce
+
+    def _run_live_update(self) -> None:
+        window = self.window
+        method = self.workspace.method
+        if method is None:
+            return
+        slot = window.target_slot()
+        outcome = self.workspace.results.get(slot)
+        if outcome is None or outcome.result.analysis is None:
+            return
+        try:
+            params = method.params.resolve(window.param_form.values())
+        except ParameterError:
+            return
+        request = FusionRequest(
+            stack=outcome.request.stack,
+            method=outcome.request.method,
+            params=params,
+            device=outcome.request.device,
+            slot=slot,
+            analysis=outcome.result.analysis,
+            weights=outcome.request.weights,
+            stack_key=outcome.request.stack_key,
+            requested_at=self._live_requested_at,
+            live=True,
+            align=outcome.request.align,
+            # The analysis was made on these (aligned) frames: post-process the same ones.
+            aligned=(outcome.fused_stack, outcome.alignment) if outcome.alignment is not None else None,
+        )
+        window.stage_label.setText("Updating…")
+        self.live_running = True
+        self.runner.start(partial(fusion_job, request))
+        window.update_enabled()

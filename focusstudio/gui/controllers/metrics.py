@@ -1,0 +1,96 @@
+"""The no-reference metrics of results A and B: when to compute them, in the background, into the metrics panel.
+
+Metrics start once a result has been still for a moment (they would slow live updates), one slot
+at a time; above a size limit they wait for "Compute now" (they need every source frame in memory).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer
+
+from focusstudio.gui.jobs import MetricsOutcome, metrics_job
+from focusstudio.gui.metrics_panel import METRIC_KEYS
+from focusstudio.gui.workers import JobRunner
+
+if TYPE_CHECKING:
+    from focusstudio.gui.main_window import MainWindow
+
+#: Metrics wait until the result has been still this long (they would slow live updates).
+METRICS_DELAY_MS = 600
+#: Metrics are computed automatically only up to this many megapixels summed over the frames.
+AUTO_METRICS_MAX_MEGAPIXELS = 40.0
+
+
+class MetricsController(QObject):
+    """Queues the slots whose metrics are due and computes them one after the other."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.workspace = window.workspace
+        self.runner = JobRunner("metrics", window)
+        self.runner.succeeded.connect(lambda _job, outcome: self._on_done(outcome))
+        self.runner.failed.connect(lambda _job, message: self._on_failed(message))
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(METRICS_DELAY_MS)
+        self.timer.timeout.connect(self._start_next)
+        self._queue: list[str] = []
+        self.workspace.events.results_cleared.connect(self._on_results_cleared)
+
+    def queue(self, slot: str) -> None:
+        """A result was shown in ``slot``: measure it once it has been still (small stacks only)."""
+        panel = self.window.metrics_panel
+        if not panel.auto.isChecked():
+            return
+        outcome = self.workspace.results[slot]
+        stack = outcome.request.stack
+        megapixels = len(stack) * stack.shape[0] * stack.shape[1] / 1e6
+        if megapixels > AUTO_METRICS_MAX_MEGAPIXELS:
+            # The metrics need every source frame in memory and minutes of CPU on a big stack.
+            panel.clear_slot(slot)
+            panel.status.setText(
+                f"Large stack ({megapixels:.0f} MP over all frames): press Compute now for the metrics.")
+            return
+        if slot not in self._queue:
+            self._queue.append(slot)
+        panel.set_pending(slot, outcome.result.method)
+        self.timer.start()
+
+    def compute_now(self) -> None:
+        results = self.workspace.results
+        for slot in results:
+            if slot not in self._queue:
+                self._queue.append(slot)
+            self.window.metrics_panel.set_pending(slot, results[slot].result.method)
+        self._start_next()
+
+    def _start_next(self) -> None:
+        if self.runner.busy or not self._queue:
+            return
+        slot = self._queue.pop(0)
+        outcome = self.workspace.results.get(slot)
+        if outcome is None:
+            self._start_next()
+            return
+        self.runner.start(partial(
+            metrics_job, slot, outcome.result.method, outcome.result.image, outcome.fused_stack,
+            METRIC_KEYS,
+        ))
+
+    def _on_done(self, outcome: MetricsOutcome) -> None:
+        self.window.metrics_panel.set_values(outcome.slot, outcome.label, outcome.values)
+        self.window.metricsReady.emit(outcome.slot)
+        self._start_next()
+
+    def _on_failed(self, message: str) -> None:
+        self.window.metrics_panel.set_error(message)
+        self._start_next()
+
+    def _on_results_cleared(self) -> None:
+        self.runner.cancel()
+        self._queue.clear()
+        self.window.metrics_panel.clear_all()

@@ -1,0 +1,132 @@
+"""Opening stacks in the window: the file dialogs, the background load, and the stack list it fills.
+
+Loading runs :func:`focusstudio.gui.jobs.load_files` (the core's tolerant loader plus thumbnails) on
+the window's file runner; the good frames go into the workspace, the bad files into one warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import qimage2ndarray
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from focusstudio.core.io.tolerant import with_frame_cache
+from focusstudio.core.types import Stack
+from focusstudio.gui.dialogs import problems_text
+from focusstudio.gui.jobs import LoadOutcome, bit_depth_label, describe_stack, load_files, make_thumbnail
+from focusstudio.gui.stack_panel import FrameEntry
+
+if TYPE_CHECKING:
+    from focusstudio.gui.main_window import MainWindow
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp *.dng *.cr2 *.nef *.arw);;All files (*)"
+
+
+class StackController(QObject):
+    """Opens files and folders (replacing or adding to the stack) and shows the frames in the list."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.workspace = window.workspace
+        #: The running load adds its frames to the stack instead of replacing it.
+        self._pending_add = False
+        self.workspace.events.selection_changed.connect(self._on_selection_changed)
+
+    # ------------------------------------------------------------------ asking for files
+    def open_files_dialog(self) -> None:
+        settings = self.window.app_settings
+        paths, _ = QFileDialog.getOpenFileNames(self.window, "Open images", settings.last_directory, IMAGE_FILTER)
+        if paths:
+            self.open_paths(paths)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Open a folder of images",
+                                                  self.window.app_settings.last_directory)
+        if folder:
+            self.open_paths([folder])
+
+    def add_files_dialog(self) -> None:
+        settings = self.window.app_settings
+        paths, _ = QFileDialog.getOpenFileNames(self.window, "Add images", settings.last_directory, IMAGE_FILTER)
+        if paths:
+            self.open_paths(paths, add=True)
+
+    def on_files_dropped_on_list(self, paths: list[str]) -> None:
+        self.open_paths(paths, add=self.workspace.stack is not None)
+
+    def open_paths(self, paths: Sequence[str | Path], add: bool = False) -> int | None:
+        """Open ``paths`` (files and/or folders) in the background; ``add`` appends to the stack.
+
+        Opening another stack discards the results: when one was never exported the user is asked
+        first (None: the user kept the results, or is exporting them and the opening follows)."""
+        paths = [str(p) for p in paths]
+        stack = self.workspace.stack
+        add = add and stack is not None
+        if not add and not self.window.export.confirm_discard_results("opening another stack",
+                                                                      partial(self.open_paths, paths, add)):
+            return None
+        reference = stack.shape if add and stack is not None else None
+        self._pending_add = add
+        self.window.app_settings.last_directory = str(Path(paths[0]).parent if Path(paths[0]).is_file() else paths[0])
+        self.window.show_busy("Opening", 0.0)
+        return self.window.file_runner.start(partial(load_files, paths, reference_shape=reference))
+
+    # ------------------------------------------------------------------ what came back
+    def on_loaded(self, outcome: LoadOutcome) -> None:
+        window, workspace = self.window, self.workspace
+        window.hide_busy()
+        good = with_frame_cache(outcome.stack) if outcome.stack is not None else None
+        if good is not None:
+            if self._pending_add and workspace.stack is not None:
+                order, excluded = window.stack_panel.order(), window.stack_panel.excluded()
+                first_new = len(workspace.stack)
+                workspace.add_frames(good, outcome.paths, outcome.thumbnails, outcome.problems)
+                order += list(range(first_new, len(workspace.stack)))
+            else:
+                workspace.set_stack(good, outcome.paths, outcome.thumbnails, outcome.problems)
+                order, excluded = list(range(len(good))), []
+            window.app_settings.add_recent_stack(workspace.paths)
+            self.show_stack(order, excluded)
+        if outcome.problems:
+            loaded = len(good) if good is not None else 0
+            QMessageBox.warning(window, "Some files could not be used", problems_text(outcome.problems, loaded))
+        window.stackLoaded.emit()
+
+    def load_stack_object(self, stack: Stack, paths: Sequence[str] = ()) -> None:
+        """Show an in-memory stack (the Python API and tests); thumbnails are made here."""
+        thumbnails = [make_thumbnail(stack.load(i)) for i in range(len(stack))]
+        self.workspace.set_stack(stack, paths, thumbnails)
+        self.show_stack(list(range(len(stack))), [])
+        self.window.stackLoaded.emit()
+
+    def show_stack(self, order: list[int], excluded: list[int]) -> None:
+        """Fill the stack list (frames in ``order``, ``excluded`` unticked) and show the first frame."""
+        window, stack = self.window, self.workspace.stack
+        assert stack is not None
+        entries = []
+        for info in stack.frames:
+            detail = f"{info.width}×{info.height} · {bit_depth_label(info.dtype)}"
+            where = str(info.path) if info.path is not None else "in memory"
+            entries.append(FrameEntry(info.name, detail, f"{info.name}\n{where}\n{detail}"))
+        window.stack_panel.set_frames(entries, order, excluded)
+        for index, thumbnail in enumerate(self.workspace.thumbnails):
+            image = qimage2ndarray.array2qimage(thumbnail)  # QImage made here, on the main thread
+            window.stack_panel.set_thumbnail(index, QIcon(QPixmap.fromImage(image)))
+        summary = describe_stack(stack)
+        if stack.notes:
+            summary += "<br><small>" + "<br>".join(stack.notes) + "</small>"
+        window.stack_panel.set_summary(summary)
+        window.stack_panel.summary.setToolTip("\n".join(stack.notes))
+        window.display.show_new_stack()
+
+    def _on_selection_changed(self, _indices: list[int]) -> None:
+        for slot in self.workspace.stale_slots():
+            self.window.statusBar().showMessage(
+                f"The frame selection changed: result {slot} is from the previous selection (press Fuse)", 6000)
