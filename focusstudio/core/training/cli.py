@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from focusstudio.core.device import DEVICE_CHOICES
 from focusstudio.core.errors import FocusStudioError, InputError
 from focusstudio.core.lazy import lazy_import
+from focusstudio.core.methods.registry import trainable_methods
 from focusstudio.core.progress import CancelToken
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 recipe_module = lazy_import("focusstudio.core.training.recipe")
 trainer_module = lazy_import("focusstudio.core.training.trainer")
 
-#: The methods with a training recipe (checked against the recipe registry by the tests).
-TRAINABLE_METHODS = ("gacn", "mfifgan", "sesf", "twostream", "ufa")
+#: The methods with a training recipe: those whose spec in the method registry names one (no torch).
+TRAINABLE_METHODS = tuple(trainable_methods())
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
