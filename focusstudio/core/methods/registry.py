@@ -14,6 +14,13 @@ bodies import the architecture, and the recipe as an import path (``"package.mod
 Built-in methods register with the :func:`register` class decorator (the spec is read from the
 class); :mod:`focusstudio.core.methods` imports every method module explicitly (no directory
 scanning: it breaks in frozen apps). Anything else can add a method with :func:`register_method`.
+
+Adding a deep method to the package touches four files: ``archs/<name>_arch.py`` (the
+``nn.Module``), ``methods/<name>.py`` (``build_network``/``infer_arch``/``convert_official`` in a
+:class:`NetworkSpec`, the class with its params, maps, ``predict``/``decide``, decorated with
+``@register``), ``training/recipes/<name>.py`` if trainable (named by ``training_recipe``), and one
+import line in ``methods/__init__.py``. ``tests/core/test_method_contract.py`` then runs the whole
+contract on it; its tiny test-only method shows the same path from outside the package.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from focusstudio.core.training.trainer import TrainConfig
 
 
-
 class TwoStreamRecipe(TrainRecipe):
     name = "twostream"
     description = "Two-stream latent decision map (grey images + focus masks; L1 on the fused image)"

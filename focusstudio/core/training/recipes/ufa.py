@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from focusstudio.core.training.trainer import TrainConfig
 
 
-
 class UFARecipe(TrainRecipe):
     name = "ufa"
     description = "UFA-Fuse end-to-end network (colour images + focus masks, mean-filter pairs)"
