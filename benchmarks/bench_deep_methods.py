@@ -57,11 +57,11 @@ def weights_for(method: str, folder: Path | None, scratch: Path) -> tuple[Path |
         return None, "shipped weights"
     import torch
 
-    from focusstudio.core.methods.archs import build_network
+    from focusstudio.core.methods.registry import get_spec
 
     path = scratch / f"{method}_random.pt"
     torch.manual_seed(0)
-    network = build_network(method)
+    network = get_spec(method).build_network()
     torch.save({"state_dict": network.state_dict(), "arch": network.arch_config()}, path)
     return path, "random initialisation"
 

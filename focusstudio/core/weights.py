@@ -4,7 +4,8 @@ Our shipped weights are ``weights/<method>.pt`` (see :func:`focusstudio.resource
 source checkout, frozen app or ``FOCUSSTUDIO_WEIGHTS_DIR``) with an entry in
 ``weights/manifest.json`` written by the trainer. A user may pass any compatible checkpoint
 instead (``--weights PATH`` / ``RunContext.weights``), including the authors' released files.
-Everything is read with ``torch.load(..., weights_only=True)``.
+Everything is read with ``torch.load(..., weights_only=True)`` by the one checkpoint loader,
+:mod:`focusstudio.core.methods.checkpoint`, which also builds and caches the networks.
 
 User-trained weights (the training wizard, or any weights file the user installs) live in the
 user data folder, ``platformdirs.user_data_dir("FocusStudio")/weights/<name>.pt``, never in the
@@ -145,46 +146,6 @@ def check_digest(choice: WeightsChoice) -> None:
         )
 
 
-# Loaded networks, keyed by (method, path, size, mtime): a GUI re-run does not reload the file.
-_CACHE: dict[tuple[str, str, int, int], tuple[Any, str]] = {}
-
-
-def load_method_network(method: str, override: str | Path | None = None) -> tuple[Any, WeightsChoice, str]:
-    """(network in eval mode on the CPU, the choice, checkpoint format) for ``method``."""
-    from focusstudio.core.methods.archs import load_network
-
-    choice = resolve_weights(method, override)
-    stat = choice.path.stat()
-    key = (method, str(choice.path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _CACHE:
-        check_digest(choice)
-        if len(_CACHE) > 8:
-            _CACHE.clear()
-        network, kind = load_network(method, choice.path)
-        add_cancel_checks(network)
-        _CACHE[key] = (network, kind)
-    network, kind = _CACHE[key]
-    return network, choice, kind
-
-
-def _check_cancelled_hook(_module: Any, _inputs: Any) -> None:
-    from focusstudio.core.progress import check_cancelled
-
-    check_cancelled()
-
-
-def add_cancel_checks(network: Any) -> None:
-    """Check the cancel scope (:func:`focusstudio.core.progress.check_cancelled`) before every
-    layer: a forward pass over a megapixel frame takes seconds on a CPU, and a Cancel must not wait
-    for it. Outside a scope the check is a no-op; it never touches the arithmetic."""
-    modules = getattr(network, "modules", None)
-    if modules is None:
-        return
-    for module in modules():
-        if not any(True for _ in module.children()):
-            module.register_forward_pre_hook(_check_cancelled_hook)
-
-
 def weights_availability(method: str, override: str | Path | None = None) -> tuple[bool, str]:
     """(can run, reason) without loading the network."""
     try:
@@ -270,17 +231,13 @@ def _arch_of_file(path: Path) -> str | None:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _ARCH_CACHE:
-        arch: str | None = None
-        try:
-            import torch
+        from focusstudio.core.methods.checkpoint import read_checkpoint, stored_arch
 
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            stored = payload.get("arch") if isinstance(payload, Mapping) else None
-            if isinstance(stored, Mapping):
-                stored = stored.get("name")
-            arch = str(stored) if stored else None
-        except Exception:  # unreadable or foreign file: not listed
-            arch = None
+        try:
+            payload = read_checkpoint(path)
+        except WeightsError:  # unreadable or foreign file: not listed
+            payload = None
+        arch = stored_arch(payload)[0] if isinstance(payload, Mapping) else None
         _ARCH_CACHE[key] = arch
     return _ARCH_CACHE[key]
 

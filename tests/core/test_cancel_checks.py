@@ -155,7 +155,7 @@ def test_every_layer_of_a_loaded_network_checks_for_a_cancel(method: str) -> Non
 
     if not get_method(method).availability()[0]:
         pytest.skip(f"{method} weights are not installed")
-    token = RecordingToken(stop_at=lambda site: site == "weights.py:_check_cancelled_hook")
+    token = RecordingToken(stop_at=lambda site: site == "checkpoint.py:_check_cancelled_hook")
     with pytest.raises(Cancelled):
         run_to_completion(run_fusion(_shifted_stack(count=2, size=96, colour=True), method, cancel=token))
-    assert token.sites[-1] == "weights.py:_check_cancelled_hook"
+    assert token.sites[-1] == "checkpoint.py:_check_cancelled_hook"

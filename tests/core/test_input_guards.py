@@ -14,7 +14,7 @@ import torch
 from focusstudio.core.errors import InputError, ParameterError, WeightsError
 from focusstudio.core.io import load_stack, probe_image, read_image
 from focusstudio.core.io.guards import DEFAULT_MAX_PIXELS, max_pixels, parse_pixel_count
-from focusstudio.core.methods.archs import check_finite_state
+from focusstudio.core.methods.checkpoint import check_finite_state
 from focusstudio.core.metrics import compute_metrics
 from tests import hostile_files as hostile
 

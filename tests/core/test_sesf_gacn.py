@@ -15,9 +15,10 @@ import torch.nn.functional as F
 
 from focusstudio.core.errors import InputError, MethodUnavailableError, WeightsError
 from focusstudio.core.methods import deep_common
-from focusstudio.core.methods.archs import GACNNet, SESFNet, load_network
+from focusstudio.core.methods.archs import GACNNet, SESFNet
 from focusstudio.core.methods.archs.gacn_arch import boundary_guided_filter, per_scale_sum
 from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.checkpoint import load_network
 from focusstudio.core.methods.deep_common import (
     FastEncoder,
     channel_box_sum,

@@ -219,7 +219,7 @@ class _NotATensor:
 
 
 def test_unreadable_weights_get_a_one_line_reason(tmp_path: Path) -> None:
-    from focusstudio.core.methods.archs import read_checkpoint
+    from focusstudio.core.methods.checkpoint import read_checkpoint
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a torch file")

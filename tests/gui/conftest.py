@@ -105,7 +105,7 @@ def fake_methods(monkeypatch: pytest.MonkeyPatch) -> type[fakes.FakeMethod]:
 
     registry.list_methods()  # load the real methods first so ours come after them
     for cls in (fakes.FakeMethod, fakes.SlowMethod, fakes.UnavailableMethod):
-        monkeypatch.setitem(registry._REGISTRY, cls.name, cls)
+        monkeypatch.setitem(registry._SPECS, cls.name, registry.MethodSpec.of(cls))
     fakes.reset_counters()
     return fakes.FakeMethod
 

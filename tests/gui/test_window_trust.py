@@ -259,7 +259,7 @@ class StubbornMethod(fakes.FakeMethod):
 def stubborn(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from focusstudio.core.methods import registry
 
-    monkeypatch.setitem(registry._REGISTRY, StubbornMethod.name, StubbornMethod)
+    monkeypatch.setitem(registry._SPECS, StubbornMethod.name, registry.MethodSpec.of(StubbornMethod))
     yield
     QThreadPool.globalInstance().waitForDone(10000)  # the stuck step ends on its own
 

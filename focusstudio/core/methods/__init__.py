@@ -1,8 +1,22 @@
 """Every fusion method, imported explicitly so the registry is complete (also when frozen)."""
 
-from focusstudio.core.methods.registry import get_method, list_methods, register
+from focusstudio.core.methods.registry import (
+    MethodSpec,
+    NetworkSpec,
+    get_method,
+    get_spec,
+    list_methods,
+    list_specs,
+    register,
+    register_method,
+    trainable_methods,
+    unregister_method,
+)
 
-__all__ = ["get_method", "list_methods", "register"]
+__all__ = [
+    "MethodSpec", "NetworkSpec", "get_method", "get_spec", "list_methods", "list_specs", "register",
+    "register_method", "trainable_methods", "unregister_method",
+]
 
 # Method modules register themselves on import. Keep this list explicit: no directory scanning.
 # (Each import is placed after the registry import on purpose.)

@@ -1,18 +1,6 @@
-"""Plumbing shared by the pairwise deep methods (MFIF-GAN, UFA-Fuse, two-stream): loading a
-checkpoint into a network, numpy ↔ torch, and the serial N-frame strategy.
-
-Checkpoint formats accepted (all read with ``torch.load(weights_only=True)`` through
-:func:`focusstudio.core.methods.archs.read_checkpoint`):
-
-* ours, written by the trainer: ``{"arch": <method>, "config": {...}, "state_dict": ...}`` —
-  ``config`` holds the constructor arguments, so a narrower trained configuration rebuilds itself
-  (``{"state_dict": ..., "arch": {"name": <method>, ...}}`` is read as well);
-* a plain state_dict with our key names (default configuration, or the one its shapes imply);
-* an authors' release, recognised and translated by the method (UFA-Fuse v1).
-
-Weights are found by :func:`focusstudio.core.weights.resolve_weights` (``weights/<method>.pt``
-and its manifest entry, or the user's ``--weights PATH``) and checked against the manifest's
-sha256 by :func:`focusstudio.core.weights.check_digest`.
+"""Plumbing shared by the pairwise deep methods (MFIF-GAN, UFA-Fuse, two-stream): the serial
+N-frame strategy and the decision-map method built on it. Their networks are loaded by the one
+checkpoint loader (:mod:`focusstudio.core.methods.checkpoint`, via ``DeepFusionMethod.load``).
 
 Serial strategy for N > 2 frames (SESF-Fuse's, REFERENCE-NOTES §7.2.5): the running result is
 fused with the next frame, N − 1 times. For decision-map methods the running result is composed
@@ -24,143 +12,23 @@ with N > 2 the final image is that selection composed by pyramid blending
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from focusstudio.core.errors import WeightsError
 from focusstudio.core.methods._classical import compose_pyramid_steps, load_checked
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.ops.morphology import small_region_removal
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange
 from focusstudio.core.types import FusionMap, FusionResult, Stack
-from focusstudio.core.weights import WeightsChoice, add_cancel_checks, check_digest, resolve_weights
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
-#: Builds the network from the stored ``arch`` mapping (missing keys = the default size).
-NetworkBuilder = Callable[[Mapping[str, Any]], "nn.Module"]
-#: Recognises an authors' state dict and returns (our state dict, arch) — or None if not theirs.
-OfficialConverter = Callable[[Mapping[str, Any]], "tuple[dict[str, torch.Tensor], dict[str, Any]] | None"]
-#: Reads the configuration (``arch``) of a bare state dict of ours from its tensor shapes.
-ArchInference = Callable[[Mapping[str, Any]], dict[str, Any]]
 
-
-@dataclass(frozen=True)
-class LoadedNetwork:
-    network: nn.Module  # eval mode, on the CPU (callers move it)
-    choice: WeightsChoice
-    kind: str  # "focusstudio", "state_dict" or "official"
-    arch: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        return self.choice.label + (" [authors' release]" if self.kind == "official" else "")
-
-
-_CACHE: dict[tuple[str, str, int, int], LoadedNetwork] = {}
-
-
-def load_checkpoint_network(
-    method: str,
-    override: Path | None,
-    build: NetworkBuilder,
-    convert_official: OfficialConverter | None = None,
-    infer_arch: ArchInference | None = None,
-) -> LoadedNetwork:
-    """The network of ``method`` with the weights ``override`` names (or the shipped ones)."""
-    from focusstudio.core.methods.archs import check_finite_state, read_checkpoint
-
-    choice = resolve_weights(method, override)
-    stat = choice.path.stat()
-    key = (method, str(choice.path.resolve()), stat.st_size, stat.st_mtime_ns)
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
-    check_digest(choice)
-    checkpoint = read_checkpoint(choice.path)
-    if not isinstance(checkpoint, Mapping):
-        raise WeightsError(f"not a {method} checkpoint (a {type(checkpoint).__name__})", choice.path)
-    arch: dict[str, Any] = {}
-    if "state_dict" in checkpoint and isinstance(checkpoint["state_dict"], Mapping):
-        state = dict(checkpoint["state_dict"])
-        name, arch = _stored_arch(checkpoint)
-        if name not in (None, method):
-            raise WeightsError(f"these are {name} weights, not {method}", choice.path)
-        kind = "focusstudio"
-    else:
-        state, kind = dict(checkpoint), "state_dict"
-    if not state or not all(_is_tensor(v) for v in state.values()):
-        raise WeightsError(f"not a {method} checkpoint (no tensors in its state dict)", choice.path)
-    check_finite_state(state, choice.path)
-    official = convert_official(state) if convert_official is not None else None
-    if official is not None:
-        state, official_arch = official
-        arch = {**official_arch, **arch}
-        kind = "official"
-    elif kind == "state_dict" and infer_arch is not None:
-        arch = infer_arch(state)
-    network = build(arch)
-    fit_state_dict(network, state, method, choice.path)
-    network.eval()
-    add_cancel_checks(network)
-    loaded = LoadedNetwork(network, choice, kind, arch)
-    if len(_CACHE) >= 6:
-        _CACHE.clear()
-    _CACHE[key] = loaded
-    return loaded
-
-
-def _stored_arch(checkpoint: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """(method name, constructor arguments) of a checkpoint of ours.
-
-    The trainer writes ``{"arch": "<method>", "config": {...}}``
-    (:func:`focusstudio.core.training.manifest.save_weights`); ``{"arch": {"name": ..., ...}}`` is
-    accepted too. Builders pick the keys they know, so bookkeeping entries may stay.
-    """
-    stored = checkpoint.get("arch")
-    if isinstance(stored, Mapping):
-        config = dict(stored)
-        return (str(config["name"]) if config.get("name") is not None else None), config
-    config = dict(checkpoint["config"]) if isinstance(checkpoint.get("config"), Mapping) else {}
-    name = stored if isinstance(stored, str) else config.get("method")
-    return (str(name) if name is not None else None), config
-
-
-def _is_tensor(value: Any) -> bool:
-    import torch
-
-    return isinstance(value, torch.Tensor)
-
-
-def fit_state_dict(network: nn.Module, state: Mapping[str, Any], method: str, path: Path) -> None:
-    """Load ``state`` strictly, with a one-line error naming the first mismatch."""
-    from focusstudio.core.methods.archs import check_state_fits
-
-    check_state_fits(network, state, method, path)
-    network.load_state_dict(state, strict=True)
-
-
-# --------------------------------------------------------------------------- numpy ↔ torch
-def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
-    """H×W or H×W×C float32 → 1×C×H×W on ``device``."""
-    import torch
-
-    array = image[None, None] if image.ndim == 2 else np.ascontiguousarray(image.transpose(2, 0, 1))[None]
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
-
-
-def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """1×C×H×W → H×W (C = 1) or H×W×C float32 on the CPU."""
-    array = tensor.detach().float().cpu().numpy()[0]
-    return array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
-
-
+# --------------------------------------------------------------------------- padding
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     """Pad bottom/right by edge replication so both sides are multiples of ``multiple``."""
     height, width = image.shape[:2]
@@ -247,7 +115,7 @@ class SerialDecisionMethod(DeepFusionMethod):
     """A pairwise network predicting a soft map (weight of the first input), turned into a
     decision by post-processing and applied to the source pixels; N frames serially.
 
-    Subclasses give the network loading, the pair prediction and the post-processing. The analysis
+    Subclasses give the pair prediction and the post-processing. The analysis
     caches the whole serial chain together with the post-processing it was made with.
     """
 
@@ -256,10 +124,6 @@ class SerialDecisionMethod(DeepFusionMethod):
     soft_map_description: ClassVar[str] = "Network output: weight of frame 0"
 
     # -------------------------------------------------------------- to implement
-    @abstractmethod
-    def load(self, weights: Path | None) -> LoadedNetwork:
-        """The network with ``weights`` (None = shipped), eval mode, on the CPU."""
-
     @abstractmethod
     def predict_pair(
         self, network: nn.Module, first: np.ndarray, second: np.ndarray, context: RunContext,

@@ -19,11 +19,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from focusstudio.core.params import ParamSet
 from focusstudio.core.progress import CancelToken, ProgressGen, ProgressRange
 from focusstudio.core.types import FusionMap, FusionResult, Stack
+
+if TYPE_CHECKING:
+    from focusstudio.core.methods.checkpoint import LoadedNetwork
+    from focusstudio.core.methods.registry import NetworkSpec
 
 
 @dataclass
@@ -85,6 +89,10 @@ class FusionMethod(ABC):
     #: Per-frame maps are kept only up to a total (sf: MAX_ACTIVITY_BYTES; the deep methods keep
     #: them within half the budget), so the per-frame part stops growing there.
     floor_frames_cap: ClassVar[int] = 256 * 2**20
+    #: Deep methods: how the network is built and filled from a checkpoint (the registry's spec).
+    network_spec: ClassVar[NetworkSpec | None] = None
+    #: ``"package.module:Class"`` of the training recipe (imported only to train); None = not trainable.
+    training_recipe: ClassVar[str | None] = None
 
     def memory_floor(self, stack: Stack) -> int:
         """Bytes this method holds for whole frames of ``stack`` whatever the budget (see
@@ -153,6 +161,13 @@ class DeepFusionMethod(FusionMethod):
         if strategy == "auto":
             return "pair" if frames == 2 else cls.auto_strategy_for_many
         return strategy
+
+    def load(self, weights: Path | None) -> LoadedNetwork:
+        """The network with ``weights`` (None = the shipped ones), eval mode, on the CPU, read by
+        the one checkpoint loader and cached there (callers move it to their device)."""
+        from focusstudio.core.methods.checkpoint import load_method_network
+
+        return load_method_network(self.name, weights)
 
     def availability(self, weights: Path | None = None) -> tuple[bool, str]:
         from focusstudio.core.weights import weights_availability

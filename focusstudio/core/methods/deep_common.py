@@ -55,13 +55,6 @@ def as_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
 
 
-def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """1×1×H×W (or H×W) tensor → float32 H×W numpy on the CPU."""
-    while tensor.ndim > 2:
-        tensor = tensor[0]
-    return tensor.detach().to("cpu", torch.float32).numpy()
-
-
 # ---------------------------------------------------------------------------------------- encoder
 class FastEncoder:
     """Inference-only forward of a ``DenseSEEncoder`` (SESF's encoder, GACN's feature path).

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
-from focusstudio.core.errors import WeightsError
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
@@ -46,18 +44,17 @@ from focusstudio.core.methods.deep_common import (
     plan_network_tiles,
     single_output_conv,
     squared_gradient_energy,
-    to_numpy,
     torch_device,
     window_sum_sigmoid,
 )
-from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.registry import NetworkSpec, register
+from focusstudio.core.methods.tensors import to_numpy
 from focusstudio.core.methods.tiling import Tile, fits_untiled, plan_tiles
 from focusstudio.core.ops.compose import compose_pair, iter_compose_index
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guide_centre
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
-from focusstudio.core.weights import load_method_network
 
 # torch and the architecture load on first use (see focusstudio.core.lazy).
 torch = lazy_import("torch")
@@ -108,12 +105,19 @@ GACN_PARAMS = ParamSet(
 _POST_NAMES = tuple(s.name for s in GACN_PARAMS if s.stage == "post")
 
 
-def load_gacn(weights: Path | None) -> tuple[gacn_arch.GACNNet, str]:
-    """(network in eval mode, provenance label)."""
-    network, choice, kind = load_method_network("gacn", weights)
-    if not isinstance(network, gacn_arch.GACNNet):
-        raise WeightsError("not a GACN network", choice.path)
-    return network, choice.label + (" [authors' release]" if kind == "official" else "")
+def build_network(arch: Mapping[str, Any]) -> gacn_arch.GACNNet:
+    bgf = gacn_arch.BoundaryFilterConfig(**arch["bgf"]) if "bgf" in arch else gacn_arch.BoundaryFilterConfig()
+    return gacn_arch.GACNNet(reduction=int(arch.get("reduction", 8)), se_kernel=int(arch.get("se_kernel", 7)), bgf=bgf)
+
+
+def convert_official(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The authors' released ``.pkl`` with our key names (None when ``state`` is not theirs)."""
+    from focusstudio.core.methods.archs import translate_official_keys
+
+    return translate_official_keys("gacn", state, gacn_arch.OFFICIAL_KEY_RULES, gacn_arch.OFFICIAL_MARKER)
+
+
+NETWORK = NetworkSpec(build_network, convert_official=convert_official)
 
 
 def bgf_config(params: Mapping[str, Any]) -> gacn_arch.BoundaryFilterConfig:
@@ -327,6 +331,8 @@ class GACNFuse(DeepFusionMethod):
         "strategy)."
     )
     params: ClassVar[ParamSet] = GACN_PARAMS
+    network_spec = NETWORK
+    training_recipe = "focusstudio.core.training.recipes.gacn:GACNRecipe"
     rounding = "round"  # the released writer adds 0.4999… before truncating
     auto_strategy_for_many: ClassVar[str] = "serial"
     map_names: ClassVar[tuple[str, ...]] = (
@@ -386,7 +392,8 @@ class GACNFuse(DeepFusionMethod):
         return out, per_scale_out
 
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
-        network, label = load_gacn(context.weights)
+        loaded = self.load(context.weights)
+        network, label = loaded.network, loaded.label
         inference = GACNInference(network, context, params["sf_radius"])
         strategy = self.resolve_strategy(params, len(stack))
         analysis = Analysis(self.name, self.analysis_params(params), weights=label, device=context.device)
@@ -513,7 +520,7 @@ class GACNFuse(DeepFusionMethod):
         ):
             # The cached stage already used other post parameters (serial chain or streamed
             # calibration): run it again with the new ones.
-            network, _ = load_gacn(context.weights)
+            network = self.load(context.weights).network
             inference = GACNInference(network, context, params["sf_radius"])
             if strategy == "serial":
                 yield from self._serial(stack, params, context, inference, analysis)

@@ -30,22 +30,14 @@ of the same topology; its size is stored in the checkpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from focusstudio.core.methods._deep_serial import (
-    LoadedNetwork,
-    SerialDecisionMethod,
-    load_checkpoint_network,
-    pad_to_multiple,
-    threshold_and_clean,
-    to_numpy,
-    to_tensor,
-)
+from focusstudio.core.methods._deep_serial import SerialDecisionMethod, pad_to_multiple, threshold_and_clean
 from focusstudio.core.methods.base import RunContext
-from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.registry import NetworkSpec, register
+from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen, ProgressRange
@@ -71,9 +63,7 @@ def infer_arch(state: Mapping[str, Any]) -> dict[str, Any]:
     return {} if config is None else config.to_dict()
 
 
-def load_generator(weights: Path | None) -> LoadedNetwork:
-    """The generator with ``weights`` (or the shipped ``weights/mfifgan.pt``), eval mode, CPU."""
-    return load_checkpoint_network("mfifgan", weights, build_generator, infer_arch=infer_arch)
+NETWORK = NetworkSpec(build_generator, infer_arch=infer_arch)
 
 
 def halo_for(blocks: int) -> int:
@@ -115,9 +105,8 @@ class MFIFGANFusion(SerialDecisionMethod):
     soft_map_name = "focus_map"
     soft_map_description = "Generator output: weight of frame 0, before thresholding"
     map_names: ClassVar[tuple[str, ...]] = ("focus_map", "decision_raw", "decision", "index", "focus_map_{j}")
-
-    def load(self, weights: Path | None) -> LoadedNetwork:
-        return load_generator(weights)
+    network_spec = NETWORK
+    training_recipe = "focusstudio.core.training.recipes.mfifgan:MFIFGANRecipe"
 
     def predict_pair(
         self, network: nn.Module, first: np.ndarray, second: np.ndarray, context: RunContext,

@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
-from focusstudio.core.errors import WeightsError
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import compose_pyramid_steps, load_checked
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
@@ -47,10 +45,10 @@ from focusstudio.core.methods.deep_common import (
     guided_filter_tiled,
     plan_network_tiles,
     sesf_halo,
-    to_numpy,
     torch_device,
 )
-from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.registry import NetworkSpec, register
+from focusstudio.core.methods.tensors import to_numpy
 from focusstudio.core.ops.compose import compose_pair, iter_compose_index, iter_compose_weights
 from focusstudio.core.ops.morphology import (
     binary_closing,
@@ -63,7 +61,6 @@ from focusstudio.core.ops.morphology import (
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, check_cancelled, run_to_completion
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
-from focusstudio.core.weights import load_method_network
 
 # torch and the architecture load on first use (see focusstudio.core.lazy).
 torch = lazy_import("torch")
@@ -110,12 +107,19 @@ SESF_PARAMS = ParamSet(
 _POST_NAMES = tuple(s.name for s in SESF_PARAMS if s.stage == "post")
 
 
-def load_sesf(weights: Path | None) -> tuple[sesf_arch.SESFNet, str]:
-    """(network in eval mode, provenance label)."""
-    network, choice, kind = load_method_network("sesf", weights)
-    if not isinstance(network, sesf_arch.SESFNet):
-        raise WeightsError("not an SESF-Fuse network", choice.path)
-    return network, choice.label + (" [authors' release]" if kind == "official" else "")
+def build_network(arch: Mapping[str, Any]) -> sesf_arch.SESFNet:
+    return sesf_arch.SESFNet(reduction=int(arch.get("reduction", 8)))
+
+
+def convert_official(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The authors' released ``.pkl`` with our key names (None when ``state`` is not theirs)."""
+    from focusstudio.core.methods.archs import translate_official_keys
+
+    return translate_official_keys("sesf", state, sesf_arch.OFFICIAL_KEY_RULES, sesf_arch.OFFICIAL_MARKER)
+
+
+#: SESF's decoder is only needed for training: an encoder-only export is fine for fusion.
+NETWORK = NetworkSpec(build_network, convert_official=convert_official, optional_prefixes=("decoder.",))
 
 
 def normalize_grey(grey: np.ndarray) -> np.ndarray:
@@ -256,6 +260,8 @@ class SESFFuse(DeepFusionMethod):
         "(Ma et al. 2020)."
     )
     params: ClassVar[ParamSet] = SESF_PARAMS
+    network_spec = NETWORK
+    training_recipe = "focusstudio.core.training.recipes.sesf:SESFRecipe"
     rounding = "truncate"  # the released code clips and casts to uint8
     auto_strategy_for_many: ClassVar[str] = "blend"
     map_names: ClassVar[tuple[str, ...]] = (
@@ -269,7 +275,8 @@ class SESFFuse(DeepFusionMethod):
 
     # ------------------------------------------------------------------------------ analyze
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
-        network, label = load_sesf(context.weights)
+        loaded = self.load(context.weights)
+        network, label = loaded.network, loaded.label
         activity = SESFActivity(network, context, params["sf_radius"])
         strategy = self.resolve_strategy(params, len(stack))
         analysis = Analysis(self.name, self.analysis_params(params), weights=label, device=context.device)
@@ -319,7 +326,7 @@ class SESFFuse(DeepFusionMethod):
             if analysis.data.get("post_params") != post:
                 # The serial chain feeds each fused result into the next network pass, so new
                 # post-processing parameters mean running the chain again.
-                network, _ = load_sesf(context.weights)
+                network = self.load(context.weights).network
                 activity = SESFActivity(network, context, params["sf_radius"])
                 yield from self._serial(stack, params, context, activity, analysis)
             maps = dict(analysis.data["serial_maps"])

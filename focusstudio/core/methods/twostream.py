@@ -19,21 +19,14 @@ receptive-field radius is exact.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from focusstudio.core.methods._deep_serial import (
-    LoadedNetwork,
-    SerialDecisionMethod,
-    load_checkpoint_network,
-    threshold_and_clean,
-    to_numpy,
-    to_tensor,
-)
+from focusstudio.core.methods._deep_serial import SerialDecisionMethod, threshold_and_clean
 from focusstudio.core.methods.base import RunContext
-from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.registry import NetworkSpec, register
+from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen, ProgressRange
@@ -61,8 +54,7 @@ def infer_arch(state: Mapping[str, Any]) -> dict[str, Any]:
     return {"width": int(first.shape[0]), "in_channels": int(first.shape[1]), "head_width": int(head.shape[0])}
 
 
-def load_twostream(weights: Path | None) -> LoadedNetwork:
-    return load_checkpoint_network("twostream", weights, build_network, infer_arch=infer_arch)
+NETWORK = NetworkSpec(build_network, infer_arch=infer_arch)
 
 
 def bytes_per_pixel(width: int, head_width: int) -> float:
@@ -127,9 +119,8 @@ class TwoStreamFusion(SerialDecisionMethod):
     soft_map_name = "alpha"
     soft_map_description = "Latent decision map α: weight of frame 0 predicted by the network"
     map_names: ClassVar[tuple[str, ...]] = ("alpha", "decision_raw", "decision", "index", "alpha_{j}")
-
-    def load(self, weights: Path | None) -> LoadedNetwork:
-        return load_twostream(weights)
+    network_spec = NETWORK
+    training_recipe = "focusstudio.core.training.recipes.twostream:TwoStreamRecipe"
 
     def predict_pair(
         self, network: nn.Module, first: np.ndarray, second: np.ndarray, context: RunContext,

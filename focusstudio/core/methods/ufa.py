@@ -34,20 +34,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from focusstudio.core.errors import WeightsError
 from focusstudio.core.methods._classical import load_checked
-from focusstudio.core.methods._deep_serial import (
-    LoadedNetwork,
-    load_checkpoint_network,
-    to_tensor,
-)
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
-from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.registry import NetworkSpec, register
+from focusstudio.core.methods.tensors import to_tensor
 from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
 from focusstudio.core.params import ParamSet
 from focusstudio.core.progress import ProgressGen, ProgressRange
@@ -88,9 +83,7 @@ def infer_arch(state: Mapping[str, Any]) -> dict[str, Any]:
     return {"width": int(stem.shape[0])} if stem is not None else {}
 
 
-def load_ufa(weights: Path | None) -> LoadedNetwork:
-    """The network with ``weights`` (ours by default; the authors' v1 file is recognised)."""
-    return load_checkpoint_network("ufa", weights, build_network, convert_official, infer_arch)
+NETWORK = NetworkSpec(build_network, infer_arch=infer_arch, convert_official=convert_official)
 
 
 def bytes_per_pixel(width: int) -> float:
@@ -191,9 +184,11 @@ class UFAFusion(DeepFusionMethod):
     map_names: ClassVar[tuple[str, ...]] = (
         "spatial_attention_{k}", "channel_attention_{k}", "derived_decision", "derived_index",
     )
+    network_spec = NETWORK
+    training_recipe = "focusstudio.core.training.recipes.ufa:UFARecipe"
 
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
-        loaded = load_ufa(context.weights)
+        loaded = self.load(context.weights)
         network = loaded.network.to(context.device)
         grey = not stack.is_color
         count = len(stack)

@@ -175,13 +175,10 @@ def save_weights(
 
 def load_weights(path: str | Path) -> dict[str, Any]:
     """Read a weights file written by :func:`save_weights` (``weights_only=True``)."""
+    from focusstudio.core.methods.checkpoint import read_checkpoint  # the one reader: one-line reasons
+
     weights_path = Path(path)
-    if not weights_path.is_file():
-        raise WeightsError("weights file not found", weights_path)
-    try:
-        payload = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for corrupt/unsafe files
-        raise WeightsError(f"cannot load the weights ({type(error).__name__})", weights_path) from error
+    payload = read_checkpoint(weights_path)
     if not isinstance(payload, dict) or "state_dict" not in payload or "arch" not in payload:
         raise WeightsError("not a FocusStudio weights file (expected arch, config, state_dict)", weights_path)
     return payload

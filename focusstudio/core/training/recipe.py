@@ -5,13 +5,15 @@ batch (or runs a whole optimisation step, for GANs), validates, and names its pr
 metric. The trainer (:mod:`focusstudio.core.training.trainer`) does everything else: data order,
 schedules, checkpoints, resume, cancel, export and the manifest.
 
-To add a method: subclass :class:`TrainRecipe` in ``focusstudio/core/training/recipes/<name>.py``,
-decorate it with :func:`register_recipe` and add one import line to ``recipes/__init__.py``.
+To make a method trainable: subclass :class:`TrainRecipe` (``name`` = the method's name), e.g. in
+``focusstudio/core/training/recipes/<name>.py``, and name it in the method's spec
+(``training_recipe = "package.module:Class"``, see :mod:`focusstudio.core.methods.registry`): the
+spec is the one list of trainable methods, and the network is built by the spec's builder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -74,7 +76,11 @@ class TrainRecipe:
         return self.synthesis(config).for_validation()
 
     def build_model(self, model_config: dict[str, Any]) -> nn.Module:
-        raise NotImplementedError
+        """The network to train: the method's own network, built by its spec from ``model_config``
+        (GAN recipes wrap it with their critic)."""
+        from focusstudio.core.methods.registry import get_spec
+
+        return get_spec(self.name).build_network(model_config)
 
     def model_config(self, config: TrainConfig) -> dict[str, Any]:
         """Constructor arguments of the network (stored in checkpoints and the weights file)."""
@@ -152,33 +158,22 @@ class TrainRecipe:
         return defaults[key]
 
 
-_RECIPES: dict[str, type[TrainRecipe]] = {}
-
-
-def register_recipe(cls: type[TrainRecipe]) -> type[TrainRecipe]:
-    """Class decorator: make a recipe available under ``cls.name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    _RECIPES[cls.name] = cls
-    return cls
-
-
-def _load_builtin_recipes() -> None:
-    import focusstudio.core.training.recipes  # noqa: F401  (registers the built-in recipes)
-
-
 def get_recipe(name: str) -> TrainRecipe:
-    """An instance of the recipe registered as ``name``; InputError for unknown names."""
-    _load_builtin_recipes()
-    cls = _RECIPES.get(name)
-    if cls is None:
+    """A fresh instance of the training recipe of the method ``name`` (from its spec in the method
+    registry); InputError for unknown or untrainable names."""
+    from focusstudio.core.methods.registry import list_specs
+
+    spec = next((spec for spec in list_specs() if spec.name == name and spec.trainable), None)
+    if spec is None:
         raise InputError(f"method {name!r} is not trainable; trainable: {', '.join(recipe_names())}")
-    return cls()
+    return spec.load_recipe()
 
 
 def recipe_names() -> list[str]:
-    _load_builtin_recipes()
-    return sorted(_RECIPES)
+    """The trainable methods (those whose spec names a recipe), sorted."""
+    from focusstudio.core.methods.registry import trainable_methods
+
+    return trainable_methods()
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -189,27 +184,10 @@ RecipeFactory = Callable[[], TrainRecipe]
 
 
 def load_initial_state(method: str, reference: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict of the weights to fine-tune from: a file (ours, a plain state dict or the
-    authors' SESF/GACN release) or the name of installed weights of ``method``."""
-    from focusstudio.core.methods.archs import (
-        OFFICIAL_KEY_RULES,
-        convert_official_state_dict,
-        is_official_state_dict,
-        read_checkpoint,
-    )
+    """The state dict of the weights to fine-tune from: a file (ours, a plain state dict or an
+    authors' release) or the name of installed weights of ``method``, read by the one checkpoint
+    loader (:func:`focusstudio.core.methods.checkpoint.read_state`)."""
+    from focusstudio.core.methods.checkpoint import read_state
     from focusstudio.core.weights import resolve_weights
 
-    path = resolve_weights(method, reference).path
-    checkpoint = read_checkpoint(path)
-    if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
-        stored = checkpoint.get("arch")
-        arch = stored.get("name") if isinstance(stored, Mapping) else stored
-        if arch not in (None, method):
-            raise WeightsError(f"these are {arch} weights, not {method}", path)
-        checkpoint = checkpoint["state_dict"]
-    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise WeightsError(f"not a {method} weights file", path)
-    state = dict(checkpoint)
-    if method in OFFICIAL_KEY_RULES and is_official_state_dict(method, state):
-        state = convert_official_state_dict(method, state)
-    return state
+    return read_state(method, resolve_weights(method, reference).path).state

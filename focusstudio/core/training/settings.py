@@ -40,11 +40,11 @@ DATA_FORMATS = ("auto", "images", "pairs")
 
 
 def trainable_method_names() -> tuple[str, ...]:
-    """The methods with a training recipe, without importing torch (the CLI's help lists them).
+    """The methods with a training recipe, without importing torch (the CLI's help lists them):
+    those whose spec in the method registry names one."""
+    from focusstudio.core.methods.registry import trainable_methods
 
-    The one place front ends ask; a test checks it against the recipe registry.
-    """
-    return ("gacn", "mfifgan", "sesf", "twostream", "ufa")
+    return tuple(trainable_methods())
 
 
 @dataclass(frozen=True)

@@ -184,3 +184,22 @@ def per_scale_sum(activity: torch.Tensor, width: int = ENCODER_WIDTH) -> torch.T
     path's four blocks are its scales)."""
     count, channels, height, columns = activity.shape
     return activity.reshape(count, channels // width, width, height, columns).sum(dim=2)
+
+
+# ------------------------------------------------------------------ the authors' release
+#: (pattern on the authors' key, replacement in our module tree); ``{n-4}`` renumbers a group.
+#: Read by :func:`focusstudio.core.methods.archs.translate_official_keys`.
+OFFICIAL_KEY_RULES: tuple[tuple[str, str], ...] = (
+    (r"^feature_extraction_conv([0-3])\.feature_extraction_conv\1_Conv2d\.(.+)$",
+     r"feature_path.blocks.\1.conv.\2"),
+    (r"^feature_extraction_conv([0-3])\.feature_extraction_conv\1_BatchNorm\.(.+)$",
+     r"feature_path.blocks.\1.bn.\2"),
+    (r"^se_([0-3])\.fc\.0\.weight$", r"feature_path.se.\1.fc1.weight"),
+    (r"^se_([0-3])\.fc\.2\.weight$", r"feature_path.se.\1.fc2.weight"),
+    # se_4 .. se_8 are the decision path's 7×7 spatial SE layers.
+    (r"^se_([4-8])\.fc\.0\.weight$", r"decision_se.{\1-4}.conv.weight"),
+    (r"^decision_path_conv([1-4])\.decision_path_conv\1_Conv2d\.(.+)$", r"decision_blocks.{\1-1}.conv.\2"),
+    (r"^decision_path_conv([1-4])\.decision_path_conv\1_BatchNorm\.(.+)$", r"decision_blocks.{\1-1}.bn.\2"),
+)
+#: A key only the authors' file has, to recognise it.
+OFFICIAL_MARKER = "feature_extraction_conv0.feature_extraction_conv0_Conv2d.weight"

@@ -162,3 +162,23 @@ class SESFNet(nn.Module):
         """What is needed to rebuild this module (stored next to the weights)."""
         se = self.encoder.se[0]
         return {"name": "sesf", "reduction": se.fc1.in_features // se.fc1.out_features}
+
+
+# ------------------------------------------------------------------ the authors' release
+#: (pattern on the authors' key, replacement in our module tree); ``{n-1}`` renumbers a group where
+#: the authors' numbering differs from ours (their ``conv_decode_1`` is our ``decoder.blocks.0``).
+#: Read by :func:`focusstudio.core.methods.archs.translate_official_keys`.
+OFFICIAL_KEY_RULES: tuple[tuple[str, str], ...] = (
+    (r"^features\.0\.(weight|bias)$", r"encoder.blocks.0.conv.\1"),
+    (r"^features\.2\.(.+)$", r"encoder.blocks.0.bn.\1"),
+    (r"^se_f\.fc\.0\.weight$", r"encoder.se.0.fc1.weight"),
+    (r"^se_f\.fc\.2\.weight$", r"encoder.se.0.fc2.weight"),
+    (r"^conv_encode_([1-3])\.0\.(weight|bias)$", r"encoder.blocks.\1.conv.\2"),
+    (r"^conv_encode_([1-3])\.2\.(.+)$", r"encoder.blocks.\1.bn.\2"),
+    (r"^se_([1-3])\.fc\.0\.weight$", r"encoder.se.\1.fc1.weight"),
+    (r"^se_([1-3])\.fc\.2\.weight$", r"encoder.se.\1.fc2.weight"),
+    (r"^conv_decode_([1-4])\.0\.(weight|bias)$", r"decoder.blocks.{\1-1}.conv.\2"),
+    (r"^conv_decode_([1-4])\.2\.(.+)$", r"decoder.blocks.{\1-1}.bn.\2"),
+)
+#: A key only the authors' file has, to recognise it.
+OFFICIAL_MARKER = "se_f.fc.0.weight"

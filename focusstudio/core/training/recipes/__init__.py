@@ -1,7 +1,2 @@
-"""Built-in training recipes; each import registers one (add one line per new trainable method)."""
-
-from focusstudio.core.training.recipes import gacn as _gacn  # noqa: F401
-from focusstudio.core.training.recipes import mfifgan as _mfifgan  # noqa: F401
-from focusstudio.core.training.recipes import sesf as _sesf  # noqa: F401
-from focusstudio.core.training.recipes import twostream as _twostream  # noqa: F401
-from focusstudio.core.training.recipes import ufa as _ufa  # noqa: F401
+"""Built-in training recipes, one module per trainable method; a method's spec names its recipe
+(``training_recipe = "focusstudio.core.training.recipes.<name>:<Class>"``), imported only to train."""

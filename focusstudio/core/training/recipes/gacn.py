@@ -13,16 +13,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from focusstudio.core.methods.archs.gacn_arch import GACNNet
 from focusstudio.core.training.losses import decision_scores, dice_loss, qabf, qg_soft
-from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe, register_recipe
+from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe
 from focusstudio.core.training.synthesis import SynthesisConfig
 
 if TYPE_CHECKING:
     from focusstudio.core.training.trainer import TrainConfig
 
 
-@register_recipe
 class GACNRecipe(TrainRecipe):
     name = "gacn"
     description = "GACN decision network (sharp grey images + focus masks; random masks where absent)"
@@ -45,9 +43,6 @@ class GACNRecipe(TrainRecipe):
         }
         overrides.update(config.synthesis)
         return SynthesisConfig.from_dict({**SynthesisConfig().to_dict(), **overrides})
-
-    def build_model(self, model_config: dict[str, Any]) -> nn.Module:
-        return GACNNet(reduction=int(model_config.get("reduction", 8)), se_kernel=int(model_config.get("se_kernel", 7)))
 
     def model_config(self, config: TrainConfig) -> dict[str, Any]:
         return {"reduction": 8, "se_kernel": 7}

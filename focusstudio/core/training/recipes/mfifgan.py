@@ -37,10 +37,9 @@ from focusstudio.core.methods.archs.mfifgan_arch import (
     CPU_GENERATOR_CONFIG,
     GeneratorConfig,
     MFIFGANCritic,
-    MFIFGANGenerator,
 )
 from focusstudio.core.training.losses import decision_scores, l1_loss, psnr, qabf
-from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe, register_recipe
+from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe
 from focusstudio.core.training.synthesis import SynthesisConfig
 
 if TYPE_CHECKING:
@@ -56,9 +55,9 @@ SIZES: dict[str, tuple[GeneratorConfig, int]] = {
 class MFIFGANTrainingPair(nn.Module):
     """Generator and critic trained together (only the generator is exported)."""
 
-    def __init__(self, generator: GeneratorConfig, critic_width: int) -> None:
+    def __init__(self, generator: nn.Module, critic_width: int) -> None:
         super().__init__()
-        self.generator = MFIFGANGenerator(generator)
+        self.generator = generator
         self.critic = MFIFGANCritic(width=critic_width, norm="instance", final_sigmoid=False)
 
     def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor:
@@ -77,7 +76,6 @@ def gradient_penalty(
     return ((norm - 1.0) ** 2).mean()
 
 
-@register_recipe
 class MFIFGANRecipe(TrainRecipe):
     name = "mfifgan"
     description = "MFIF-GAN generator + WGAN-GP critic (colour images + focus masks, α-matte synthesis)"
@@ -124,10 +122,8 @@ class MFIFGANRecipe(TrainRecipe):
         return {**values, "size": size}
 
     def build_model(self, model_config: dict[str, Any]) -> nn.Module:
-        generator = GeneratorConfig(
-            width=int(model_config["width"]), blocks=int(model_config["blocks"]),
-            se_reduction=int(model_config["se_reduction"]),
-        )
+        # The generator is the method's network (built by its spec); the critic is training-only.
+        generator = super().build_model(model_config)
         return MFIFGANTrainingPair(generator, int(model_config["critic_width"]))
 
     def make_optimizers(self, model: nn.Module, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:

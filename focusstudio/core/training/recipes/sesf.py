@@ -17,7 +17,7 @@ from torch import nn
 from focusstudio.core.methods.archs.sesf_arch import SESF_MEAN, SESF_STD, SESFNet
 from focusstudio.core.ops.spatial_frequency import spatial_frequency
 from focusstudio.core.training.losses import sesf_loss
-from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe, register_recipe
+from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe
 from focusstudio.core.training.synthesis import SynthesisConfig
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 SF_RADIUS = 5
 
 
-@register_recipe
 class SESFRecipe(TrainRecipe):
     name = "sesf"
     description = "SESF-Fuse auto-encoder (unsupervised: sharp grey images only)"
@@ -63,9 +62,6 @@ class SESFRecipe(TrainRecipe):
             mode="plain", grey=True, resize=config.resize, crop=config.crop, blur="gaussian",
             sigma_range=(1.0, 3.0),
         ).for_validation()
-
-    def build_model(self, model_config: dict[str, Any]) -> nn.Module:
-        return SESFNet(reduction=int(model_config.get("reduction", 8)))
 
     def model_config(self, config: TrainConfig) -> dict[str, Any]:
         return {"reduction": 8, "normalize_mean": SESF_MEAN, "normalize_std": SESF_STD}

@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from focusstudio.core.methods.archs.twostream_arch import TwoStreamNet
 from focusstudio.core.training.losses import decision_scores, l1_loss, psnr, qabf
-from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe, register_recipe
+from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe
 from focusstudio.core.training.synthesis import SynthesisConfig
 
 if TYPE_CHECKING:
     from focusstudio.core.training.trainer import TrainConfig
 
 
-
-@register_recipe
 class TwoStreamRecipe(TrainRecipe):
     name = "twostream"
     description = "Two-stream latent decision map (grey images + focus masks; L1 on the fused image)"
@@ -56,12 +53,6 @@ class TwoStreamRecipe(TrainRecipe):
     def model_config(self, config: TrainConfig) -> dict[str, Any]:
         return {"width": int(self.option(config, "width")), "head_width": int(self.option(config, "head_width")),
                 "in_channels": 1}
-
-    def build_model(self, model_config: dict[str, Any]) -> nn.Module:
-        return TwoStreamNet(
-            width=int(model_config.get("width", 128)), head_width=int(model_config.get("head_width", 64)),
-            in_channels=int(model_config.get("in_channels", 1)),
-        )
 
     def _forward(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         alpha = model(batch["a"], batch["b"])

@@ -38,7 +38,7 @@ from torch import nn
 from focusstudio.core.errors import InputError
 from focusstudio.core.methods.archs.ufa_arch import UFAFuseNet
 from focusstudio.core.training.losses import l1_loss, psnr, qabf, ssim
-from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe, register_recipe
+from focusstudio.core.training.recipe import Batch, RecipeDefaults, TrainRecipe
 from focusstudio.core.training.recipes.ufa_init import identity_initialise
 from focusstudio.core.training.synthesis import SynthesisConfig
 
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     from focusstudio.core.training.trainer import TrainConfig
 
 
-
-@register_recipe
 class UFARecipe(TrainRecipe):
     name = "ufa"
     description = "UFA-Fuse end-to-end network (colour images + focus masks, mean-filter pairs)"
@@ -89,7 +87,9 @@ class UFARecipe(TrainRecipe):
         return {"width": int(self.option(config, "width")), "official_quirks": False, "init": init}
 
     def build_model(self, model_config: dict[str, Any]) -> nn.Module:
-        network = UFAFuseNet(width=int(model_config.get("width", 64)), official_quirks=False)
+        # The spec's network without the authors' quirks (model_config says official_quirks False).
+        network = super().build_model({**model_config, "official_quirks": False})
+        assert isinstance(network, UFAFuseNet)
         for module in network.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_normal_(module.weight)
