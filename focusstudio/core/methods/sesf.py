@@ -50,17 +50,9 @@ from focusstudio.core.methods.deep_common import (
     torch_device,
 )
 from focusstudio.core.methods.registry import register
+from focusstudio.core.ops import params as ops_params
 from focusstudio.core.ops.compose import compose_pair, iter_compose_index, iter_compose_weights
 from focusstudio.core.ops.consistency import label_opening_majority, verify_binary, verify_labels
-from focusstudio.core.ops.params import (
-    AREA_FRACTION,
-    GF_EPS,
-    GF_RADIUS,
-    MORPHOLOGY_RADIUS,
-    USE_GUIDED_FILTER,
-    USE_MORPHOLOGY,
-    USE_SRR,
-)
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, run_to_completion
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
@@ -89,13 +81,13 @@ SESF_PARAMS = ParamSet(
                   choices=STRATEGIES, stage="analysis"),
         ParamSpec("sf_radius", "int", 5, "radius r of the (2r+1)² spatial-frequency window",
                   minimum=1, maximum=30, stage="analysis", title="SF radius"),
-        USE_MORPHOLOGY,
-        MORPHOLOGY_RADIUS.with_default(5),
-        USE_SRR.with_default(True, note="(Not with the blend strategy.)"),
-        AREA_FRACTION.with_default(0.01),
-        USE_GUIDED_FILTER.with_default(True, note="(Not with the blend strategy.)"),
-        GF_RADIUS.with_default(4),
-        GF_EPS.with_default(0.1, note="On a guide in grey levels 0–255 (the released code's scale)."),
+        ops_params.USE_MORPHOLOGY,
+        ops_params.MORPHOLOGY_RADIUS.with_default(5),
+        ops_params.USE_SRR.with_default(True, note="(Not with the blend strategy.)"),
+        ops_params.AREA_FRACTION.with_default(0.01),
+        ops_params.USE_GUIDED_FILTER.with_default(True, note="(Not with the blend strategy.)"),
+        ops_params.GF_RADIUS.with_default(4),
+        ops_params.GF_EPS.with_default(0.1, note="On a guide in grey levels 0–255 (the released code's scale)."),
         ParamSpec("clamp_weight", "bool", False,
                   "clip the guided-filter weight to [0, 1] (the released code does not)"),
     )

@@ -59,18 +59,10 @@ from focusstudio.core.methods._classical import (
 )
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
+from focusstudio.core.ops import params as ops_params
 from focusstudio.core.ops.box import box_sum_exact_np
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.consistency import label_opening_nearest, verify_binary, verify_labels
-from focusstudio.core.ops.params import (
-    AREA_FRACTION,
-    GF_EPS,
-    GF_RADIUS,
-    MORPHOLOGY_RADIUS,
-    USE_GUIDED_FILTER,
-    USE_MORPHOLOGY,
-    USE_SRR,
-)
 from focusstudio.core.ops.spatial_frequency import squared_differences_np
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen
@@ -150,19 +142,19 @@ class SpatialFrequencyFusion(FusionMethod):
         (
             ParamSpec("sf_radius", "int", 5, "Window radius of the spatial frequency (window 2r+1).",
                       minimum=1, maximum=64, stage="analysis", title="SF radius"),
-            USE_MORPHOLOGY,
-            MORPHOLOGY_RADIUS.with_default(5),
-            USE_SRR.with_default(True, note="(Guided composition; the pyramid composition skips it.)"),
-            AREA_FRACTION.with_default(0.01),
+            ops_params.USE_MORPHOLOGY,
+            ops_params.MORPHOLOGY_RADIUS.with_default(5),
+            ops_params.USE_SRR.with_default(True, note="(Guided composition; the pyramid composition skips it.)"),
+            ops_params.AREA_FRACTION.with_default(0.01),
             ParamSpec("composition", "choice", "auto", "How the decision composes the image: guided = "
                       "SESF-Fuse's guided filter of the decision (hard frame switches show as seams where "
                       "frames differ in brightness); pyramid = each frame's Laplacian pyramid weighted by "
                       "the Gaussian pyramid of its selection (enfuse's hard-mask blending with this "
                       "decision: detail from the chosen frame at every scale, switches invisible); "
                       "auto = guided for 2 frames, pyramid for more.", choices=COMPOSITIONS, stage="post"),
-            USE_GUIDED_FILTER.with_default(True, note="(Guided composition.)"),
-            GF_RADIUS.with_default(4),
-            GF_EPS.with_default(0.1, note="On a guide in grey levels 0–255 (SESF-Fuse's scale)."),
+            ops_params.USE_GUIDED_FILTER.with_default(True, note="(Guided composition.)"),
+            ops_params.GF_RADIUS.with_default(4),
+            ops_params.GF_EPS.with_default(0.1, note="On a guide in grey levels 0–255 (SESF-Fuse's scale)."),
         )
     )
     map_names: ClassVar[tuple[str, ...]] = (
