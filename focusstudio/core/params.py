@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from focusstudio.core.errors import ParameterError
@@ -110,6 +110,22 @@ class ParamSpec:
                 f" got {text!r}"
             ) from None
         return self.validate(number)
+
+    def with_default(
+        self, default: Any, *, name: str | None = None, title: str | None = None, note: str = ""
+    ) -> ParamSpec:
+        """This declaration with a method's own default; kind, range, stage and GUI hints stay.
+
+        Shared declarations (the post-processing parameters in
+        :mod:`focusstudio.core.ops.params`) are reused this way, so every method offers the same
+        range. ``name``/``title`` rename a second instance (two guided filters in one method);
+        ``note`` appends a method-specific sentence to the help (e.g. the guide's scale).
+        """
+        help_text = f"{self.help} {note}".strip() if note else self.help
+        return replace(
+            self, default=default, name=name or self.name, title=self.title if title is None else title,
+            help=help_text,
+        )
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -119,7 +119,7 @@ def test_sf_checks_inside_consistency_verification_and_composition() -> None:
     token = RecordingToken()
     params = {"composition": "guided"}
     run_to_completion(run_fusion(_shifted_stack(count=3), "sf", params, cancel=token))
-    assert "sf.py:verify_labels" in token.sites
+    assert "consistency.py:label_opening_nearest" in token.sites
     assert "morphology.py:small_region_removal_labels" in token.sites
     assert "compose.py:iter_compose_weights" in token.sites
 

@@ -12,7 +12,7 @@ import scipy.ndimage as ndi
 from focusstudio.core.errors import InputError, ParameterError
 from focusstudio.core.methods import get_method, list_methods
 from focusstudio.core.methods.laplacian import laplacian_pyramid, majority_filter, reconstruct
-from focusstudio.core.methods.sf import verify_labels, verify_pair
+from focusstudio.core.ops.consistency import label_opening_nearest, verify_binary, verify_labels
 from focusstudio.core.ops.morphology import disk
 from focusstudio.core.pipeline import fuse, run_fusion
 from focusstudio.core.progress import Cancelled, CancelToken, ProgressEvent, run_to_completion
@@ -142,7 +142,7 @@ def test_sf_pair_consistency_follows_sesf_order() -> None:
     decision = (noise > 0) ^ (rng.random((64, 80)) > 0.97)  # blobs plus salt-and-pepper
     params = {"use_morphology": True, "morphology_radius": 3, "use_srr": True, "area_fraction": 0.01}
     expected = _sesf_reference(decision, 3, 0.01 * 64 * 80)
-    assert np.array_equal(verify_pair(decision, params), expected)
+    assert np.array_equal(verify_binary(decision, params), expected)
     assert not np.array_equal(expected, decision)  # the check did something
 
 
@@ -155,7 +155,7 @@ def test_sf_label_morphology_reduces_to_opening_then_closing() -> None:
     from focusstudio.core.ops.morphology import binary_closing, binary_opening
 
     expected = binary_closing(binary_opening(decision, 2), 2)
-    assert np.array_equal(verify_labels(index, params) == 0, expected)
+    assert np.array_equal(verify_labels(index, params, label_opening_nearest) == 0, expected)
 
 
 def test_sf_label_consistency_removes_specks_between_three_labels() -> None:
@@ -169,7 +169,7 @@ def test_sf_label_consistency_removes_specks_between_three_labels() -> None:
     expected = np.zeros((60, 60), dtype=np.int32)
     expected[:, 20:40] = 1
     expected[:, 40:] = 2
-    assert np.array_equal(verify_labels(index, params), expected)
+    assert np.array_equal(verify_labels(index, params, label_opening_nearest), expected)
 
 
 def test_sf_switches_off_give_the_raw_selection(make_focus_stack: MakeStack) -> None:

@@ -34,7 +34,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from focusstudio.core.methods.sesf import SESF_PARAMS, verify_binary
+from focusstudio.core.methods.sesf import SESF_PARAMS
+from focusstudio.core.ops.consistency import verify_binary
 from focusstudio.core.ops.morphology import binary_dilation
 from focusstudio.core.pipeline import fuse
 from focusstudio.core.types import FusionResult, Stack

@@ -7,8 +7,16 @@ import pytest
 import scipy.ndimage as ndi
 import torch
 
+from focusstudio.core.errors import ParameterError
+from focusstudio.core.methods.registry import get_method, list_methods
 from focusstudio.core.ops.box import box_mean, box_mean_np, box_sum, box_sum_np
 from focusstudio.core.ops.compose import compose_index, compose_pair, compose_weights
+from focusstudio.core.ops.consistency import (
+    label_opening_majority,
+    label_opening_nearest,
+    verify_binary,
+    verify_labels,
+)
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guided_filter, guided_filter_cpu, guided_filter_np
 from focusstudio.core.ops.morphology import (
     binary_closing,
@@ -20,6 +28,16 @@ from focusstudio.core.ops.morphology import (
     remove_small_objects,
     small_region_removal,
     small_region_removal_labels,
+)
+from focusstudio.core.ops.params import (
+    AREA_FRACTION,
+    DECISION_THRESHOLD,
+    GF_EPS,
+    GF_RADIUS,
+    MORPHOLOGY_RADIUS,
+    USE_GUIDED_FILTER,
+    USE_MORPHOLOGY,
+    USE_SRR,
 )
 from focusstudio.core.ops.spatial_frequency import (
     spatial_frequency,
@@ -435,3 +453,143 @@ def test_single_precision_guided_filter_matches_double_on_a_255_scaled_guide(mod
     single = GuidedFilterCPU(guide, 3, 0.1, mode, np.float32)(source)  # type: ignore[arg-type]
     assert single.dtype == np.float32
     np.testing.assert_allclose(single, double, atol=2e-5)
+
+
+# ----------------------------------------------------------------------------- consistency verification
+_CLEAN_ALL = {"use_morphology": True, "morphology_radius": 1, "use_srr": True, "area_fraction": 0.01}
+
+
+def _half_with_speck_and_hole() -> np.ndarray:
+    """12×12, frame 0 (1s) on columns 0–6; a 1-pixel speck of 1s at (2, 10) and a 1-pixel hole at
+    (6, 3), with 3 columns on either side of the hole (the width of disk(1), a cross)."""
+    decision = np.zeros((12, 12), dtype=bool)
+    decision[:, :7] = True
+    decision[2, 10] = True
+    decision[6, 3] = False
+    return decision
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        # The opening removes the speck (no cross fits in it), the closing fills the hole; the
+        # straight edge of the half plane survives both.
+        {"use_srr": False},
+        # threshold 0.01·144 = 1.44 pixels: both 1-pixel regions are strictly smaller.
+        {"use_morphology": False},
+        {},
+    ],
+)
+def test_verify_binary_removes_a_speck_and_fills_a_hole(settings: dict[str, bool]) -> None:
+    half = np.zeros((12, 12), dtype=bool)
+    half[:, :7] = True
+    assert np.array_equal(verify_binary(_half_with_speck_and_hole(), {**_CLEAN_ALL, **settings}), half)
+
+
+def test_verify_binary_switches_and_strict_area_threshold() -> None:
+    decision = _half_with_speck_and_hole()
+    off = {**_CLEAN_ALL, "use_morphology": False, "use_srr": False}
+    assert np.array_equal(verify_binary(decision, off), decision)
+    # radius 0 switches the morphology off like use_morphology=False
+    assert np.array_equal(verify_binary(decision, {**off, "use_morphology": True, "morphology_radius": 0}), decision)
+    domino = np.zeros((10, 10), dtype=bool)
+    domino[4, 4:6] = True  # a 2-pixel region
+    srr = {**off, "use_srr": True}
+    assert np.array_equal(verify_binary(domino, {**srr, "area_fraction": 0.02}), domino)  # 2 is not < 2
+    assert not verify_binary(domino, {**srr, "area_fraction": 0.03}).any()  # 2 < 3
+
+
+def _corner_hole() -> np.ndarray:
+    """7×7, label 0 on columns 0–3, label 1 on 4–6, and one pixel of label 0 at (0, 5)."""
+    index = np.zeros((7, 7), dtype=np.int32)
+    index[:, 4:] = 1
+    index[0, 5] = 0
+    return index
+
+
+def test_label_openings_differ_beside_a_removed_speck() -> None:
+    """Why two label openings exist: the 0-speck at (0, 5) also leaves (0, 4) a 1-pixel-wide
+    part of label 1 (its cross holds 0s at (0, 3) and (0, 5)).
+
+    * nearest: labels are opened in turn on the updated map. Label 0's opening removes the speck,
+      which takes its nearest other label (1, at distance 1); label 1 is then a straight half plane
+      and loses nothing → the clean half plane.
+    * majority: every label is opened on the input map. Label 1's opening loses (0, 4) too; its
+      cross holds one opened 0 ((0, 3)) and no opened 1 ((1, 4) is not opened either: its cross
+      touches column 3) → it takes 0. The speck's cross holds two opened 1s ((0, 6), (1, 5)) → 1.
+    """
+    index = _corner_hole()
+    half = np.zeros((7, 7), dtype=np.int32)
+    half[:, 4:] = 1
+    assert np.array_equal(label_opening_nearest(index, 1), half)
+    majority = half.copy()
+    majority[0, 4] = 0
+    assert np.array_equal(label_opening_majority(index, 1), majority)
+    # Neither changes its input; radius 0 is the identity (a copy)
+    assert np.array_equal(index, _corner_hole())
+    for opening in (label_opening_nearest, label_opening_majority):
+        same = opening(index, 0)
+        assert np.array_equal(same, index) and same is not index
+
+
+def test_label_openings_give_a_thin_line_to_its_surroundings() -> None:
+    """A 1-pixel-wide vertical line of label 2 inside label 0 (label 1 from column 8): no cross
+    fits in the line, so it goes; its pixels touch only label 0 and the cross around them holds
+    only opened 0s (the 0 strips either side are at least 3 wide, so nothing else is opened away)."""
+    index = np.zeros((8, 12), dtype=np.int32)
+    index[:, 4] = 2
+    index[:, 8:] = 1
+    expected = index.copy()
+    expected[:, 4] = 0
+    assert np.array_equal(label_opening_nearest(index, 1), expected)
+    assert np.array_equal(label_opening_majority(index, 1), expected)
+
+
+def test_verify_labels_opening_then_small_region_removal() -> None:
+    index = np.zeros((12, 12), dtype=np.int32)
+    index[:, 7:] = 1
+    index[1:3, 2:4] = 2  # a 4-pixel square of label 2: a cross fits in none of its pixels
+    morphology = {"use_morphology": True, "morphology_radius": 1, "use_srr": False, "area_fraction": 0.0}
+    srr = {"use_morphology": False, "morphology_radius": 1, "use_srr": True, "area_fraction": 0.03}
+    expected = np.zeros((12, 12), dtype=np.int32)
+    expected[:, 7:] = 1
+    for opening in (label_opening_nearest, label_opening_majority):
+        assert np.array_equal(verify_labels(index, morphology, opening), expected)
+        # threshold 0.03·144 = 4.32 > 4: the square takes the label around it
+        assert np.array_equal(verify_labels(index, srr, opening), expected)
+        # 0.025·144 = 3.6 < 4: kept
+        assert np.array_equal(verify_labels(index, {**srr, "area_fraction": 0.025}, opening), index)
+        result = verify_labels(index, {**srr, "use_srr": False}, opening)
+        assert result.dtype == np.int32 and np.array_equal(result, index) and result is not index
+
+
+# ----------------------------------------------------------------------------- shared parameter declarations
+def test_with_default_keeps_the_declaration_and_checks_the_default() -> None:
+    radius = GF_RADIUS.with_default(45, name="base_gf_radius", title="Base GF radius", note="Filter r1.")
+    assert (radius.name, radius.default, radius.title) == ("base_gf_radius", 45, "Base GF radius")
+    assert (radius.kind, radius.minimum, radius.maximum, radius.stage) == ("int", 1, 512, "post")
+    assert radius.help == GF_RADIUS.help + " Filter r1."
+    assert GF_EPS.with_default(1e-6).help == GF_EPS.help and GF_EPS.with_default(1e-6).log_scale
+    with pytest.raises(ParameterError, match="<= 512"):
+        GF_RADIUS.with_default(600)
+
+
+_SHARED = {spec.name: spec for spec in (USE_GUIDED_FILTER, GF_RADIUS, GF_EPS, USE_MORPHOLOGY, MORPHOLOGY_RADIUS,
+                                        USE_SRR, AREA_FRACTION, DECISION_THRESHOLD)}
+
+
+def test_every_method_uses_the_shared_post_processing_declarations() -> None:
+    """Whatever method offers a guided filter, SRR, morphology or a decision threshold offers it
+    with the one declared range (CLI, form and presets show the same limits)."""
+    seen = set()
+    for name in list_methods():
+        for spec in get_method(name).params:
+            shared = _SHARED.get(spec.name) or _SHARED.get(spec.name.split("_", 1)[-1])  # base_gf_eps → gf_eps
+            if shared is None or (spec.name != shared.name and not spec.name.endswith(shared.name)):
+                continue
+            seen.add((name, spec.name))
+            fields = ("kind", "minimum", "maximum", "stage", "step", "log_scale", "choices")
+            assert [getattr(spec, f) for f in fields] == [getattr(shared, f) for f in fields], (name, spec.name)
+            assert spec.help.startswith(shared.help), (name, spec.name)
+    assert {("sf", "gf_eps"), ("sesf", "area_fraction"), ("gacn", "gf_radius"), ("gff", "detail_gf_eps"),
+            ("mfifgan", "threshold"), ("twostream", "use_srr")} <= seen

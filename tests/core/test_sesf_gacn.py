@@ -33,8 +33,9 @@ from focusstudio.core.methods.deep_common import (
     window_sum_sigmoid,
 )
 from focusstudio.core.methods.gacn import GACN_PARAMS, GACNFuse, GACNInference, apply_bgf, bgf_config
-from focusstudio.core.methods.sesf import SESFActivity, label_opening, verify_binary
+from focusstudio.core.methods.sesf import SESFActivity
 from focusstudio.core.methods.tiling import plan_tiles
+from focusstudio.core.ops.consistency import label_opening_majority, verify_binary
 from focusstudio.core.pipeline import fuse, run_fusion
 from focusstudio.core.progress import Cancelled, CancelToken, run_to_completion
 from focusstudio.core.types import Stack
@@ -520,7 +521,7 @@ def test_consistency_verification_removes_specks() -> None:
     labels = np.zeros((40, 40), np.int32)
     labels[:, 20:] = 1
     labels[5, 5] = 2
-    opened = label_opening(labels, 2)
+    opened = label_opening_majority(labels, 2)
     assert opened[5, 5] == 0 and np.array_equal(opened[:, 21:], labels[:, 21:])
 
 

@@ -52,6 +52,7 @@ from focusstudio.core.methods.tensors import to_numpy
 from focusstudio.core.methods.tiling import Tile, fits_untiled, plan_tiles
 from focusstudio.core.ops.compose import compose_pair, iter_compose_index
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guide_centre
+from focusstudio.core.ops.params import GF_EPS, GF_RADIUS
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
@@ -95,10 +96,8 @@ GACN_PARAMS = ParamSet(
                   minimum=0.1, maximum=100.0),
         ParamSpec("gaussian_radius", "int", 4, "radius of the Gaussian's support (released: 4 → 9×9)",
                   minimum=1, maximum=50),
-        ParamSpec("gf_radius", "int", 3, "guided-filter window radius", minimum=1, maximum=50,
-                  title="Guided filter radius"),
-        ParamSpec("gf_eps", "float", 0.1, "guided-filter regulariser (grey guide in [0, 1])",
-                  minimum=1e-8, maximum=1e3, log_scale=True, title="Guided filter eps"),
+        GF_RADIUS.with_default(3, note="(Of the boundary guided filter.)"),
+        GF_EPS.with_default(0.1, note="On a grey guide in [0, 1]."),
     )
 )
 

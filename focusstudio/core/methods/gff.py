@@ -29,6 +29,7 @@ from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
 from focusstudio.core.ops.guided_filter import guided_filter_np
+from focusstudio.core.ops.params import GF_EPS, GF_RADIUS
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
@@ -69,16 +70,14 @@ class GuidedFilteringFusion(FusionMethod):
                       stage="analysis"),
             ParamSpec("base_radius", "int", 15, "Radius of the mean filter of the two-scale decomposition "
                       "(15 = 31×31).", minimum=1, maximum=256, stage="post"),
-            ParamSpec("base_gf_radius", "int", 45, "Guided filter radius r1 for the base-layer weights.",
-                      minimum=1, maximum=512, stage="post", title="Base GF radius"),
-            ParamSpec("base_gf_eps", "float", 0.3, "Guided filter eps1 for the base-layer weights "
-                      "(guide in [0, 1]).", minimum=1e-12, maximum=100.0, stage="post", title="Base GF eps",
-                      log_scale=True),
-            ParamSpec("detail_gf_radius", "int", 7, "Guided filter radius r2 for the detail-layer weights.",
-                      minimum=1, maximum=512, stage="post", title="Detail GF radius"),
-            ParamSpec("detail_gf_eps", "float", 1e-6, "Guided filter eps2 for the detail-layer weights "
-                      "(guide in [0, 1]).", minimum=1e-12, maximum=100.0, stage="post",
-                      title="Detail GF eps", log_scale=True),
+            GF_RADIUS.with_default(45, name="base_gf_radius", title="Base GF radius",
+                                   note="Filter r1 of the base-layer weights."),
+            GF_EPS.with_default(0.3, name="base_gf_eps", title="Base GF eps",
+                                note="Filter eps1 of the base-layer weights (guide in [0, 1])."),
+            GF_RADIUS.with_default(7, name="detail_gf_radius", title="Detail GF radius",
+                                   note="Filter r2 of the detail-layer weights."),
+            GF_EPS.with_default(1e-6, name="detail_gf_eps", title="Detail GF eps",
+                                note="Filter eps2 of the detail-layer weights (guide in [0, 1])."),
             ParamSpec("guide", "choice", "grey", "Guide of the weight filters: the grey frame (reference "
                       "code) or the colour frame (textbook colour guided filter).", choices=("grey", "colour"),
                       stage="post"),

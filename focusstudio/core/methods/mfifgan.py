@@ -39,7 +39,8 @@ from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
-from focusstudio.core.params import ParamSet, ParamSpec
+from focusstudio.core.ops.params import AREA_FRACTION, DECISION_THRESHOLD
+from focusstudio.core.params import ParamSet
 from focusstudio.core.progress import ProgressGen, ProgressRange
 
 if TYPE_CHECKING:
@@ -95,11 +96,8 @@ class MFIFGANFusion(SerialDecisionMethod):
     rounding = "round"
     params = ParamSet(
         (
-            ParamSpec("threshold", "float", 0.5, "Pixels whose focus map is strictly above this take the "
-                      "first frame.", minimum=0.0, maximum=1.0, stage="post", step=0.01),
-            ParamSpec("area_fraction", "float", 0.001, "Small-region removal: regions (both polarities, "
-                      "4-connected) smaller than this fraction of H·W are flipped; 0 switches it off.",
-                      minimum=0.0, maximum=0.5, stage="post", step=0.0005),
+            DECISION_THRESHOLD.with_default(0.5, note="(The soft map is the generator's focus map.)"),
+            AREA_FRACTION.with_default(0.001, note="(Small-region removal is on unless it is 0.)"),
         )
     )
     soft_map_name = "focus_map"

@@ -30,7 +30,6 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
 
 from focusstudio.core.lazy import lazy_import
@@ -49,17 +48,11 @@ from focusstudio.core.methods.deep_common import (
 )
 from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.tensors import to_numpy
+from focusstudio.core.ops import params as ops_params
 from focusstudio.core.ops.compose import compose_pair, iter_compose_index, iter_compose_weights
-from focusstudio.core.ops.morphology import (
-    binary_closing,
-    binary_opening,
-    disk,
-    fill_small_holes,
-    remove_small_objects,
-    small_region_removal_labels,
-)
+from focusstudio.core.ops.consistency import label_opening_majority, verify_binary, verify_labels
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressEvent, ProgressGen, check_cancelled, run_to_completion
+from focusstudio.core.progress import ProgressEvent, ProgressGen, run_to_completion
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 
 # torch and the architecture load on first use (see focusstudio.core.lazy).
@@ -85,20 +78,13 @@ SESF_PARAMS = ParamSet(
                   choices=STRATEGIES, stage="analysis"),
         ParamSpec("sf_radius", "int", 5, "radius r of the (2r+1)² spatial-frequency window",
                   minimum=1, maximum=30, stage="analysis", title="SF radius"),
-        ParamSpec("use_morphology", "bool", True,
-                  "opening/closing of the decision map with a disk (consistency verification)"),
-        ParamSpec("morphology_radius", "int", 5, "radius of the morphology disk (x²+y² ≤ r²)",
-                  minimum=0, maximum=50),
-        ParamSpec("use_srr", "bool", True, "small-region removal: flip regions below the area fraction"),
-        ParamSpec("area_fraction", "float", 0.01,
-                  "small-region threshold as a fraction of the image area (regions strictly smaller flip)",
-                  minimum=0.0, maximum=0.5, step=0.001, title="SRR area fraction"),
-        ParamSpec("use_guided_filter", "bool", True,
-                  "guided filter of the decision map with the initial fused image as guide"),
-        ParamSpec("gf_radius", "int", 4, "guided-filter window radius", minimum=1, maximum=50,
-                  title="Guided filter radius"),
-        ParamSpec("gf_eps", "float", 0.1, "guided-filter regulariser (guide in 0–255 scale)",
-                  minimum=1e-6, maximum=1e6, log_scale=True, title="Guided filter eps"),
+        ops_params.USE_MORPHOLOGY,
+        ops_params.MORPHOLOGY_RADIUS.with_default(5),
+        ops_params.USE_SRR.with_default(True, note="(Not with the blend strategy.)"),
+        ops_params.AREA_FRACTION.with_default(0.01),
+        ops_params.USE_GUIDED_FILTER.with_default(True, note="(Not with the blend strategy.)"),
+        ops_params.GF_RADIUS.with_default(4),
+        ops_params.GF_EPS.with_default(0.1, note="On a guide in grey levels 0–255 (the released code's scale)."),
         ParamSpec("clamp_weight", "bool", False,
                   "clip the guided-filter weight to [0, 1] (the released code does not)"),
     )
@@ -167,59 +153,6 @@ class SESFActivity:
 
 
 # ---------------------------------------------------------------------------------------- post
-def verify_binary(decision: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
-    """Consistency verification in the released order: opening, remove small 1-regions, closing,
-    fill small 0-regions (4-connectivity, strict < area threshold, border regions included)."""
-    result = decision.astype(bool)
-    area = params["area_fraction"] * decision.shape[0] * decision.shape[1]
-    radius = params["morphology_radius"]
-    if params["use_morphology"]:
-        result = binary_opening(result, radius)
-    if params["use_srr"]:
-        result = remove_small_objects(result, area, connectivity=4)
-    if params["use_morphology"]:
-        result = binary_closing(result, radius)
-    if params["use_srr"]:
-        result = fill_small_holes(result, area, connectivity=4)
-    return result
-
-
-def label_opening(index: np.ndarray, radius: int) -> np.ndarray:
-    """Opening generalised to a label map: each label's region is opened with a disk; a pixel its
-    own label's opening removes takes the label with most opened pixels in its disk neighbourhood
-    (kept when no label has any)."""
-    if radius <= 0:
-        return index.copy()
-    labels = np.unique(index)
-    if labels.size < 2:
-        return index.copy()
-    footprint = disk(radius).astype(np.float32)
-    kept = np.zeros(index.shape, dtype=bool)
-    best_count = np.zeros(index.shape, dtype=np.float32)
-    best_label = index.copy()
-    for label in labels:
-        check_cancelled()  # an opening and a disk filter per label over the whole map
-        opened = binary_opening(index == label, radius)
-        kept |= opened
-        count = cv2.filter2D(opened.astype(np.float32), -1, footprint, borderType=cv2.BORDER_CONSTANT)
-        better = count > best_count
-        best_count[better] = count[better]
-        best_label[better] = label
-    result = index.copy()
-    rejected = ~kept & (best_count > 0)
-    result[rejected] = best_label[rejected]
-    return result
-
-
-def verify_labels(index: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
-    result = index.astype(np.int32)
-    if params["use_morphology"]:
-        result = label_opening(result, params["morphology_radius"])
-    if params["use_srr"]:
-        result = small_region_removal_labels(result, params["area_fraction"], connectivity=4)
-    return result
-
-
 def guide_of(image: np.ndarray) -> np.ndarray:
     """The guided filter's guide: the initial fused image in the released code's 0–255 scale
     (float32: the filter runs in single precision on the CPU and converts for other devices)."""
@@ -383,7 +316,7 @@ class SESFFuse(DeepFusionMethod):
         blend = analysis.data["strategy"] == "blend"
         # blend: no small-region removal (pyramid blending hides small regions' seams, and it
         # flipped correct small sharp regions to defocused frames on real stacks).
-        index = verify_labels(raw, {**params, "use_srr": params["use_srr"] and not blend})
+        index = verify_labels(raw, {**params, "use_srr": params["use_srr"] and not blend}, label_opening_majority)
         maps = {
             "index_raw": FusionMap("index_raw", "index", raw, "frame with the highest deep SF (0-based)"),
             "index": FusionMap("index", "index", index, "after label opening and small-region removal"),

@@ -49,7 +49,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
 
 from focusstudio.core.methods._classical import (
@@ -60,18 +59,13 @@ from focusstudio.core.methods._classical import (
 )
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
+from focusstudio.core.ops import params as ops_params
 from focusstudio.core.ops.box import box_sum_exact_np
 from focusstudio.core.ops.compose import compose_pair
-from focusstudio.core.ops.morphology import (
-    binary_closing,
-    binary_opening,
-    fill_small_holes,
-    remove_small_objects,
-    small_region_removal_labels,
-)
+from focusstudio.core.ops.consistency import label_opening_nearest, verify_binary, verify_labels
 from focusstudio.core.ops.spatial_frequency import squared_differences_np
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressGen, check_cancelled
+from focusstudio.core.progress import ProgressGen
 from focusstudio.core.tiling import BoundedGuidedFilter, compute_tiled, operation_budget
 from focusstudio.core.types import FusionMap, FusionResult, Stack
 
@@ -134,67 +128,6 @@ def normalised_sf(activity: np.ndarray, radius: int) -> np.ndarray:
     return np.sqrt(np.maximum(activity, 0.0) / float((2 * radius + 1) ** 2)).astype(np.float32)
 
 
-def verify_pair(decision: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-    """SESF-Fuse's consistency verification of a binary map, in its exact order."""
-    result = np.asarray(decision, dtype=bool)
-    radius = params["morphology_radius"]
-    threshold = params["area_fraction"] * result.shape[0] * result.shape[1]
-    use_morphology = params["use_morphology"] and radius > 0
-    if use_morphology:
-        result = binary_opening(result, radius)
-    if params["use_srr"]:
-        result = remove_small_objects(result, threshold)
-    if use_morphology:
-        result = binary_closing(result, radius)
-    if params["use_srr"]:
-        result = fill_small_holes(result, threshold)
-    return result
-
-
-def open_label(index: np.ndarray, label: int, radius: int) -> np.ndarray:
-    """Opening of one label's mask; removed pixels take the nearest other label (in place)."""
-    mask = index == label
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        return index
-    height, width = index.shape
-    # A crop with a margin of r+1 around the label gives exactly the full-image opening: pixels
-    # within r of a crop edge inside the image are not the label, so the border value never matters.
-    margin = radius + 1
-    y0, y1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, height)
-    x0, x1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, width)
-    crop_mask = mask[y0:y1, x0:x1]
-    removed = crop_mask & ~binary_opening(crop_mask, radius)
-    if not removed.any() or crop_mask.all():
-        return index
-    crop = index[y0:y1, x0:x1]
-    # A removed pixel has a non-label pixel within distance r (else the disk on it would survive),
-    # so the nearest one lies inside the crop. OpenCV's labelled distance transform (5×5-mask
-    # Euclidean approximation, >10× faster than an exact one) gives every pixel the id of its
-    # nearest zero pixel, i.e. of the nearest pixel holding another label.
-    _, nearest = cv2.distanceTransformWithLabels(
-        crop_mask.astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    others = ~crop_mask
-    label_of_id = np.zeros(int(nearest.max()) + 1, dtype=np.int32)
-    label_of_id[nearest[others]] = crop[others]
-    crop[removed] = label_of_id[nearest[removed]]
-    return index
-
-
-def verify_labels(index: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-    """The N-label generalisation of SESF's consistency verification (see the module docstring)."""
-    result = index.astype(np.int32, copy=True)
-    radius = params["morphology_radius"]
-    if params["use_morphology"] and radius > 0:
-        for label in np.unique(result):
-            check_cancelled()  # an opening and a distance transform per label
-            open_label(result, int(label), radius)
-    if params["use_srr"]:
-        result = small_region_removal_labels(result, params["area_fraction"])
-    return result
-
-
 @register
 class SpatialFrequencyFusion(FusionMethod):
     name = "sf"
@@ -209,28 +142,19 @@ class SpatialFrequencyFusion(FusionMethod):
         (
             ParamSpec("sf_radius", "int", 5, "Window radius of the spatial frequency (window 2r+1).",
                       minimum=1, maximum=64, stage="analysis", title="SF radius"),
-            ParamSpec("use_morphology", "bool", True, "Opening and closing of the decision map with a disk.",
-                      stage="post"),
-            ParamSpec("morphology_radius", "int", 5, "Radius of the disk used by the opening/closing.",
-                      minimum=0, maximum=64, stage="post"),
-            ParamSpec("use_srr", "bool", True, "Remove regions smaller than area fraction × image area "
-                      "(guided composition; the pyramid composition skips it).",
-                      stage="post", title="Small-region removal"),
-            ParamSpec("area_fraction", "float", 0.01, "Small-region threshold as a fraction of H·W.",
-                      minimum=0.0, maximum=0.5, stage="post", step=0.001),
+            ops_params.USE_MORPHOLOGY,
+            ops_params.MORPHOLOGY_RADIUS.with_default(5),
+            ops_params.USE_SRR.with_default(True, note="(Guided composition; the pyramid composition skips it.)"),
+            ops_params.AREA_FRACTION.with_default(0.01),
             ParamSpec("composition", "choice", "auto", "How the decision composes the image: guided = "
                       "SESF-Fuse's guided filter of the decision (hard frame switches show as seams where "
                       "frames differ in brightness); pyramid = each frame's Laplacian pyramid weighted by "
                       "the Gaussian pyramid of its selection (enfuse's hard-mask blending with this "
                       "decision: detail from the chosen frame at every scale, switches invisible); "
                       "auto = guided for 2 frames, pyramid for more.", choices=COMPOSITIONS, stage="post"),
-            ParamSpec("use_guided_filter", "bool", True, "Smooth the decision map with a guided filter "
-                      "guided by the initial fused image (guided composition).", stage="post"),
-            ParamSpec("gf_radius", "int", 4, "Guided filter window radius.", minimum=1, maximum=128,
-                      stage="post", title="GF radius"),
-            ParamSpec("gf_eps", "float", 0.1, "Guided filter regulariser, on a guide in grey levels 0–255 "
-                      "(SESF-Fuse's scale).", minimum=1e-9, maximum=1e6, stage="post", title="GF eps",
-                      log_scale=True),
+            ops_params.USE_GUIDED_FILTER.with_default(True, note="(Guided composition.)"),
+            ops_params.GF_RADIUS.with_default(4),
+            ops_params.GF_EPS.with_default(0.1, note="On a guide in grey levels 0–255 (SESF-Fuse's scale)."),
         )
     )
     map_names: ClassVar[tuple[str, ...]] = (
@@ -303,7 +227,7 @@ class SpatialFrequencyFusion(FusionMethod):
         maps: dict[str, FusionMap],
     ) -> ProgressGen[np.ndarray]:
         decision_raw = index_raw == 0
-        decision = verify_pair(decision_raw, params)
+        decision = verify_binary(decision_raw, params)
         index = np.where(decision, 0, 1).astype(np.int32)
         maps["decision_raw"] = FusionMap(
             "decision_raw", "decision", decision_raw.astype(np.float32), "1 = frame 0 has the larger SF"
@@ -339,7 +263,9 @@ class SpatialFrequencyFusion(FusionMethod):
         # Small-region removal exists to hide the seams of small regions; pyramid blending hides
         # them anyway, and on real stacks it flipped correct small sharp regions (a mandible's rim,
         # small cells) to a defocused frame: the pyramid composition skips it.
-        index = verify_labels(index_raw, {**params, "use_srr": params["use_srr"] and not pyramid})
+        index = verify_labels(
+            index_raw, {**params, "use_srr": params["use_srr"] and not pyramid}, label_opening_nearest
+        )
         maps["index"] = FusionMap("index", "index", index, "Frame chosen after consistency verification")
         yield context.progress.event("consistency", 0.2, "consistency verification")
         context.cancel.raise_if_cancelled()

@@ -28,6 +28,7 @@ from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
+from focusstudio.core.ops.params import AREA_FRACTION, DECISION_THRESHOLD, USE_SRR
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen, ProgressRange
 from focusstudio.core.types import to_grey
@@ -106,14 +107,11 @@ class TwoStreamFusion(SerialDecisionMethod):
     rounding = "round"
     params = ParamSet(
         (
-            ParamSpec("threshold", "float", 0.5, "Pixels whose α is strictly above this take the first frame.",
-                      minimum=0.0, maximum=1.0, stage="post", step=0.01),
+            DECISION_THRESHOLD.with_default(0.5, note="(The soft map is the latent decision map α.)"),
             ParamSpec("soft_alpha", "bool", False, "Blend with the soft α (α·F1 + (1−α)·F2, the training "
                       "objective) instead of a hard selection.", stage="post", title="Soft α"),
-            ParamSpec("use_srr", "bool", False, "Small-region removal of the binary map (both polarities, "
-                      "4-connected); not in the paper.", stage="post", title="Small-region removal"),
-            ParamSpec("area_fraction", "float", 0.001, "Small-region threshold as a fraction of H·W.",
-                      minimum=0.0, maximum=0.5, stage="post", step=0.0005),
+            USE_SRR.with_default(False, note="(Not in the paper.)"),
+            AREA_FRACTION.with_default(0.001),
         )
     )
     soft_map_name = "alpha"
