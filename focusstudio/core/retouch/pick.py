@@ -1,0 +1,86 @@
+"""Which source frame to paint from: the frame the method chose at a pixel, or the sharpest one there.
+
+The sharpest frame uses the block sharpness of :mod:`focusstudio.core.metrics.recall` (mean squared
+Laplacian of the lightly smoothed grey frame over 32-px blocks), measured once per frame and kept
+as a few thousand numbers, so every later pick is a look-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from focusstudio.core.metrics.recall import BLOCK, block_sharpness
+from focusstudio.core.types import FusionMap, FusionResult, Stack
+
+#: The maps that say which frame a pixel came from, most specific first (UFA's are derived
+#: from its output, still the best guess of which frame is sharp there).
+INDEX_MAPS = ("index", "derived_index")
+DECISION_MAPS = ("decision", "derived_decision")
+
+
+def _sample(fusion_map: FusionMap, row: int, col: int, shape: tuple[int, int]) -> float:
+    """The map's value at image pixel (row, col) (maps computed at a lower resolution are scaled)."""
+    data = fusion_map.data
+    map_row = min(int(row * data.shape[0] / shape[0]), data.shape[0] - 1)
+    map_col = min(int(col * data.shape[1] / shape[1]), data.shape[1] - 1)
+    return float(data[map_row, map_col])
+
+
+def chosen_frame(maps: Mapping[str, FusionMap], row: int, col: int, shape: tuple[int, int]) -> int | None:
+    """The frame the method's index map (or, for two frames, decision map: the weight of frame 0)
+    chose at (row, col); None when the result has neither."""
+    for name in INDEX_MAPS:
+        if name in maps:
+            return round(_sample(maps[name], row, col, shape))
+    for name in DECISION_MAPS:
+        if name in maps:
+            return 0 if _sample(maps[name], row, col, shape) >= 0.5 else 1
+    return None
+
+
+def chosen_frame_of(result: FusionResult, row: int, col: int) -> int | None:
+    return chosen_frame(result.maps, row, col, (int(result.image.shape[0]), int(result.image.shape[1])))
+
+
+class SharpnessProbe:
+    """The sharpest frame at a pixel. ``measure()`` reads every frame once (grey) — seconds on a long
+    24 MP stack, so the window runs it in a worker; :meth:`sharpest` is then a look-up."""
+
+    def __init__(self, load_grey: Callable[[int], np.ndarray], count: int, shape: tuple[int, int],
+                 block: int = BLOCK) -> None:
+        self._load_grey = load_grey
+        self.count = count
+        self.shape = shape
+        self.block = block
+        self._sharpness: np.ndarray | None = None  # frames × rows × cols
+
+    @classmethod
+    def of_stack(cls, stack: Stack, block: int = BLOCK) -> SharpnessProbe:
+        return cls(lambda i: stack.load(i, grey=True), len(stack), stack.shape, block)
+
+    @property
+    def measured(self) -> bool:
+        return self._sharpness is not None
+
+    def measure(self) -> None:
+        if self._sharpness is None:
+            # Images smaller than a block are measured as one block of their own size.
+            block = max(1, min(self.block, *self.shape))
+            self.block = block
+            self._sharpness = np.stack([block_sharpness(self._load_grey(i), block) for i in range(self.count)])
+
+    def sharpest(self, row: int, col: int) -> int:
+        """The frame whose block around (row, col) holds the most detail (blocks are summed over the
+        3×3 neighbourhood, so a pick on a block edge is not decided by one block alone)."""
+        self.measure()
+        assert self._sharpness is not None
+        _, rows, cols = self._sharpness.shape
+        block_row = min(max(row, 0) // self.block, rows - 1)
+        block_col = min(max(col, 0) // self.block, cols - 1)
+        window = self._sharpness[:, max(block_row - 1, 0): block_row + 2, max(block_col - 1, 0): block_col + 2]
+        centre = self._sharpness[:, block_row, block_col]
+        # The centre block counts double: the neighbourhood only breaks near-ties.
+        score = window.sum(axis=(1, 2)) + centre
+        return int(np.argmax(score))
