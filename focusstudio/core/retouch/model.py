@@ -196,6 +196,10 @@ class RetouchModel:
         point = (float(x), float(y))
         points = active.stroke.points
         start = points[-1] if points else point
+        # Moves shorter than a tenth of the radius paint nothing new worth recording: skipping
+        # them keeps saved strokes compact (what is recorded is exactly what was painted).
+        if points and np.hypot(point[0] - start[0], point[1] - start[1]) < max(0.5, 0.1 * active.stroke.brush.radius):
+            return None
         points.append(point)
         return self._paint_segment(active, start, point)
 
