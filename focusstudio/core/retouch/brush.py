@@ -77,11 +77,12 @@ def segment_rect(p0: tuple[float, float], p1: tuple[float, float], reach: float,
     return (row0, max(row0, row1), col0, max(col0, col1))
 
 
-def segment_distance(p0: tuple[float, float], p1: tuple[float, float], rect: Rect) -> np.ndarray:
-    """Distance (float32) from each pixel centre of ``rect`` to the segment p0–p1 (a point when equal)."""
+def segment_distance(p0: tuple[float, float], p1: tuple[float, float], rect: Rect, step: int = 1) -> np.ndarray:
+    """Distance (float32) from each pixel centre of ``rect`` (every ``step``-th row and column) to
+    the segment p0–p1 (a point when equal)."""
     row0, row1, col0, col1 = rect
-    px = (np.arange(col0, col1, dtype=np.float32) + 0.5)[None, :]
-    py = (np.arange(row0, row1, dtype=np.float32) + 0.5)[:, None]
+    px = (np.arange(col0, col1, step, dtype=np.float32) + 0.5)[None, :]
+    py = (np.arange(row0, row1, step, dtype=np.float32) + 0.5)[:, None]
     dx, dy = p1[0] - p0[0], p1[1] - p0[1]
     length2 = dx * dx + dy * dy
     rx, ry = px - np.float32(p0[0]), py - np.float32(p0[1])

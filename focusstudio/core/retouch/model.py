@@ -309,17 +309,20 @@ class RetouchModel:
         if rect[0] >= rect[1] or rect[2] >= rect[3]:
             return None
         assert self._scratch is not None and self._base_weight is not None
-        matching = stroke.match and stroke.frame is not None
-        # One distance field serves both the brush and, when matching, the border ring around it.
-        margin = max(4.0, 0.5 * brush.radius) if matching else 0.0
-        window = segment_rect(p0, p1, brush.radius + margin, self.shape) if matching else rect
-        distance = segment_distance(p0, p1, window)
-        if matching:
-            self._update_gain(active, window, distance, margin)
+        if stroke.match and stroke.frame is not None:
+            self._update_gain(active, p0, p1)
         row0, row1, col0, col1 = rect
-        inner = distance[row0 - window[0]: row1 - window[0], col0 - window[2]: col1 - window[2]]
         coverage = self._scratch[row0:row1, col0:col1]
-        np.maximum(coverage, falloff(inner, brush), out=coverage)
+        painted = falloff(segment_distance(p0, p1, rect), brush)
+        # Only where this segment raises the stroke's coverage does anything change: the rest of the
+        # rectangle (the part the previous segment already painted) is neither blended nor composed.
+        grown = painted > coverage
+        rows, cols = np.flatnonzero(grown.any(axis=1)), np.flatnonzero(grown.any(axis=0))
+        if rows.size == 0:
+            return None
+        np.maximum(coverage, painted, out=coverage)
+        rect = (row0 + int(rows[0]), row0 + int(rows[-1]) + 1, col0 + int(cols[0]), col0 + int(cols[-1]) + 1)
+        row0, row1, col0, col1 = rect
         # Weights are rewritten tile by tile from the tile's state before the stroke.
         for tile_row in range(row0 // TILE, (row1 - 1) // TILE + 1):
             for tile_col in range(col0 // TILE, (col1 - 1) // TILE + 1):
@@ -354,16 +357,18 @@ class RetouchModel:
                 values += cover * np.float32(gain)
             weights[row0:row1, col0:col1] = values
 
-    def _update_gain(self, active: _Active, window: Rect, distance: np.ndarray, margin: float) -> None:
+    def _update_gain(self, active: _Active, p0: tuple[float, float], p1: tuple[float, float]) -> None:
         """Luminosity matching: the gain is Σ result / Σ frame (grey) over the stroke's border seen so
         far: a ring just outside the brush, on pixels the stroke has not painted. The ring is
         sampled on a grid of at most ~64 k points (a mean needs no more)."""
         assert self._scratch is not None and active.stroke.frame is not None
         radius = active.stroke.brush.radius
+        margin = max(4.0, 0.5 * radius)
+        window = segment_rect(p0, p1, radius + margin, self.shape)
         row0, row1, col0, col1 = window
-        step = max(1, math.ceil(math.sqrt(distance.size / 65536)))
-        sampled = distance[::step, ::step]
-        ring = (sampled > radius) & (sampled <= radius + margin)
+        step = max(1, math.ceil(math.sqrt((row1 - row0) * (col1 - col0) / 65536)))
+        distance = segment_distance(p0, p1, window, step)
+        ring = (distance > radius) & (distance <= radius + margin)
         ring &= self._scratch[row0:row1:step, col0:col1:step] == 0.0
         if not ring.any():
             return
