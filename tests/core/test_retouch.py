@@ -253,3 +253,18 @@ def test_grey_results_are_painted_too() -> None:
     assert model.image.ndim == 2
     assert model.image[20, 20] == pytest.approx(synthetic.stack.load(0)[20, 20], abs=CACHE_TOLERANCE)
     assert model.retouched_result(result).as_dtype().dtype == np.uint8
+
+
+def test_rebased_model_replays_the_strokes_on_a_new_result(pair: tuple[Stack, FusionResult]) -> None:
+    stack, _ = pair
+    model = _model(pair)
+    model.apply(Stroke(1, Brush(26, 0.6, 1.0), [(44.0, 46.0), (52.0, 50.0)]))
+    model.apply(Stroke(0, Brush(16, 0.2, 0.6), [(80.0, 10.0)]))
+    model.undo()  # undone strokes are not carried over
+    other = fuse(stack, "sf", {"use_guided_filter": False})
+    rebased = model.rebased(other.image)
+    expected = apply_retouch(other, stack, RetouchDocument.of_model(model)).image
+    np.testing.assert_allclose(rebased.image, expected, atol=1e-6)
+    assert len(rebased.strokes) == 1 and rebased.can_undo()
+    with pytest.raises(ValueError, match="painted on"):
+        model.rebased(other.image[:50])

@@ -150,6 +150,16 @@ class RetouchModel:
             raise ValueError(f"the result is {result.image.shape[:2]} but the frames are {stack.shape}")
         return cls(result.image, FrameCache.of_stack(stack), stack.names)
 
+    def rebased(self, base: np.ndarray, frames: FrameCache | None = None) -> RetouchModel:
+        """A model over a new result of the same stack (fused again with other post-processing) with
+        this model's strokes replayed on it: the gains are matched to the new surroundings, exactly
+        as ``fuse --retouch`` does. ``frames``: the new stack's frames when it was aligned anew."""
+        if tuple(base.shape[:2]) != self.shape:
+            raise ValueError(f"the new result is {base.shape[:2]}, the strokes were painted on {self.shape}")
+        model = RetouchModel(base, frames or self.frames, self.names)
+        model.apply_all(self.strokes)
+        return model
+
     # ------------------------------------------------------------------ state
     @property
     def strokes(self) -> list[Stroke]:
