@@ -72,15 +72,11 @@ class SharpnessProbe:
             self._sharpness = np.stack([block_sharpness(self._load_grey(i), block) for i in range(self.count)])
 
     def sharpest(self, row: int, col: int) -> int:
-        """The frame whose block around (row, col) holds the most detail (blocks are summed over the
-        3×3 neighbourhood, so a pick on a block edge is not decided by one block alone)."""
+        """The frame whose block holding (row, col) has the most detail (the last, narrower blocks
+        of a remainder strip count as their neighbours)."""
         self.measure()
         assert self._sharpness is not None
         _, rows, cols = self._sharpness.shape
         block_row = min(max(row, 0) // self.block, rows - 1)
         block_col = min(max(col, 0) // self.block, cols - 1)
-        window = self._sharpness[:, max(block_row - 1, 0): block_row + 2, max(block_col - 1, 0): block_col + 2]
-        centre = self._sharpness[:, block_row, block_col]
-        # The centre block counts double: the neighbourhood only breaks near-ties.
-        score = window.sum(axis=(1, 2)) + centre
-        return int(np.argmax(score))
+        return int(np.argmax(self._sharpness[:, block_row, block_col]))
