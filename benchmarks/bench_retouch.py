@@ -9,7 +9,10 @@ gain and recomposing the dirty rectangle), the mean time of ``end_stroke``, ``un
 ``redo``, and the one-off costs outside the strokes (loading a frame into the cache, the first
 stroke's weight layers). The goal is ≤ 50 ms per segment at 24 MP.
 
-    python -m benchmarks.bench_retouch [--sizes 1000x1000,6000x4000] [--strokes 6] [--json]
+With ``--gui`` the window's side is timed too: ``RetouchController.move`` per segment (model plus
+redrawing the 256-px display tiles it touched), and that plus Qt's event processing (offscreen).
+
+    python -m benchmarks.bench_retouch [--sizes 1000x1000,6000x4000] [--strokes 6] [--gui] [--json]
 """
 
 from __future__ import annotations
@@ -110,10 +113,56 @@ def bench(width: int, height: int, strokes: int) -> dict[str, object]:
     return timings
 
 
+def bench_gui(width: int, height: int, strokes: int) -> dict[str, object]:
+    """The window's side: ``RetouchController.move`` per segment (the model plus redrawing the
+    display tiles), then the same with Qt's event processing (the scene repainted offscreen)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from focusstudio.gui.retouch import RetouchController
+    from focusstudio.gui.viewer import ImagePane
+
+    app = QApplication.instance() or QApplication([])
+    stack = synthetic_stack(width, height)
+    base = stack.load(0)
+    pane = ImagePane()
+    pane.resize(1200, 800)
+    pane.show()
+    pane.show_image((base * 255).astype(np.uint8))
+    controller = RetouchController(pane)
+    controller.set_model(RetouchModel(base, FrameCache.of_stack(stack), stack.names))
+    for index in (1, 2):
+        controller.model.prepare_frame(index)  # type: ignore[union-attr]
+    controller.set_active(True)
+    report: dict[str, object] = {"size": f"{width}x{height}"}
+    for size in BRUSHES[1:]:
+        controller.set_brush(size=size, hardness=0.5, opacity=0.9)
+        for events in (False, True):
+            times: list[float] = []
+            for stroke in range(strokes):
+                controller.set_frame(None if stroke % 3 == 2 else 1 + stroke % 2)
+                points = _path(width, height, size, stroke)
+                controller.press(*points[0])
+                for point in points[1:]:
+                    tick = time.perf_counter()
+                    controller.move(*point)
+                    if events:
+                        app.processEvents()
+                    times.append(time.perf_counter() - tick)
+                controller.release()
+            ms = np.array(times) * 1000.0
+            key = f"{size:g}px{' +repaint' if events else ''}"
+            report[key] = {"median_ms": round(float(np.median(ms)), 2),
+                           "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+    pane.close()
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000x1000,6000x4000", help="comma-separated WIDTHxHEIGHT")
     parser.add_argument("--strokes", type=int, default=6, help="strokes per brush size")
+    parser.add_argument("--gui", action="store_true", help="also time the window's controller (PySide6)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     cv2.setNumThreads(1)
@@ -121,6 +170,8 @@ def main() -> None:
     for text in args.sizes.split(","):
         width, height = (int(v) for v in text.lower().split("x"))
         reports.append(bench(width, height, args.strokes))
+        if args.gui:
+            reports[-1]["gui"] = bench_gui(width, height, args.strokes)
     if args.json:
         print(json.dumps({"load_average": os.getloadavg(), "runs": reports}, indent=2))
         return
@@ -130,8 +181,12 @@ def main() -> None:
               f"first stroke's layers {report['first_stroke_layers_s']} s")
         for brush, row in report["brushes"].items():  # type: ignore[union-attr]
             print(f"  brush {brush:>6}: {row['segments']:4d} segments, median {row['median_ms']:6.2f} ms, "
-                  f"p95 {row['p95_ms']:6.2f} ms, max {row['max_ms']:6.2f} ms; end_stroke {row['end_stroke_ms']:.2f} ms, "
+                  f"p95 {row['p95_ms']:6.2f} ms, max {row['max_ms']:6.2f} ms; "
+                  f"end_stroke {row['end_stroke_ms']:.2f} ms, "
                   f"undo {row['undo_ms']:.2f} ms, redo {row['redo_ms']:.2f} ms")
+        for key, row in report.get("gui", {}).items():  # type: ignore[union-attr]
+            if key != "size":
+                print(f"  window, brush {key}: median {row['median_ms']:.2f} ms, p95 {row['p95_ms']:.2f} ms per move")
 
 
 if __name__ == "__main__":

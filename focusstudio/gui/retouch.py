@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
@@ -22,7 +23,6 @@ from PySide6.QtGui import QAction, QKeySequence, QMouseEvent, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem
 
 from focusstudio.core.retouch import Brush, Rect, RetouchModel, SharpnessProbe, chosen_frame
-from focusstudio.core.types import from_unit_float
 from focusstudio.gui.viewer import CATEGORICAL, OVERLAY_Z
 
 if TYPE_CHECKING:
@@ -32,10 +32,18 @@ if TYPE_CHECKING:
 #: Stacking order: over the base image (0), under the map overlays (OVERLAY_Z and up).
 RETOUCH_Z = 5
 MASK_Z = OVERLAY_Z - 1
-#: Edge of the display tiles: a segment redraws the tiles it touched.
-DISPLAY_TILE = 512
+#: Edge of the display tiles: a segment redraws the whole tiles it touched (an ImageItem has no
+#: partial update), so small tiles waste little; 24 MP painted all over is ~370 items.
+DISPLAY_TILE = 256
 #: Opacity of the painted-mask overlay where a pixel is fully painted.
 MASK_ALPHA = 0.45
+
+
+def _display(pixels: np.ndarray) -> np.ndarray:
+    """float [0, 1] → uint8 for the screen in one pass (OpenCV rounds and saturates; the exact
+    conversion of :func:`~focusstudio.core.types.from_unit_float` goes through float64 and is
+    several times slower, which a tile redrawn on every mouse move cannot afford)."""
+    return cv2.convertScaleAbs(pixels, alpha=255.0)
 
 
 class RetouchController(QObject):
@@ -296,7 +304,7 @@ class RetouchController(QObject):
                 item = self._tiles[key] = self._new_tile(key, RETOUCH_Z)
                 item.setVisible(not self._before)
             row0, row1, col0, col1 = self._tile_rect(key)
-            item.setImage(from_unit_float(self.model.image[row0:row1, col0:col1], "uint8"), autoLevels=False)
+            item.setImage(_display(self.model.image[row0:row1, col0:col1]), autoLevels=False)
         if self._mask_visible:
             self._redraw_mask(rect)
 

@@ -77,7 +77,7 @@ def test_dragging_paints_one_stroke_from_the_chosen_frame(tool) -> None:  # type
     tile = next(iter(controller._tiles.values()))
     assert tile.zValue() == RETOUCH_Z and tile.isVisible()
     expected = np.round(np.clip(model.image[31, 40], 0, 1) * 255)
-    np.testing.assert_array_equal(tile.image[31, 40], expected)
+    np.testing.assert_allclose(tile.image[31, 40], expected, atol=1)
     assert controller.undo_action.isEnabled() and not controller.redo_action.isEnabled()
 
 
@@ -104,7 +104,7 @@ def test_undo_and_redo_by_shortcut(tool, qtbot: QtBot) -> None:  # type: ignore[
     panel.redo.click()
     assert len(model.strokes) == 2
     tile = next(iter(controller._tiles.values()))
-    np.testing.assert_array_equal(tile.image[40, 70], np.round(np.clip(model.image[40, 70], 0, 1) * 255))
+    np.testing.assert_allclose(tile.image[40, 70], np.round(np.clip(model.image[40, 70], 0, 1) * 255), atol=1)
 
 
 def test_alt_click_picks_the_sharpest_frame_and_shift_the_chosen_one(tool) -> None:  # type: ignore[no-untyped-def]
