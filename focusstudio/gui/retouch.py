@@ -295,15 +295,15 @@ class RetouchController(QObject):
 
     def _redraw(self, rect: Rect) -> None:
         assert self.model is not None
-        painted_any = self.model.painted(rect).any() if rect[1] > rect[0] and rect[3] > rect[2] else False
         for key in self._tile_keys(rect):
+            tile = self._tile_rect(key)
             item = self._tiles.get(key)
             if item is None:
-                if not painted_any:
+                if not self.model.painted(tile).any():
                     continue  # never painted here: the pane's base image already shows it
                 item = self._tiles[key] = self._new_tile(key, RETOUCH_Z)
                 item.setVisible(not self._before)
-            row0, row1, col0, col1 = self._tile_rect(key)
+            row0, row1, col0, col1 = tile
             item.setImage(_display(self.model.image[row0:row1, col0:col1]), autoLevels=False)
         if self._mask_visible:
             self._redraw_mask(rect)

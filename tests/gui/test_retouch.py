@@ -153,3 +153,17 @@ def test_outside_retouch_mode_the_mouse_is_the_views(tool) -> None:  # type: ign
     panel.mode.setChecked(False)
     _drag(pane, [(20, 20), (60, 60)])
     assert controller.model.strokes == []
+
+
+def test_a_rebased_model_is_drawn_only_where_painted(tool, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from focusstudio.core.retouch import Brush, Stroke
+    from focusstudio.gui import retouch
+
+    monkeypatch.setattr(retouch, "DISPLAY_TILE", 32)  # 3×3 tiles on the 96-px image
+    _pane, controller, _panel, stack, _result = tool
+    controller.model.apply(Stroke(1, Brush(10, 1.0, 1.0), [(10.0, 10.0)], match=False))
+    other = fuse(stack, "sf", {"use_guided_filter": False})
+    controller.set_model(controller.model.rebased(other.image), other)
+    assert controller.tile_count() == 1
+    assert controller.retouched_result().image[10, 10] == pytest.approx(stack.load(1)[10, 10], abs=1e-4)
+    assert controller.undo_action.isEnabled()
