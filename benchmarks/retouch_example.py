@@ -53,14 +53,15 @@ def main() -> None:
     probe = SharpnessProbe.of_stack(stack)
     frame = probe.sharpest(int(centre[1]), int(centre[0]))
     model = RetouchModel.from_result(result, stack)
-    # One stroke along the patch's longer side, wide enough to cover its shorter side.
+    # One stroke along the patch's longer side, its fully painted core (hardness 0.7) wider than
+    # the patch's shorter side.
     width, height = col1 - col0, row1 - row0
-    size = float(min(width, height) + BLOCK)
+    size = float(1.5 * min(width, height) + BLOCK)
     if width >= height:
         points = [(col0 + size / 4, centre[1]), (col1 - size / 4, centre[1])]
     else:
         points = [(centre[0], row0 + size / 4), (centre[0], row1 - size / 4)]
-    model.apply(Stroke(frame, Brush(size, 0.4, 1.0), points))
+    model.apply(Stroke(frame, Brush(size, 0.7, 1.0), points))
 
     def detail(image: np.ndarray) -> float:
         return float(block_sharpness(to_grey(image[row0:row1, col0:col1]), BLOCK).mean())
