@@ -268,3 +268,18 @@ def test_rebased_model_replays_the_strokes_on_a_new_result(pair: tuple[Stack, Fu
     assert len(rebased.strokes) == 1 and rebased.can_undo()
     with pytest.raises(ValueError, match="painted on"):
         model.rebased(other.image[:50])
+
+
+def test_the_undo_history_is_bounded(pair: tuple[Stack, FusionResult], monkeypatch: pytest.MonkeyPatch) -> None:
+    from focusstudio.core.retouch import model as model_module
+
+    # Room for the snapshots of one stroke and a half (each: the one 96×96 tile of B and of frame 1's layer).
+    monkeypatch.setattr(model_module, "UNDO_BYTES", 3 * 96 * 96 * 4)
+    model = _model(pair)
+    for x in (20.0, 50.0, 80.0):
+        model.apply(Stroke(1, HARD, [(x, 40.0)]))
+    assert model.undo() is not None
+    assert not model.can_undo() and model.undo() is None
+    assert len(model.strokes) == 2  # the older strokes stay painted and saved
+    model.redo()
+    assert len(model.strokes) == 3

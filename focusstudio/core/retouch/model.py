@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 #: Edge of the tiles undo snapshots are kept in.
 TILE = 256
+#: Memory the undo history may hold (tile snapshots of the weights); older strokes stay painted
+#: and saved but can no longer be undone once the newer ones fill it.
+UNDO_BYTES = 1 << 30
 #: Luminosity gains are kept within this range: a larger ratio is not an exposure difference.
 GAIN_RANGE = (0.5, 2.0)
 
@@ -105,9 +108,17 @@ class _Entry:
     """One stroke in the undo history with its tiles before (and, once undone, after) it."""
 
     stroke: Stroke
-    before: dict[tuple[int, int], _TileState]
+    before: dict[tuple[int, int], _TileState] | None  # None: dropped from the undo history
     after: dict[tuple[int, int], _TileState] | None = None
     rect: Rect | None = None
+
+    def nbytes(self) -> int:
+        total = 0
+        for states in (self.before or {}, self.after or {}):
+            for state in states.values():
+                total += state.base.nbytes if state.base is not None else 0
+                total += sum(a.nbytes for a in state.frames.values() if a is not None)
+        return total
 
 
 @dataclass
@@ -171,7 +182,7 @@ class RetouchModel:
         return self._active is not None
 
     def can_undo(self) -> bool:
-        return bool(self._done) and self._active is None
+        return bool(self._done) and self._done[-1].before is not None and self._active is None
 
     def can_redo(self) -> bool:
         return bool(self._undone) and self._active is None
@@ -242,7 +253,18 @@ class RetouchModel:
             return None
         self._done.append(_Entry(active.stroke, active.before, rect=active.rect))
         self._undone.clear()
+        self._trim_history()
         return active.rect
+
+    def _trim_history(self) -> None:
+        """Forget the snapshots of the oldest strokes beyond UNDO_BYTES (they stay painted)."""
+        used, budget = 0, UNDO_BYTES
+        for entry in reversed(self._done):
+            if entry.before is None:
+                break
+            used += entry.nbytes()
+            if used > budget:
+                entry.before = None
 
     def apply(self, stroke: Stroke) -> Rect | None:
         """Paint a whole recorded stroke (replay from a file); the rectangle it changed."""
@@ -263,6 +285,7 @@ class RetouchModel:
         if not self.can_undo():
             return None
         entry = self._done.pop()
+        assert entry.before is not None
         entry.after = {key: self._capture(key) for key in entry.before}
         for key, state in entry.before.items():
             self._restore(key, state)
