@@ -167,3 +167,37 @@ def test_a_rebased_model_is_drawn_only_where_painted(tool, monkeypatch: pytest.M
     assert controller.tile_count() == 1
     assert controller.retouched_result().image[10, 10] == pytest.approx(stack.load(1)[10, 10], abs=1e-4)
     assert controller.undo_action.isEnabled()
+
+
+def test_export_saves_the_strokes_and_the_cli_reproduces_the_result(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import cv2
+
+    from focusstudio.cli import main
+    from focusstudio.core.io import load_stack
+    from focusstudio.core.progress import CancelToken, run_to_completion
+    from focusstudio.core.retouch import Brush, Stroke, retouch_section
+    from focusstudio.gui.jobs import ExportRequest, export_job
+    from tests.cli.test_cli import _write_stack
+
+    _write_stack(tmp_path / "in", n=2, size=80)
+    sources = (str(tmp_path / "in"),)
+    stack = load_stack(list(sources))
+    result = fuse(stack, "sf")
+    model = RetouchModel.from_result(result, stack)
+    model.apply(Stroke(1, Brush(30, 0.5, 1.0), [(25.0, 25.0), (45.0, 30.0)]))
+    exported = tmp_path / "retouched.png"
+    request = ExportRequest(exported, model.retouched_result(result), sources, align=None,
+                            retouch=retouch_section(model))
+    outcome = run_to_completion(export_job(request, CancelToken()))
+    sidecar = json.loads(outcome.sidecar.read_text(encoding="utf-8"))
+    assert sidecar["retouch"]["strokes"][0]["frame"] == 1
+    command = sidecar["command"]
+    assert command[-2:] == ["--retouch", str(outcome.sidecar)]
+    again = tmp_path / "again.png"
+    command[command.index("-o") + 1] = str(again)
+    assert main([*command[1:], "--quiet"]) == 0
+    capsys.readouterr()
+    first, second = (cv2.imread(str(path)).astype(np.int16) for path in (exported, again))
+    assert np.abs(first - second).max() <= 1
