@@ -25,7 +25,7 @@ from focusstudio.core.metrics.recall import BLOCK, block_sharpness
 from focusstudio.core.pipeline import fuse
 from focusstudio.core.progress import run_to_completion
 from focusstudio.core.retouch import Brush, RetouchModel, SharpnessProbe, Stroke
-from focusstudio.core.types import to_grey
+from focusstudio.core.types import FusionResult, Stack, to_grey
 
 
 def _largest_cluster(lost: np.ndarray) -> tuple[int, int, int, int]:
@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--stack", default="macro_object_6")
     parser.add_argument("--method", default="sf")
     parser.add_argument("--out", default=str(REPO_ROOT / "docs" / "retouch"))
+    parser.add_argument("--screenshot", action="store_true",
+                        help="also grab the retouch tool (image pane and panel, offscreen) after the stroke")
     args = parser.parse_args()
     stack = load_stack([str(SHARED_DIR / "stacks" / args.stack)])
     stack, _alignment = run_to_completion(align_stack(stack))
@@ -92,6 +94,53 @@ def main() -> None:
     target = out / f"{args.stack}_{args.method}_before_after.png"
     cv2.imwrite(str(target), picture)
     print(f"  wrote {target} (before | after | painted mask)")
+    if args.screenshot:
+        shot = out / f"{args.stack}_{args.method}_tool.png"
+        _screenshot(result, stack, Stroke(frame, Brush(size, 0.7, 1.0), points), (top, bottom, left, right), shot)
+        print(f"  wrote {shot}")
+
+
+def _screenshot(result: FusionResult, stack: Stack, stroke: Stroke, view: tuple[int, int, int, int],
+                target: Path) -> None:
+    """The retouch tool as the window will host it: the pane (zoomed on the patch, mask shown) and
+    its panel; the stroke is painted through the controller as a drag would."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QRectF
+    from PySide6.QtWidgets import QApplication, QHBoxLayout, QWidget
+
+    from focusstudio.gui.retouch import RetouchController
+    from focusstudio.gui.retouch_panel import RetouchPanel
+    from focusstudio.gui.viewer import ImagePane
+
+    app = QApplication.instance() or QApplication([])
+    window = QWidget()
+    pane = ImagePane()
+    controller = RetouchController(pane)
+    panel = RetouchPanel(controller)
+    layout = QHBoxLayout(window)
+    layout.addWidget(pane, 1)
+    layout.addWidget(panel)
+    window.resize(1000, 600)
+    window.show()
+    pane.show_image(result.as_dtype("uint8"))
+    panel.set_frames(stack.names)
+    controller.set_model(RetouchModel.from_result(result, stack), result, SharpnessProbe.of_stack(stack))
+    panel.mode.setChecked(True)
+    panel.source.setCurrentIndex(stroke.frame if stroke.frame is not None else panel.source.count() - 1)
+    panel.size.setValue(round(stroke.brush.size))
+    panel.hardness.setValue(round(stroke.brush.hardness * 100))
+    controller.press(*stroke.points[0])
+    for point in stroke.points[1:]:
+        controller.move(*point)
+    controller.release()
+    panel.mask.setChecked(True)
+    top, bottom, left, right = view
+    pane.view.setRange(QRectF(left, top, right - left, bottom - top), padding=0)
+    app.processEvents()
+    window.grab().save(str(target))
+    window.close()
 
 
 if __name__ == "__main__":
