@@ -283,3 +283,20 @@ def test_the_undo_history_is_bounded(pair: tuple[Stack, FusionResult], monkeypat
     assert len(model.strokes) == 2  # the older strokes stay painted and saved
     model.redo()
     assert len(model.strokes) == 3
+
+
+def test_chosen_frame_reads_whatever_selection_map_a_method_has() -> None:
+    from focusstudio.core.retouch import chosen_frame
+    from focusstudio.core.types import FusionMap
+
+    decision = np.zeros((8, 8), np.float32)
+    decision[:, :4] = 1.0  # frame 0 on the left half
+    raw = FusionMap("decision_raw", "decision", 1.0 - decision)
+    # SESF-Fuse names its final pair decision "decision_post"; the raw one must not win.
+    maps = {"decision_raw": raw, "decision_post": FusionMap("decision_post", "decision", decision)}
+    assert chosen_frame(maps, 2, 1, (8, 8)) == 0 and chosen_frame(maps, 2, 6, (8, 8)) == 1
+    assert chosen_frame({"decision_raw": raw}, 2, 1, (8, 8)) == 1
+    # Maps at a lower resolution are scaled to the image.
+    index = FusionMap("index", "index", np.array([[0, 2], [1, 1]], np.int32))
+    assert chosen_frame({"index": index, **maps}, 10, 90, (100, 100)) == 2
+    assert chosen_frame({"activity": FusionMap("activity", "activity", decision)}, 0, 0, (8, 8)) is None

@@ -15,9 +15,10 @@ from focusstudio.core.metrics.recall import BLOCK, block_sharpness
 from focusstudio.core.types import FusionMap, FusionResult, Stack
 
 #: The maps that say which frame a pixel came from, most specific first (UFA's are derived
-#: from its output, still the best guess of which frame is sharp there).
+#: from its output, still the best guess of which frame is sharp there). Other maps of kind
+#: "index" / "decision" are used after these, final ones before "*_raw".
 INDEX_MAPS = ("index", "derived_index")
-DECISION_MAPS = ("decision", "derived_decision")
+DECISION_MAPS = ("decision", "decision_post", "derived_decision")
 
 
 def _sample(fusion_map: FusionMap, row: int, col: int, shape: tuple[int, int]) -> float:
@@ -28,15 +29,24 @@ def _sample(fusion_map: FusionMap, row: int, col: int, shape: tuple[int, int]) -
     return float(data[map_row, map_col])
 
 
+def _first(maps: Mapping[str, FusionMap], names: tuple[str, ...], kind: str) -> FusionMap | None:
+    for name in names:
+        if name in maps:
+            return maps[name]
+    others = [m for m in maps.values() if m.kind == kind and m.frame is None]
+    others.sort(key=lambda m: m.name.endswith("_raw"))
+    return others[0] if others else None
+
+
 def chosen_frame(maps: Mapping[str, FusionMap], row: int, col: int, shape: tuple[int, int]) -> int | None:
     """The frame the method's index map (or, for two frames, decision map: the weight of frame 0)
     chose at (row, col); None when the result has neither."""
-    for name in INDEX_MAPS:
-        if name in maps:
-            return round(_sample(maps[name], row, col, shape))
-    for name in DECISION_MAPS:
-        if name in maps:
-            return 0 if _sample(maps[name], row, col, shape) >= 0.5 else 1
+    index = _first(maps, INDEX_MAPS, "index")
+    if index is not None:
+        return round(_sample(index, row, col, shape))
+    decision = _first(maps, DECISION_MAPS, "decision")
+    if decision is not None:
+        return 0 if _sample(decision, row, col, shape) >= 0.5 else 1
     return None
 
 
