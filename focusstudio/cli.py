@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--maps", metavar="DIR", help="also write the method's explanation maps as PNGs "
                       "(plus lost_blocks: where the result is blurred against the sharpest frame)")
     fuse.add_argument("--force", action="store_true", help="overwrite an existing output")
+    fuse.add_argument("--retouch", metavar="FILE", help="repaint the retouch strokes of FILE (a result's "
+                      "sidecar .json or a retouch file saved by the window) over the result")
     fuse.add_argument("--json", action="store_true", help="print one JSON object describing the run")
     fuse.add_argument("--quiet", action="store_true", help="no progress display")
     _add_stack_arguments(fuse)
@@ -216,9 +218,11 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     # Damaged EXIF or colour profiles, or frames in different colour spaces, are refused now.
     metadata_notes: list[str] = []
     metadata = collect_metadata(stack.frames, args.reference, strip=args.strip_metadata, notes=metadata_notes)
+    args.retouch_document = _read_retouch(args.retouch, len(stack))  # a bad file stops before the work
     # Every output is checked before spending minutes on the fusion, and all are published
     # together at the end: a run that fails or is stopped leaves nothing new.
-    with OutputPlan([*args.inputs, *(f.path for f in stack.frames)], force=args.force) as outputs:
+    inputs = [*args.inputs, *(f.path for f in stack.frames), args.retouch]
+    with OutputPlan(inputs, force=args.force) as outputs:
         _plan_fuse_outputs(outputs, args, method, len(stack))
         # A --memory-limit too small for this stack is refused now, not after the alignment.
         from focusstudio.core.pipeline import memory_budget
@@ -253,6 +257,10 @@ def _fuse(
         progress,
     )
     result, stack, alignment = run.result, run.stack, run.alignment
+    if getattr(args, "retouch_document", None) is not None:
+        from focusstudio.core.retouch import apply_retouch
+
+        result = apply_retouch(result, stack, args.retouch_document, args.retouch)
     write_start = time.perf_counter()
     notes = list(notes or [])
     dtype = {8: "uint8", 16: "uint16"}.get(args.bits) if args.bits else None
@@ -292,6 +300,17 @@ def _fuse(
     else:
         print(f"wrote {written} ({result.method}, {len(stack)} frames, {timings['total']:.2f} s)")
     return EXIT_OK
+
+
+def _read_retouch(path: str | None, frames: int) -> Any:
+    """The strokes of ``--retouch FILE`` (None without it), checked against the stack's frame count."""
+    if path is None:
+        return None
+    from focusstudio.core.retouch import read_retouch_file
+
+    document = read_retouch_file(path)
+    document.check_stack(frames, path)
+    return document
 
 
 def _plan_fuse_outputs(outputs: Any, args: argparse.Namespace, method: Any, frames: int) -> None:

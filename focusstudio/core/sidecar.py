@@ -48,9 +48,11 @@ def reproduce_command(
     device: str = "auto",
     weights: str | None = None,
     align: Mapping[str, Any] | None = None,
+    retouch: str | Path | None = None,
 ) -> list[str]:
     """The ``focusstudio fuse`` arguments that give the same result from the command line
-    (alignment always explicit: the CLI's default depends on the frame count)."""
+    (alignment always explicit: the CLI's default depends on the frame count). ``retouch``: the
+    file holding the result's retouch strokes (its own sidecar), when it was retouched."""
     command = ["focusstudio", "fuse", *source_paths, "-o", str(output), "--method", result.method]
     for name, value in result.params.items():
         command += ["--set", f"{name}={cli_value(value)}"]
@@ -59,6 +61,8 @@ def reproduce_command(
         command += ["--weights", weights]
     if device != "auto":
         command += ["--device", device]
+    if retouch is not None:
+        command += ["--retouch", str(retouch)]
     return command
 
 
@@ -69,9 +73,12 @@ def sidecar_data(
     command: Sequence[str],
     alignment: Alignment | None = None,
     map_files: Sequence[Path] = (),
+    retouch: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The sidecar's content: the result's provenance, where it went, and how to make it again."""
-    return {
+    """The sidecar's content: the result's provenance, where it went, and how to make it again.
+    ``retouch``: the strokes painted over the result (focusstudio.core.retouch.retouch_section),
+    re-applied by ``focusstudio fuse --retouch`` and when the window fuses the stack again."""
+    data = {
         **result.provenance(),
         "output": str(output),
         "output_dtype": result.source_dtype,
@@ -81,6 +88,9 @@ def sidecar_data(
         "command_line": shlex.join(command),
         "alignment": alignment.to_json() if alignment is not None else None,
     }
+    if retouch is not None:
+        data["retouch"] = dict(retouch)
+    return data
 
 
 def stage_sidecar(plan: OutputPlan, path: Path, data: Mapping[str, Any]) -> Path:

@@ -252,6 +252,9 @@ class ExportRequest:
     #: The alignment settings and the registration the result was made with (None: not aligned).
     align: Mapping[str, Any] | None = None
     alignment: Alignment | None = None
+    #: The retouch strokes painted over ``result`` (focusstudio.core.retouch.retouch_section), saved
+    #: in the sidecar, which the reproduce command then names with --retouch.
+    retouch: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -291,8 +294,10 @@ def export_job(request: ExportRequest, cancel: CancelToken) -> Generator[Progres
         yield ProgressEvent("saving", 0.9, "sidecar")
         cancel.raise_if_cancelled()
         command = reproduce_command(request.result, request.source_paths, request.path, request.device,
-                                    request.weights, request.align)
-        data = sidecar_data(request.result, request.path, request.source_paths, command, request.alignment, maps)
+                                    request.weights, request.align,
+                                    sidecar_path(image) if request.retouch else None)
+        data = sidecar_data(request.result, request.path, request.source_paths, command, request.alignment, maps,
+                            request.retouch)
         sidecar = stage_sidecar(outputs, sidecar_path(image), data)
         outputs.commit()
     return ExportOutcome(image, sidecar, tuple(maps), tuple(notes))
