@@ -4,8 +4,9 @@ Our shipped weights are ``weights/<method>.pt`` (see :func:`focusstudio.resource
 source checkout, frozen app or ``FOCUSSTUDIO_WEIGHTS_DIR``) with an entry in
 ``weights/manifest.json`` written by the trainer. A user may pass any compatible checkpoint
 instead (``--weights PATH`` / ``RunContext.weights``), including the authors' released files.
-Everything is read with ``torch.load(..., weights_only=True)`` by the one checkpoint loader,
-:mod:`focusstudio.core.methods.checkpoint`, which also builds and caches the networks.
+Everything is read with ``torch.load(..., weights_only=True)`` by :func:`read_checkpoint` here;
+the one checkpoint loader, :mod:`focusstudio.core.methods.checkpoint`, builds and caches the
+networks from what it reads.
 
 User-trained weights (the training wizard, or any weights file the user installs) live in the
 user data folder, ``platformdirs.user_data_dir("FocusStudio")/weights/<name>.pt``, never in the
@@ -21,14 +22,22 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from focusstudio.core.errors import InputError, WeightsError
+from focusstudio.core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 MANIFEST_NAME = "manifest.json"
 
@@ -223,6 +232,54 @@ def _folder_entries(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
     return weights if isinstance(weights, Mapping) else manifest
 
 
+# ------------------------------------------------------------ reading a weights file (no network)
+# Here, below the methods, so that listing installed weights and the manifest writer read files
+# with the same one-line reasons as the loader (methods.checkpoint) without importing it.
+def read_checkpoint(path: str | Path) -> Any:
+    """``torch.load`` with ``weights_only=True`` (never unpickles arbitrary objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError("weights file not found", path)
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupt file, foreign pickle, truncated download ...
+        raise WeightsError(checkpoint_problem(error), path) from None
+
+
+def checkpoint_problem(error: Exception) -> str:
+    """One line saying why ``torch.load`` could not read a file (its own messages run to a
+    dozen lines of advice that does not apply: weights are never unpickled as code here)."""
+    text = str(error)
+    if "Unsupported global" in text:
+        found = re.search(r"GLOBAL (\S+)", text)
+        name = f" ({found.group(1)})" if found else ""
+        return f"holds Python objects besides tensors{name}; weights are read as plain tensors only"
+    if isinstance(error, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return "not a PyTorch checkpoint (unreadable as saved tensors)"
+    if "zip archive" in text or "central directory" in text:
+        return "damaged or truncated checkpoint (its archive cannot be read)"
+    lines = text.strip().splitlines()
+    return f"cannot read weights ({type(error).__name__}: {lines[0] if lines else 'no details'})"
+
+
+def stored_arch(checkpoint: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(method name, constructor arguments) of a checkpoint of ours.
+
+    The trainer writes ``{"arch": "<method>", "config": {...}}``
+    (:func:`focusstudio.core.training.manifest.save_weights`); ``{"arch": {"name": ..., ...}}`` is
+    accepted too. Builders pick the keys they know, so bookkeeping entries may stay.
+    """
+    stored = checkpoint.get("arch")
+    if isinstance(stored, Mapping):
+        config = dict(stored)
+        return (str(config["name"]) if config.get("name") is not None else None), config
+    config = dict(checkpoint["config"]) if isinstance(checkpoint.get("config"), Mapping) else {}
+    name = stored if isinstance(stored, str) else config.get("method")
+    return (str(name) if name is not None else None), config
+
+
 # (path, size, mtime) → arch of files without a manifest entry (reading them is not free).
 _ARCH_CACHE: dict[tuple[str, int, int], str | None] = {}
 
@@ -231,8 +288,6 @@ def _arch_of_file(path: Path) -> str | None:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _ARCH_CACHE:
-        from focusstudio.core.methods.checkpoint import read_checkpoint, stored_arch
-
         try:
             payload = read_checkpoint(path)
         except WeightsError:  # unreadable or foreign file: not listed

@@ -19,9 +19,6 @@ hooks and the cache. Weights are found by :func:`focusstudio.core.weights.resolv
 
 from __future__ import annotations
 
-import pickle
-import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from focusstudio.core.errors import WeightsError
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods.registry import get_spec
-from focusstudio.core.weights import WeightsChoice, check_digest, resolve_weights
+from focusstudio.core.weights import WeightsChoice, check_digest, read_checkpoint, resolve_weights, stored_arch
 
 if TYPE_CHECKING:
     import torch
@@ -40,35 +37,6 @@ else:
 
 
 # ------------------------------------------------------------------------------------- reading
-def read_checkpoint(path: str | Path) -> Any:
-    """``torch.load`` with ``weights_only=True`` (never unpickles arbitrary objects)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError("weights file not found", path)
-    try:
-        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error says it
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # corrupt file, foreign pickle, truncated download ...
-        raise WeightsError(checkpoint_problem(error), path) from None
-
-
-def checkpoint_problem(error: Exception) -> str:
-    """One line saying why ``torch.load`` could not read a file (its own messages run to a
-    dozen lines of advice that does not apply: weights are never unpickled as code here)."""
-    text = str(error)
-    if "Unsupported global" in text:
-        found = re.search(r"GLOBAL (\S+)", text)
-        name = f" ({found.group(1)})" if found else ""
-        return f"holds Python objects besides tensors{name}; weights are read as plain tensors only"
-    if isinstance(error, pickle.UnpicklingError) or "Weights only load failed" in text:
-        return "not a PyTorch checkpoint (unreadable as saved tensors)"
-    if "zip archive" in text or "central directory" in text:
-        return "damaged or truncated checkpoint (its archive cannot be read)"
-    lines = text.strip().splitlines()
-    return f"cannot read weights ({type(error).__name__}: {lines[0] if lines else 'no details'})"
-
-
 def check_finite_state(state: Mapping[str, Any], path: str | Path) -> None:
     """Refuse weights holding NaN or infinite values (a diverged training run, a damaged file)
     when they are loaded, naming the file: run with them, every output pixel would be NaN and
@@ -84,22 +52,6 @@ def check_finite_state(state: Mapping[str, Any], path: str | Path) -> None:
             "diverged or the file is damaged",
             path,
         )
-
-
-def stored_arch(checkpoint: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """(method name, constructor arguments) of a checkpoint of ours.
-
-    The trainer writes ``{"arch": "<method>", "config": {...}}``
-    (:func:`focusstudio.core.training.manifest.save_weights`); ``{"arch": {"name": ..., ...}}`` is
-    accepted too. Builders pick the keys they know, so bookkeeping entries may stay.
-    """
-    stored = checkpoint.get("arch")
-    if isinstance(stored, Mapping):
-        config = dict(stored)
-        return (str(config["name"]) if config.get("name") is not None else None), config
-    config = dict(checkpoint["config"]) if isinstance(checkpoint.get("config"), Mapping) else {}
-    name = stored if isinstance(stored, str) else config.get("method")
-    return (str(name) if name is not None else None), config
 
 
 @dataclass(frozen=True)

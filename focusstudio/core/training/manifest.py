@@ -175,7 +175,7 @@ def save_weights(
 
 def load_weights(path: str | Path) -> dict[str, Any]:
     """Read a weights file written by :func:`save_weights` (``weights_only=True``)."""
-    from focusstudio.core.methods.checkpoint import read_checkpoint  # the one reader: one-line reasons
+    from focusstudio.core.weights import read_checkpoint  # the one reader: one-line reasons
 
     weights_path = Path(path)
     payload = read_checkpoint(weights_path)
