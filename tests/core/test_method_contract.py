@@ -8,9 +8,10 @@ method's loss falls in a few steps and its exported weights fuse.
 
 The tiny test-only method at the top is added through the public registry
 (:func:`~focusstudio.core.methods.registry.register_method`) and passes the same contract: it is the
-"how to add a method" path. A method of the package is the same three parts — its module (spec,
-``predict_pair``, ``decide``), its arch file and, if trainable, its recipe — plus one import line in
-``focusstudio/core/methods/__init__.py``.
+"how to add a method" path, step by step as docs/HOW-TO-ADD-A-METHOD.md gives it (which
+tests/core/test_architecture_docs.py checks it against). A method of the package is the same three
+parts — its module (spec, ``predict_pair``, ``decide``), its arch file and, if trainable, its
+recipe — plus one import line in ``focusstudio/core/methods/__init__.py``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ====================================================================== a method added from outside
+# Step 1, the network (archs/<name>_arch.py in the package): a pure nn.Module.
 class TinyNet(nn.Module):
     """One 3×3 convolution of the two grey frames, then a sigmoid: the weight of the first."""
 
@@ -72,6 +74,7 @@ class TinyNet(nn.Module):
         return torch.sigmoid(self.conv(torch.cat([first, second], dim=1)))
 
 
+# Step 2, the method module (methods/<name>.py): the NetworkSpec's functions, then the class.
 def build_tiny(arch: Mapping[str, Any]) -> TinyNet:
     return TinyNet(width=int(arch.get("width", 2)))
 
@@ -112,6 +115,7 @@ class TinyMethod(SerialDecisionMethod):
         return threshold_and_clean(soft, params["threshold"], 0.0)
 
 
+# Step 3, the training recipe (training/recipes/<name>.py), named by the class's training_recipe.
 class TinyRecipe(TrainRecipe):
     """L1 of the soft-fused grey image against the sharp one (the network comes from the spec)."""
 
@@ -140,6 +144,7 @@ class TinyRecipe(TrainRecipe):
         return {"loss": float(self.loss(model, batch, config)[0])}
 
 
+# Step 4 from outside the package: register_method instead of @register and the import line.
 @pytest.fixture(autouse=True)
 def tiny_method() -> Iterator[MethodSpec]:
     """The tiny method is registered for each test of this module only (other tests list methods)."""
