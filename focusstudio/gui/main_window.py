@@ -53,7 +53,7 @@ from focusstudio.gui.viewer import Viewer
 from focusstudio.gui.workers import JobRunner
 
 if TYPE_CHECKING:
-    from focusstudio.gui.training_wizard import TrainingWizard
+    from focusstudio.gui.wizard import TrainingWizard
 
 log = logging.getLogger(__name__)
 
@@ -548,7 +548,7 @@ class MainWindow(QMainWindow):
 
     def open_training_wizard(self) -> TrainingWizard:
         """Tools → Train a Model…: the wizard, non-modal (the window stays usable while it trains)."""
-        from focusstudio.gui.training_wizard import open_training_wizard
+        from focusstudio.gui.wizard import open_training_wizard
 
         self._training_wizard = open_training_wizard(self, self.app_settings.device,
                                                      self.methods.on_weights_installed, self._training_wizard)

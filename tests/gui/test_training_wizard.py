@@ -22,7 +22,7 @@ from focusstudio.core.pipeline import fuse
 from focusstudio.core.training.manifest import read_manifest
 from focusstudio.core.types import Stack
 from focusstudio.core.weights import list_installed_weights, user_weights_dir
-from focusstudio.gui.training_wizard import (
+from focusstudio.gui.wizard import (
     PAGE_DATA,
     PAGE_METHOD,
     PAGE_RESULT,
