@@ -172,14 +172,21 @@ class Stack:
         return lambda info: self._loader(originals.get(info, info))
 
 
-def normalise_array(array: np.ndarray) -> np.ndarray:
-    """uint8/uint16/float array (H×W, H×W×1, H×W×3, H×W×4) → float32 [0,1] H×W or H×W×3."""
+def image_planes(array: np.ndarray) -> np.ndarray:
+    """An H×W, H×W×1, H×W×3 or H×W×4 array as H×W or H×W×3 (a view: one channel squeezed, alpha
+    dropped); ValueError for any other shape. The one shape rule of decoding and of the metrics."""
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim == 3 and array.shape[2] == 4:
         array = array[..., :3]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise ValueError(f"unsupported image shape {array.shape}")
+    return array
+
+
+def normalise_array(array: np.ndarray) -> np.ndarray:
+    """uint8/uint16/float array (H×W, H×W×1, H×W×3, H×W×4) → float32 [0,1] H×W or H×W×3."""
+    array = image_planes(array)
     if array.dtype in (np.uint8, np.uint16):
         # In place (the same float32 values): one full-size float copy less while decoding.
         image = array.astype(np.float32)

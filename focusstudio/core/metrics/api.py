@@ -34,6 +34,7 @@ from focusstudio.core.metrics.information import (
 from focusstudio.core.metrics.recall import SharpnessRecall, sharpness_recall
 from focusstudio.core.metrics.statistics import average_gradient, spatial_frequency, standard_deviation
 from focusstudio.core.metrics.structural import psnr, qcb, qm, qy, ssim
+from focusstudio.core.types import image_planes
 
 MetricMode = Literal["grey", "per_channel"]
 # (fused, sources, ground truth or None) → value, on 0..255 float64 grey arrays.
@@ -163,12 +164,10 @@ def _canonical_keys(metrics: Sequence[str] | None, has_gt: bool) -> list[str]:
 def _to_levels(image: np.ndarray, label: str) -> np.ndarray:
     """Any supported array → float64 8-bit levels (integers 0..255), H×W or H×W×3."""
     array = np.asarray(image)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    elif array.ndim == 3 and array.shape[2] == 4:
-        array = array[..., :3]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
-        raise InputError(f"{label}: unsupported image shape {array.shape} (expected H×W or H×W×3)")
+    try:
+        array = image_planes(array)
+    except ValueError:
+        raise InputError(f"{label}: unsupported image shape {array.shape} (expected H×W or H×W×3)") from None
     if array.dtype == np.uint8:
         levels = array.astype(np.float64)
     elif array.dtype == np.uint16:
