@@ -428,7 +428,7 @@ class BoundedGuidedFilter:
         bytes_per_pixel = self.BYTES_PER_PIXEL * (channels + 1) / 4 * self.precision.itemsize / 8
         self.tiles = plan_budget_tiles(height, width, 2 * radius, bytes_per_pixel, memory_limit, tile_size)
         cpu = device == "cpu"
-        self._centre = guide_centre(np.asarray(guide, dtype=np.float32)) if cpu and self.precision == np.float32 else None
+        self._centre = guide_centre(guide) if cpu and self.precision == np.float32 else None
         self._whole = (
             GuidedFilterCPU(guide, radius, eps, mode, self.precision, self._centre)
             if cpu and len(self.tiles) == 1 else None

@@ -117,20 +117,29 @@ def run_serial_decisions(
 
 # --------------------------------------------------------------------------- N-way arg-max
 class RunningArgmax:
-    """Per-pixel arg-max of an activity over frames added one at a time (strict >: ties keep the
-    lower index), so N activity maps never need to be held at once."""
+    """Per-pixel arg-max of an activity over frames added one at a time, so N activity maps never
+    need to be held at once.
 
-    def __init__(self, shape: tuple[int, int]) -> None:
+    ``ties``: "first" (strict >, ties keep the lower index: SESF's N-way rule, GFF) or "last"
+    (>=, ties go to the later frame: sf, as SESF's pair rule SF_1 > SF_2 gives ties to the second).
+    The running maximum starts as the first activity: a copy unless ``copy_first`` is False (then
+    the caller's array is overwritten; it saves a full-frame copy when the caller drops it)."""
+
+    def __init__(
+        self, shape: tuple[int, int], ties: Literal["first", "last"] = "first", copy_first: bool = True
+    ) -> None:
         self.best: np.ndarray | None = None
         self.index = np.zeros(shape, dtype=np.int32)
+        self.ties = ties
+        self.copy_first = copy_first
 
     def add(self, frame: int, activity: np.ndarray) -> None:
         if self.best is None:
-            self.best = activity.copy()
+            self.best = activity.copy() if self.copy_first else activity
             return
-        better = activity > self.best
-        self.best[better] = activity[better]
-        self.index[better] = frame
+        wins = activity > self.best if self.ties == "first" else activity >= self.best
+        self.index[wins] = frame
+        np.maximum(self.best, activity, out=self.best)
 
 
 # --------------------------------------------------------------------------- calibration
