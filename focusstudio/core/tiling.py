@@ -38,6 +38,7 @@ from focusstudio.core.progress import CancelToken
 __all__ = [
     "DEFAULT_MEMORY_FRACTION",
     "DEFAULT_RAM_CAP",
+    "MAP_BUDGET_SHARE",
     "MINIMUM_OPERATION_BUDGET",
     "MIN_TILE",
     "PERSISTENT_BYTES_PER_PIXEL",
@@ -48,6 +49,7 @@ __all__ = [
     "blend_tiles",
     "compute_tiled",
     "default_memory_limit",
+    "fits_map_budget",
     "fits_untiled",
     "map_tiles",
     "operation_budget",
@@ -251,6 +253,16 @@ def fits_untiled(height: int, width: int, edge: int) -> bool:
 #: tiles (index maps, accumulators, the guide, the decoded frame), in bytes per pixel. It is taken
 #: off the budget before the operation's tiles are sized.
 PERSISTENT_BYTES_PER_PIXEL = 64
+
+
+#: Share of the budget the maps a method keeps for its post stage (per-frame activities, decision
+#: maps) may take; beyond it they are streamed and a change of post parameters re-runs the network.
+MAP_BUDGET_SHARE = 0.5
+
+
+def fits_map_budget(size: int, memory_limit: int | None = None, device: str = "cpu") -> bool:
+    """True when ``size`` bytes of kept maps fit :data:`MAP_BUDGET_SHARE` of the budget."""
+    return size <= int(resolve_memory_limit(memory_limit, device) * MAP_BUDGET_SHARE)
 
 
 def operation_budget(

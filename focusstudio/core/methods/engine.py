@@ -15,10 +15,19 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from focusstudio.core.methods.base import RunContext
-from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen
+from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange
 from focusstudio.core.tiling import Tile, fits_untiled, plan_tiles, tile_edge
 
-__all__ = ["TileOutput", "is_whole", "network_tile_edge", "plan_network_tiles", "run_tiles", "sum_over_tiles"]
+__all__ = [
+    "TileOutput",
+    "is_whole",
+    "network_tile_edge",
+    "plan_network_tiles",
+    "reporter",
+    "run_tiles",
+    "sum_over_tiles",
+    "tile_reporter",
+]
 
 #: What a tile's computation returns over the tile's read window: one array or several, each with
 #: the image axes last (H×W, C×H×W, ...); None for an output a run does not produce.
@@ -56,6 +65,16 @@ def plan_network_tiles(
 def is_whole(tiles: Sequence[Tile]) -> bool:
     """True when the plan is one tile reading the whole image (run the untiled path)."""
     return len(tiles) == 1
+
+
+def reporter(progress: ProgressRange, message: str, stage: str = "network") -> Callable[[float], ProgressEvent]:
+    """Progress of a sub-task: its local fraction done → an event over ``progress``."""
+    return lambda fraction: progress.event(stage, fraction, message)
+
+
+def tile_reporter(progress: ProgressRange, count: int, stage: str = "network") -> Callable[[float], ProgressEvent]:
+    """:func:`reporter` for :func:`run_tiles` over ``count`` tiles: "tile k/count"."""
+    return lambda fraction: progress.event(stage, fraction, f"tile {round(fraction * count)}/{count}")
 
 
 def run_tiles(

@@ -34,13 +34,13 @@ from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods.backends.gacn_fast import GACNInference
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import as_batch, grey_frame, to_numpy, torch_device
-from focusstudio.core.methods.engine import is_whole, plan_network_tiles, run_tiles
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles
 from focusstudio.core.methods.registry import register
 from focusstudio.core.methods.strategies import CalibrationVolume, compose_selection, serial_pairs
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange, run_to_completion
-from focusstudio.core.tiling import BoundedGuidedFilter, Tile, operation_budget, plan_budget_tiles
+from focusstudio.core.tiling import BoundedGuidedFilter, Tile, fits_map_budget, operation_budget, plan_budget_tiles
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 from focusstudio.core.weights import load_method_network
 
@@ -153,13 +153,6 @@ def apply_bgf(
     return refined, boundary
 
 
-def _reporter(
-    context: RunContext, start: float, end: float, message: str
-) -> Callable[[float], ProgressEvent]:
-    """Maps a sub-task's local fraction onto [start, end] of the network stage."""
-    return lambda fraction: context.progress.event("network", start + (end - start) * fraction, message)
-
-
 @register
 class GACNFuse(DeepFusionMethod):
     name: ClassVar[str] = "gacn"
@@ -242,7 +235,7 @@ class GACNFuse(DeepFusionMethod):
             yield context.progress.event("network", 0.0, "GACN forward")
             grey_a, grey_b = grey_frame(stack, 0), grey_frame(stack, 1)
             decision, per_scale = yield from self._pair_decision(
-                inference, grey_a, grey_b, _reporter(context, 0.0, 1.0, "GACN forward"),
+                inference, grey_a, grey_b, reporter(context.progress, "GACN forward"),
                 want_scales=True,
             )
             analysis.data.update(decision=decision, grey=(grey_a, grey_b))
@@ -269,11 +262,11 @@ class GACNFuse(DeepFusionMethod):
         recorded so :meth:`finish` can tell when it must run this again)."""
         count = len(stack)
         height, width = stack.shape
-        budget = (context.resolved_memory_limit()) // 2
-        keep = (count - 1) * height * width * 4 <= budget
+        keep = fits_map_budget((count - 1) * height * width * 4, context.memory_limit, context.device)
         reference = grey_frame(stack, 0)
         tiles = self.tiles(inference, height, width)
-        if len(tiles) > 1 and 2 * (count - 1) * height * width * 4 <= budget:
+        if len(tiles) > 1 and fits_map_budget(2 * (count - 1) * height * width * 4, context.memory_limit,
+                                              context.device):
             # the maps and every frame's grey image fit: tile by tile, the reference once per tile
             analysis.data["decisions"] = yield from self._calibrate_tile_major(stack, reference, inference, tiles)
             analysis.data.pop("post_params", None)
@@ -296,7 +289,7 @@ class GACNFuse(DeepFusionMethod):
             grey = grey_frame(stack, j)
             decision, _ = yield from self._pair_decision(
                 inference, reference, grey,
-                _reporter(context, (j - 1) / (count - 1), j / (count - 1), f"pair 1–{j + 1} of {count}"),
+                reporter(context.progress.sub((j - 1) / (count - 1), j / (count - 1)), f"pair 1–{j + 1} of {count}"),
                 reference_energy, reference_scales,
             )
             if volume is None:
@@ -415,8 +408,8 @@ class GACNFuse(DeepFusionMethod):
         else:
             count = len(stack)
             height, width = stack.shape
-            budget = (context.resolved_memory_limit()) // 2
-            volume = CalibrationVolume(keep_volumes=count * height * width * 4 <= budget)
+            volume = CalibrationVolume(keep_volumes=fits_map_budget(count * height * width * 4, context.memory_limit,
+                                                                    context.device))
             reference = grey_frame(stack, 0)
             for j, decision in enumerate(decisions, start=1):
                 context.cancel.raise_if_cancelled()
@@ -450,7 +443,7 @@ class GACNFuse(DeepFusionMethod):
             yield step_range.event("network", 0.0, message)
             grey_a, grey_b = to_grey(running), to_grey(frame)
             decision, _ = yield from self._pair_decision(
-                inference, grey_a, grey_b, lambda fraction: step_range.event("network", fraction, message)
+                inference, grey_a, grey_b, reporter(step_range, message)
             )
             refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context)
             return np.clip(compose_pair(running, frame, refined), 0.0, 1.0)

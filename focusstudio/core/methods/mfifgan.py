@@ -29,7 +29,7 @@ of the same topology; its size is stored in the checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -45,10 +45,10 @@ from focusstudio.core.methods._deep_serial import (
     to_tensor,
 )
 from focusstudio.core.methods.base import RunContext
-from focusstudio.core.methods.engine import is_whole, network_tile_edge, plan_network_tiles, run_tiles
+from focusstudio.core.methods.engine import is_whole, network_tile_edge, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import register
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange
+from focusstudio.core.progress import ProgressGen, ProgressRange
 from focusstudio.core.tiling import Tile
 
 if TYPE_CHECKING:
@@ -182,10 +182,7 @@ def predict_focus_map(
         )
         with network.frozen_gates(gates):  # type: ignore[arg-type]
             (output,) = yield from run_tiles(tiles, (padded_h, padded_w), generator, context.cancel,
-                                             _tile_progress(progress, len(tiles)))
+                                             tile_reporter(progress, len(tiles)))
     assert output is not None
     return np.ascontiguousarray(output[:height, :width])
 
-
-def _tile_progress(progress: ProgressRange, count: int) -> Callable[[float], ProgressEvent]:
-    return lambda fraction: progress.event("network", fraction, f"tile {round(fraction * count)}/{count}")

@@ -40,7 +40,7 @@ from focusstudio.core.methods._classical import compose_weighted_steps
 from focusstudio.core.methods.backends.fast_cpu import FastEncoder, encoder_channel_scales
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import as_batch, deep_sf_sum, grey_frame, sesf_halo, to_numpy, torch_device
-from focusstudio.core.methods.engine import is_whole, plan_network_tiles, run_tiles
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles
 from focusstudio.core.methods.registry import register
 from focusstudio.core.methods.strategies import RunningArgmax, compose_selection, serial_pairs
 from focusstudio.core.ops.compose import compose_pair
@@ -54,7 +54,7 @@ from focusstudio.core.ops.morphology import (
 )
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange, check_cancelled, run_to_completion
-from focusstudio.core.tiling import BoundedGuidedFilter, Tile, operation_budget
+from focusstudio.core.tiling import BoundedGuidedFilter, Tile, fits_map_budget, operation_budget
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 from focusstudio.core.weights import load_method_network
 
@@ -225,11 +225,6 @@ def weight_filter(guide: np.ndarray, params: Mapping[str, Any], context: RunCont
     )
 
 
-def _reporter(context: RunContext, start: float, end: float) -> Callable[[float], ProgressEvent]:
-    """Maps a frame's local tile fraction onto [start, end] of the network stage."""
-    return lambda fraction: context.progress.event("network", start + (end - start) * fraction, "deep SF")
-
-
 @register
 class SESFFuse(DeepFusionMethod):
     name: ClassVar[str] = "sesf"
@@ -263,14 +258,15 @@ class SESFFuse(DeepFusionMethod):
             return analysis
         count = len(stack)
         height, width = stack.shape
-        budget = (context.resolved_memory_limit()) // 2
-        keep_maps = strategy == "pair" or count * height * width * 4 <= budget
+        keep_maps = strategy == "pair" or fits_map_budget(4 * count * height * width, context.memory_limit,
+                                                          context.device)
         argmax = RunningArgmax((height, width))
         activities: list[np.ndarray] = []
         for i in range(count):
             context.cancel.raise_if_cancelled()
             yield context.progress.event("network", i / count, f"deep SF, frame {i + 1}/{count}")
-            sf = yield from activity.run(grey_frame(stack, i), _reporter(context, i / count, (i + 1) / count))
+            frame_range = context.progress.sub(i / count, (i + 1) / count)
+            sf = yield from activity.run(grey_frame(stack, i), reporter(frame_range, "deep SF"))
             if keep_maps:
                 activities.append(sf)
                 analysis.maps[f"activity_{i}"] = FusionMap(
@@ -394,9 +390,7 @@ class SESFFuse(DeepFusionMethod):
             nonlocal maps
             yield step_range.event("network", 0.0, f"serial step {i}/{count - 1}")
 
-            def report(fraction: float) -> ProgressEvent:
-                return step_range.event("network", fraction, "deep SF")
-
+            report = reporter(step_range, "deep SF")
             if not running_sf:
                 running_sf.append((yield from activity.run(to_grey(running), report)))
             frame_sf = yield from activity.run(to_grey(frame), report)

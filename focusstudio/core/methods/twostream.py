@@ -33,7 +33,7 @@ from focusstudio.core.methods._deep_serial import (
     to_tensor,
 )
 from focusstudio.core.methods.base import RunContext
-from focusstudio.core.methods.engine import is_whole, plan_network_tiles, run_tiles
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import register
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen, ProgressRange
@@ -97,10 +97,8 @@ def predict_alpha(
             yield progress.event("network", 1.0, "α")
             return alpha.astype(np.float32, copy=False)
         context.notes.append(f"Two-stream: {width}×{height} image run in {len(tiles)} tiles (exact)")
-        (alpha,) = yield from run_tiles(
-            tiles, (height, width), forward, context.cancel,
-            lambda fraction: progress.event("network", fraction, f"tile {round(fraction * len(tiles))}/{len(tiles)}"),
-        )
+        (alpha,) = yield from run_tiles(tiles, (height, width), forward, context.cancel,
+                                        tile_reporter(progress, len(tiles)))
     assert alpha is not None
     return alpha
 

@@ -47,7 +47,7 @@ from focusstudio.core.methods._deep_serial import (
     to_tensor,
 )
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
-from focusstudio.core.methods.engine import is_whole, plan_network_tiles, run_tiles, sum_over_tiles
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles, sum_over_tiles
 from focusstudio.core.methods.registry import register
 from focusstudio.core.methods.strategies import serial_pairs
 from focusstudio.core.params import ParamSet
@@ -166,7 +166,7 @@ def fuse_pair(
             # Pass 2: every tile with the whole image's channel means.
             context.notes.append(f"UFA-Fuse: {width}×{height} image run in {len(tiles)} tiles (exact)")
             (result,) = yield from run_tiles(tiles, (height, width), forward, context.cancel,
-                                             lambda fraction: progress.event("network", 0.4 + 0.6 * fraction, "tiles"))
+                                             reporter(progress.sub(0.4, 1.0), "tiles"))
     assert result is not None and weights
     channel_weights = weights[0]
     fused = np.ascontiguousarray(result[:3].transpose(1, 2, 0))
