@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from focusstudio.core.errors import MethodUnavailableError, WeightsError
-from focusstudio.core.methods._deep_serial import pad_to_multiple, threshold_and_clean
+from focusstudio.core.methods._deep_serial import threshold_and_clean
 from focusstudio.core.methods.archs.mfifgan_arch import (
     CPU_GENERATOR_CONFIG,
     GeneratorConfig,
@@ -25,6 +25,7 @@ from focusstudio.core.methods.archs.ufa_arch import (
     official_state_dict,
 )
 from focusstudio.core.methods.base import Analysis, RunContext
+from focusstudio.core.methods.deep_common import pad_to_multiple
 from focusstudio.core.methods.mfifgan import halo_for, predict_focus_map
 from focusstudio.core.methods.registry import get_method
 from focusstudio.core.methods.strategies import SerialChain

@@ -1,5 +1,5 @@
 """Plumbing shared by the pairwise deep methods (MFIF-GAN, UFA-Fuse, two-stream): loading a
-checkpoint into a network, numpy ↔ torch, and the serial N-frame strategy.
+checkpoint into a network, and the decision-map method built on the serial N-frame strategy.
 
 Checkpoint formats accepted (all read with ``torch.load(weights_only=True)`` through
 :func:`focusstudio.core.methods.archs.read_checkpoint`):
@@ -143,31 +143,6 @@ def fit_state_dict(network: nn.Module, state: Mapping[str, Any], method: str, pa
 
     check_state_fits(network, state, method, path)
     network.load_state_dict(state, strict=True)
-
-
-# --------------------------------------------------------------------------- numpy ↔ torch
-def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
-    """H×W or H×W×C float32 → 1×C×H×W on ``device``."""
-    import torch
-
-    array = image[None, None] if image.ndim == 2 else np.ascontiguousarray(image.transpose(2, 0, 1))[None]
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
-
-
-def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """1×C×H×W → H×W (C = 1) or H×W×C float32 on the CPU."""
-    array = tensor.detach().float().cpu().numpy()[0]
-    return array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
-
-
-def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-    """Pad bottom/right by edge replication so both sides are multiples of ``multiple``."""
-    height, width = image.shape[:2]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return image
-    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (image.ndim - 2)
-    return np.pad(image, widths, mode="edge")
 
 
 # --------------------------------------------------------------------------- decision methods

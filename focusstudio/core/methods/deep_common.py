@@ -38,16 +38,30 @@ def grey_frame(stack: Stack, index: int) -> np.ndarray:
     return np.ascontiguousarray(load_checked(stack, index, grey=True), dtype=np.float32)
 
 
-def as_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """H×W numpy → 1×1×H×W float32 tensor on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
+def to_tensor(image: np.ndarray, device: str | torch.device) -> torch.Tensor:
+    """H×W or H×W×C float32 → 1×C×H×W on ``device``."""
+    array = image[None, None] if image.ndim == 2 else np.ascontiguousarray(image.transpose(2, 0, 1))[None]
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
 
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """1×1×H×W (or H×W) tensor → float32 H×W numpy on the CPU."""
-    while tensor.ndim > 2:
-        tensor = tensor[0]
-    return tensor.detach().to("cpu", torch.float32).numpy()
+    """1×C×H×W (or C×H×W, H×W) → H×W when C = 1, else H×W×C; float32 on the CPU."""
+    array = tensor.detach().to("cpu", torch.float32).numpy()
+    if array.ndim == 4:
+        array = array[0]
+    if array.ndim == 2:
+        return array
+    return array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad bottom/right by edge replication so both sides are multiples of ``multiple``."""
+    height, width = image.shape[:2]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image
+    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, widths, mode="edge")
 
 
 # ---------------------------------------------------------------------------------------- activity

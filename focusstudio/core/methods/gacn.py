@@ -33,8 +33,8 @@ from focusstudio.core.errors import WeightsError
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods.backends.gacn_fast import GACNInference
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
-from focusstudio.core.methods.deep_common import as_batch, grey_frame, to_numpy, torch_device
-from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles
+from focusstudio.core.methods.deep_common import grey_frame, to_numpy, to_tensor, torch_device
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import register
 from focusstudio.core.methods.strategies import CalibrationVolume, compose_selection, serial_pairs
 from focusstudio.core.ops.compose import compose_pair
@@ -143,8 +143,8 @@ def apply_bgf(
     def bgf(tile: Tile) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
             out, weight = gacn_arch.boundary_guided_filter(
-                as_batch(decision[tile.read], device), as_batch(grey_a[tile.read], device),
-                as_batch(grey_b[tile.read], device), config,
+                to_tensor(decision[tile.read], device), to_tensor(grey_a[tile.read], device),
+                to_tensor(grey_b[tile.read], device), config,
             )
         return to_numpy(out), to_numpy(weight)
 
@@ -195,7 +195,7 @@ class GACNFuse(DeepFusionMethod):
         height, width = grey_a.shape
         tiles = self.tiles(inference, height, width)
         device = inference.device
-        a, b = as_batch(grey_a, device), as_batch(grey_b, device)
+        a, b = to_tensor(grey_a, device), to_tensor(grey_b, device)
         with torch.inference_mode():
             if is_whole(tiles):
                 features_a = inference.features(a, None) if reference_energy is None else None
@@ -274,7 +274,7 @@ class GACNFuse(DeepFusionMethod):
         reference_energy = None
         reference_scales = None
         with torch.inference_mode():
-            ref_batch = as_batch(reference, inference.device)
+            ref_batch = to_tensor(reference, inference.device)
             if is_whole(tiles):
                 # the feature path and its squared gradients run once for the reference
                 reference_energy = inference.energy(inference.features(ref_batch, None))
@@ -322,16 +322,16 @@ class GACNFuse(DeepFusionMethod):
             if j > 0:
                 greys.append(grey_frame(stack, j))
             with torch.inference_mode():
-                scales.append(inference.channel_scales(as_batch(greys[j], inference.device), tiles))
+                scales.append(inference.channel_scales(to_tensor(greys[j], inference.device), tiles))
 
         def predict(tile: Tile) -> tuple[np.ndarray, ...]:
             decisions = []
             with torch.inference_mode():
-                window = as_batch(reference[tile.read], inference.device)
+                window = to_tensor(reference[tile.read], inference.device)
                 reference_energy = inference.energy(inference.features(window, scales[0]))
                 for j in range(1, count):
                     context.cancel.raise_if_cancelled()
-                    features = inference.features(as_batch(greys[j][tile.read], inference.device), scales[j],
+                    features = inference.features(to_tensor(greys[j][tile.read], inference.device), scales[j],
                                                   reuse=True)
                     decision, _ = inference.decision(None, features, reference_energy, want_scales=False)
                     decisions.append(to_numpy(decision))
@@ -339,9 +339,7 @@ class GACNFuse(DeepFusionMethod):
 
         decisions = yield from run_tiles(
             tiles, reference.shape, predict, context.cancel,
-            lambda fraction: context.progress.event(
-                "network", 0.2 + 0.8 * fraction, f"tile {round(fraction * len(tiles))}/{len(tiles)}, {count - 1} pairs"
-            ),
+            tile_reporter(context.progress.sub(0.2, 1.0), len(tiles)),
         )
         return [d for d in decisions if d is not None]
 

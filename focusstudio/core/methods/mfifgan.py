@@ -39,12 +39,10 @@ from focusstudio.core.methods._deep_serial import (
     LoadedNetwork,
     SerialDecisionMethod,
     load_checkpoint_network,
-    pad_to_multiple,
     threshold_and_clean,
-    to_numpy,
-    to_tensor,
 )
 from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.deep_common import pad_to_multiple, to_numpy, to_tensor
 from focusstudio.core.methods.engine import is_whole, network_tile_edge, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import register
 from focusstudio.core.params import ParamSet, ParamSpec

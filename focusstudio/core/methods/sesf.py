@@ -39,7 +39,7 @@ from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import compose_weighted_steps
 from focusstudio.core.methods.backends.fast_cpu import FastEncoder, encoder_channel_scales
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
-from focusstudio.core.methods.deep_common import as_batch, deep_sf_sum, grey_frame, sesf_halo, to_numpy, torch_device
+from focusstudio.core.methods.deep_common import deep_sf_sum, grey_frame, sesf_halo, to_numpy, to_tensor, torch_device
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles
 from focusstudio.core.methods.registry import register
 from focusstudio.core.methods.strategies import RunningArgmax, compose_selection, serial_pairs
@@ -138,7 +138,7 @@ class SESFActivity:
         height, width = grey.shape
         halo = sesf_halo(self.encoder.radius, self.sf_radius)
         tiles = plan_network_tiles(height, width, self.context, SESF_BYTES_PER_PIXEL, halo)
-        image = as_batch(normalize_grey(grey), self.device)
+        image = to_tensor(normalize_grey(grey), self.device)
         if is_whole(tiles):
             with torch.inference_mode():
                 return to_numpy(deep_sf_sum(self.encoder(image, reuse=True), self.sf_radius))

@@ -29,10 +29,9 @@ from focusstudio.core.methods._deep_serial import (
     SerialDecisionMethod,
     load_checkpoint_network,
     threshold_and_clean,
-    to_numpy,
-    to_tensor,
 )
 from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.deep_common import to_numpy, to_tensor
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import register
 from focusstudio.core.params import ParamSet, ParamSpec

@@ -41,12 +41,9 @@ import numpy as np
 
 from focusstudio.core.errors import WeightsError
 from focusstudio.core.methods._classical import load_checked
-from focusstudio.core.methods._deep_serial import (
-    LoadedNetwork,
-    load_checkpoint_network,
-    to_tensor,
-)
+from focusstudio.core.methods._deep_serial import LoadedNetwork, load_checkpoint_network
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
+from focusstudio.core.methods.deep_common import to_tensor
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles, sum_over_tiles
 from focusstudio.core.methods.registry import register
 from focusstudio.core.methods.strategies import serial_pairs
