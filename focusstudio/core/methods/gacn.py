@@ -36,7 +36,7 @@ from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import grey_frame, to_numpy, to_tensor, torch_device
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import register
-from focusstudio.core.methods.strategies import CalibrationVolume, compose_selection, serial_pairs
+from focusstudio.core.methods.strategies import CalibrationVolume, SerialFusion, compose_selection, serial_fusion
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange, run_to_completion
@@ -350,9 +350,8 @@ class GACNFuse(DeepFusionMethod):
         strategy = analysis.data["strategy"]
         post = {k: params[k] for k in _POST_NAMES}
         config = bgf_config(params)
-        if strategy in ("serial", "calibration") and "post_params" in analysis.data and (
-            analysis.data["post_params"] != post
-        ):
+        made_with = analysis.data["serial"].post if strategy == "serial" else analysis.data.get("post_params")
+        if strategy in ("serial", "calibration") and made_with is not None and made_with != post:
             # The cached stage already used other post parameters (serial chain or streamed
             # calibration): run it again with the new ones.
             network, _ = load_gacn(context.weights)
@@ -362,8 +361,9 @@ class GACNFuse(DeepFusionMethod):
             else:
                 yield from self._calibrate(stack, params, context, inference, analysis)
         if strategy == "serial":
-            return self.make_result(analysis.data["fused"], stack, params, dict(analysis.data["serial_maps"]),
-                                    analysis, notes=[f"gacn: serial fusion of {len(stack)} frames"])
+            serial: SerialFusion = analysis.data["serial"]
+            return self.make_result(serial.image, stack, params, dict(serial.maps), analysis,
+                                    notes=[f"gacn: serial fusion of {len(stack)} frames"])
         if strategy == "pair":
             grey_a, grey_b = analysis.data["grey"]
             decision = analysis.data["decision"]
@@ -431,26 +431,16 @@ class GACNFuse(DeepFusionMethod):
         """Frames 1 and 2 with M_bgf, the result (back to grey) with frame 3, …"""
         count = len(stack)
         config = bgf_config(params)
-        maps: dict[str, FusionMap] = {}
 
         def step(running: np.ndarray, frame: np.ndarray, i: int, step_range: ProgressRange) -> ProgressGen[
-            np.ndarray
+            tuple[np.ndarray, dict[str, FusionMap]]
         ]:
-            nonlocal maps
-            message = f"serial step {i}/{count - 1}"
-            yield step_range.event("network", 0.0, message)
             grey_a, grey_b = to_grey(running), to_grey(frame)
             decision, _ = yield from self._pair_decision(
-                inference, grey_a, grey_b, reporter(step_range, message)
+                inference, grey_a, grey_b, reporter(step_range, f"serial step {i}/{count - 1}")
             )
             refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context)
-            return np.clip(compose_pair(running, frame, refined), 0.0, 1.0)
+            return np.clip(compose_pair(running, frame, refined), 0.0, 1.0), maps
 
-        running = yield from serial_pairs(stack, step, context.progress, context.cancel)
-        yield context.progress.event("network", 1.0, "serial fusion done")
-        analysis.data["fused"] = running
-        analysis.data["serial_maps"] = {
-            name: FusionMap(m.name, m.kind, m.data, m.description + " (last serial step)")
-            for name, m in maps.items()
-        }
-        analysis.data["post_params"] = {k: params[k] for k in _POST_NAMES}
+        post = {k: params[k] for k in _POST_NAMES}
+        analysis.data["serial"] = yield from serial_fusion(stack, step, context, post)

@@ -42,7 +42,7 @@ from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import deep_sf_sum, grey_frame, sesf_halo, to_numpy, to_tensor, torch_device
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles
 from focusstudio.core.methods.registry import register
-from focusstudio.core.methods.strategies import RunningArgmax, compose_selection, serial_pairs
+from focusstudio.core.methods.strategies import RunningArgmax, SerialFusion, compose_selection, serial_fusion
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.morphology import (
     binary_closing,
@@ -289,16 +289,14 @@ class SESFFuse(DeepFusionMethod):
     ) -> ProgressGen[FusionResult]:
         strategy = analysis.data["strategy"]
         if strategy == "serial":
-            post = {k: params[k] for k in _POST_NAMES}
-            if analysis.data.get("post_params") != post:
+            if analysis.data["serial"].post != {k: params[k] for k in _POST_NAMES}:
                 # The serial chain feeds each fused result into the next network pass, so new
                 # post-processing parameters mean running the chain again.
                 network, _ = load_sesf(context.weights)
                 activity = SESFActivity(network, context, params["sf_radius"])
                 yield from self._serial(stack, params, context, activity, analysis)
-            maps = dict(analysis.data["serial_maps"])
-            image = analysis.data["fused"]
-            return self.make_result(image, stack, params, maps, analysis,
+            serial: SerialFusion = analysis.data["serial"]
+            return self.make_result(serial.image, stack, params, dict(serial.maps), analysis,
                                     notes=[f"sesf: serial fusion of {len(stack)} frames"])
         if strategy == "pair":
             first, second = stack.load(0), stack.load(1)
@@ -381,15 +379,11 @@ class SESFFuse(DeepFusionMethod):
     ) -> ProgressGen[None]:
         """Fuse frame 1 with 2, the result with 3, …; stores the result in ``analysis.data``."""
         count = len(stack)
-        maps: dict[str, FusionMap] = {}
         running_sf: list[np.ndarray] = []  # the running result's deep SF, once computed
 
         def step(running: np.ndarray, frame: np.ndarray, i: int, step_range: ProgressRange) -> ProgressGen[
-            np.ndarray
+            tuple[np.ndarray, dict[str, FusionMap]]
         ]:
-            nonlocal maps
-            yield step_range.event("network", 0.0, f"serial step {i}/{count - 1}")
-
             report = reporter(step_range, "deep SF")
             if not running_sf:
                 running_sf.append((yield from activity.run(to_grey(running), report)))
@@ -398,13 +392,7 @@ class SESFFuse(DeepFusionMethod):
             if i < count - 1:
                 # the grey image is recomputed from the fused colour result
                 running_sf[0] = yield from activity.run(to_grey(fused), report)
-            return fused
+            return fused, maps
 
-        running = yield from serial_pairs(stack, step, context.progress, context.cancel)
-        yield context.progress.event("network", 1.0, "serial fusion done")
-        analysis.data["fused"] = running
-        analysis.data["serial_maps"] = {
-            name: FusionMap(m.name, m.kind, m.data, m.description + " (last serial step)")
-            for name, m in maps.items()
-        }
-        analysis.data["post_params"] = {k: params[k] for k in _POST_NAMES}
+        post = {k: params[k] for k in _POST_NAMES}
+        analysis.data["serial"] = yield from serial_fusion(stack, step, context, post)

@@ -21,24 +21,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from focusstudio.core.methods._classical import compose_pyramid_steps, compose_selected_steps, load_checked
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange
-from focusstudio.core.types import Stack
+from focusstudio.core.types import FusionMap, Stack
 
 __all__ = [
     "VOLUME_GUARD",
     "CalibrationVolume",
+    "PairFusionStep",
     "PairPredictor",
     "RunningArgmax",
     "SerialChain",
+    "SerialFusion",
     "SerialStep",
     "compose_selection",
     "run_serial_decisions",
+    "serial_fusion",
     "serial_pairs",
 ]
 
@@ -59,6 +62,47 @@ def serial_pairs(
         frame = load_checked(stack, j)
         running = yield from step(running, frame, j, progress.sub((j - 1) / (count - 1), j / (count - 1)))
     return running
+
+
+#: One step of a serial fusion whose pair stage also explains itself: (running result, next frame, j,
+#: progress range) → (fused pair, its explanation maps).
+PairFusionStep = Callable[
+    [np.ndarray, np.ndarray, int, ProgressRange],
+    Generator[ProgressEvent, None, tuple[np.ndarray, dict[str, FusionMap]]],
+]
+
+
+@dataclass
+class SerialFusion:
+    """A serial pair fusion (sesf and gacn ``serial``): its image, the last step's maps and the
+    post-processing parameters it was made with (every step's input depends on them, so other
+    post parameters mean running it again)."""
+
+    image: np.ndarray
+    maps: dict[str, FusionMap]
+    post: dict[str, Any]
+
+
+def serial_fusion(
+    stack: Stack, step: PairFusionStep, context: RunContext, post: dict[str, Any]
+) -> ProgressGen[SerialFusion]:
+    """:func:`serial_pairs` over the network stage of ``context.progress``, keeping the last step's
+    explanation maps (described as such)."""
+    count = len(stack)
+    last: dict[str, FusionMap] = {}
+
+    def pair(running: np.ndarray, frame: np.ndarray, j: int, step_range: ProgressRange) -> Generator[
+        ProgressEvent, None, np.ndarray
+    ]:
+        nonlocal last
+        yield step_range.event("network", 0.0, f"serial step {j}/{count - 1}")
+        fused, last = yield from step(running, frame, j, step_range)
+        return fused
+
+    image = yield from serial_pairs(stack, pair, context.progress, context.cancel)
+    yield context.progress.event("network", 1.0, "serial fusion done")
+    maps = {name: FusionMap(m.name, m.kind, m.data, m.description + " (last serial step)") for name, m in last.items()}
+    return SerialFusion(image, maps, dict(post))
 
 
 # --------------------------------------------------------------------------- serial decisions
