@@ -11,6 +11,7 @@ one retry policy covers every method.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -28,6 +29,8 @@ __all__ = [
     "sum_over_tiles",
     "tile_reporter",
 ]
+
+T = TypeVar("T")
 
 #: What a tile's computation returns over the tile's read window: one array or several, each with
 #: the image axes last (H×W, C×H×W, ...); None for an output a run does not produce.
@@ -113,15 +116,15 @@ def sum_over_tiles(
     tiles: Sequence[Tile],
     shape: tuple[int, int],
     halo: int,
-    compute: Callable[[tuple[slice, slice], tuple[slice, slice]], object],
+    compute: Callable[[tuple[slice, slice], tuple[slice, slice]], T],
     cancel: CancelToken | None = None,
-) -> object:
+) -> T:
     """Σ over ``tiles`` of ``compute(read window, core)``: a global statistic (channel sums before
     an SE or attention layer) accumulated tile by tile. Each tile reads its core (``tile.write``)
     plus ``halo`` (the statistic's own receptive field, which may be smaller than the plan's);
     ``core`` is the core inside that window. Returns the sum (a tensor or array)."""
     height, width = shape
-    total: object = None
+    total: T | None = None
     for tile in tiles:
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -131,4 +134,5 @@ def sum_over_tiles(
         core = (slice(rows.start - y0, rows.stop - y0), slice(cols.start - x0, cols.stop - x0))
         part = compute((slice(y0, y1), slice(x0, x1)), core)
         total = part if total is None else total + part  # type: ignore[operator]
+    assert total is not None, "no tiles"
     return total

@@ -24,6 +24,7 @@ from typing import TypeAlias
 
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods.deep_common import BAND_ROWS, channel_box_sum, is_channels_last, row_differences
+from focusstudio.core.methods.engine import sum_over_tiles
 from focusstudio.core.progress import CancelToken, check_cancelled
 from focusstudio.core.tiling import Tile
 
@@ -325,18 +326,11 @@ def encoder_channel_scales(
     height, width = image.shape[-2:]
     scales: list[torch.Tensor] = []
     for layer in range(len(encoder.blocks)):
-        halo = layer + 1
-        sums: torch.Tensor | None = None
-        for tile in tiles:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            rows, cols = tile.write
-            wy0, wy1 = max(rows.start - halo, 0), min(rows.stop + halo, height)
-            wx0, wx1 = max(cols.start - halo, 0), min(cols.stop + halo, width)
-            core = (slice(rows.start - wy0, rows.stop - wy0), slice(cols.start - wx0, cols.stop - wx0))
-            part = encoder.pre_se_channel_sums(image[:, :, wy0:wy1, wx0:wx1], layer, scales, core)
-            sums = part if sums is None else sums + part
-        assert sums is not None
+
+        def block_sums(window: tuple[slice, slice], core: tuple[slice, slice], layer: int = layer) -> torch.Tensor:
+            return encoder.pre_se_channel_sums(image[:, :, window[0], window[1]], layer, scales, core)
+
+        sums = sum_over_tiles(tiles, (height, width), layer + 1, block_sums, cancel)
         means = (sums / float(height * width)).to(image.dtype)
         scales.append(encoder.blocks[layer][1].scales_from_mean(means))
     return scales
