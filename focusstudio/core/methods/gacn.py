@@ -59,6 +59,9 @@ GACN_BYTES_PER_PIXEL = 5000
 
 #: Working memory per pixel of the boundary guided filter in torch (other devices than the CPU).
 BGF_BYTES_PER_PIXEL = 200
+#: Working memory per pixel of the boundary blend on the CPU (the Gaussian, the weight and the
+#: blend of a tile, float32, with temporaries).
+BLEND_BYTES_PER_PIXEL = 32
 
 STRATEGIES = ("auto", "serial", "calibration")
 
@@ -125,30 +128,40 @@ def apply_bgf(
     height, width = decision.shape
     if torch_device(context).type == "cpu":
         decision = np.asarray(decision, dtype=np.float32)
+        budget = operation_budget((height, width), context.memory_limit)
         guide = (grey_a * decision + grey_b * (1.0 - decision)).astype(np.float32, copy=False)
         filtered = BoundedGuidedFilter(
-            guide, config.gf_radius, config.gf_eps, operation_budget((height, width), context.memory_limit),
-            context.tile_size, mode="gray", dtype=np.float32, precision=np.float32, cancel=context.cancel,
+            guide, config.gf_radius, config.gf_eps, budget, context.tile_size, mode="gray", dtype=np.float32,
+            precision=np.float32, cancel=context.cancel,
         )(decision)
+        del guide
         kernel = gacn_arch.gaussian_kernel(config.gaussian_sigma, config.gaussian_radius)[0, 0].numpy()
-        # the normalised 2-D Gaussian is the outer product of its marginals: two 1-D passes
-        blurred = cv2.sepFilter2D(decision, cv2.CV_32F, kernel.sum(axis=1), kernel.sum(axis=0),
-                                  borderType=cv2.BORDER_CONSTANT)
-        weight = gacn_arch.boundary_weight(torch.from_numpy(blurred), config.upper, config.lower).numpy()
-        return (filtered * weight + decision * (1.0 - weight)).astype(np.float32, copy=False), weight
-    device = torch_device(context)
-    tiles = plan_budget_tiles(height, width, config.radius, BGF_BYTES_PER_PIXEL, context.resolved_memory_limit(),
-                              context.tile_size, device=context.device)
 
-    def bgf(tile: Tile) -> tuple[np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            out, weight = gacn_arch.boundary_guided_filter(
-                to_tensor(decision[tile.read], device), to_tensor(grey_a[tile.read], device),
-                to_tensor(grey_b[tile.read], device), config,
-            )
-        return to_numpy(out), to_numpy(weight)
+        def boundary_blend(tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+            window = decision[tile.read]
+            # the normalised 2-D Gaussian is the outer product of its marginals: two 1-D passes
+            blurred = cv2.sepFilter2D(window, cv2.CV_32F, kernel.sum(axis=1), kernel.sum(axis=0),
+                                      borderType=cv2.BORDER_CONSTANT)
+            weight = gacn_arch.boundary_weight(torch.from_numpy(blurred), config.upper, config.lower).numpy()
+            return (filtered[tile.read] * weight + window * (1.0 - weight)).astype(np.float32, copy=False), weight
 
-    refined, boundary = run_to_completion(run_tiles(tiles, (height, width), bgf, context.cancel))
+        # the Gaussian's halo is its radius; the filtered map is already whole
+        tiles = plan_budget_tiles(height, width, config.gaussian_radius, BLEND_BYTES_PER_PIXEL, budget,
+                                  context.tile_size)
+    else:
+        device = torch_device(context)
+        tiles = plan_budget_tiles(height, width, config.radius, BGF_BYTES_PER_PIXEL, context.resolved_memory_limit(),
+                                  context.tile_size, device=context.device)
+
+        def boundary_blend(tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+            with torch.inference_mode():
+                out, weight = gacn_arch.boundary_guided_filter(
+                    to_tensor(decision[tile.read], device), to_tensor(grey_a[tile.read], device),
+                    to_tensor(grey_b[tile.read], device), config,
+                )
+            return to_numpy(out), to_numpy(weight)
+
+    refined, boundary = run_to_completion(run_tiles(tiles, (height, width), boundary_blend, context.cancel))
     assert refined is not None and boundary is not None
     return refined, boundary
 
