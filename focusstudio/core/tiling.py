@@ -8,9 +8,13 @@ same places (the image border) in both. :func:`map_tiles` does that crop-back; :
 cross-fades the overlaps instead, for methods whose receptive field exceeds any affordable halo
 (deep networks with global context), where the crop-back would show seams.
 
-The tile grid itself (``Tile``, ``plan_tiles``, ``tile_edge``) is shared with tiled network
-inference in :mod:`focusstudio.core.methods.tiling`; it is imported when first needed because
-importing that package imports every method, and the classical methods import this module.
+The tile grid (``Tile``, ``plan_tiles``, ``tile_edge``) is shared by these local operations and
+by tiled network inference (:mod:`focusstudio.core.methods.engine`): a tile reads its core plus a
+halo of at least the receptive-field radius and writes only its core back. ``align`` keeps tile
+borders on a grid (e.g. 4 for a network with two stride-2 layers), so every tile sees the same
+down-sampling phase as the whole image. Global operations (squeeze-excitation pooling, channel
+attention) are not local; each method handles them itself (an exact pre-pass of the global
+statistics, or frozen gates).
 
 Memory budget: ``RunContext.memory_limit`` is None unless the user gives ``--memory-limit``;
 :func:`resolve_memory_limit` then takes a safe fraction of the memory that is free *now* (the free
@@ -20,35 +24,40 @@ VRAM of a CUDA device, else the free RAM, at most 1.5 GiB), measured with psutil
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from focusstudio.core.ops.guided_filter import GuidedFilterCPU, GuidedFilterMode, guide_centre
+from focusstudio.core.ops.guided_filter import GuidedFilterCPU, GuidedFilterMode, guide_centre, guided_filter_np
 from focusstudio.core.progress import CancelToken
-
-if TYPE_CHECKING:
-    from focusstudio.core.methods.tiling import Tile
 
 __all__ = [
     "DEFAULT_MEMORY_FRACTION",
     "DEFAULT_RAM_CAP",
+    "MAP_BUDGET_SHARE",
     "MINIMUM_OPERATION_BUDGET",
+    "MIN_TILE",
     "PERSISTENT_BYTES_PER_PIXEL",
     "BoundedGuidedFilter",
+    "Tile",
     "available_device_memory",
     "available_ram",
     "blend_tiles",
     "compute_tiled",
     "default_memory_limit",
+    "fits_map_budget",
+    "fits_untiled",
     "map_tiles",
     "operation_budget",
     "plan_budget_tiles",
+    "plan_tiles",
     "resolve_memory_limit",
     "run_budget",
+    "tile_edge",
 ]
 
 #: Share of the currently free memory a run may plan to use: the rest is left for the OS, the GUI,
@@ -165,10 +174,95 @@ def run_budget(
     return budget, budget - floor, note
 
 
+# --------------------------------------------------------------------------- tile grid
+#: Smallest tile core we plan (pixels): below this the halo overhead dominates.
+MIN_TILE = 64
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: ``read`` is the input window, ``write`` the output window (image coordinates),
+    ``inner`` the output window inside the tile's own output (tile coordinates)."""
+
+    read: tuple[slice, slice]
+    write: tuple[slice, slice]
+    inner: tuple[slice, slice]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def plan_tiles(height: int, width: int, tile: int, halo: int, align: int = 1) -> list[Tile]:
+    """Cover an ``height``×``width`` image with cores of at most ``tile`` pixels a side.
+
+    Core borders and the halo are multiples of ``align``; so are the read windows when the image
+    size is (pad the image to a multiple of ``align`` first).
+    """
+    tile = max(_round_up(tile, align), align)
+    halo = _round_up(halo, align)
+    tiles: list[Tile] = []
+    for top in range(0, height, tile):
+        bottom = min(top + tile, height)
+        read_top, read_bottom = max(top - halo, 0), min(bottom + halo, height)
+        for left in range(0, width, tile):
+            right = min(left + tile, width)
+            read_left, read_right = max(left - halo, 0), min(right + halo, width)
+            tiles.append(
+                Tile(
+                    read=(slice(read_top, read_bottom), slice(read_left, read_right)),
+                    write=(slice(top, bottom), slice(left, right)),
+                    inner=(
+                        slice(top - read_top, bottom - read_top),
+                        slice(left - read_left, right - read_left),
+                    ),
+                )
+            )
+    return tiles
+
+
+def tile_edge(
+    bytes_per_pixel: float,
+    halo: int,
+    memory_limit: int | None = None,
+    tile_size: int | None = None,
+    align: int = 1,
+    device: str = "cpu",
+) -> int:
+    """Core edge (pixels) of a square tile whose working set fits ``memory_limit``.
+
+    ``bytes_per_pixel`` is the network's peak working memory per input pixel (measured or
+    estimated by the method). ``tile_size`` (the user's override) wins when given. Without a
+    ``memory_limit`` the budget is the one every method gets
+    (:func:`focusstudio.core.tiling.default_memory_limit`).
+    """
+    if tile_size is not None:
+        return max(_round_up(int(tile_size), align), align)
+    budget = resolve_memory_limit(memory_limit, device)
+    padded_edge = math.sqrt(max(budget, 1) / max(bytes_per_pixel, 1e-9))
+    core = int(padded_edge) - 2 * halo
+    return max(_round_up(max(core, MIN_TILE), align), align)
+
+
+def fits_untiled(height: int, width: int, edge: int) -> bool:
+    """True when the whole image is no larger than one tile core (run it in one piece)."""
+    return height * width <= edge * edge and max(height, width) <= 2 * edge
+
+
 #: What a streaming N-frame method holds for the whole frame while one of its operations runs in
 #: tiles (index maps, accumulators, the guide, the decoded frame), in bytes per pixel. It is taken
 #: off the budget before the operation's tiles are sized.
 PERSISTENT_BYTES_PER_PIXEL = 64
+
+
+#: Share of the budget the maps a method keeps for its post stage (per-frame activities, decision
+#: maps) may take; beyond it they are streamed and a change of post parameters re-runs the network.
+MAP_BUDGET_SHARE = 0.5
+
+
+def fits_map_budget(size: int, memory_limit: int | None = None, device: str = "cpu") -> bool:
+    """True when ``size`` bytes of kept maps fit :data:`MAP_BUDGET_SHARE` of the budget."""
+    return size <= int(resolve_memory_limit(memory_limit, device) * MAP_BUDGET_SHARE)
 
 
 def operation_budget(
@@ -198,12 +292,10 @@ def plan_budget_tiles(
 
     One tile covering the whole frame when it fits and no ``tile_size`` is forced.
     """
-    from focusstudio.core.methods.tiling import plan_tiles, tile_edge
-
     limit = resolve_memory_limit(memory_limit, device)
     if tile_size is None and height * width * bytes_per_pixel <= limit:
         return plan_tiles(height, width, max(height, width), 0)
-    edge = tile_edge(bytes_per_pixel, halo, limit, tile_size, align)
+    edge = tile_edge(bytes_per_pixel, halo, limit, tile_size, align, device)
     return plan_tiles(height, width, edge, halo, align)
 
 
@@ -305,14 +397,17 @@ def compute_tiled(
 
 
 class BoundedGuidedFilter:
-    """:class:`~focusstudio.core.ops.guided_filter.GuidedFilterCPU` (same call, same numbers) in
-    bounded memory.
+    """The one tiled guided filter of every method (sf, sesf, gacn): :class:`GuidedFilterCPU`
+    (same call, same numbers) in bounded memory, or :func:`guided_filter_np` on another device.
 
     When the guide's cached statistics plus one filtering pass fit the budget, this *is* the
     cached whole-frame filter. Otherwise every call filters tile by tile, each tile reading a halo
     of 2·radius (two cascaded box means), so the result equals the whole-frame filter; the guide
     statistics are then recomputed per tile and call, which roughly doubles the cost of a filter
-    but keeps the memory at one tile's working set. ``dtype`` is the type of the result.
+    but keeps the memory at one tile's working set. ``dtype`` is the type of the result. With
+    ``precision=np.float32`` every tile centres on the *whole* guide's mean, so tiles compute the
+    numbers of the untiled filter. ``device`` other than the CPU: float64 torch math per tile
+    (float32 on MPS), no cached statistics.
     """
 
     #: Float64 working set per guide pixel of a colour guide: cached statistics (~80 B) plus one
@@ -329,6 +424,8 @@ class BoundedGuidedFilter:
         mode: GuidedFilterMode | None = None,
         dtype: np.dtype | type = np.float64,
         precision: np.dtype | type = np.float64,
+        device: str = "cpu",
+        cancel: CancelToken | None = None,
     ) -> None:
         height, width = guide.shape[:2]
         self.dtype = np.dtype(dtype)
@@ -337,27 +434,39 @@ class BoundedGuidedFilter:
         self.radius = radius
         self.eps = eps
         self.mode: GuidedFilterMode | None = mode
+        self.device = device
+        self.cancel = cancel
         channels = guide.shape[2] if guide.ndim == 3 else 1
         bytes_per_pixel = self.BYTES_PER_PIXEL * (channels + 1) / 4 * self.precision.itemsize / 8
         self.tiles = plan_budget_tiles(height, width, 2 * radius, bytes_per_pixel, memory_limit, tile_size)
-        self._centre = guide_centre(guide) if self.precision == np.float32 else None
+        cpu = device == "cpu"
+        self._centre = guide_centre(guide) if cpu and self.precision == np.float32 else None
         self._whole = (
-            GuidedFilterCPU(guide, radius, eps, mode, self.precision, self._centre) if len(self.tiles) == 1 else None
+            GuidedFilterCPU(guide, radius, eps, mode, self.precision, self._centre)
+            if cpu and len(self.tiles) == 1 else None
         )
 
     @property
     def tiled(self) -> bool:
-        return self._whole is None
+        return len(self.tiles) > 1
+
+    def _window(self, window: tuple[slice, slice], source: np.ndarray) -> np.ndarray:
+        if self.device != "cpu":
+            return guided_filter_np(self.guide[window], source[window], self.radius, self.eps, self.mode, self.device)
+        part = GuidedFilterCPU(self.guide[window], self.radius, self.eps, self.mode, self.precision, self._centre)
+        return part(source[window])
 
     def __call__(self, source: np.ndarray) -> np.ndarray:
         """The filtered ``source`` (H×W), not clipped, in ``dtype`` (math in ``precision``; a
         float32 result saves a full-size float64 copy when tiled)."""
         if self._whole is not None:
             return self._whole(source).astype(self.dtype, copy=False)
+        if len(self.tiles) == 1:
+            whole = (slice(None), slice(None))
+            return self._window(whole, source).astype(self.dtype, copy=False)
         output = np.empty(source.shape[:2], dtype=self.dtype)
         for tile in self.tiles:
-            window = GuidedFilterCPU(
-                self.guide[tile.read], self.radius, self.eps, self.mode, self.precision, self._centre
-            )
-            output[tile.write] = window(source[tile.read])[tile.inner]
+            if self.cancel is not None:
+                self.cancel.raise_if_cancelled()
+            output[tile.write] = self._window(tile.read, source)[tile.inner]
         return output

@@ -140,7 +140,7 @@ def test_a_cancel_inside_the_encoder_stops_the_network_pass(method: str) -> None
 
     if not get_method(method).availability()[0]:
         pytest.skip(f"{method} weights are not installed")
-    encoder_sites = ("deep_common.py:_forward", "deep_common.py:_channels_last_parts")
+    encoder_sites = ("fast_cpu.py:_forward", "fast_cpu.py:_channels_last_parts")
     token = RecordingToken(stop_at=lambda site: site in encoder_sites)
     with pytest.raises(Cancelled):
         run_to_completion(run_fusion(_shifted_stack(count=2, size=96), method, cancel=token))

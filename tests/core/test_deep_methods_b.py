@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from focusstudio.core.errors import MethodUnavailableError, WeightsError
-from focusstudio.core.methods._deep_serial import SerialChain, pad_to_multiple, threshold_and_clean
+from focusstudio.core.methods._deep_serial import threshold_and_clean
 from focusstudio.core.methods.archs.mfifgan_arch import (
     CPU_GENERATOR_CONFIG,
     GeneratorConfig,
@@ -27,10 +27,12 @@ from focusstudio.core.methods.archs.ufa_arch import (
 from focusstudio.core.methods.base import Analysis, RunContext
 from focusstudio.core.methods.mfifgan import halo_for, predict_focus_map
 from focusstudio.core.methods.registry import get_method
-from focusstudio.core.methods.tiling import plan_tiles
+from focusstudio.core.methods.strategies import SerialChain
+from focusstudio.core.methods.tensors import pad_to_multiple
 from focusstudio.core.ops.pyramid import PyramidBlend
 from focusstudio.core.pipeline import fuse, run_fusion
 from focusstudio.core.progress import Cancelled, CancelToken, ProgressRange, run_to_completion
+from focusstudio.core.tiling import plan_tiles
 from focusstudio.core.training.manifest import save_weights
 from focusstudio.core.types import Stack
 

@@ -119,8 +119,8 @@ def test_every_run_gets_the_budget_of_one_policy(
     budget (the user's, else half the free memory) and hands every method a concrete number."""
     from focusstudio.core import tiling
     from focusstudio.core.methods.base import RunContext
-    from focusstudio.core.methods.tiling import tile_edge
     from focusstudio.core.pipeline import fallback_attempts, memory_budget
+    from focusstudio.core.tiling import tile_edge
     from focusstudio.core.types import FrameInfo, Stack
 
     monkeypatch.setattr(tiling, "available_ram", lambda: 1024**3)  # 1 GiB free: 512 MiB budget

@@ -14,30 +14,30 @@ import torch
 import torch.nn.functional as F
 
 from focusstudio.core.errors import InputError, MethodUnavailableError, WeightsError
-from focusstudio.core.methods import deep_common
 from focusstudio.core.methods.archs import GACNNet, SESFNet
 from focusstudio.core.methods.archs.gacn_arch import boundary_guided_filter, per_scale_sum
-from focusstudio.core.methods.base import RunContext
-from focusstudio.core.methods.checkpoint import load_network
-from focusstudio.core.methods.deep_common import (
+from focusstudio.core.methods.backends import fast_cpu
+from focusstudio.core.methods.backends.fast_cpu import (
     FastEncoder,
-    channel_box_sum,
     conv2d_activation,
     conv2d_add_activation,
     encoder_channel_scales,
     gradient_energy_difference,
     pixel_means,
-    plan_network_tiles,
     single_output_conv,
-    squared_gradient_energy,
     window_sum_sigmoid,
 )
-from focusstudio.core.methods.gacn import GACN_PARAMS, GACNFuse, GACNInference, apply_bgf, bgf_config
+from focusstudio.core.methods.backends.gacn_fast import GACNInference
+from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.checkpoint import load_network
+from focusstudio.core.methods.deep_common import channel_box_sum, squared_gradient_energy
+from focusstudio.core.methods.engine import plan_network_tiles
+from focusstudio.core.methods.gacn import GACN_PARAMS, GACNFuse, apply_bgf, bgf_config
 from focusstudio.core.methods.sesf import SESFActivity
-from focusstudio.core.methods.tiling import plan_tiles
 from focusstudio.core.ops.consistency import label_opening_majority, verify_binary
 from focusstudio.core.pipeline import fuse, run_fusion
 from focusstudio.core.progress import Cancelled, CancelToken, run_to_completion
+from focusstudio.core.tiling import plan_tiles
 from focusstudio.core.types import Stack
 
 
@@ -232,20 +232,20 @@ def test_fused_convolution_activation_equals_conv2d(monkeypatch: pytest.MonkeyPa
     fused_sigmoid = conv2d_activation(x, weight, bias, (1, 1), "sigmoid")
     assert _within(fused_sigmoid, torch.sigmoid(plain), bound / 4 + SIGMOID_EVALUATION)
     # a torch build without oneDNN's fused op: conv2d then ReLU, the very arithmetic of ``plain``
-    monkeypatch.setattr(deep_common, "_fused_conv_available", False)
+    monkeypatch.setattr(fast_cpu, "_fused_conv_available", False)
     assert torch.equal(conv2d_activation(x, weight, bias, (1, 1), "relu"), plain.relu())
     # the running sum of a dense block's per-part convolutions
     other = torch.randn(1, 8, 23, 19).contiguous(memory_format=torch.channels_last)
     no_bias = F.conv2d(x, weight, padding=1)
     sum_bound = conv_rounding_bound(x, weight, None, (1, 1), other=other)
     expected_sum = (no_bias + other).relu()
-    monkeypatch.setattr(deep_common, "_fused_conv_available", None)
+    monkeypatch.setattr(fast_cpu, "_fused_conv_available", None)
     assert _within(conv2d_add_activation(x, other, weight, (1, 1), "relu"), expected_sum, sum_bound)
     assert _within(conv2d_add_activation(x, other, weight, (1, 1), None), no_bias + other, sum_bound)
-    monkeypatch.setattr(deep_common, "_fused_conv_available", False)
+    monkeypatch.setattr(fast_cpu, "_fused_conv_available", False)
     assert torch.equal(conv2d_add_activation(x, other, weight, (1, 1), "relu"), expected_sum)
     depthwise = torch.ones(16, 1, 5, 1).contiguous(memory_format=torch.channels_last)
-    monkeypatch.setattr(deep_common, "_fused_conv_available", None)
+    monkeypatch.setattr(fast_cpu, "_fused_conv_available", None)
     depthwise_bound = conv_rounding_bound(x, depthwise, None, (2, 0), groups=16)
     assert _within(conv2d_activation(x, depthwise, None, (2, 0), "sigmoid", groups=16),
                    torch.sigmoid(F.conv2d(x, depthwise, padding=(2, 0), groups=16)),

@@ -12,7 +12,6 @@ import pytest
 
 from focusstudio.core import tiling
 from focusstudio.core.methods.sf import pixel_activity
-from focusstudio.core.methods.tiling import Tile
 from focusstudio.core.ops.box import box_sum_exact_np, box_sum_np
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guided_filter_np
 from focusstudio.core.ops.spatial_frequency import spatial_frequency_np
@@ -21,6 +20,7 @@ from focusstudio.core.tiling import (
     MINIMUM_MEMORY_LIMIT,
     MINIMUM_OPERATION_BUDGET,
     BoundedGuidedFilter,
+    Tile,
     blend_tiles,
     compute_tiled,
     default_memory_limit,

@@ -154,7 +154,7 @@ TILE_ANALYSES: dict[str, tuple[Callable[..., Any], Callable[[Mapping[str, Any]],
 def tiled_analysis_on(client: Any, tile_edge: int, settings: BatchSettings, retries: int) -> Callable[..., Any]:
     """An analysis provider for :func:`~focusstudio.core.batch.runner.run_stack` that fans the
     analysis out to ``client``'s workers in tiles of ``tile_edge`` pixels and stitches it."""
-    from focusstudio.core.methods.tiling import plan_tiles
+    from focusstudio.core.tiling import plan_tiles
 
     def provider(spec: StackSpec, stack: Any, method: str, params: dict[str, Any],
                  align: Mapping[str, Any] | None) -> Any:

@@ -1,97 +1,29 @@
-"""Plumbing shared by the pairwise deep methods (MFIF-GAN, UFA-Fuse, two-stream): the serial
-N-frame strategy and the decision-map method built on it. Their networks are loaded by the one
-checkpoint loader (:mod:`focusstudio.core.methods.checkpoint`, via ``DeepFusionMethod.load``).
+"""Plumbing shared by the pairwise deep methods (MFIF-GAN, UFA-Fuse, two-stream): the decision-map
+method built on the serial N-frame strategy. Their networks are loaded by the one checkpoint loader
+(:mod:`focusstudio.core.methods.checkpoint`, via ``DeepFusionMethod.load``).
 
-Serial strategy for N > 2 frames (SESF-Fuse's, REFERENCE-NOTES §7.2.5): the running result is
-fused with the next frame, N − 1 times. For decision-map methods the running result is composed
-by hard selection from source pixels, so an index map of the source frame of every pixel is kept;
-with N > 2 the final image is that selection composed by pyramid blending
-(:class:`~focusstudio.core.ops.pyramid.PyramidBlend`: no brightness seams where the frame switches).
+N > 2 frames: the serial strategy of :mod:`focusstudio.core.methods.strategies`
+(:func:`~focusstudio.core.methods.strategies.run_serial_decisions`); when every step was a hard
+selection the final image is that selection composed by pyramid blending (no brightness seams
+where the frame switches).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from focusstudio.core.methods._classical import compose_pyramid_steps, load_checked
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
+from focusstudio.core.methods.strategies import SerialChain, compose_selection, run_serial_decisions
 from focusstudio.core.ops.morphology import small_region_removal
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange
 from focusstudio.core.types import FusionMap, FusionResult, Stack
 
 if TYPE_CHECKING:
     from torch import nn
-
-
-# --------------------------------------------------------------------------- padding
-def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-    """Pad bottom/right by edge replication so both sides are multiples of ``multiple``."""
-    height, width = image.shape[:2]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return image
-    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (image.ndim - 2)
-    return np.pad(image, widths, mode="edge")
-
-
-# --------------------------------------------------------------------------- serial strategy
-#: Runs the network on (running result, next frame) and returns its map; progress over ``range``.
-PairPredictor = Callable[[np.ndarray, np.ndarray, ProgressRange], Generator[ProgressEvent, None, np.ndarray]]
-
-
-@dataclass
-class SerialChain:
-    """What the serial decision strategy produced."""
-
-    soft_maps: list[np.ndarray]  # per step j = 1..N−1: the network's weight of the running result
-    weights: list[np.ndarray]  # per step: the weight actually used (binary or soft)
-    image: np.ndarray  # the fused image (float32 [0, 1])
-    index: np.ndarray | None  # frame index of every pixel when every step was a hard selection
-
-
-def run_serial_decisions(
-    stack: Stack,
-    predict: PairPredictor,
-    decide: Callable[[np.ndarray], np.ndarray],
-    progress: ProgressRange,
-    cancel_check: Callable[[], None],
-    soft_maps: list[np.ndarray] | None = None,
-) -> Generator[ProgressEvent, None, SerialChain]:
-    """Fuse frames 0, 1, … serially: running = w·running + (1 − w)·frame_j, w = decide(map_j).
-
-    With ``soft_maps`` given (a cached chain) and N = 2 no network runs. For N > 2 the maps of
-    later steps depend on earlier decisions, so the network runs again from step 2 on.
-    """
-    count = len(stack)
-    running = load_checked(stack, 0)
-    index: np.ndarray | None = np.zeros(stack.shape, dtype=np.int32)
-    maps: list[np.ndarray] = []
-    weights: list[np.ndarray] = []
-    for step in range(1, count):
-        cancel_check()
-        frame = load_checked(stack, step)
-        step_range = progress.sub((step - 1) / (count - 1), step / (count - 1))
-        if soft_maps is not None and step == 1:
-            soft = soft_maps[0]
-        else:
-            soft = yield from predict(running, frame, step_range)
-        weight = decide(soft).astype(np.float32, copy=False)
-        if index is not None and np.all((weight == 0.0) | (weight == 1.0)):
-            index = np.where(weight > 0.5, index, step).astype(np.int32)
-        else:
-            index = None
-        w = weight[..., None] if running.ndim == 3 else weight
-        running = (w * running + (1.0 - w) * frame).astype(np.float32)
-        maps.append(soft)
-        weights.append(weight)
-        yield step_range.event("fuse", 1.0, f"fused frame {step + 1} of {count}")
-    return SerialChain(maps, weights, running, index)
-
 
 # --------------------------------------------------------------------------- decision methods
 #: Per-step soft maps are exposed up to this many frames (one H×W float32 each).
@@ -154,8 +86,8 @@ class SerialDecisionMethod(DeepFusionMethod):
 
         return (
             yield from run_serial_decisions(
-                stack, predict, lambda soft: self.decide(soft, params)[1], context.progress,
-                context.cancel.raise_if_cancelled, soft_maps=cached,
+                stack, predict, lambda soft: self.decide(soft, params)[1], context.progress, context.cancel,
+                soft_maps=cached,
             )
         )
 
@@ -182,7 +114,7 @@ class SerialDecisionMethod(DeepFusionMethod):
         if len(stack) > 2 and chain.index is not None:
             # Every step was a hard selection: compose the selection by pyramid blending, so a
             # switch of frame leaves no brightness seam in flat or bokeh areas (issue 15).
-            image = yield from compose_pyramid_steps(stack, chain.index, context, 0.0, 1.0)
+            image = yield from compose_selection(stack, chain.index, context, "pyramid")
         yield context.progress.event("compose", 1.0, "done")
         return self.make_result(np.clip(image, 0.0, 1.0), stack, params, maps, analysis)
 

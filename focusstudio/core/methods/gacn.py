@@ -22,7 +22,6 @@ N frames:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -30,31 +29,18 @@ import cv2
 import numpy as np
 
 from focusstudio.core.lazy import lazy_import
-from focusstudio.core.methods._classical import load_checked
+from focusstudio.core.methods.backends.gacn_fast import GACNInference
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
-from focusstudio.core.methods.deep_common import (
-    FastEncoder,
-    Features,
-    as_batch,
-    bn_scale_shift,
-    conv2d_activation,
-    encoder_channel_scales,
-    gradient_energy_difference,
-    grey_frame,
-    plan_network_tiles,
-    single_output_conv,
-    squared_gradient_energy,
-    torch_device,
-    window_sum_sigmoid,
-)
+from focusstudio.core.methods.deep_common import grey_frame, torch_device
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import NetworkSpec, register
-from focusstudio.core.methods.tensors import to_numpy
-from focusstudio.core.methods.tiling import Tile, fits_untiled, plan_tiles
-from focusstudio.core.ops.compose import compose_pair, iter_compose_index
-from focusstudio.core.ops.guided_filter import GuidedFilterCPU, guide_centre
+from focusstudio.core.methods.strategies import CalibrationVolume, SerialFusion, compose_selection, serial_fusion
+from focusstudio.core.methods.tensors import to_numpy, to_tensor
+from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.params import GF_EPS, GF_RADIUS
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressEvent, ProgressGen
+from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange, run_to_completion
+from focusstudio.core.tiling import BoundedGuidedFilter, Tile, fits_map_budget, operation_budget, plan_budget_tiles
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 
 # torch and the architecture load on first use (see focusstudio.core.lazy).
@@ -70,8 +56,11 @@ gacn_arch = lazy_import("focusstudio.core.methods.archs.gacn_arch")
 #: of tiles, 2049 MiB with 767 MiB): 5000 keeps the tiles within the budget.
 GACN_BYTES_PER_PIXEL = 5000
 
-#: Guard of the decision volume against m_j → 0 (released value).
-VOLUME_GUARD = 1e-4
+#: Working memory per pixel of the boundary guided filter in torch (other devices than the CPU).
+BGF_BYTES_PER_PIXEL = 200
+#: Working memory per pixel of the boundary blend on the CPU (the Gaussian, the weight and the
+#: blend of a tile, float32, with temporaries).
+BLEND_BYTES_PER_PIXEL = 32
 
 STRATEGIES = ("auto", "serial", "calibration")
 
@@ -130,193 +119,55 @@ def bgf_config(params: Mapping[str, Any]) -> gacn_arch.BoundaryFilterConfig:
     )
 
 
-class GACNInference:
-    """Inference-only forward of a ``GACNNet``, the module's function with less work:
-    the feature path is :class:`FastEncoder` (channels-last on the CPU, its blocks' outputs kept
-    as separate parts); the window sum runs once per pair, on the energy *difference* (it is
-    linear: SF_a − SF_b = box(E_a − E_b)), with sigmoid(1000·x) fused into its last pass
-    (:func:`window_sum_sigmoid`); decision calibration keeps the reference frame's squared
-    gradients; ReLU rides in the convolutions (:func:`conv2d_activation`), BN runs in place, and
-    the 7×7 spatial SE convolutions use :func:`single_output_conv`. Agreement with the module is
-    at float-rounding level (M may move at near-ties of sigmoid(1000·x): ≤ 1 pixel per pair on
-    the authors' ten test pairs).
-
-    Cost of a 520×520 pair: ~22 G multiply-adds of convolutions (feature path 3.8 per frame,
-    decision path 12.5, spatial SE 2.1), i.e. 0.3 s at the 2-core CPU's measured 146 GFLOP/s
-    matrix-product peak before any element-wise pass; this path runs within ~1.6× of that floor.
-    """
-
-    def __init__(self, network: gacn_arch.GACNNet, context: RunContext, sf_radius: int) -> None:
-        self.device = torch_device(context)
-        if self.device.type != "cpu":
-            network = copy.deepcopy(network).to(self.device)
-        self.network = network
-        # Channels-last convolutions on the CPU: 2–3× faster, and M tolerates the different
-        # rounding (see FastEncoder); GPUs keep their own layout choice.
-        self.channels_last = self.device.type == "cpu"
-        self.encoder = FastEncoder(network.feature_path, channels_last=self.channels_last)
-        self.sf_radius = sf_radius
-        self.context = context
-        self.se = [se.conv.weight.detach() for se in network.decision_se]
-        # decision blocks as (conv weight, bias, BN scale, BN shift): BN applied in place
-        self.blocks = []
-        for block in network.decision_blocks:
-            scale, shift = bn_scale_shift(block)
-            bias = None if block.conv.bias is None else block.conv.bias.detach()
-            weight = block.conv.weight.detach()
-            if self.channels_last:
-                weight = weight.contiguous(memory_format=torch.channels_last)
-            self.blocks.append((weight, bias, scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)))
-
-    @property
-    def halo(self) -> int:
-        """Receptive radius of M (features, gradient, SF window, decision path)."""
-        return self.encoder.radius + 1 + self.sf_radius + self.network.decision_radius
-
-    def tiles(self, height: int, width: int) -> list[Tile]:
-        return plan_network_tiles(height, width, self.context, GACN_BYTES_PER_PIXEL, self.halo)
-
-    def features(self, grey: torch.Tensor, scales: list[torch.Tensor] | None, reuse: bool = False) -> Features:
-        """Features of a 1×1×h×w grey window ([0, 1], no normalisation in GACN): channels-last,
-        the encoder blocks' parts (never joined: the energy reads them as they are); else one
-        tensor, ``reuse``: in the buffer of the previous ``reuse`` call (see :class:`FastEncoder`)."""
-        if self.channels_last:
-            return self.encoder.parts(grey, scales)
-        return self.encoder(grey, scales, reuse)
-
-    def _spatial_se(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        return x.mul_(torch.sigmoid_(single_output_conv(x, self.se[i])))
-
-    def energy(self, features: Features) -> torch.Tensor:
-        """Per-channel squared gradients, N×64×h×w: the spatial frequency before its window sum
-        (kept for the reference frame by decision calibration)."""
-        if self.channels_last:
-            return gradient_energy_difference(features)
-        assert isinstance(features, torch.Tensor)
-        return squared_gradient_energy(features, sum_channels=False)
-
-    def decision(
-        self, features_a: Features | None, features_b: Features,
-        reference_energy: torch.Tensor | None = None, want_scales: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(M, per-scale SF difference N×4×h×w) from the features of two frames (same window).
-
-        With ``reference_energy`` (frame a's :meth:`energy`, kept by decision calibration)
-        ``features_a`` is not needed. The window sum runs once, on the energy *difference* (it is
-        linear: SF_a − SF_b = box(E_a − E_b)), fused with sigmoid(1000·x). The per-scale map is
-        None unless ``want_scales``."""
-        if reference_energy is not None:
-            energy = self.energy(features_b)
-            torch.sub(reference_energy, energy, out=energy)
-        else:
-            assert features_a is not None
-            if self.channels_last:
-                energy = gradient_energy_difference(features_a, features_b)
-            else:
-                assert isinstance(features_a, torch.Tensor) and isinstance(features_b, torch.Tensor)
-                energy = squared_gradient_energy(features_a, sum_channels=False, minus=features_b)
-        x, per_scale = window_sum_sigmoid(energy, self.sf_radius, gacn_arch.SIGMOID_GAIN,
-                                          gacn_arch.ENCODER_WIDTH if want_scales else None)
-        x = self._spatial_se(x, 0)
-        for i, (weight, bias, scale, shift) in enumerate(self.blocks):
-            x = conv2d_activation(x, weight, bias, (1, 1), "relu")
-            x = torch.addcmul(shift, x, scale, out=x)  # BN in one pass
-            x = self._spatial_se(x, i + 1)
-        return torch.sigmoid_(x.mul_(gacn_arch.SIGMOID_GAIN)), per_scale
-
-    def channel_scales(self, image: torch.Tensor, tiles: list[Tile]) -> list[torch.Tensor] | None:
-        if len(tiles) == 1:
-            return None
-        return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
-
-
 def apply_bgf(
     decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, config: gacn_arch.BoundaryFilterConfig,
     context: RunContext,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(M_bgf, W) of a full map, in tiles with a halo of the filter's radius when large.
+    """(M_bgf, W) of a full map (:func:`gacn_arch.boundary_guided_filter`).
 
-    On the CPU with OpenCV's filters (:func:`_bgf_cpu`, ~2× faster than the torch module's
-    cumulative-sum box filters in double precision; same values to ~1e-6)."""
-    device = torch_device(context)
+    On the CPU in NumPy/OpenCV (~2× faster than the torch module's cumulative-sum box filters in
+    double precision; same values to ~1e-6): the Gaussian as a zero-padded separable OpenCV filter,
+    the grey guided filter by :class:`BoundedGuidedFilter` in single precision on the centred guide
+    (tiled when large). Other devices: the torch module in tiles with a halo of the filter's radius."""
     height, width = decision.shape
-    budget = context.resolved_memory_limit()
-    edge = context.tile_size or max(int((budget / 200) ** 0.5), 256)
-    tiles = plan_tiles(height, width, max(height, width) if fits_untiled(height, width, edge) else edge,
-                       config.radius)
-    refined = np.empty((height, width), dtype=np.float32)
-    boundary = np.empty((height, width), dtype=np.float32)
-    if device.type == "cpu":
+    if torch_device(context).type == "cpu":
         decision = np.asarray(decision, dtype=np.float32)
+        budget = operation_budget((height, width), context.memory_limit)
         guide = (grey_a * decision + grey_b * (1.0 - decision)).astype(np.float32, copy=False)
-        centre = guide_centre(guide)  # every tile centres on the whole guide's mean
-        for tile in tiles:
-            context.cancel.raise_if_cancelled()
-            out, weight = _bgf_cpu(decision[tile.read], guide[tile.read], centre, config)
-            refined[tile.write] = out[tile.inner]
-            boundary[tile.write] = weight[tile.inner]
-        return refined, boundary
-    with torch.inference_mode():
-        for tile in tiles:
-            context.cancel.raise_if_cancelled()
-            m = as_batch(decision[tile.read], device)
-            out, weight = gacn_arch.boundary_guided_filter(m, as_batch(grey_a[tile.read], device),
-                                                 as_batch(grey_b[tile.read], device), config)
-            refined[tile.write] = to_numpy(out)[tile.inner]
-            boundary[tile.write] = to_numpy(weight)[tile.inner]
+        filtered = BoundedGuidedFilter(
+            guide, config.gf_radius, config.gf_eps, budget, context.tile_size, mode="gray", dtype=np.float32,
+            precision=np.float32, cancel=context.cancel,
+        )(decision)
+        del guide
+        kernel = gacn_arch.gaussian_kernel(config.gaussian_sigma, config.gaussian_radius)[0, 0].numpy()
+
+        def boundary_blend(tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+            window = decision[tile.read]
+            # the normalised 2-D Gaussian is the outer product of its marginals: two 1-D passes
+            blurred = cv2.sepFilter2D(window, cv2.CV_32F, kernel.sum(axis=1), kernel.sum(axis=0),
+                                      borderType=cv2.BORDER_CONSTANT)
+            weight = gacn_arch.boundary_weight(torch.from_numpy(blurred), config.upper, config.lower).numpy()
+            return (filtered[tile.read] * weight + window * (1.0 - weight)).astype(np.float32, copy=False), weight
+
+        # the Gaussian's halo is its radius; the filtered map is already whole
+        tiles = plan_budget_tiles(height, width, config.gaussian_radius, BLEND_BYTES_PER_PIXEL, budget,
+                                  context.tile_size)
+    else:
+        device = torch_device(context)
+        tiles = plan_budget_tiles(height, width, config.radius, BGF_BYTES_PER_PIXEL, context.resolved_memory_limit(),
+                                  context.tile_size, device=context.device)
+
+        def boundary_blend(tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+            with torch.inference_mode():
+                out, weight = gacn_arch.boundary_guided_filter(
+                    to_tensor(decision[tile.read], device), to_tensor(grey_a[tile.read], device),
+                    to_tensor(grey_b[tile.read], device), config,
+                )
+            return to_numpy(out), to_numpy(weight)
+
+    refined, boundary = run_to_completion(run_tiles(tiles, (height, width), boundary_blend, context.cancel))
+    assert refined is not None and boundary is not None
     return refined, boundary
-
-
-def _bgf_cpu(
-    decision: np.ndarray, guide: np.ndarray, centre: np.ndarray, config: gacn_arch.BoundaryFilterConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`gacn_arch.boundary_guided_filter` of one window in NumPy/OpenCV: the Gaussian as a
-    zero-padded separable OpenCV filter, the grey guided filter in single precision on the centred guide
-    (:class:`GuidedFilterCPU`; its box sums accumulate in double)."""
-    kernel = gacn_arch.gaussian_kernel(config.gaussian_sigma, config.gaussian_radius)[0, 0].numpy()
-    # the normalised 2-D Gaussian is the outer product of its marginals: two 1-D passes
-    blurred = cv2.sepFilter2D(decision, cv2.CV_32F, kernel.sum(axis=1), kernel.sum(axis=0),
-                              borderType=cv2.BORDER_CONSTANT)
-    weight = gacn_arch.boundary_weight(torch.from_numpy(blurred), config.upper, config.lower).numpy()
-    filtered = GuidedFilterCPU(guide, config.gf_radius, config.gf_eps, mode="gray", precision=np.float32,
-                               centre=centre)(decision)
-    return (filtered * weight + decision * (1.0 - weight)).astype(np.float32, copy=False), weight
-
-
-def _reporter(
-    context: RunContext, start: float, end: float, message: str
-) -> Callable[[float], ProgressEvent]:
-    """Maps a sub-task's local fraction onto [start, end] of the network stage."""
-    return lambda fraction: context.progress.event("network", start + (end - start) * fraction, message)
-
-
-class CalibrationVolume:
-    """Running arg-max of the decision volume, so N maps never need to be held at once."""
-
-    def __init__(self, keep_volumes: bool) -> None:
-        self.reference_pair: np.ndarray | None = None  # m_2 = P(frame 1 sharper than frame 2)
-        self.best: np.ndarray | None = None
-        self.index: np.ndarray | None = None
-        self.volumes: list[np.ndarray] | None = [] if keep_volumes else None
-
-    def add(self, frame: int, refined: np.ndarray) -> None:
-        """Add m_j, the refined map of the pair (reference, ``frame``), frames in increasing order."""
-        m = refined.astype(np.float32)
-        if frame == 1:
-            self.reference_pair = m
-            first, second = m, 1.0 - m
-            self.index = (second > first).astype(np.int32)  # ties → the lower index
-            self.best = np.maximum(first, second)
-            if self.volumes is not None:
-                self.volumes.extend([first, second])
-            return
-        assert self.reference_pair is not None and self.best is not None and self.index is not None
-        volume = self.reference_pair * (1.0 - m) / (m + VOLUME_GUARD)
-        better = volume > self.best
-        self.best[better] = volume[better]
-        self.index[better] = frame
-        if self.volumes is not None:
-            self.volumes.append(volume.astype(np.float32))
 
 
 @register
@@ -361,11 +212,11 @@ class GACNFuse(DeepFusionMethod):
         the reference frame's work.
         """
         height, width = grey_a.shape
-        tiles = inference.tiles(height, width)
+        tiles = self.tiles(inference, height, width)
         device = inference.device
-        a, b = as_batch(grey_a, device), as_batch(grey_b, device)
+        a, b = to_tensor(grey_a, device), to_tensor(grey_b, device)
         with torch.inference_mode():
-            if len(tiles) == 1:
+            if is_whole(tiles):
                 features_a = inference.features(a, None) if reference_energy is None else None
                 decision, per_scale = inference.decision(features_a, inference.features(b, None, reuse=True),
                                                          reference_energy, want_scales)
@@ -373,22 +224,23 @@ class GACNFuse(DeepFusionMethod):
                 return to_numpy(decision), scales_map
             scales_a = reference_scales or inference.channel_scales(a, tiles)
             scales_b = inference.channel_scales(b, tiles)
-        out = np.empty((height, width), dtype=np.float32)
-        per_scale_out = np.empty((4, height, width), dtype=np.float32) if want_scales else None
-        for number, tile in enumerate(tiles):
-            inference.context.cancel.raise_if_cancelled()
-            yield report(number / len(tiles))
+
+        def predict(tile: Tile) -> tuple[np.ndarray, np.ndarray | None]:
             window = (slice(None), slice(None), tile.read[0], tile.read[1])
             with torch.inference_mode():
                 decision, per_scale = inference.decision(inference.features(a[window], scales_a),
                                                          inference.features(b[window], scales_b, reuse=True),
                                                          want_scales=want_scales)
-            out[tile.write] = to_numpy(decision)[tile.inner]
-            if per_scale_out is not None and per_scale is not None:
-                per_scale_out[(slice(None), *tile.write)] = per_scale[0].float().cpu().numpy()[
-                    (slice(None), *tile.inner)
-                ]
+            return to_numpy(decision), None if per_scale is None else per_scale[0].float().cpu().numpy()
+
+        out, per_scale_out = yield from run_tiles(tiles, (height, width), predict, inference.context.cancel, report)
+        assert out is not None
         return out, per_scale_out
+
+    @staticmethod
+    def tiles(inference: GACNInference, height: int, width: int) -> list[Tile]:
+        """Tiles of the network stage (halo: the receptive radius of M)."""
+        return plan_network_tiles(height, width, inference.context, GACN_BYTES_PER_PIXEL, inference.halo)
 
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
         loaded = self.load(context.weights)
@@ -403,7 +255,7 @@ class GACNFuse(DeepFusionMethod):
             yield context.progress.event("network", 0.0, "GACN forward")
             grey_a, grey_b = grey_frame(stack, 0), grey_frame(stack, 1)
             decision, per_scale = yield from self._pair_decision(
-                inference, grey_a, grey_b, _reporter(context, 0.0, 1.0, "GACN forward"),
+                inference, grey_a, grey_b, reporter(context.progress, "GACN forward"),
                 want_scales=True,
             )
             analysis.data.update(decision=decision, grey=(grey_a, grey_b))
@@ -430,11 +282,11 @@ class GACNFuse(DeepFusionMethod):
         recorded so :meth:`finish` can tell when it must run this again)."""
         count = len(stack)
         height, width = stack.shape
-        budget = (context.resolved_memory_limit()) // 2
-        keep = (count - 1) * height * width * 4 <= budget
+        keep = fits_map_budget((count - 1) * height * width * 4, context.memory_limit, context.device)
         reference = grey_frame(stack, 0)
-        tiles = inference.tiles(height, width)
-        if len(tiles) > 1 and 2 * (count - 1) * height * width * 4 <= budget:
+        tiles = self.tiles(inference, height, width)
+        if len(tiles) > 1 and fits_map_budget(2 * (count - 1) * height * width * 4, context.memory_limit,
+                                              context.device):
             # the maps and every frame's grey image fit: tile by tile, the reference once per tile
             analysis.data["decisions"] = yield from self._calibrate_tile_major(stack, reference, inference, tiles)
             analysis.data.pop("post_params", None)
@@ -442,8 +294,8 @@ class GACNFuse(DeepFusionMethod):
         reference_energy = None
         reference_scales = None
         with torch.inference_mode():
-            ref_batch = as_batch(reference, inference.device)
-            if len(tiles) == 1:
+            ref_batch = to_tensor(reference, inference.device)
+            if is_whole(tiles):
                 # the feature path and its squared gradients run once for the reference
                 reference_energy = inference.energy(inference.features(ref_batch, None))
             else:
@@ -457,7 +309,7 @@ class GACNFuse(DeepFusionMethod):
             grey = grey_frame(stack, j)
             decision, _ = yield from self._pair_decision(
                 inference, reference, grey,
-                _reporter(context, (j - 1) / (count - 1), j / (count - 1), f"pair 1–{j + 1} of {count}"),
+                reporter(context.progress.sub((j - 1) / (count - 1), j / (count - 1)), f"pair 1–{j + 1} of {count}"),
                 reference_energy, reference_scales,
             )
             if volume is None:
@@ -490,22 +342,26 @@ class GACNFuse(DeepFusionMethod):
             if j > 0:
                 greys.append(grey_frame(stack, j))
             with torch.inference_mode():
-                scales.append(inference.channel_scales(as_batch(greys[j], inference.device), tiles))
-        decisions = [np.empty(reference.shape, dtype=np.float32) for _ in range(count - 1)]
-        for number, tile in enumerate(tiles):
-            context.cancel.raise_if_cancelled()
-            yield context.progress.event("network", 0.2 + 0.8 * number / len(tiles),
-                                         f"tile {number + 1}/{len(tiles)}, {count - 1} pairs")
+                scales.append(inference.channel_scales(to_tensor(greys[j], inference.device), tiles))
+
+        def predict(tile: Tile) -> tuple[np.ndarray, ...]:
+            decisions = []
             with torch.inference_mode():
-                window = as_batch(reference[tile.read], inference.device)
+                window = to_tensor(reference[tile.read], inference.device)
                 reference_energy = inference.energy(inference.features(window, scales[0]))
                 for j in range(1, count):
                     context.cancel.raise_if_cancelled()
-                    features = inference.features(as_batch(greys[j][tile.read], inference.device), scales[j],
+                    features = inference.features(to_tensor(greys[j][tile.read], inference.device), scales[j],
                                                   reuse=True)
                     decision, _ = inference.decision(None, features, reference_energy, want_scales=False)
-                    decisions[j - 1][tile.write] = to_numpy(decision)[tile.inner]
-        return decisions
+                    decisions.append(to_numpy(decision))
+            return tuple(decisions)
+
+        decisions = yield from run_tiles(
+            tiles, reference.shape, predict, context.cancel,
+            tile_reporter(context.progress.sub(0.2, 1.0), len(tiles)),
+        )
+        return [d for d in decisions if d is not None]
 
     # ------------------------------------------------------------------------------ finish
     def finish(
@@ -514,9 +370,8 @@ class GACNFuse(DeepFusionMethod):
         strategy = analysis.data["strategy"]
         post = {k: params[k] for k in _POST_NAMES}
         config = bgf_config(params)
-        if strategy in ("serial", "calibration") and "post_params" in analysis.data and (
-            analysis.data["post_params"] != post
-        ):
+        made_with = analysis.data["serial"].post if strategy == "serial" else analysis.data.get("post_params")
+        if strategy in ("serial", "calibration") and made_with is not None and made_with != post:
             # The cached stage already used other post parameters (serial chain or streamed
             # calibration): run it again with the new ones.
             network = self.load(context.weights).network
@@ -526,8 +381,9 @@ class GACNFuse(DeepFusionMethod):
             else:
                 yield from self._calibrate(stack, params, context, inference, analysis)
         if strategy == "serial":
-            return self.make_result(analysis.data["fused"], stack, params, dict(analysis.data["serial_maps"]),
-                                    analysis, notes=[f"gacn: serial fusion of {len(stack)} frames"])
+            serial: SerialFusion = analysis.data["serial"]
+            return self.make_result(serial.image, stack, params, dict(serial.maps), analysis,
+                                    notes=[f"gacn: serial fusion of {len(stack)} frames"])
         if strategy == "pair":
             grey_a, grey_b = analysis.data["grey"]
             decision = analysis.data["decision"]
@@ -538,14 +394,7 @@ class GACNFuse(DeepFusionMethod):
             return self.make_result(fused, stack, params, {**analysis.maps, **maps}, analysis)
         index, maps = yield from self._finish_calibration(analysis, stack, params, config, context)
         count = len(stack)
-        steps = iter_compose_index(stack, index, context.cancel)
-        while True:
-            try:
-                i = next(steps)
-            except StopIteration as stop:
-                fused = stop.value
-                break
-            yield context.progress.event("compose", 0.5 + 0.5 * (i + 1) / count, f"frame {i + 1}/{count}")
+        fused = yield from compose_selection(stack, index, context, "select", 0.5, 1.0)
         return self.make_result(fused, stack, params, {**analysis.maps, **maps}, analysis,
                                 notes=[f"gacn: decision calibration of {count} frames against frame 1"])
 
@@ -577,8 +426,8 @@ class GACNFuse(DeepFusionMethod):
         else:
             count = len(stack)
             height, width = stack.shape
-            budget = (context.resolved_memory_limit()) // 2
-            volume = CalibrationVolume(keep_volumes=count * height * width * 4 <= budget)
+            volume = CalibrationVolume(keep_volumes=fits_map_budget(count * height * width * 4, context.memory_limit,
+                                                                    context.device))
             reference = grey_frame(stack, 0)
             for j, decision in enumerate(decisions, start=1):
                 context.cancel.raise_if_cancelled()
@@ -602,23 +451,16 @@ class GACNFuse(DeepFusionMethod):
         """Frames 1 and 2 with M_bgf, the result (back to grey) with frame 3, …"""
         count = len(stack)
         config = bgf_config(params)
-        running = stack.load(0)
-        maps: dict[str, FusionMap] = {}
-        for i in range(1, count):
-            context.cancel.raise_if_cancelled()
-            yield context.progress.event("network", (i - 1) / (count - 1), f"serial step {i}/{count - 1}")
-            frame = load_checked(stack, i)
+
+        def step(running: np.ndarray, frame: np.ndarray, i: int, step_range: ProgressRange) -> ProgressGen[
+            tuple[np.ndarray, dict[str, FusionMap]]
+        ]:
             grey_a, grey_b = to_grey(running), to_grey(frame)
             decision, _ = yield from self._pair_decision(
-                inference, grey_a, grey_b,
-                _reporter(context, (i - 1) / (count - 1), i / (count - 1), f"serial step {i}/{count - 1}"),
+                inference, grey_a, grey_b, reporter(step_range, f"serial step {i}/{count - 1}")
             )
             refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context)
-            running = np.clip(compose_pair(running, frame, refined), 0.0, 1.0)
-        yield context.progress.event("network", 1.0, "serial fusion done")
-        analysis.data["fused"] = running
-        analysis.data["serial_maps"] = {
-            name: FusionMap(m.name, m.kind, m.data, m.description + " (last serial step)")
-            for name, m in maps.items()
-        }
-        analysis.data["post_params"] = {k: params[k] for k in _POST_NAMES}
+            return np.clip(compose_pair(running, frame, refined), 0.0, 1.0), maps
+
+        post = {k: params[k] for k in _POST_NAMES}
+        analysis.data["serial"] = yield from serial_fusion(stack, step, context, post)

@@ -28,6 +28,7 @@ import numpy as np
 from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.strategies import RunningArgmax
 from focusstudio.core.ops.guided_filter import guided_filter_np
 from focusstudio.core.ops.params import GF_EPS, GF_RADIUS
 from focusstudio.core.params import ParamSet, ParamSpec
@@ -88,19 +89,14 @@ class GuidedFilteringFusion(FusionMethod):
     # ------------------------------------------------------------------------------ analysis
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
         count = len(stack)
-        best: np.ndarray | None = None
-        index = np.zeros(stack.shape, dtype=np.int32)
+        argmax = RunningArgmax(stack.shape, ties="first", copy_first=False)  # ties keep the earlier frame
         for i in range(count):
             context.cancel.raise_if_cancelled()
             current = saliency(load_checked(stack, i, grey=True), params["saliency_radius"],
                                params["saliency_sigma"])
-            if best is None:
-                best = current
-            else:
-                wins = current > best  # strict: ties keep the earlier frame
-                index[wins] = i
-                np.maximum(best, current, out=best)
+            argmax.add(i, current)
             yield context.progress.event("analysis", (i + 1) / count, f"saliency {i + 1}/{count}")
+        best, index = argmax.best, argmax.index
         assert best is not None
         maps = {
             "saliency": FusionMap("saliency", "activity", best, "Largest Laplacian saliency over the frames"),

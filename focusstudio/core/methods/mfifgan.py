@@ -34,14 +34,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from focusstudio.core.methods._deep_serial import SerialDecisionMethod, pad_to_multiple, threshold_and_clean
+from focusstudio.core.methods._deep_serial import SerialDecisionMethod, threshold_and_clean
 from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.engine import is_whole, network_tile_edge, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import NetworkSpec, register
-from focusstudio.core.methods.tensors import to_numpy, to_tensor
-from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
+from focusstudio.core.methods.tensors import pad_to_multiple, to_numpy, to_tensor
 from focusstudio.core.ops.params import AREA_FRACTION, DECISION_THRESHOLD
 from focusstudio.core.params import ParamSet
 from focusstudio.core.progress import ProgressGen, ProgressRange
+from focusstudio.core.tiling import Tile
 
 if TYPE_CHECKING:
     from torch import nn
@@ -137,12 +138,18 @@ def predict_focus_map(
     padded_h, padded_w = padded_a.shape[:2]
     config = network.config
     halo = halo_for(config.blocks)
-    edge = tile_edge(bytes_per_pixel(config.width), halo, context.memory_limit, context.tile_size, multiple)
+    edge = network_tile_edge(context, bytes_per_pixel(config.width), halo, multiple)
+    tiles = plan_network_tiles(padded_h, padded_w, context, bytes_per_pixel(config.width), halo, multiple,
+                               tile_size_forces_tiles=False)
     device = context.device
+
+    def generator(tile: Tile) -> np.ndarray:
+        return to_numpy(network(to_tensor(padded_a[tile.read], device), to_tensor(padded_b[tile.read], device)))
+
     with torch.inference_mode():
-        if fits_untiled(padded_h, padded_w, edge):
+        if is_whole(tiles):
             yield progress.event("network", 0.05, "generator forward pass")
-            focus_map = to_numpy(network(to_tensor(padded_a, device), to_tensor(padded_b, device)))
+            focus_map = generator(tiles[0])
             yield progress.event("network", 1.0, "focus map")
             return np.ascontiguousarray(focus_map[:height, :width], dtype=np.float32)
 
@@ -156,18 +163,13 @@ def predict_focus_map(
             network(to_tensor(small_a, device), to_tensor(small_b, device))
             gates = [module.captured for module in modules]
         assert all(g is not None for g in gates)
-        tiles = plan_tiles(padded_h, padded_w, edge, halo, multiple)
         context.notes.append(
             f"MFIF-GAN: {padded_w}×{padded_h} image run in {len(tiles)} tiles; squeeze-excitation gates "
             f"from a {small_w}×{small_h} copy of the whole image"
         )
-        output = np.empty((padded_h, padded_w), dtype=np.float32)
         with network.frozen_gates(gates):  # type: ignore[arg-type]
-            for number, tile in enumerate(tiles):
-                context.cancel.raise_if_cancelled()
-                tile_map = to_numpy(
-                    network(to_tensor(padded_a[tile.read], device), to_tensor(padded_b[tile.read], device))
-                )
-                output[tile.write] = tile_map[tile.inner]
-                yield progress.event("network", (number + 1) / len(tiles), f"tile {number + 1}/{len(tiles)}")
+            (output,) = yield from run_tiles(tiles, (padded_h, padded_w), generator, context.cancel,
+                                             tile_reporter(progress, len(tiles)))
+    assert output is not None
     return np.ascontiguousarray(output[:height, :width])
+

@@ -33,26 +33,20 @@ from typing import Any, ClassVar
 import numpy as np
 
 from focusstudio.core.lazy import lazy_import
-from focusstudio.core.methods._classical import compose_pyramid_steps, load_checked
+from focusstudio.core.methods._classical import compose_weighted_steps
+from focusstudio.core.methods.backends.fast_cpu import FastEncoder, encoder_channel_scales
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
-from focusstudio.core.methods.deep_common import (
-    FastEncoder,
-    as_batch,
-    deep_sf_sum,
-    encoder_channel_scales,
-    grey_frame,
-    guided_filter_tiled,
-    plan_network_tiles,
-    sesf_halo,
-    torch_device,
-)
+from focusstudio.core.methods.deep_common import deep_sf_sum, grey_frame, sesf_halo, torch_device
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles
 from focusstudio.core.methods.registry import NetworkSpec, register
-from focusstudio.core.methods.tensors import to_numpy
+from focusstudio.core.methods.strategies import RunningArgmax, SerialFusion, compose_selection, serial_fusion
+from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.ops import params as ops_params
-from focusstudio.core.ops.compose import compose_pair, iter_compose_index, iter_compose_weights
+from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.consistency import label_opening_majority, verify_binary, verify_labels
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressEvent, ProgressGen, run_to_completion
+from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange, run_to_completion
+from focusstudio.core.tiling import BoundedGuidedFilter, Tile, fits_map_budget, operation_budget
 from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 
 # torch and the architecture load on first use (see focusstudio.core.lazy).
@@ -135,20 +129,20 @@ class SESFActivity:
         height, width = grey.shape
         halo = sesf_halo(self.encoder.radius, self.sf_radius)
         tiles = plan_network_tiles(height, width, self.context, SESF_BYTES_PER_PIXEL, halo)
-        image = as_batch(normalize_grey(grey), self.device)
-        if len(tiles) == 1:
+        image = to_tensor(normalize_grey(grey), self.device)
+        if is_whole(tiles):
             with torch.inference_mode():
                 return to_numpy(deep_sf_sum(self.encoder(image, reuse=True), self.sf_radius))
         with torch.inference_mode():
             scales = encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
-        out = np.empty((height, width), dtype=np.float32)
-        for number, tile in enumerate(tiles):
-            self.context.cancel.raise_if_cancelled()
-            yield report(number / len(tiles))
+
+        def deep_sf(tile: Tile) -> np.ndarray:
             with torch.inference_mode():
                 window = image[:, :, tile.read[0], tile.read[1]]
-                activity = deep_sf_sum(self.encoder(window, scales, reuse=True), self.sf_radius)
-            out[tile.write] = to_numpy(activity)[tile.inner]
+                return to_numpy(deep_sf_sum(self.encoder(window, scales, reuse=True), self.sf_radius))
+
+        (out,) = yield from run_tiles(tiles, (height, width), deep_sf, self.context.cancel, report)
+        assert out is not None
         return out
 
 
@@ -159,28 +153,14 @@ def guide_of(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) * np.float32(255.0)
 
 
-def filter_weight(
-    guide: np.ndarray, weight: np.ndarray, params: Mapping[str, Any], context: RunContext, tile: int | None
-) -> np.ndarray:
-    """Guided filter of a 0/1 weight (colour guide → the released per-channel-slope variant)."""
-    return guided_filter_tiled(
-        guide, weight, params["gf_radius"], params["gf_eps"], context.device, tile,
-        context.cancel,
+def weight_filter(guide: np.ndarray, params: Mapping[str, Any], context: RunContext) -> BoundedGuidedFilter:
+    """The guided filter of 0/1 weights with ``guide`` (colour guide → the released
+    per-channel-slope variant), single precision on the CPU, in tiles when it exceeds the budget."""
+    return BoundedGuidedFilter(
+        guide, params["gf_radius"], params["gf_eps"],
+        operation_budget(guide.shape[:2], context.memory_limit, context.device), context.tile_size,
+        dtype=np.float32, precision=np.float32, device=context.device, cancel=context.cancel,
     )
-
-
-def _reporter(context: RunContext, start: float, end: float) -> Callable[[float], ProgressEvent]:
-    """Maps a frame's local tile fraction onto [start, end] of the network stage."""
-    return lambda fraction: context.progress.event("network", start + (end - start) * fraction, "deep SF")
-
-
-def _post_tile(context: RunContext) -> int | None:
-    """Tile edge of the post-processing (guided filter) for large images."""
-    if context.tile_size is not None:
-        return max(int(context.tile_size), 64)
-    budget = context.resolved_memory_limit()
-    # float32 guide (3 channels) and ~14 float32 three-channel intermediates per pixel
-    return max(int((budget / (15 * 4 * 3)) ** 0.5), 256)
 
 
 @register
@@ -219,31 +199,26 @@ class SESFFuse(DeepFusionMethod):
             return analysis
         count = len(stack)
         height, width = stack.shape
-        budget = (context.resolved_memory_limit()) // 2
-        keep_maps = strategy == "pair" or count * height * width * 4 <= budget
-        best: np.ndarray | None = None
-        index = np.zeros((height, width), dtype=np.int32)
+        keep_maps = strategy == "pair" or fits_map_budget(4 * count * height * width, context.memory_limit,
+                                                          context.device)
+        argmax = RunningArgmax((height, width))
         activities: list[np.ndarray] = []
         for i in range(count):
             context.cancel.raise_if_cancelled()
             yield context.progress.event("network", i / count, f"deep SF, frame {i + 1}/{count}")
-            sf = yield from activity.run(grey_frame(stack, i), _reporter(context, i / count, (i + 1) / count))
+            frame_range = context.progress.sub(i / count, (i + 1) / count)
+            sf = yield from activity.run(grey_frame(stack, i), reporter(frame_range, "deep SF"))
             if keep_maps:
                 activities.append(sf)
                 analysis.maps[f"activity_{i}"] = FusionMap(
                     f"activity_{i}", "activity", sf, f"deep spatial frequency of frame {i + 1}", frame=i
                 )
             if strategy in ("nway", "blend"):
-                if best is None:
-                    best = sf.copy()
-                else:
-                    better = sf > best  # strict: ties keep the lower index
-                    best[better] = sf[better]
-                    index[better] = i
+                argmax.add(i, sf)  # strict: ties keep the lower index
         if strategy == "pair":
             analysis.data["activity"] = activities
         else:
-            analysis.data["index_raw"] = index
+            analysis.data["index_raw"] = argmax.index
             if not keep_maps:
                 context.notes.append("sesf: per-frame activity maps not kept (memory budget)")
         yield context.progress.event("network", 1.0, "deep spatial frequency done")
@@ -255,16 +230,14 @@ class SESFFuse(DeepFusionMethod):
     ) -> ProgressGen[FusionResult]:
         strategy = analysis.data["strategy"]
         if strategy == "serial":
-            post = {k: params[k] for k in _POST_NAMES}
-            if analysis.data.get("post_params") != post:
+            if analysis.data["serial"].post != {k: params[k] for k in _POST_NAMES}:
                 # The serial chain feeds each fused result into the next network pass, so new
                 # post-processing parameters mean running the chain again.
                 network = self.load(context.weights).network
                 activity = SESFActivity(network, context, params["sf_radius"])
                 yield from self._serial(stack, params, context, activity, analysis)
-            maps = dict(analysis.data["serial_maps"])
-            image = analysis.data["fused"]
-            return self.make_result(image, stack, params, maps, analysis,
+            serial: SerialFusion = analysis.data["serial"]
+            return self.make_result(serial.image, stack, params, dict(serial.maps), analysis,
                                     notes=[f"sesf: serial fusion of {len(stack)} frames"])
         if strategy == "pair":
             first, second = stack.load(0), stack.load(1)
@@ -292,7 +265,7 @@ class SESFFuse(DeepFusionMethod):
         decision = post.astype(np.float32)
         if params["use_guided_filter"]:
             guide = guide_of(compose_pair(first, second, decision))
-            weight = filter_weight(guide, decision, params, context, _post_tile(context))
+            weight = weight_filter(guide, params, context)(decision)
             if params["clamp_weight"]:
                 weight = np.clip(weight, 0.0, 1.0)
         else:
@@ -321,39 +294,20 @@ class SESFFuse(DeepFusionMethod):
             "index_raw": FusionMap("index_raw", "index", raw, "frame with the highest deep SF (0-based)"),
             "index": FusionMap("index", "index", index, "after label opening and small-region removal"),
         }
-        count = len(stack)
         if blend:
-            fused = yield from compose_pyramid_steps(stack, index, context, 0.1, 1.0, stage="post")
+            fused = yield from compose_selection(stack, index, context, "pyramid", 0.1, 1.0, stage="post")
             return fused, maps
-        steps = iter_compose_index(stack, index, context.cancel)
-        while True:
-            try:
-                i = next(steps)
-            except StopIteration as stop:
-                initial = stop.value
-                break
-            yield context.progress.event("compose", 0.1 + 0.3 * (i + 1) / count, f"frame {i + 1}/{count}")
+        initial = yield from compose_selection(stack, index, context, "select", 0.1, 0.4)
         if not params["use_guided_filter"]:
             return initial, maps
-        guide = guide_of(initial)
-        tile = _post_tile(context)
+        guided = weight_filter(guide_of(initial), params, context)  # the guide's statistics once
         present = [int(v) for v in np.unique(index)]
-        subset = stack.subset(present)
 
         def weight_of(position: int) -> np.ndarray:
-            frame = present[position]
-            weight = filter_weight(guide, (index == frame).astype(np.float32), params, context, tile)
+            weight = guided((index == present[position]).astype(np.float32))
             return np.clip(weight, 0.0, 1.0) if params["clamp_weight"] else weight
 
-        steps = iter_compose_weights(subset, weight_of, normalize=True, cancel=context.cancel)
-        while True:
-            try:
-                position = next(steps)
-            except StopIteration as stop:
-                fused = stop.value
-                break
-            yield context.progress.event("post", 0.4 + 0.6 * (position + 1) / len(present),
-                                         f"guided filter, frame {present[position] + 1}")
+        fused = yield from compose_weighted_steps(stack.subset(present), weight_of, context, 0.4, 1.0, stage="post")
         return np.clip(fused, 0.0, 1.0), maps
 
     def _serial(
@@ -366,23 +320,20 @@ class SESFFuse(DeepFusionMethod):
     ) -> ProgressGen[None]:
         """Fuse frame 1 with 2, the result with 3, …; stores the result in ``analysis.data``."""
         count = len(stack)
-        running = stack.load(0)
-        running_sf = yield from activity.run(to_grey(running), _reporter(context, 0.0, 0.0))
-        maps: dict[str, FusionMap] = {}
-        for i in range(1, count):
-            context.cancel.raise_if_cancelled()
-            yield context.progress.event("network", (i - 1) / (count - 1), f"serial step {i}/{count - 1}")
-            frame = load_checked(stack, i)
-            step = _reporter(context, (i - 1) / (count - 1), i / (count - 1))
-            frame_sf = yield from activity.run(to_grey(frame), step)
-            running, maps = self._fuse_pair(running, frame, running_sf, frame_sf, params, context)
+        running_sf: list[np.ndarray] = []  # the running result's deep SF, once computed
+
+        def step(running: np.ndarray, frame: np.ndarray, i: int, step_range: ProgressRange) -> ProgressGen[
+            tuple[np.ndarray, dict[str, FusionMap]]
+        ]:
+            report = reporter(step_range, "deep SF")
+            if not running_sf:
+                running_sf.append((yield from activity.run(to_grey(running), report)))
+            frame_sf = yield from activity.run(to_grey(frame), report)
+            fused, maps = self._fuse_pair(running, frame, running_sf[0], frame_sf, params, context)
             if i < count - 1:
                 # the grey image is recomputed from the fused colour result
-                running_sf = yield from activity.run(to_grey(running), step)
-        yield context.progress.event("network", 1.0, "serial fusion done")
-        analysis.data["fused"] = running
-        analysis.data["serial_maps"] = {
-            name: FusionMap(m.name, m.kind, m.data, m.description + " (last serial step)")
-            for name, m in maps.items()
-        }
-        analysis.data["post_params"] = {k: params[k] for k in _POST_NAMES}
+                running_sf[0] = yield from activity.run(to_grey(fused), report)
+            return fused, maps
+
+        post = {k: params[k] for k in _POST_NAMES}
+        analysis.data["serial"] = yield from serial_fusion(stack, step, context, post)

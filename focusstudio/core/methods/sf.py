@@ -59,6 +59,7 @@ from focusstudio.core.methods._classical import (
 )
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.strategies import RunningArgmax
 from focusstudio.core.ops import params as ops_params
 from focusstudio.core.ops.box import box_sum_exact_np
 from focusstudio.core.ops.compose import compose_pair
@@ -173,8 +174,8 @@ class SpatialFrequencyFusion(FusionMethod):
         height, width = stack.shape
         keep_frames = count <= MAX_ACTIVITY_MAPS and count * height * width * 4 <= MAX_ACTIVITY_BYTES
         maps: dict[str, FusionMap] = {}
-        best: np.ndarray | None = None
-        index = np.zeros(stack.shape, dtype=np.int32)
+        # ">=": ties go to the later frame (SESF: D = SF_1 > SF_2, ties to the second image)
+        argmax = RunningArgmax(stack.shape, ties="last", copy_first=False)
         for i in range(count):
             context.cancel.raise_if_cancelled()
             grey = load_checked(stack, i, grey=True)
@@ -184,24 +185,18 @@ class SpatialFrequencyFusion(FusionMethod):
                 ACTIVITY_BYTES_PER_PIXEL, operation_budget(stack.shape, context.memory_limit),
                 context.tile_size, context.cancel,
             )
-            if best is None:
-                best = activity
-            else:
-                # ">=": ties go to the later frame (SESF: D = SF_1 > SF_2, ties to the second image)
-                later_wins = activity >= best
-                index[later_wins] = i
-                np.maximum(best, activity, out=best)
+            argmax.add(i, activity)
             if keep_frames:
                 maps[f"activity_{i}"] = FusionMap(
                     f"activity_{i}", "activity", normalised_sf(activity, radius),
                     f"Spatial frequency of frame {i} (radius {radius})", frame=i,
                 )
             yield context.progress.event("analysis", (i + 1) / count, f"spatial frequency {i + 1}/{count}")
-        assert best is not None
+        assert argmax.best is not None
         maps["activity"] = FusionMap(
-            "activity", "activity", normalised_sf(best, radius), "Largest spatial frequency over the frames"
+            "activity", "activity", normalised_sf(argmax.best, radius), "Largest spatial frequency over the frames"
         )
-        return Analysis(self.name, self.analysis_params(params), maps=maps, data={"index_raw": index})
+        return Analysis(self.name, self.analysis_params(params), maps=maps, data={"index_raw": argmax.index})
 
     # ------------------------------------------------------------------------------ finish
     def finish(

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import torch
 
 
-def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
+def to_tensor(image: np.ndarray, device: str | torch.device) -> torch.Tensor:
     """H×W or H×W×C float32 → 1×C×H×W on ``device``."""
     import torch
 
@@ -26,3 +26,13 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     if array.ndim == 2:
         return array
     return array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad bottom/right by edge replication so both sides are multiples of ``multiple``."""
+    height, width = image.shape[:2]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image
+    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, widths, mode="edge")

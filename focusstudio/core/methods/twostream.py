@@ -25,12 +25,13 @@ import numpy as np
 
 from focusstudio.core.methods._deep_serial import SerialDecisionMethod, threshold_and_clean
 from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
-from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
 from focusstudio.core.ops.params import AREA_FRACTION, DECISION_THRESHOLD, USE_SRR
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen, ProgressRange
+from focusstudio.core.tiling import Tile
 from focusstudio.core.types import to_grey
 
 if TYPE_CHECKING:
@@ -76,22 +77,22 @@ def predict_alpha(
     height, width = first.shape[:2]
     halo = network.receptive_radius
     head_width = network.conv_g[0].out_channels
-    edge = tile_edge(bytes_per_pixel(network.conv_e[0].out_channels, head_width), halo,
-                     context.memory_limit, context.tile_size)
+    tiles = plan_network_tiles(height, width, context, bytes_per_pixel(network.conv_e[0].out_channels, head_width),
+                               halo, tile_size_forces_tiles=False)
+
+    def forward(tile: Tile) -> np.ndarray:
+        return to_numpy(network(to_tensor(first[tile.read], device), to_tensor(second[tile.read], device)))
+
     with torch.inference_mode():
-        if fits_untiled(height, width, edge):
+        if is_whole(tiles):
             yield progress.event("network", 0.05, "two-stream forward pass")
-            alpha = to_numpy(network(to_tensor(first, device), to_tensor(second, device)))
+            alpha = forward(tiles[0])
             yield progress.event("network", 1.0, "α")
             return alpha.astype(np.float32, copy=False)
-        tiles = plan_tiles(height, width, edge, halo)
         context.notes.append(f"Two-stream: {width}×{height} image run in {len(tiles)} tiles (exact)")
-        alpha = np.empty((height, width), dtype=np.float32)
-        for number, tile in enumerate(tiles):
-            context.cancel.raise_if_cancelled()
-            out = to_numpy(network(to_tensor(first[tile.read], device), to_tensor(second[tile.read], device)))
-            alpha[tile.write] = out[tile.inner]
-            yield progress.event("network", (number + 1) / len(tiles), f"tile {number + 1}/{len(tiles)}")
+        (alpha,) = yield from run_tiles(tiles, (height, width), forward, context.cancel,
+                                        tile_reporter(progress, len(tiles)))
+    assert alpha is not None
     return alpha
 
 

@@ -41,11 +41,13 @@ import numpy as np
 from focusstudio.core.errors import WeightsError
 from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles, sum_over_tiles
 from focusstudio.core.methods.registry import NetworkSpec, register
+from focusstudio.core.methods.strategies import serial_pairs
 from focusstudio.core.methods.tensors import to_tensor
-from focusstudio.core.methods.tiling import fits_untiled, plan_tiles, tile_edge
 from focusstudio.core.params import ParamSet
 from focusstudio.core.progress import ProgressGen, ProgressRange
+from focusstudio.core.tiling import Tile
 from focusstudio.core.types import FusionMap, FusionResult, Stack
 
 if TYPE_CHECKING:
@@ -123,43 +125,43 @@ def fuse_pair(
     device = context.device
     rgb_1, rgb_2 = _as_rgb(image_1), _as_rgb(image_2)
     height, width = rgb_1.shape[:2]
-    edge = tile_edge(bytes_per_pixel(network.fusion.out_channels), NETWORK_HALO, context.memory_limit,
-                     context.tile_size)
+    tiles = plan_network_tiles(height, width, context, bytes_per_pixel(network.fusion.out_channels), NETWORK_HALO,
+                               tile_size_forces_tiles=False)
+    means: tuple[torch.Tensor, torch.Tensor] | None = None
+    weights: list[torch.Tensor] = []
+
+    def forward(tile: Tile) -> np.ndarray:
+        out = network(to_tensor(rgb_1[tile.read], device), to_tensor(rgb_2[tile.read], device), means)
+        if not weights:  # global: the same in every tile
+            weights.append(torch.cat([out.channel_weights[0][0, :, 0, 0], out.channel_weights[1][0, :, 0, 0]]))
+        stacked = torch.cat([out.fused, *out.spatial_weights, *out.channel_attended_mean], dim=1)
+        return stacked[0].float().cpu().numpy()
+
     with torch.inference_mode():
-        if fits_untiled(height, width, edge):
+        if is_whole(tiles):
             yield progress.event("network", 0.05, "UFA-Fuse forward pass")
-            out = network(to_tensor(rgb_1, device), to_tensor(rgb_2, device))
-            channel_weights = torch.cat([out.channel_weights[0][0, :, 0, 0], out.channel_weights[1][0, :, 0, 0]])
-            stacked = torch.cat([out.fused, *out.spatial_weights, *out.channel_attended_mean], dim=1)
-            result = stacked[0].float().cpu().numpy()
+            result = forward(tiles[0])
             yield progress.event("network", 1.0, "fused")
         else:
             # Pass 1: exact global channel means from tiles of the pre-attention features.
-            tiles_1 = plan_tiles(height, width, edge, PRE_ATTENTION_HALO)
-            sums = [torch.zeros(1, network.fusion.out_channels, device=device) for _ in range(2)]
-            for number, tile in enumerate(tiles_1):
-                context.cancel.raise_if_cancelled()
-                for i, rgb in enumerate((rgb_1, rgb_2)):
-                    features = network.pre_attention(to_tensor(rgb[tile.read], device))
-                    sums[i] += features[(..., *tile.inner)].sum(dim=(2, 3))
-                yield progress.event("network", 0.4 * (number + 1) / len(tiles_1), "channel attention")
+            yield progress.event("network", 0.0, "channel attention")
+            sums = [
+                sum_over_tiles(
+                    tiles, (height, width), PRE_ATTENTION_HALO,
+                    lambda window, core, rgb=rgb: network.pre_attention(to_tensor(rgb[window], device))[
+                        (..., *core)].sum(dim=(2, 3)),
+                    context.cancel,
+                )
+                for rgb in (rgb_1, rgb_2)
+            ]
+            yield progress.event("network", 0.4, "channel attention")
             means = (sums[0] / (height * width), sums[1] / (height * width))
             # Pass 2: every tile with the whole image's channel means.
-            tiles_2 = plan_tiles(height, width, edge, NETWORK_HALO)
-            context.notes.append(f"UFA-Fuse: {width}×{height} image run in {len(tiles_2)} tiles (exact)")
-            result = np.empty((7, height, width), dtype=np.float32)
-            channel_weights = None
-            for number, tile in enumerate(tiles_2):
-                context.cancel.raise_if_cancelled()
-                out = network(to_tensor(rgb_1[tile.read], device), to_tensor(rgb_2[tile.read], device), means)
-                stacked = torch.cat([out.fused, *out.spatial_weights, *out.channel_attended_mean], dim=1)
-                result[(slice(None), *tile.write)] = stacked[0].float().cpu().numpy()[(slice(None), *tile.inner)]
-                if channel_weights is None:
-                    channel_weights = torch.cat(
-                        [out.channel_weights[0][0, :, 0, 0], out.channel_weights[1][0, :, 0, 0]]
-                    )
-                yield progress.event("network", 0.4 + 0.6 * (number + 1) / len(tiles_2), "tiles")
-            assert channel_weights is not None
+            context.notes.append(f"UFA-Fuse: {width}×{height} image run in {len(tiles)} tiles (exact)")
+            (result,) = yield from run_tiles(tiles, (height, width), forward, context.cancel,
+                                             reporter(progress.sub(0.4, 1.0), "tiles"))
+    assert result is not None and weights
+    channel_weights = weights[0]
     fused = np.ascontiguousarray(result[:3].transpose(1, 2, 0))
     return PairOutput(
         fused=fused,
@@ -194,15 +196,13 @@ class UFAFusion(DeepFusionMethod):
         count = len(stack)
         maps: dict[str, FusionMap] = {}
         channel_weights: list[np.ndarray] = []
-        running = load_checked(stack, 0)
         quirks = " (authors' weights: the spatial weights need not sum to 1)" if network.official_quirks else ""
-        for step in range(1, count):
-            context.cancel.raise_if_cancelled()
-            frame = load_checked(stack, step)
-            step_range = context.progress.sub((step - 1) / (count - 1), step / (count - 1))
+
+        def step(running: np.ndarray, frame: np.ndarray, step: int, step_range: ProgressRange) -> ProgressGen[
+            np.ndarray
+        ]:
             out = yield from fuse_pair(network, running, frame, context, step_range)
             channel_weights.append(out.channel_weights)
-            running = out.fused.mean(axis=2, dtype=np.float32) if grey else out.fused
             for role, k in ((0, 0 if step == 1 else None), (1, step)):
                 if k is None or count > MAX_FRAME_MAPS:
                     continue
@@ -216,6 +216,9 @@ class UFAFusion(DeepFusionMethod):
                     f"Share of frame {k} in the channel-attended features (the channel weights are global; "
                     "vectors in the analysis)", frame=k,
                 )
+            return out.fused.mean(axis=2, dtype=np.float32) if grey else out.fused
+
+        running = yield from serial_pairs(stack, step, context.progress, context.cancel)
         return Analysis(
             self.name, self.analysis_params(params), maps=maps,
             data={"fused": np.clip(running, 0.0, 1.0).astype(np.float32), "channel_weights": channel_weights},

@@ -1,0 +1,237 @@
+"""N-frame strategies every method reuses: serial pairs against a running result, the N-way
+arg-max of an activity, GACN's decision calibration against a reference frame, and the
+composition of a selection (hard or by pyramid blending).
+
+A method keeps its own strategy names and defaults (``DeepFusionMethod.resolve_strategy``); what
+a name means is one of these:
+
+* serial pairs (:func:`serial_pairs`, REFERENCE-NOTES §7.2.5): the running result is fused with
+  the next frame, N − 1 times. Decision-map methods track which source each pixel came from
+  while every step is a hard selection (:func:`run_serial_decisions`), so the selection can be
+  composed again by pyramid blending.
+* N-way arg-max (:class:`RunningArgmax`): the frame of the highest activity at each pixel, one
+  frame at a time (ties keep the lower index).
+* calibration (:class:`CalibrationVolume`, REFERENCE-NOTES §2.3): decision volume against frame 1,
+  V_1 = m_2, V_2 = 1 − m_2, V_j = m_2·(1 − m_j)/(m_j + 1e-4), per-pixel arg-max.
+* composition of an index map (:func:`compose_selection`): hard selection of source pixels or
+  :class:`~focusstudio.core.ops.pyramid.PyramidBlend` (no brightness seams where the frame switches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from focusstudio.core.methods._classical import compose_pyramid_steps, compose_selected_steps, load_checked
+from focusstudio.core.methods.base import RunContext
+from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange
+from focusstudio.core.types import FusionMap, Stack
+
+__all__ = [
+    "VOLUME_GUARD",
+    "CalibrationVolume",
+    "PairFusionStep",
+    "PairPredictor",
+    "RunningArgmax",
+    "SerialChain",
+    "SerialFusion",
+    "SerialStep",
+    "compose_selection",
+    "run_serial_decisions",
+    "serial_fusion",
+    "serial_pairs",
+]
+
+#: One serial step: (running result, next frame, its index j, progress range of the step) → the
+#: new running result.
+SerialStep = Callable[[np.ndarray, np.ndarray, int, ProgressRange], Generator[ProgressEvent, None, np.ndarray]]
+
+
+def serial_pairs(
+    stack: Stack, step: SerialStep, progress: ProgressRange, cancel: CancelToken
+) -> ProgressGen[np.ndarray]:
+    """Fuse frames 0, 1, … serially: running = step(running, frame_j, j, range_j) for
+    j = 1 … N − 1, step j over [(j − 1)/(N − 1), j/(N − 1)] of ``progress``."""
+    count = len(stack)
+    running = load_checked(stack, 0)
+    for j in range(1, count):
+        cancel.raise_if_cancelled()
+        frame = load_checked(stack, j)
+        running = yield from step(running, frame, j, progress.sub((j - 1) / (count - 1), j / (count - 1)))
+    return running
+
+
+#: One step of a serial fusion whose pair stage also explains itself: (running result, next frame, j,
+#: progress range) → (fused pair, its explanation maps).
+PairFusionStep = Callable[
+    [np.ndarray, np.ndarray, int, ProgressRange],
+    Generator[ProgressEvent, None, tuple[np.ndarray, dict[str, FusionMap]]],
+]
+
+
+@dataclass
+class SerialFusion:
+    """A serial pair fusion (sesf and gacn ``serial``): its image, the last step's maps and the
+    post-processing parameters it was made with (every step's input depends on them, so other
+    post parameters mean running it again)."""
+
+    image: np.ndarray
+    maps: dict[str, FusionMap]
+    post: dict[str, Any]
+
+
+def serial_fusion(
+    stack: Stack, step: PairFusionStep, context: RunContext, post: dict[str, Any]
+) -> ProgressGen[SerialFusion]:
+    """:func:`serial_pairs` over the network stage of ``context.progress``, keeping the last step's
+    explanation maps (described as such)."""
+    count = len(stack)
+    last: dict[str, FusionMap] = {}
+
+    def pair(running: np.ndarray, frame: np.ndarray, j: int, step_range: ProgressRange) -> Generator[
+        ProgressEvent, None, np.ndarray
+    ]:
+        nonlocal last
+        yield step_range.event("network", 0.0, f"serial step {j}/{count - 1}")
+        fused, last = yield from step(running, frame, j, step_range)
+        return fused
+
+    image = yield from serial_pairs(stack, pair, context.progress, context.cancel)
+    yield context.progress.event("network", 1.0, "serial fusion done")
+    maps = {name: FusionMap(m.name, m.kind, m.data, m.description + " (last serial step)") for name, m in last.items()}
+    return SerialFusion(image, maps, dict(post))
+
+
+# --------------------------------------------------------------------------- serial decisions
+#: Runs the network on (running result, next frame) and returns its map; progress over ``range``.
+PairPredictor = Callable[[np.ndarray, np.ndarray, ProgressRange], Generator[ProgressEvent, None, np.ndarray]]
+
+
+@dataclass
+class SerialChain:
+    """What the serial decision strategy produced."""
+
+    soft_maps: list[np.ndarray]  # per step j = 1..N−1: the network's weight of the running result
+    weights: list[np.ndarray]  # per step: the weight actually used (binary or soft)
+    image: np.ndarray  # the fused image (float32 [0, 1])
+    index: np.ndarray | None  # frame index of every pixel when every step was a hard selection
+
+
+def run_serial_decisions(
+    stack: Stack,
+    predict: PairPredictor,
+    decide: Callable[[np.ndarray], np.ndarray],
+    progress: ProgressRange,
+    cancel: CancelToken,
+    soft_maps: list[np.ndarray] | None = None,
+) -> Generator[ProgressEvent, None, SerialChain]:
+    """:func:`serial_pairs` with running = w·running + (1 − w)·frame_j, w = decide(map_j).
+
+    With ``soft_maps`` given (a cached chain) and N = 2 no network runs. For N > 2 the maps of
+    later steps depend on earlier decisions, so the network runs again from step 2 on.
+    """
+    count = len(stack)
+    chain = SerialChain([], [], np.empty(0, np.float32), np.zeros(stack.shape, dtype=np.int32))
+
+    def step(running: np.ndarray, frame: np.ndarray, j: int, step_range: ProgressRange) -> Generator[
+        ProgressEvent, None, np.ndarray
+    ]:
+        if soft_maps is not None and j == 1:
+            soft = soft_maps[0]
+        else:
+            soft = yield from predict(running, frame, step_range)
+        weight = decide(soft).astype(np.float32, copy=False)
+        if chain.index is not None and np.all((weight == 0.0) | (weight == 1.0)):
+            chain.index = np.where(weight > 0.5, chain.index, j).astype(np.int32)
+        else:
+            chain.index = None
+        w = weight[..., None] if running.ndim == 3 else weight
+        fused = (w * running + (1.0 - w) * frame).astype(np.float32)
+        chain.soft_maps.append(soft)
+        chain.weights.append(weight)
+        yield step_range.event("fuse", 1.0, f"fused frame {j + 1} of {count}")
+        return fused
+
+    chain.image = yield from serial_pairs(stack, step, progress, cancel)
+    return chain
+
+
+# --------------------------------------------------------------------------- N-way arg-max
+class RunningArgmax:
+    """Per-pixel arg-max of an activity over frames added one at a time, so N activity maps never
+    need to be held at once.
+
+    ``ties``: "first" (strict >, ties keep the lower index: SESF's N-way rule, GFF) or "last"
+    (>=, ties go to the later frame: sf, as SESF's pair rule SF_1 > SF_2 gives ties to the second).
+    The running maximum starts as the first activity: a copy unless ``copy_first`` is False (then
+    the caller's array is overwritten; it saves a full-frame copy when the caller drops it)."""
+
+    def __init__(
+        self, shape: tuple[int, int], ties: Literal["first", "last"] = "first", copy_first: bool = True
+    ) -> None:
+        self.best: np.ndarray | None = None
+        self.index = np.zeros(shape, dtype=np.int32)
+        self.ties = ties
+        self.copy_first = copy_first
+
+    def add(self, frame: int, activity: np.ndarray) -> None:
+        if self.best is None:
+            self.best = activity.copy() if self.copy_first else activity
+            return
+        wins = activity > self.best if self.ties == "first" else activity >= self.best
+        self.index[wins] = frame
+        np.maximum(self.best, activity, out=self.best)
+
+
+# --------------------------------------------------------------------------- calibration
+#: Guard of the decision volume against m_j → 0 (GACN's released value).
+VOLUME_GUARD = 1e-4
+
+
+class CalibrationVolume:
+    """Running arg-max of the decision volume, so N maps never need to be held at once."""
+
+    def __init__(self, keep_volumes: bool) -> None:
+        self.reference_pair: np.ndarray | None = None  # m_2 = P(frame 1 sharper than frame 2)
+        self.best: np.ndarray | None = None
+        self.index: np.ndarray | None = None
+        self.volumes: list[np.ndarray] | None = [] if keep_volumes else None
+
+    def add(self, frame: int, refined: np.ndarray) -> None:
+        """Add m_j, the refined map of the pair (reference, ``frame``), frames in increasing order."""
+        m = refined.astype(np.float32)
+        if frame == 1:
+            self.reference_pair = m
+            first, second = m, 1.0 - m
+            self.index = (second > first).astype(np.int32)  # ties → the lower index
+            self.best = np.maximum(first, second)
+            if self.volumes is not None:
+                self.volumes.extend([first, second])
+            return
+        assert self.reference_pair is not None and self.best is not None and self.index is not None
+        volume = self.reference_pair * (1.0 - m) / (m + VOLUME_GUARD)
+        better = volume > self.best
+        self.best[better] = volume[better]
+        self.index[better] = frame
+        if self.volumes is not None:
+            self.volumes.append(volume.astype(np.float32))
+
+
+# --------------------------------------------------------------------------- composition
+def compose_selection(
+    stack: Stack,
+    index: np.ndarray,
+    context: RunContext,
+    how: Literal["select", "pyramid"],
+    start: float = 0.0,
+    end: float = 1.0,
+    stage: str = "compose",
+) -> ProgressGen[np.ndarray]:
+    """The image an index map selects: the source pixels themselves (``select``) or the selection
+    composed by pyramid blending (``pyramid``), a progress event per frame over [start, end]."""
+    if how == "pyramid":
+        return (yield from compose_pyramid_steps(stack, index, context, start, end, stage))
+    return (yield from compose_selected_steps(stack, index, context, start, end, stage))
