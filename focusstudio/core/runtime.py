@@ -43,6 +43,27 @@ def tune_process() -> None:
         return
     _tuned = True
     tune_allocator()
+    tune_openmp_waiting()
+
+
+#: Iterations an idle OpenMP thread spins before it sleeps (libgomp's default: 300,000).
+OPENMP_SPIN_COUNT = 10_000
+
+
+def tune_openmp_waiting() -> None:
+    """Let torch's idle OpenMP threads sleep after a short spin instead of ~10 ms of spinning.
+
+    Between two parallel regions libgomp's threads spin for ``GOMP_SPINCOUNT`` iterations. When
+    another process (or the window's own GUI thread) holds a core, the spinning threads take the
+    time slices the working thread needs: a warm GACN fusion of a 520² pair ran 3–5× longer with
+    the default spin count than with 10,000 (``benchmarks/bench_thread_policy.py``). A short spin
+    still bridges the microsecond gaps between back-to-back torch operations, which
+    ``OMP_WAIT_POLICY=PASSIVE`` (no spin at all) does not. It must be set before torch loads
+    libgomp; a user's own ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` wins.
+    """
+    if "torch" in sys.modules or any(name in os.environ for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")):
+        return
+    os.environ["GOMP_SPINCOUNT"] = str(OPENMP_SPIN_COUNT)
 
 
 def tune_allocator() -> None:

@@ -37,12 +37,24 @@ def test_the_users_own_setting_wins() -> None:
     assert _probe(ENTRY_POINT, {"THP_MEM_ALLOC_ENABLE": "0"}) == "0"
 
 
+def test_the_cli_shortens_openmp_spinning_unless_the_user_chose() -> None:
+    probe = ENTRY_POINT.replace("'THP_MEM_ALLOC_ENABLE'", "'GOMP_SPINCOUNT'")
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    run = lambda extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", probe], env=clean | extra, capture_output=True, text=True, check=True
+    ).stdout.strip().splitlines()[-1]
+    assert run({}) == "10000"
+    assert run({"GOMP_SPINCOUNT": "5"}) == "5"
+    assert run({"OMP_WAIT_POLICY": "PASSIVE"}) == "unset"
+
+
 def test_tuning_runs_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
     from focusstudio.core import runtime
 
     calls: list[str] = []
     monkeypatch.setattr(runtime, "_tuned", False)
     monkeypatch.setattr(runtime, "tune_allocator", lambda: calls.append("tuned"))
+    monkeypatch.setattr(runtime, "tune_openmp_waiting", lambda: None)
     runtime.tune_process()
     runtime.tune_process()
     assert calls == ["tuned"]
