@@ -56,6 +56,11 @@ class FrameCache:
     def of_stack(cls, stack: Stack) -> FrameCache:
         return cls(stack.load, len(stack), stack.dtype)
 
+    def loaded(self, index: int) -> bool:
+        """Whether frame ``index`` is in memory (the window decodes frames in a worker and paints
+        only once they are: decoding a 24 MP frame on the GUI thread freezes the window)."""
+        return index in self._frames
+
     def ensure(self, index: int) -> np.ndarray:
         if not 0 <= index < self.count:
             raise IndexError(f"frame {index} is not in this stack of {self.count} frames")
