@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from focusstudio.core.retouch.brush import Brush, Rect, Stroke, falloff, segment_distance, segment_rect, union
+from focusstudio.core.retouch.brush import (
+    POINT_DECIMALS,
+    Brush,
+    Rect,
+    Stroke,
+    falloff,
+    segment_distance,
+    segment_rect,
+    union,
+)
 from focusstudio.core.types import RGB2GRAY_WEIGHTS, from_unit_float, to_grey
 
 if TYPE_CHECKING:
@@ -235,7 +244,7 @@ class RetouchModel:
         active = self._active
         if active is None:
             raise RuntimeError("extend_stroke without begin_stroke")
-        point = (float(x), float(y))
+        point = (round(float(x), POINT_DECIMALS), round(float(y), POINT_DECIMALS))  # as saved
         points = active.stroke.points
         start = points[-1] if points else point
         # Moves shorter than a tenth of the radius paint nothing new worth recording: skipping
