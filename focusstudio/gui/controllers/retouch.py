@@ -261,9 +261,15 @@ class RetouchTool(QObject):
         model = self.controller.model
         if model is None or model.frames.loaded(frame):
             return
-        self.window.statusBar().showMessage(f"Loading frame {frame + 1} to paint from…", MESSAGE_MS)
+        self._message(f"Loading {_frame_name(model, frame)} to paint from…")
         self.frame_runner.start(partial(prepare_job, model, frame))
 
     def _on_prepared(self, model: RetouchModel, frame: int) -> None:
         if self.controller.model is model and self.controller.frame == frame:
-            self._message(f"Frame {frame + 1} ready to paint from")
+            self._message(f"{_frame_name(model, frame)} ready to paint from")
+
+
+def _frame_name(model: RetouchModel, frame: int) -> str:
+    """"frame 26 (frame_25.jpg)": the number the Retouch panel shows, and the file."""
+    name = model.names[frame] if frame < len(model.names) else ""
+    return f"frame {frame + 1} ({name})" if name else f"frame {frame + 1}"
