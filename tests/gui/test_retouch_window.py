@@ -147,18 +147,38 @@ def test_strokes_survive_a_live_post_processing_update(qtbot: QtBot, fused: Main
     np.testing.assert_allclose(model.image, outcome.result.image, atol=1e-6)
 
 
-def _exif_jpeg_stack(folder: Path) -> list[Path]:
-    """The synthetic stack as JPEG frames with camera EXIF and an sRGB profile."""
+def _exif_jpeg_stack(folder: Path, other_profile_last: bool = False) -> list[Path]:
+    """The synthetic stack as JPEG frames with camera EXIF and an sRGB profile (the last frame with
+    another profile when ``other_profile_last``)."""
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    other = profile.replace("sRGB".encode("utf-16-be"), "Wide".encode("utf-16-be"))
     paths = []
-    for png in write_synthetic_stack(folder / "png"):
+    pngs = write_synthetic_stack(folder / "png")
+    for number, png in enumerate(pngs):
         exif = Image.Exif()
         exif[0x010F], exif[0x0110] = MAKE, MODEL
         path = folder / png.with_suffix(".jpg").name
+        last = number == len(pngs) - 1
         with Image.open(png) as image:
-            image.save(path, quality=95, exif=exif.tobytes(), icc_profile=profile)
+            image.save(path, quality=95, exif=exif.tobytes(),
+                       icc_profile=other if other_profile_last and last else profile)
         paths.append(path)
     return paths
+
+
+def test_export_without_metadata_when_the_profiles_differ(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
+    """The CLI refuses frames in different colour spaces; the window still saves what it shows and says why
+    the camera's metadata is missing."""
+    fused = _fused(qtbot, window, _exif_jpeg_stack(tmp_path / "in", other_profile_last=True))
+    target = tmp_path / "fused.tif"
+    with qtbot.waitSignal(fused.exported, timeout=10000) as blocker:
+        fused.export_to(target)
+    notes = blocker.args[0].notes
+    assert any("without the camera's metadata" in note and "frame_3.jpg" in note for note in notes), notes
+    assert "without the camera's metadata" in fused.statusBar().currentMessage()
+    with Image.open(target) as image:
+        assert 0x010F not in image.getexif()
+    assert cv2.imread(str(target), cv2.IMREAD_UNCHANGED).dtype == np.uint8
 
 
 def test_export_carries_the_strokes_sixteen_bits_and_exif(
