@@ -18,6 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from focusstudio.gui.controllers.export import SIXTEEN_BIT_FILTERS
 from focusstudio.gui.main_window import MainWindow
+from focusstudio.gui.retouch_panel import MODE_OFF_LABEL, MODE_ON_LABEL
 from focusstudio.gui.viewer import ImagePane
 from tests.gui.conftest import fuse_and_wait, open_and_wait, write_synthetic_stack
 
@@ -81,13 +82,14 @@ def test_painting_in_the_window_after_a_fusion(qtbot: QtBot, fused: MainWindow) 
     frame = fused.results["A"].fused_stack.load(2)
     np.testing.assert_allclose(model.image[24, 20], frame[24, 20], atol=1e-4)
     np.testing.assert_array_equal(model.image[2, 2], result.image[2, 2])  # outside the brush
-    assert controller.tile_count() == 1
+    assert controller.tile_count() == 1 and tool.panel.mode.text() == MODE_ON_LABEL
     # The Alt-click pick has the stack's sharpness once the background measurement is done.
     qtbot.waitUntil(lambda: controller.probe is not None and controller.probe.measured, timeout=5000)
     # Another layer shown: no painting, and the retouched tiles leave the pane.
     fused.display.show_frame(0)
     assert controller.model is None and not controller.active and controller.tile_count() == 0
     assert not tool.panel.isEnabled() and not tool.panel.mode.isChecked()
+    assert tool.panel.mode.text() == MODE_OFF_LABEL
     # Back on the result: the strokes are there again.
     fused.toggle_before_after()
     assert fused.state.base == "result:A"
