@@ -22,7 +22,7 @@ from focusstudio.core.io.tolerant import FileProblem, open_files
 from focusstudio.core.methods.base import Analysis
 from focusstudio.core.progress import CancelToken, ProgressEvent
 from focusstudio.core.sidecar import reproduce_command, sidecar_data, sidecar_path, stage_sidecar
-from focusstudio.core.types import FusionMap, FusionResult, Stack
+from focusstudio.core.types import FrameInfo, FusionMap, FusionResult, Stack
 
 THUMBNAIL_EDGE = 96
 ProgressJob = Generator[ProgressEvent, None, Any]
@@ -255,6 +255,12 @@ class ExportRequest:
     #: The retouch strokes painted over ``result`` (focusstudio.core.retouch.retouch_section), saved
     #: in the sidecar, which the reproduce command then names with --retouch.
     retouch: Mapping[str, Any] | None = None
+    #: The dtype to write (``uint16``: 16-bit from 8-bit frames); None = the frames' own.
+    dtype: str | None = None
+    #: The frames whose reference frame's EXIF and colour profile the output carries (none: no
+    #: metadata), and that reference (None: the middle frame, the alignment's default).
+    metadata_frames: tuple[FrameInfo, ...] = ()
+    reference: int | None = None
 
 
 @dataclass(frozen=True)
@@ -272,10 +278,20 @@ def export_job(request: ExportRequest, cancel: CancelToken) -> Generator[Progres
     (never a source frame, never each other) and published together at the end; a cancel or an
     error leaves nothing new.
     """
+    from focusstudio.core.errors import InputError
     from focusstudio.core.io import expected_map_files, output_format, write_maps, write_result
+    from focusstudio.core.io.metadata import collect_metadata
+    from focusstudio.core.io.writers import output_dtype
 
     notes: list[str] = []
     output_format(request.path)
+    metadata = None
+    if request.metadata_frames:
+        try:
+            metadata = collect_metadata(request.metadata_frames, request.reference, notes=notes)
+        except InputError as error:
+            # The CLI refuses such a stack; the window still saves the pixels the user asked for.
+            notes.append(f"written without the camera's metadata: {error}")
     with OutputPlan(request.source_paths, force=request.overwrite) as outputs:
         outputs.file(request.path, "the fused image")
         outputs.file(sidecar_path(request.path), "the sidecar")
@@ -285,7 +301,8 @@ def export_job(request: ExportRequest, cancel: CancelToken) -> Generator[Progres
             for name in expected_map_files(request.result.maps, 0):
                 outputs.file(folder / name, f"the map {name}")
         yield ProgressEvent("saving", 0.1, request.path.name)
-        image = write_result(request.path, request.result, notes=notes, plan=outputs)
+        image = write_result(request.path, request.result, notes=notes, plan=outputs, dtype=request.dtype,
+                             metadata=metadata)
         maps: list[Path] = []
         if request.with_maps and request.result.maps:
             cancel.raise_if_cancelled()
@@ -296,8 +313,12 @@ def export_job(request: ExportRequest, cancel: CancelToken) -> Generator[Progres
         command = reproduce_command(request.result, request.source_paths, request.path, request.device,
                                     request.weights, request.align,
                                     sidecar_path(image) if request.retouch else None)
+        written = output_dtype(request.path, request.dtype or request.result.source_dtype)[0]
+        if request.dtype is not None and written != request.result.source_dtype:
+            command += ["--bits", "16" if written == "uint16" else "8"]
         data = sidecar_data(request.result, request.path, request.source_paths, command, request.alignment, maps,
                             request.retouch)
+        data["output_dtype"] = written
         sidecar = stage_sidecar(outputs, sidecar_path(image), data)
         outputs.commit()
     return ExportOutcome(image, sidecar, tuple(maps), tuple(notes))

@@ -40,6 +40,7 @@ from focusstudio.gui.controllers.export import ExportController
 from focusstudio.gui.controllers.fusion import FusionController
 from focusstudio.gui.controllers.methods import MethodController
 from focusstudio.gui.controllers.metrics import MetricsController
+from focusstudio.gui.controllers.retouch import RetouchTool
 from focusstudio.gui.controllers.stack import StackController
 from focusstudio.gui.dialogs import PreferencesDialog, about_html
 from focusstudio.gui.jobs import ExportOutcome, FusionOutcome, LoadOutcome
@@ -121,6 +122,7 @@ class MainWindow(QMainWindow):
         self.viewer = Viewer(self.state, d.layer_image, d.layer_title, d.shown_maps)
         self.viewer.main.set_hint("Drop images or a folder here\nor use File → Open (Ctrl+O)")
         self.setCentralWidget(self.viewer)
+        self.retouch = RetouchTool(self)  # paints over the viewer's main pane
         self._build_status_bar()
         self._build_docks()
         self._build_actions()
@@ -196,6 +198,7 @@ class MainWindow(QMainWindow):
         self.metrics_dock = self._dock("Metrics", "metricsDock", self.metrics_panel,
                                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.viewer.cursorMoved.connect(self.display.on_cursor_moved)
+        self.retouch_dock = self.retouch.build_dock()
 
     def _build_alignment_dock(self) -> None:
         panel = AlignmentPanel()
@@ -304,6 +307,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.preferences_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
+        self.edit_menu = self.retouch.build_menu(menu)
         fusion_menu = menu.addMenu("F&usion")
         fusion_menu.addAction(self.fuse_action)
         fusion_menu.addAction(self.cancel_action)
@@ -316,7 +320,7 @@ class MainWindow(QMainWindow):
         for action in (self.overlay_action, self.before_after_action, self.wipe_action, self.compare_action):
             view_menu.addAction(action)
         view_menu.addSeparator()
-        for dock in (self.stack_dock, self.method_dock, self.layers_dock, self.metrics_dock):
+        for dock in (self.stack_dock, self.method_dock, self.retouch_dock, self.layers_dock, self.metrics_dock):
             view_menu.addAction(dock.toggleViewAction())
         tools_menu = menu.addMenu("&Tools")
         tools_menu.addAction(self.train_action)
@@ -451,8 +455,8 @@ class MainWindow(QMainWindow):
         return self.export.export_dialog(with_maps, slot)
 
     def export_to(self, path: str | Path, with_maps: bool = False, overwrite: bool = False,
-                  slot: str | None = None) -> int | None:
-        return self.export.export_to(path, with_maps, overwrite, slot)
+                  slot: str | None = None, bits: int | None = None) -> int | None:
+        return self.export.export_to(path, with_maps, overwrite, slot, bits)
 
     # ================================================================== files dropped and file jobs
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -565,7 +569,7 @@ class MainWindow(QMainWindow):
         self.metrics.timer.stop()
         self.export.forget_pending_action()
         exporting = self.export.is_exporting()
-        for runner in (self.fusion.runner, self.display.frame_runner, self.metrics.runner):
+        for runner in (self.fusion.runner, self.display.frame_runner, self.metrics.runner, *self.retouch.runners):
             runner.stop_all()
         if exporting:
             timeout_ms = max(timeout_ms, QUIT_EXPORT_WAIT_MS)

@@ -13,6 +13,7 @@ mouse move does not grow with the image. A painted-mask overlay shows where and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import cv2
@@ -70,6 +71,9 @@ class RetouchController(QObject):
         self.brush = Brush(size=64.0, hardness=0.5, opacity=1.0)
         self.frame: int | None = 0
         self.match = True
+        #: Decodes a source frame for painting. The window sets a background job here (decoding a
+        #: 24 MP frame on the GUI thread freezes it); None: decode at once, on this thread.
+        self.prepare: Callable[[int], None] | None = None
         self._active = False
         self._before = False
         self._mask_visible = False
@@ -146,10 +150,18 @@ class RetouchController(QObject):
         if frame == self.frame:
             return
         self.frame = frame
-        if frame is not None and self.model is not None:
+        if frame is not None:
             # Decoded now, not at the first press (a 24 MP frame takes a moment).
-            self.model.prepare_frame(frame)
+            self.prepare_frame(frame)
         self.frameChanged.emit(frame)
+
+    def prepare_frame(self, frame: int) -> None:
+        if self.model is not None:
+            (self.prepare or self.model.prepare_frame)(frame)
+
+    def frame_ready(self, frame: int | None) -> bool:
+        """Whether a stroke from ``frame`` can start without decoding it here (the eraser always can)."""
+        return frame is None or self.model is None or self.prepare is None or self.model.frames.loaded(frame)
 
     def set_match(self, match: bool) -> None:
         self.match = bool(match)
@@ -206,6 +218,11 @@ class RetouchController(QObject):
             return
         if modifiers & Qt.KeyboardModifier.AltModifier:
             self.pick(x, y, chosen=bool(modifiers & Qt.KeyboardModifier.ShiftModifier))
+            return
+        if not self.frame_ready(self.frame):
+            assert self.frame is not None
+            self.prepare_frame(self.frame)
+            self.message.emit(f"Frame {self.frame + 1} is still loading: paint again in a moment")
             return
         self._painting = True
         self._changed(self.model.begin_stroke(self.frame, self.brush, x, y, self.match))

@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
 from focusstudio.gui.retouch import RetouchController
 
 ERASER_LABEL = "Eraser (the method's result)"
+MODE_OFF_LABEL = "Retouch mode"
+MODE_ON_LABEL = "Retouch mode: ON (left button paints)"
 
 
 def _percent_slider(value: float) -> QSlider:
@@ -41,7 +43,7 @@ class RetouchPanel(QWidget):
     def __init__(self, controller: RetouchController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.mode = QPushButton("Retouch mode")
+        self.mode = QPushButton(MODE_OFF_LABEL)
         self.mode.setCheckable(True)
         self.mode.setToolTip("Paint source frames over the result with the left button "
                              "(wheel zooms, middle button pans)")
@@ -84,6 +86,8 @@ class RetouchPanel(QWidget):
         layout.addStretch(1)
 
         self.mode.toggled.connect(controller.set_active)
+        # A checked push button looks nearly the same as an unchecked one in several styles: say it.
+        self.mode.toggled.connect(lambda on: self.mode.setText(MODE_ON_LABEL if on else MODE_OFF_LABEL))
         self.source.currentIndexChanged.connect(self._on_source)
         self.size.valueChanged.connect(lambda value: controller.set_brush(size=value))
         self.hardness.valueChanged.connect(lambda value: controller.set_brush(hardness=value / 100))

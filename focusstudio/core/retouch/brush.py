@@ -40,6 +40,12 @@ class Brush:
         return self.size / 2.0
 
 
+#: Decimals a stroke's points are painted and saved with: the model rounds each point before
+#: painting it, so a saved stroke replays to the same pixels (a hard brush's edge moves a 16-bit
+#: level for a few thousandths of a pixel).
+POINT_DECIMALS = 2
+
+
 @dataclass
 class Stroke:
     """One stroke as the user painted it: what is saved in a sidecar and replayed.
@@ -54,14 +60,13 @@ class Stroke:
     match: bool = True
 
     def to_json(self) -> dict[str, object]:
-        # Two decimals: a hundredth of a pixel is far below what the falloff can show.
         return {
             "frame": self.frame,
             "size": round(self.brush.size, 3),
             "hardness": round(self.brush.hardness, 4),
             "opacity": round(self.brush.opacity, 4),
             "match": self.match,
-            "points": [[round(x, 2), round(y, 2)] for x, y in self.points],
+            "points": [[round(x, POINT_DECIMALS), round(y, POINT_DECIMALS)] for x, y in self.points],
         }
 
 

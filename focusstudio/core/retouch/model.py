@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from focusstudio.core.retouch.brush import Brush, Rect, Stroke, falloff, segment_distance, segment_rect, union
+from focusstudio.core.retouch.brush import (
+    POINT_DECIMALS,
+    Brush,
+    Rect,
+    Stroke,
+    falloff,
+    segment_distance,
+    segment_rect,
+    union,
+)
 from focusstudio.core.types import RGB2GRAY_WEIGHTS, from_unit_float, to_grey
 
 if TYPE_CHECKING:
@@ -55,6 +64,11 @@ class FrameCache:
     @classmethod
     def of_stack(cls, stack: Stack) -> FrameCache:
         return cls(stack.load, len(stack), stack.dtype)
+
+    def loaded(self, index: int) -> bool:
+        """Whether frame ``index`` is in memory (the window decodes frames in a worker and paints
+        only once they are: decoding a 24 MP frame on the GUI thread freezes the window)."""
+        return index in self._frames
 
     def ensure(self, index: int) -> np.ndarray:
         if not 0 <= index < self.count:
@@ -230,7 +244,7 @@ class RetouchModel:
         active = self._active
         if active is None:
             raise RuntimeError("extend_stroke without begin_stroke")
-        point = (float(x), float(y))
+        point = (round(float(x), POINT_DECIMALS), round(float(y), POINT_DECIMALS))  # as saved
         points = active.stroke.points
         start = points[-1] if points else point
         # Moves shorter than a tenth of the radius paint nothing new worth recording: skipping

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from focusstudio.gui.main_window import MainWindow
 
 EXPORT_FILTERS = {"PNG image (*.png)": ".png", "TIFF image (*.tif *.tiff)": ".tif", "JPEG image (*.jpg *.jpeg)": ".jpg"}
+#: Offered for 8-bit sources: the fusion computes finer levels than 8 bits hold (blends, retouch gains).
+SIXTEEN_BIT_FILTERS = {"PNG image, 16 bits per channel (*.png)": ".png",
+                       "TIFF image, 16 bits per channel (*.tif *.tiff)": ".tif"}
 
 
 class ExportController(QObject):
@@ -51,17 +54,21 @@ class ExportController(QObject):
         suggested = self.export_folder(outcome) / f"{stem}_{outcome.result.method}.png"
         if outcome.result.source_dtype != "uint8":
             suggested = suggested.with_suffix(".tif")
+        filters = dict(EXPORT_FILTERS)
+        if outcome.result.source_dtype == "uint8":
+            filters.update(SIXTEEN_BIT_FILTERS)
         path, chosen_filter = QFileDialog.getSaveFileName(
-            self.window, "Export result", str(suggested), ";;".join(EXPORT_FILTERS),
+            self.window, "Export result", str(suggested), ";;".join(filters),
             "TIFF image (*.tif *.tiff)" if suggested.suffix == ".tif" else "PNG image (*.png)",
         )
         if not path:
             return None
         target = Path(path)
         if not target.suffix:
-            target = target.with_suffix(EXPORT_FILTERS.get(chosen_filter, ".png"))
+            target = target.with_suffix(filters.get(chosen_filter, ".png"))
+        bits = 16 if chosen_filter in SIXTEEN_BIT_FILTERS else None
         # The file dialog already asked before replacing an existing file; inputs stay protected.
-        return self.export_to(target, with_maps=with_maps, overwrite=True, slot=slot)
+        return self.export_to(target, with_maps=with_maps, overwrite=True, slot=slot, bits=bits)
 
     def export_folder(self, outcome: FusionOutcome) -> Path:
         """The folder the export dialog offers: the last export folder, else Pictures, else home;
@@ -76,14 +83,22 @@ class ExportController(QObject):
         return Path.home()
 
     def export_to(self, path: str | Path, with_maps: bool = False, overwrite: bool = False,
-                  slot: str | None = None) -> int | None:
+                  slot: str | None = None, bits: int | None = None) -> int | None:
+        """Write ``slot``'s result (retouched when painted on) with the reference frame's metadata;
+        ``bits``: 8 or 16 bits per channel (None: the frames' depth)."""
         outcome = self.workspace.results.get(slot) if slot else self._default_outcome()
         if outcome is None:
             return None
         sources = tuple(str(info.path) for info in outcome.request.stack.frames if info.path is not None)
+        result, retouch = self.window.retouch.for_export(outcome)
         request = ExportRequest(
             path=Path(path),
-            result=outcome.result,
+            result=result,
+            retouch=retouch,
+            dtype={8: "uint8", 16: "uint16"}.get(bits) if bits else None,
+            # The EXIF and colour profile of the frame the fusion registered to, as the CLI keeps them.
+            metadata_frames=tuple(outcome.request.stack.frames),
+            reference=outcome.alignment.reference if outcome.alignment is not None else None,
             source_paths=sources,
             device=outcome.request.device,
             weights=outcome.request.weights,
