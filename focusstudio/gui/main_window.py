@@ -187,7 +187,8 @@ class MainWindow(QMainWindow):
         self._build_alignment_dock()
 
         self.layers_panel = LayersPanel(
-            self.state, self.viewer.overlay_item, self.display.histogram_took_lut, self.display.map_description
+            self.state, self.viewer.overlay_item, self.display.histogram_took_lut, self.display.map_description,
+            self.display.frame_names,
         )
         self.layers_dock = self._dock("Overlays", "layersDock", self.layers_panel,
                                       Qt.DockWidgetArea.RightDockWidgetArea)

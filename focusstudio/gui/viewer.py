@@ -230,6 +230,7 @@ class Viewer(QWidget):
         if aspect == "base":
             self._draw_base()
             self._draw_wipe()
+            self._draw_overlays()  # the maps describe a result: not drawn over a source frame
         elif aspect == "wipe":
             self._draw_wipe()
         elif aspect == "side":
@@ -284,6 +285,10 @@ class Viewer(QWidget):
     def _draw_overlays(self) -> None:
         maps = self._maps()
         shape = self.main.image_shape
+        # Overlays are bound to the result they describe: over a source frame (before/after, the
+        # per-frame view) they would say something false about it.
+        if not self.state.base.startswith("result:"):
+            shape = None
         visible = {state.name: state for state in self.state.visible_overlays()}
         for name in list(self.overlay_items):
             if name not in self.state.overlays or name not in maps:

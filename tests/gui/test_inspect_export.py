@@ -25,9 +25,12 @@ def fused(qtbot: QtBot, window: MainWindow, stack_folder: Path) -> MainWindow:
 
 def test_overlays_list_the_result_maps(fused: MainWindow) -> None:
     result = fused.results["A"].result
-    assert fused.layers_panel.map_names() == list(result.maps) == ["activity", "decision", "index"]
+    # Grouped by kind: what was chosen (index, decision) before why (activity); the index map of
+    # the 3-frame fusion is shown (test_window_explains.py has the details).
+    assert list(result.maps) == ["activity", "decision", "index"]
+    assert fused.layers_panel.map_names() == ["index", "decision", "activity"]
     assert fused.layers_panel.table.rowCount() == 3
-    assert fused.state.active_overlay == "activity"
+    assert fused.state.active_overlay == "index"
     kinds = {name: state.colormap for name, state in fused.state.overlays.items()}
     assert kinds == {"activity": "inferno", "decision": "CET-D1", "index": "categorical"}
 

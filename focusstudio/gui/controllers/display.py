@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject
 
 from focusstudio.core.types import FusionMap
 from focusstudio.gui.jobs import FrameDisplay, FusionOutcome, frame_display_job
+from focusstudio.gui.map_legend import telling_map
 from focusstudio.gui.view_state import RESULT_A, RESULT_B, frame_key, parse_layer
 from focusstudio.gui.workers import JobRunner
 
@@ -185,7 +186,23 @@ class DisplayController(QObject):
         result = outcome.result
         if self.state.base == result_layer(outcome.request.slot):
             self.state.sync_maps(result.maps, outcome.levels)
+            self._show_telling_map(outcome)
         self.window.viewer.refresh_overlays()
+
+    def _show_telling_map(self, outcome: FusionOutcome) -> None:
+        """After a fusion, overlay the map that says where the result came from (unless the user
+        already chose which maps to see: a live update or a second fusion keeps that choice)."""
+        state = self.state
+        if outcome.request.live or state.visibility_chosen or state.visible_overlays():
+            return
+        name = telling_map(outcome.result.maps, len(outcome.result.source_names))
+        if name is not None and name in state.overlays:
+            state.show_only(name)
+
+    def frame_names(self) -> list[str]:
+        """The names of the frames the shown result was fused from, in its order (the legend's rows)."""
+        outcome = self.shown_outcome()
+        return list(outcome.result.source_names) if outcome is not None else []
 
     def _on_results_cleared(self) -> None:
         self.state.sync_maps({})
