@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
         self.stack_panel.frameActivated.connect(self.display.show_frame)
         self.stack_panel.addRequested.connect(self.stacks.add_files_dialog)
         self.stack_panel.filesDropped.connect(self.stacks.on_files_dropped_on_list)
+        self.stack_panel.removeRequested.connect(self.stacks.remove_frames)
         self.stack_dock = self._dock("Stack", "stackDock", self.stack_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         # Method, parameters, presets and the Fuse/Cancel buttons.

@@ -68,3 +68,50 @@ def test_a_pair_shows_its_decision_map(qtbot: QtBot, window: MainWindow, stack_f
     fuse_and_wait(qtbot, window)
     assert [overlay.name for overlay in window.state.visible_overlays()] == ["decision"]
     assert window.layers_panel.legend.labels() == ["1: frame_1.png", "2: frame_2.png"]
+
+
+# ---------------------------------------------------------------------------- the stack list
+def test_an_odd_file_sorting_first_does_not_decide_the_stack_size(
+        qtbot: QtBot, window: MainWindow, stack_folder: Path, no_modal_dialogs: list[str]) -> None:
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(stack_folder / "a_preview.png"), np.zeros((10, 20, 3), np.uint8))
+    open_and_wait(qtbot, window, [stack_folder])
+    assert window.loaded_stack is not None and window.loaded_stack.names == [
+        "frame_1.png", "frame_2.png", "frame_3.png"]
+    assert len(no_modal_dialogs) == 1 and "a_preview.png: is 20×10 pixels but the stack is 48×48" in no_modal_dialogs[0]
+    no_modal_dialogs.clear()
+
+
+def test_dropping_a_file_again_does_not_add_it_twice(
+        qtbot: QtBot, window: MainWindow, stack_folder: Path, no_modal_dialogs: list[str]) -> None:
+    open_and_wait(qtbot, window, [stack_folder])
+    open_and_wait(qtbot, window, [stack_folder / "frame_2.png"], add=True)
+    assert window.loaded_stack is not None and len(window.loaded_stack) == 3
+    assert window.stack_panel.list.count() == 3
+    assert "frame_2.png: is already in the stack" in no_modal_dialogs[0]
+    no_modal_dialogs.clear()
+
+
+def test_frames_are_removed_and_reordered_from_the_keyboard(
+        qtbot: QtBot, window: MainWindow, stack_folder: Path) -> None:
+    from PySide6.QtCore import Qt
+
+    open_and_wait(qtbot, window, [stack_folder])
+    panel = window.stack_panel
+    texts = [action.text() for action in panel.list.actions() if not action.isSeparator()]
+    assert panel.list.contextMenuPolicy() == Qt.ContextMenuPolicy.ActionsContextMenu
+    assert "Remove from the stack" in texts and "Move up" in texts and "Move down" in texts
+    panel.list.setFocus()
+    panel.list.setCurrentRow(0)
+    qtbot.keyClick(panel.list, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert panel.order() == [1, 0, 2] and window.active_indices == [1, 0, 2]
+    assert panel.list.currentRow() == 1
+    panel.set_included(2, False)
+    panel.list.setCurrentRow(0)  # frame_2.png
+    qtbot.keyClick(panel.list, Qt.Key.Key_Delete)
+    assert window.loaded_stack is not None and window.loaded_stack.names == ["frame_1.png", "frame_3.png"]
+    # The order and the unticked frame survive the removal.
+    assert panel.order() == [0, 1] and panel.excluded() == [1] and window.active_indices == [0]
+    assert [panel.list.item(r).text().split("\n")[0] for r in range(2)] == ["frame_1.png", "frame_3.png"]
