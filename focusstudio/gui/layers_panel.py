@@ -62,9 +62,10 @@ class LayersPanel(QWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setColumnWidth(2, 90)
-        # Tall enough for the maps of most methods without scrolling (it was ~2 rows high).
+        # Never the ~2 rows it once was: four maps stay in view on a 768-pixel screen, and the first
+        # layout gives the list most of its dock (window_memory.restore_layout).
         self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
-                                    + 6 * self.table.verticalHeader().defaultSectionSize() + 4)
+                                    + 4 * self.table.verticalHeader().defaultSectionSize() + 4)
         self.legend = MapLegend()
         self.table.itemSelectionChanged.connect(self._on_row_selected)
         self.empty_label = QLabel("Fuse a stack to see the maps the method exposes.")
@@ -77,7 +78,7 @@ class LayersPanel(QWidget):
         self.histogram_title = QLabel()
         self.histogram = pg.HistogramLUTWidget(orientation="horizontal")
         self.histogram.setObjectName("mapHistogram")
-        self.histogram.setMinimumHeight(110)
+        self.histogram.setMinimumHeight(90)
         self.histogram.item.sigLevelsChanged.connect(self._on_levels_changed)
         self.histogram.item.sigLevelChangeFinished.connect(self._on_levels_changed)
         self.histogram.setEnabled(False)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -35,6 +35,7 @@ from focusstudio.core.methods.base import FusionMethod
 from focusstudio.core.progress import ProgressEvent
 from focusstudio.core.types import FusionMap, Stack
 from focusstudio.core.workspace import Workspace
+from focusstudio.gui import window_memory
 from focusstudio.gui.controllers.display import DisplayController
 from focusstudio.gui.controllers.export import ExportController
 from focusstudio.gui.controllers.fusion import FusionController
@@ -344,15 +345,9 @@ class MainWindow(QMainWindow):
             event.connect(lambda *_args: self.update_enabled())
 
     def _restore_layout(self) -> None:
-        geometry, state = self.app_settings.window_geometry(), self.app_settings.window_state()
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1500, 950)
-        if state is None or not self.restoreState(state):
-            # First start: a large viewer, the parameters taller than the overlay list, and a
-            # metrics strip that does not eat the image.
-            self.resizeDocks([self.stack_dock, self.method_dock], [260, 400], Qt.Orientation.Horizontal)
-            self.resizeDocks([self.method_dock, self.layers_dock], [560, 360], Qt.Orientation.Vertical)
-            self.resizeDocks([self.metrics_dock], [130], Qt.Orientation.Vertical)
+        """Geometry fitted to the screen (or as remembered), the docks, the alignment settings."""
+        window_memory.restore_layout(self)
+        window_memory.restore_choices(self)
 
     # ================================================================== alignment settings
     def alignment_settings(self, frame_count: int) -> dict[str, Any] | None:
@@ -582,9 +577,6 @@ class MainWindow(QMainWindow):
         if not self.export.confirm_discard_results("quitting", self.close):
             event.ignore()
             return
-        self.app_settings.save_window(QByteArray(self.saveGeometry()), QByteArray(self.saveState()))
-        if self.workspace.method is not None:
-            self.app_settings.last_method = self.workspace.method.name
-        self.app_settings.sync()
+        window_memory.save_choices(self)
         self.shutdown()
         super().closeEvent(event)

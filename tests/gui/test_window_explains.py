@@ -115,3 +115,43 @@ def test_frames_are_removed_and_reordered_from_the_keyboard(
     # The order and the unticked frame survive the removal.
     assert panel.order() == [0, 1] and panel.excluded() == [1] and window.active_indices == [0]
     assert [panel.list.item(r).text().split("\n")[0] for r in range(2)] == ["frame_1.png", "frame_3.png"]
+
+
+# ---------------------------------------------------------------------------- geometry and memory
+def test_the_first_window_fits_a_1366x768_screen(
+        qtbot: QtBot, make_window: object, monkeypatch: pytest.MonkeyPatch, stack_folder: Path) -> None:
+    from PySide6.QtCore import QPoint, QRect
+
+    from focusstudio.gui import window_memory
+
+    available = QRect(0, 0, 1366, 728)  # 1366×768 less a 40 px taskbar
+    monkeypatch.setattr(window_memory, "available_rect", lambda _window: available)
+    window = make_window()  # type: ignore[operator]
+    open_and_wait(qtbot, window, [stack_folder])
+    fuse_and_wait(qtbot, window)  # the overlays, their legend and histogram are shown now
+    qtbot.wait(50)
+    assert not window.layers_panel.histogram.isHidden()
+    assert available.contains(window.frameGeometry()), window.frameGeometry()
+    inside = window.rect()
+    for widget in (window.cancel_button, window.fuse_button, window.metrics_panel, window.statusBar()):
+        top_left = widget.mapTo(window, QPoint(0, 0))
+        assert inside.contains(QRect(top_left, widget.size())), (widget.objectName(), top_left, widget.size())
+    window.show_busy("Fusing", 0.5)
+    top_left = window.progress.mapTo(window, QPoint(0, 0))
+    assert inside.contains(QRect(top_left, window.progress.size()))
+    window.hide_busy()
+
+
+def test_parameters_alignment_and_method_are_remembered_across_starts(
+        qtbot: QtBot, make_window: object) -> None:
+    first = make_window()  # type: ignore[operator]
+    name, changed = "window", 5  # the fake method's default is 3
+    first.param_form.set_values({name: changed})
+    first.set_alignment_mode("off")
+    align_name = next(iter(first.align_form.values()))
+    first.close()
+    second = make_window(method="")  # type: ignore[operator]
+    assert second.method is not None and second.method.name == first.method.name
+    assert second.param_form.values()[name] == changed
+    assert second.align_mode.currentData() == "off"
+    assert second.align_form.values()[align_name] == first.align_form.values()[align_name]
