@@ -46,6 +46,7 @@ from focusstudio.gui.dialogs import PreferencesDialog, about_html
 from focusstudio.gui.jobs import ExportOutcome, FusionOutcome, LoadOutcome
 from focusstudio.gui.layers_panel import LayersPanel
 from focusstudio.gui.metrics_panel import MetricsPanel
+from focusstudio.gui.progress_text import ProgressClock
 from focusstudio.gui.settings import AppSettings, PresetStore
 from focusstudio.gui.side_panels import AlignmentPanel, MethodPanel
 from focusstudio.gui.stack_panel import StackPanel, dropped_paths
@@ -140,8 +141,11 @@ class MainWindow(QMainWindow):
         self.stage_label = QLabel("Ready")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(220)
-        self.progress.setTextVisible(False)
+        self.progress.setMaximumWidth(260)
+        self.progress.setMinimumWidth(160)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%p %")
+        self.progress_clock = ProgressClock()
         self.progress.setVisible(False)
         self.cursor_label = QLabel("")
         self.cursor_label.setObjectName("cursorReadout")
@@ -473,13 +477,14 @@ class MainWindow(QMainWindow):
 
     # ================================================================== status and enabled state
     def show_busy(self, stage: str, fraction: float, message: str = "") -> None:
-        self.stage_label.setText(f"{stage}: {message}" if message else stage)
+        self.stage_label.setText(self.progress_clock.text(stage, fraction, message))
         self.progress.setVisible(True)
         self.progress.setValue(round(fraction * 1000))
 
     def hide_busy(self) -> None:
         if not self.fusion.runner.busy and not self.file_runner.busy:
             self.progress.setVisible(False)
+            self.progress_clock.reset()
             self.stage_label.setText("Ready")
 
     def on_job_failed(self, title: str, message: str) -> None:

@@ -78,7 +78,7 @@ def test_cursor_readout_names_the_source_frame(fused: MainWindow) -> None:
     row, col = np.argwhere(index == 2)[0]
     text = fused.cursor_readout(int(row), int(col))
     assert f"x {col}  y {row}" in text
-    assert "index 2" in text and "from frame 3 (frame_3.png)" in text
+    assert "index 3" in text and "from frame 3 (frame_3.png)" in text
     assert f"decision {float(result.maps['decision'].data[row, col]):.3g}" in text
 
 

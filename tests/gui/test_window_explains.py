@@ -40,7 +40,8 @@ def test_maps_are_grouped_by_kind_and_the_table_is_tall(fused: MainWindow) -> No
     assert fused.layers_panel.map_names() == ["index", "decision", "activity"]
     table = fused.layers_panel.table
     assert table.item(0, 1).text().startswith("index") and "activity" in table.item(2, 1).text()
-    assert table.minimumHeight() >= 6 * table.verticalHeader().defaultSectionSize()
+    assert table.minimumHeight() >= 4 * table.verticalHeader().defaultSectionSize()
+    assert table.height() >= table.minimumHeight()
 
 
 def test_the_users_choice_of_maps_survives_the_next_fusion(qtbot: QtBot, fused: MainWindow) -> None:
@@ -155,3 +156,36 @@ def test_parameters_alignment_and_method_are_remembered_across_starts(
     assert second.param_form.values()[name] == changed
     assert second.align_mode.currentData() == "off"
     assert second.align_form.values()[align_name] == first.align_form.values()[align_name]
+
+
+# ---------------------------------------------------------------------------- numbering, timing, progress
+def test_progress_says_stage_percentage_and_time_left() -> None:
+    from focusstudio.gui.progress_text import ProgressClock
+
+    now = [100.0]
+    clock = ProgressClock(lambda: now[0])
+    assert clock.text("Align", 0.0, "aligning 6 frames to frame 4") == "Align: aligning 6 frames to frame 4 — 0 %"
+    now[0] += 10.0
+    # A quarter in 10 s: three quarters left take about 30 s.
+    assert clock.text("Analysing", 0.25) == "Analysing — 25 % · about 30 s left"
+    clock.reset()
+    assert clock.text("Opening", 0.5) == "Opening — 50 %"  # a new job: too early to say
+
+
+def test_the_timing_label_includes_alignment_and_total(qtbot: QtBot, fused: MainWindow) -> None:
+    outcome = fused.results["A"]
+    assert outcome.alignment is not None  # 3 frames are aligned by default
+    text = fused.timing_label.text()
+    assert text.startswith("fake_test: ") and " in all (alignment " in text and ", fusion " in text
+    assert fused.progress.isTextVisible() and fused.progress.format() == "%p %"
+
+
+def test_frame_numbers_are_one_based_in_messages(fused: MainWindow) -> None:
+    alignment = fused.results["A"].alignment
+    assert alignment is not None
+    lines = alignment.describe()
+    heads = sorted(line.split(":")[0] for line in lines if line.startswith("frame "))
+    assert heads == ["frame 1 (frame_1.png)", "frame 2 (frame_2.png)", "frame 3 (frame_3.png)"]
+    text = fused.cursor_readout(0, 47)
+    index_value = int(fused.results["A"].result.maps["index"].data[0, 47])
+    assert f"index {index_value + 1}" in text and f"from frame {index_value + 1}" in text

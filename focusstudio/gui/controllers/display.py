@@ -309,7 +309,7 @@ class DisplayController(QObject):
             value = data[map_row, map_col]
             if fusion_map.kind == "index":
                 frame = int(value)
-                parts.append(f"{name} {frame}")
+                parts.append(f"{name} {frame + 1}")  # 1-based, as the list numbers frames
                 if not origin and 0 <= frame < len(names):
                     origin = f"from frame {frame + 1} ({names[frame]})"
             else:
