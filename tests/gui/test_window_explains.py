@@ -189,3 +189,50 @@ def test_frame_numbers_are_one_based_in_messages(fused: MainWindow) -> None:
     text = fused.cursor_readout(0, 47)
     index_value = int(fused.results["A"].result.maps["index"].data[0, 47])
     assert f"index {index_value + 1}" in text and f"from frame {index_value + 1}" in text
+
+
+# ---------------------------------------------------------------------------- comparing results of different sizes
+def _with_b_as(window: MainWindow, display: object, crop_box: tuple[int, int, int, int] | None) -> None:
+    """Result B as an aligned result of another size would be (its display image and crop box)."""
+    import dataclasses
+
+    outcome = window.results["B"]
+    alignment = outcome.alignment or window.results["A"].alignment
+    assert alignment is not None
+    window.workspace.results["B"] = dataclasses.replace(
+        outcome, display=display, alignment=dataclasses.replace(alignment, crop_box=crop_box))
+
+
+def test_compare_a_b_wipes_over_the_common_area_of_a_cropped_result(qtbot: QtBot, fused: MainWindow) -> None:
+    fuse_and_wait(qtbot, fused, "B")
+    a_display = fused.results["A"].display
+    _with_b_as(fused, a_display[2:46, 4:44].copy(), (4, 2, 40, 44))  # aligned and cropped; A is not:
+    import dataclasses
+
+    fused.workspace.results["A"] = dataclasses.replace(fused.results["A"], alignment=None)
+    fused.compare_results()
+    viewer = fused.viewer
+    assert viewer.wipe_problem == "" and viewer.wipe_item.isVisible() and viewer.wipe_line.isVisible()
+    rect = viewer.wipe_item.mapRectToParent(viewer.wipe_item.boundingRect())
+    # The line is at column 24: B's columns from 20 on cover A's columns 24–44, rows 2–46.
+    assert (rect.x(), rect.y(), rect.width(), rect.height()) == pytest.approx((24, 2, 20, 44))
+    assert "(common area)" in viewer.main_caption.text()
+
+
+def test_compare_a_b_says_why_when_the_common_area_is_unknown(
+        qtbot: QtBot, fused: MainWindow) -> None:
+    import numpy as np
+
+    fuse_and_wait(qtbot, fused, "B")
+    _with_b_as(fused, np.zeros((30, 40, 3), np.uint8), None)
+    fused.compare_results()
+    viewer = fused.viewer
+    assert not viewer.wipe_item.isVisible()
+    assert viewer.wipe_problem.startswith("No wipe with Result B") and "40×30" in viewer.wipe_problem
+    assert viewer.wipe_problem in viewer.main_caption.text()
+    assert fused.statusBar().currentMessage() == viewer.wipe_problem
+    # The same view at another resolution is stretched over the base.
+    _with_b_as(fused, fused.results["A"].display[::2, ::2].copy(), None)
+    fused.state.set_wipe(True, "result:B")
+    rect = viewer.wipe_item.mapRectToParent(viewer.wipe_item.boundingRect())
+    assert viewer.wipe_problem == "" and (rect.x(), rect.width(), rect.height()) == pytest.approx((24, 24, 48))
