@@ -236,3 +236,51 @@ def test_compare_a_b_says_why_when_the_common_area_is_unknown(
     fused.state.set_wipe(True, "result:B")
     rect = viewer.wipe_item.mapRectToParent(viewer.wipe_item.boundingRect())
     assert viewer.wipe_problem == "" and (rect.x(), rect.width(), rect.height()) == pytest.approx((24, 24, 48))
+
+
+# ---------------------------------------------------------------------------- weights
+@pytest.fixture
+def private_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No shipped weights, user weights in a temporary folder."""
+    import platformdirs
+
+    shipped = tmp_path / "shipped-weights"
+    shipped.mkdir()
+    monkeypatch.setenv("FOCUSSTUDIO_WEIGHTS_DIR", str(shipped))
+    user = tmp_path / "user-data"
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda *args, **kwargs: str(user))
+    return user
+
+
+def test_load_weights_file_lists_each_file_once_and_sets_the_default_only_when_asked(
+        qtbot: QtBot, make_window: object, tmp_path: Path, private_weights: Path) -> None:
+    import torch
+
+    from focusstudio.core.errors import WeightsError
+    from focusstudio.core.methods.archs import SESFNet
+    from focusstudio.core.training.manifest import save_weights
+    from focusstudio.core.weights import install_user_weights, resolve_weights
+
+    torch.manual_seed(0)
+    source = tmp_path / "trained-elsewhere.pt"
+    save_weights(source, "sesf", {"reduction": 8}, SESFNet().state_dict())
+    install_user_weights(source, "first", "sesf")  # e.g. a short run of the training wizard
+    window = make_window("")  # type: ignore[operator]
+    window.select_method("sesf")
+    chooser = window.weights_chooser
+    assert chooser.load_button.isVisible() and chooser.load_button.text() == "Load…"
+
+    def items() -> list[str]:
+        return [chooser.combo.itemText(i) for i in range(chooser.combo.count())]
+
+    assert items() == ["first (yours)"]  # chosen by name, not silently the default
+    with pytest.raises(WeightsError, match="no default sesf weights"):
+        resolve_weights("sesf")
+    chooser.load_file(str(source), "second")
+    assert items() == ["first (yours)", "second (yours)"] and chooser.current_reference() == "second"
+    with pytest.raises(WeightsError):
+        resolve_weights("sesf")
+    chooser.load_file(str(source), "third", make_default=True)
+    assert resolve_weights("sesf").name == "third"
+    assert items() == ["Default: third (user weights)", "first (yours)", "second (yours)"]
+    assert chooser.current_reference() is None  # the default item is the one file, listed once
