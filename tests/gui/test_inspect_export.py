@@ -145,7 +145,7 @@ def test_export_writes_the_image_maps_and_sidecar(qtbot: QtBot, fused: MainWindo
     assert sidecar["command"][:2] == ["focusstudio", "fuse"] and "--method" in sidecar["command"]
     assert f"bias={result.params['bias']!r}" in sidecar["command_line"]
     assert sorted(p.name for p in (tmp_path / "out" / "fused_maps").iterdir()) == [
-        "activity.png", "decision.png", "index.png"]
+        "activity.png", "decision.png", "index.png", "index_grey.png"]
     # Atomic writes leave no temporary files behind.
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 
