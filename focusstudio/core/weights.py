@@ -378,6 +378,8 @@ def rename_user_weights(name: str, new_name: str) -> InstalledWeights:
         data["weights"][target.name] = entry
 
     edit_manifest(weights.path.parent / MANIFEST_NAME, rename_entry)
+    if _read_defaults().get(weights.method) == weights.name:  # the default follows its weights
+        set_default_user_weights(weights.method, cleaned)
     return InstalledWeights(cleaned, weights.method, target, "user", entry)
 
 

@@ -284,3 +284,7 @@ def test_load_weights_file_lists_each_file_once_and_sets_the_default_only_when_a
     assert resolve_weights("sesf").name == "third"
     assert items() == ["Default: third (user weights)", "first (yours)", "second (yours)"]
     assert chooser.current_reference() is None  # the default item is the one file, listed once
+    from focusstudio.core.weights import rename_user_weights
+
+    rename_user_weights("third", "renamed")  # the default follows its weights
+    assert resolve_weights("sesf").name == "renamed"
