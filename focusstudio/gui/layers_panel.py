@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QSlider,
@@ -88,7 +89,16 @@ class LayersPanel(QWidget):
         layout.addWidget(self.empty_label)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.legend)
-        layout.addWidget(self.hide_all)
+        self.levels_check = QCheckBox("Levels")
+        self.levels_check.setObjectName("showLevels")
+        self.levels_check.setToolTip("Show the histogram and levels of the selected map")
+        self.levels_check.setChecked(True)
+        self.levels_check.toggled.connect(lambda _on: self._bind_histogram())
+        checks = QHBoxLayout()
+        checks.addWidget(self.hide_all)
+        checks.addStretch(1)
+        checks.addWidget(self.levels_check)
+        layout.addLayout(checks)
         layout.addWidget(self.histogram_title)
         layout.addWidget(self.histogram)
         state.changed.connect(self._on_state_changed)
@@ -131,6 +141,7 @@ class LayersPanel(QWidget):
         self._names = list(self.state.overlays)
         self.table.blockSignals(True)
         self.table.setRowCount(len(self._names))
+        group = -1  # maps come grouped by kind (ViewState); alternate groups are shaded
         for row, name in enumerate(self._names):
             overlay = self.state.overlays[name]
             visible = QCheckBox()
@@ -140,10 +151,12 @@ class LayersPanel(QWidget):
             self.table.setCellWidget(row, 0, visible)
             label = QTableWidgetItem(name)
             if row == 0 or self.state.overlays[self._names[row - 1]].kind != overlay.kind:
+                group += 1
                 font = label.font()
                 font.setBold(True)  # the first map of each kind: the groups show at a glance
                 label.setFont(font)
-            label.setText(f"{name}  ·  {overlay.kind}")
+            if group % 2:
+                label.setBackground(self.palette().alternateBase())
             label.setToolTip(f"{name} ({overlay.kind})\n{self._descriptions(name)}".strip())
             self.table.setItem(row, 1, label)
             opacity = QSlider(Qt.Orientation.Horizontal)
@@ -225,7 +238,9 @@ class LayersPanel(QWidget):
         finally:
             self._binding = False
         self.histogram.setEnabled(True)
-        self.histogram.setVisible(True)
+        wanted = self.levels_check.isChecked()  # a short screen starts without it (window_memory)
+        self.histogram.setVisible(wanted)
+        self.histogram_title.setVisible(wanted)
         self.histogram_title.setText(f"Levels of <b>{name}</b>")
 
     # ------------------------------------------------------------------ widgets → model

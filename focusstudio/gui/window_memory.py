@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 #: The first window's size where the screen allows (the layout was designed for it).
 PREFERRED_SIZE = QSize(1500, 950)
+#: Screens shorter than this (available pixels) start with the overlay histogram folded away.
+SHORT_SCREEN = 900
 #: Room left around a first window (the desktop's panels are already outside the available area).
 SCREEN_MARGIN = 24
 
@@ -65,6 +67,8 @@ def restore_layout(window: MainWindow) -> None:
         window.move(available.x() + (available.width() - size.width()) // 2,
                     available.y() + (available.height() - size.height()) // 2)
     fit_to_screen(window)
+    # On a short screen the parameters need the room more than the histogram (one click away).
+    window.layers_panel.levels_check.setChecked(available_rect(window).height() >= SHORT_SCREEN)
     if state is None or not window.restoreState(state):
         # First start: a large viewer, the parameters taller than the overlay list, and a
         # metrics strip that does not eat the image (in proportion on a small screen).
