@@ -180,6 +180,10 @@ class ViewState(QObject):
         """Make ``name`` the single visible overlay (used by ``--overlay`` and the screenshot)."""
         for key, state in self.overlays.items():
             self.overlays[key] = replace(state, visible=key == name)
+        # "Only" holds for the maps of the other result too: switching A → B → A must not bring
+        # back a map shown before (two overlays painted over each other say nothing).
+        for key, state in self._remembered.items():
+            self._remembered[key] = replace(state, visible=key == name)
         self.active_overlay = self._preferred_active = name
         self.overlays_hidden = False
         self.changed.emit("overlays")

@@ -292,3 +292,21 @@ def test_load_weights_file_lists_each_file_once_and_sets_the_default_only_when_a
 
     rename_user_weights("third", "renamed")  # the default follows its weights
     assert resolve_weights("sesf").name == "renamed"
+
+
+def test_showing_only_one_map_holds_across_results() -> None:
+    import numpy as np
+
+    from focusstudio.core.types import FusionMap
+    from focusstudio.gui.view_state import ViewState
+
+    state = ViewState()
+    data = np.zeros((2, 2), np.float32)
+    a = {"decision": FusionMap("decision", "decision", data), "index": FusionMap("index", "index", data)}
+    b = {"index": FusionMap("index", "index", data.copy())}
+    state.sync_maps(a)
+    state.show_only("decision")
+    state.sync_maps(b)  # result B has no decision map: its index map is shown
+    state.show_only("index")
+    state.sync_maps(a)  # back to A: one map, not the remembered decision map as well
+    assert [overlay.name for overlay in state.visible_overlays()] == ["index"]
