@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", default="gff", help="the second method, fused into result B")
     parser.add_argument("--aligned-stack", type=Path, default=DEFAULT_ALIGNED_STACK,
                         help="an unaligned stack for the alignment picture (skipped when absent)")
+    parser.add_argument("--fit-screen", action="store_true",
+                        help="keep the size the window chooses for the screen (e.g. xvfb -screen 0 1366x768x24)")
     args = parser.parse_args(argv)
+    size = None if args.fit_screen else (1600, 1000)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -91,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="focusstudio-shots-"))
     window = MainWindow(AppSettings(scratch / "settings.ini"), PresetStore(scratch / "presets.json"))
     window.select_method(args.method)
-    window.resize(1600, 1000)
+    if size is not None:
+        window.resize(*size)
     window.show()
     written: list[Path] = []
 
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         # the result wiped against an aligned source frame.
         window = MainWindow(AppSettings(scratch / "settings2.ini"), PresetStore(scratch / "presets2.json"))
         window.select_method(args.method)
-        window.resize(1600, 1000)
+        if size is not None:
+            window.resize(*size)
         window.show()
         window.open_paths([str(args.aligned_stack)])
         _wait(window.stackLoaded)

@@ -113,7 +113,8 @@ def sha256_of(path: Path) -> str:
 
 def resolve_weights(method: str, override: str | Path | None = None) -> WeightsChoice:
     """The checkpoint to use: ``override`` (a file, or the name of installed weights of ``method``)
-    if given, else the shipped ``weights/<method>.pt``, else the newest user-trained weights.
+    if given, else the shipped ``weights/<method>.pt``, else the user weights made the method's
+    default (:func:`set_default_user_weights`).
 
     Raises :class:`WeightsError` with a one-line reason when nothing usable is found.
     """
@@ -130,10 +131,17 @@ def resolve_weights(method: str, override: str | Path | None = None) -> WeightsC
     folder = default_weights_dir()
     path = folder / f"{method}.pt"
     if not path.is_file():
-        user = [w for w in list_installed_weights(method) if w.source == "user"]
+        # No shipped weights: the user's own are the default only when the user made them so (a
+        # short, unusable training run once silently became UFA's default).
+        chosen = default_user_weights(method)
+        if chosen is not None:
+            return chosen.choice()
+        user = [w.name for w in list_installed_weights(method) if w.source == "user"]
         if user:
-            # No shipped weights: the user's own (newest first) make the method usable.
-            return max(user, key=lambda w: w.path.stat().st_mtime).choice()
+            raise WeightsError(
+                f"no default {method} weights: pass --weights NAME (installed: {', '.join(user)}) or make yours"
+                f" the default (focusstudio window: Weights → Manage… → Make default)"
+            )
         raise WeightsError(
             f"weights missing: weights/{method}.pt (train with focusstudio train --method {method} ...,"
             " or pass --weights PATH|NAME)"
@@ -156,10 +164,13 @@ def check_digest(choice: WeightsChoice) -> None:
 
 
 def weights_availability(method: str, override: str | Path | None = None) -> tuple[bool, str]:
-    """(can run, reason) without loading the network."""
+    """(can run, reason) without loading the network; installed user weights make a method usable
+    (chosen by name) even when none is its default."""
     try:
         resolve_weights(method, override)
     except WeightsError as error:
+        if override is None and any(w.source == "user" for w in list_installed_weights(method)):
+            return True, ""
         return False, str(error)
     return True, ""
 
@@ -422,6 +433,8 @@ def rename_user_weights(name: str, new_name: str) -> InstalledWeights:
         data["weights"][target.name] = entry
 
     edit_manifest(weights.path.parent / MANIFEST_NAME, rename_entry)
+    if _read_defaults().get(weights.method) == weights.name:  # the default follows its weights
+        set_default_user_weights(weights.method, cleaned)
     return InstalledWeights(cleaned, weights.method, target, "user", entry)
 
 
@@ -432,3 +445,41 @@ def delete_user_weights(name: str) -> None:
     weights = _user_weights_named(name)
     weights.path.unlink(missing_ok=True)
     edit_manifest(weights.path.parent / MANIFEST_NAME, lambda data: data["weights"].pop(weights.path.name, None))
+
+
+# ============================================================================ the user's default weights
+DEFAULTS_NAME = "defaults.json"
+
+
+def _read_defaults() -> dict[str, str]:
+    path = user_weights_dir() / DEFAULTS_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def default_user_weights(method: str) -> InstalledWeights | None:
+    """The user weights the user made ``method``'s default (used when no weights are shipped)."""
+    name = _read_defaults().get(method)
+    found = find_installed_weights(method, name) if name else None
+    return found if found is not None and found.source == "user" else None
+
+
+def set_default_user_weights(method: str, name: str | None) -> None:
+    """Make installed user weights ``name`` the default of ``method`` (None: no user default)."""
+    from focusstudio.core.io.writers import atomic_output
+
+    defaults = _read_defaults()
+    if name is None:
+        defaults.pop(method, None)
+    else:
+        found = find_installed_weights(method, name)
+        if found is None or found.source != "user":
+            raise InputError(f"no installed {method} weights of yours named {name!r}")
+        defaults[method] = found.name
+    folder = user_weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_output(folder / DEFAULTS_NAME) as stream:
+        stream.write(json.dumps(defaults, indent=2).encode("utf-8"))

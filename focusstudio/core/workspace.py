@@ -138,6 +138,27 @@ class Workspace(Generic[R]):
         self._new_generation()
         self.events.stack_changed.emit(True)
 
+    def remove_frames(self, indices: Sequence[int]) -> list[int]:
+        """Take the loaded frames at ``indices`` out of the stack (the results stay, marked stale).
+
+        Returns, for each frame kept, its old index (the caller maps its own per-frame state with
+        it); removing every frame leaves no stack.
+        """
+        if self.stack is None:
+            return []
+        gone = set(indices)
+        keep = [index for index in range(len(self.stack)) if index not in gone]
+        if not keep:
+            self.stack, self.thumbnails = None, []
+        else:
+            self.stack = self.stack.subset(keep)
+            self.thumbnails = [self.thumbnails[i] for i in keep if i < len(self.thumbnails)]
+        new_index = {old: new for new, old in enumerate(keep)}
+        self.active_indices = [new_index[i] for i in self.active_indices if i in new_index]
+        self._new_generation()
+        self.events.stack_changed.emit(True)
+        return keep
+
     def _new_generation(self) -> None:
         """New frames: results made before are stale, and the registration and frame view are dropped."""
         self.generation += 1

@@ -90,10 +90,11 @@ def load_files(
     paths: Sequence[str | Path],
     cancel: CancelToken,
     reference_shape: tuple[int, int] | None = None,
+    already_open: Sequence[str] = (),
 ) -> Generator[ProgressEvent, None, LoadOutcome]:
     """The core's tolerant loader (:func:`focusstudio.core.io.tolerant.open_files`), making a
     thumbnail of every good frame while it checks the frame's pixels."""
-    opened = yield from open_files(paths, cancel, make_thumbnail, reference_shape)
+    opened = yield from open_files(paths, cancel, make_thumbnail, reference_shape, already_open)
     return LoadOutcome(opened.stack, opened.products, opened.problems, opened.notes, opened.paths)
 
 

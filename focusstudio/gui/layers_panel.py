@@ -6,7 +6,7 @@ Rows edit the :class:`ViewState` (visibility, opacity, colour map); the selected
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QSlider,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from focusstudio.gui.map_legend import MapLegend, legend_entries
 from focusstudio.gui.view_state import COLORMAPS, ViewState
 from focusstudio.gui.viewer import categories_for, gradient_colormap, make_colormap
 
@@ -35,12 +37,14 @@ class LayersPanel(QWidget):
     COLUMNS = ("Show", "Map", "Opacity", "Colours")
 
     def __init__(self, state: ViewState, item_for_map: ItemForMap, on_lut_taken: Callable[[str], None],
-                 descriptions: Callable[[str], str], parent: QWidget | None = None) -> None:
+                 descriptions: Callable[[str], str], frame_names: Callable[[], Sequence[str]] = tuple,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self._item_for_map = item_for_map
         self._on_lut_taken = on_lut_taken
         self._descriptions = descriptions
+        self._frame_names = frame_names
         self._names: list[str] = []
         self._bound: str | None = None
         self._bound_key: tuple[object, ...] | None = None
@@ -59,6 +63,11 @@ class LayersPanel(QWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setColumnWidth(2, 90)
+        # Never the ~2 rows it once was: four maps stay in view on a 768-pixel screen, and the first
+        # layout gives the list most of its dock (window_memory.restore_layout).
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
+                                    + 4 * self.table.verticalHeader().defaultSectionSize() + 4)
+        self.legend = MapLegend()
         self.table.itemSelectionChanged.connect(self._on_row_selected)
         self.empty_label = QLabel("Fuse a stack to see the maps the method exposes.")
         self.empty_label.setWordWrap(True)
@@ -70,7 +79,7 @@ class LayersPanel(QWidget):
         self.histogram_title = QLabel()
         self.histogram = pg.HistogramLUTWidget(orientation="horizontal")
         self.histogram.setObjectName("mapHistogram")
-        self.histogram.setMinimumHeight(110)
+        self.histogram.setMinimumHeight(90)
         self.histogram.item.sigLevelsChanged.connect(self._on_levels_changed)
         self.histogram.item.sigLevelChangeFinished.connect(self._on_levels_changed)
         self.histogram.setEnabled(False)
@@ -79,7 +88,17 @@ class LayersPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.empty_label)
         layout.addWidget(self.table, 1)
-        layout.addWidget(self.hide_all)
+        layout.addWidget(self.legend)
+        self.levels_check = QCheckBox("Levels")
+        self.levels_check.setObjectName("showLevels")
+        self.levels_check.setToolTip("Show the histogram and levels of the selected map")
+        self.levels_check.setChecked(True)
+        self.levels_check.toggled.connect(lambda _on: self._bind_histogram())
+        checks = QHBoxLayout()
+        checks.addWidget(self.hide_all)
+        checks.addStretch(1)
+        checks.addWidget(self.levels_check)
+        layout.addLayout(checks)
         layout.addWidget(self.histogram_title)
         layout.addWidget(self.histogram)
         state.changed.connect(self._on_state_changed)
@@ -93,9 +112,27 @@ class LayersPanel(QWidget):
             else:
                 self._refresh_rows()
             self._bind_histogram()
+            self._update_legend()
         elif aspect == "active":
             self._select_active()
             self._bind_histogram()
+            self._update_legend()
+        elif aspect == "base":
+            self._update_legend()
+
+    def _update_legend(self) -> None:
+        """Frame colours of the visible index/decision map (the active one first), or no legend."""
+        visible = self.state.visible_overlays()
+        names = list(self._frame_names())
+        if not self.state.base.startswith("result:"):
+            visible = []  # the overlays are not drawn over a source frame
+        ordered = sorted(visible, key=lambda overlay: overlay.name != self.state.active_overlay)
+        for overlay in ordered:
+            entries = legend_entries(overlay, names)
+            if entries:
+                self.legend.set_entries(f"<b>{overlay.name}</b>: pixel taken from frame", entries)
+                return
+        self.legend.set_entries("", [])
 
     def map_names(self) -> list[str]:
         return list(self._names)
@@ -104,6 +141,7 @@ class LayersPanel(QWidget):
         self._names = list(self.state.overlays)
         self.table.blockSignals(True)
         self.table.setRowCount(len(self._names))
+        group = -1  # maps come grouped by kind (ViewState); alternate groups are shaded
         for row, name in enumerate(self._names):
             overlay = self.state.overlays[name]
             visible = QCheckBox()
@@ -112,6 +150,13 @@ class LayersPanel(QWidget):
             visible.toggled.connect(lambda checked, n=name: self.state.update_overlay(n, visible=checked))
             self.table.setCellWidget(row, 0, visible)
             label = QTableWidgetItem(name)
+            if row == 0 or self.state.overlays[self._names[row - 1]].kind != overlay.kind:
+                group += 1
+                font = label.font()
+                font.setBold(True)  # the first map of each kind: the groups show at a glance
+                label.setFont(font)
+            if group % 2:
+                label.setBackground(self.palette().alternateBase())
             label.setToolTip(f"{name} ({overlay.kind})\n{self._descriptions(name)}".strip())
             self.table.setItem(row, 1, label)
             opacity = QSlider(Qt.Orientation.Horizontal)
@@ -193,7 +238,9 @@ class LayersPanel(QWidget):
         finally:
             self._binding = False
         self.histogram.setEnabled(True)
-        self.histogram.setVisible(True)
+        wanted = self.levels_check.isChecked()  # a short screen starts without it (window_memory)
+        self.histogram.setVisible(wanted)
+        self.histogram_title.setVisible(wanted)
         self.histogram_title.setText(f"Levels of <b>{name}</b>")
 
     # ------------------------------------------------------------------ widgets → model

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -35,6 +35,7 @@ from focusstudio.core.methods.base import FusionMethod
 from focusstudio.core.progress import ProgressEvent
 from focusstudio.core.types import FusionMap, Stack
 from focusstudio.core.workspace import Workspace
+from focusstudio.gui import window_memory
 from focusstudio.gui.controllers.display import DisplayController
 from focusstudio.gui.controllers.export import ExportController
 from focusstudio.gui.controllers.fusion import FusionController
@@ -46,6 +47,7 @@ from focusstudio.gui.dialogs import PreferencesDialog, about_html
 from focusstudio.gui.jobs import ExportOutcome, FusionOutcome, LoadOutcome
 from focusstudio.gui.layers_panel import LayersPanel
 from focusstudio.gui.metrics_panel import MetricsPanel
+from focusstudio.gui.progress_text import ProgressClock
 from focusstudio.gui.settings import AppSettings, PresetStore
 from focusstudio.gui.side_panels import AlignmentPanel, MethodPanel
 from focusstudio.gui.stack_panel import StackPanel, dropped_paths
@@ -119,7 +121,7 @@ class MainWindow(QMainWindow):
         self.methods = MethodController(self)
 
         d = self.display
-        self.viewer = Viewer(self.state, d.layer_image, d.layer_title, d.shown_maps)
+        self.viewer = Viewer(self.state, d.layer_image, d.layer_title, d.shown_maps, placement=d.wipe_placement)
         self.viewer.main.set_hint("Drop images or a folder here\nor use File → Open (Ctrl+O)")
         self.setCentralWidget(self.viewer)
         self.retouch = RetouchTool(self)  # paints over the viewer's main pane
@@ -141,8 +143,11 @@ class MainWindow(QMainWindow):
         self.stage_label = QLabel("Ready")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(220)
-        self.progress.setTextVisible(False)
+        self.progress.setMaximumWidth(260)
+        self.progress.setMinimumWidth(160)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%p %")
+        self.progress_clock = ProgressClock()
         self.progress.setVisible(False)
         self.cursor_label = QLabel("")
         self.cursor_label.setObjectName("cursorReadout")
@@ -168,6 +173,7 @@ class MainWindow(QMainWindow):
         self.stack_panel.frameActivated.connect(self.display.show_frame)
         self.stack_panel.addRequested.connect(self.stacks.add_files_dialog)
         self.stack_panel.filesDropped.connect(self.stacks.on_files_dropped_on_list)
+        self.stack_panel.removeRequested.connect(self.stacks.remove_frames)
         self.stack_dock = self._dock("Stack", "stackDock", self.stack_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         # Method, parameters, presets and the Fuse/Cancel buttons.
@@ -189,7 +195,8 @@ class MainWindow(QMainWindow):
         self._build_alignment_dock()
 
         self.layers_panel = LayersPanel(
-            self.state, self.viewer.overlay_item, self.display.histogram_took_lut, self.display.map_description
+            self.state, self.viewer.overlay_item, self.display.histogram_took_lut, self.display.map_description,
+            self.display.frame_names,
         )
         self.layers_dock = self._dock("Overlays", "layersDock", self.layers_panel,
                                       Qt.DockWidgetArea.RightDockWidgetArea)
@@ -346,15 +353,9 @@ class MainWindow(QMainWindow):
             event.connect(lambda *_args: self.update_enabled())
 
     def _restore_layout(self) -> None:
-        geometry, state = self.app_settings.window_geometry(), self.app_settings.window_state()
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1500, 950)
-        if state is None or not self.restoreState(state):
-            # First start: a large viewer, the parameters taller than the overlay list, and a
-            # metrics strip that does not eat the image.
-            self.resizeDocks([self.stack_dock, self.method_dock], [260, 400], Qt.Orientation.Horizontal)
-            self.resizeDocks([self.method_dock, self.layers_dock], [560, 360], Qt.Orientation.Vertical)
-            self.resizeDocks([self.metrics_dock], [130], Qt.Orientation.Vertical)
+        """Geometry fitted to the screen (or as remembered), the docks, the alignment settings."""
+        window_memory.restore_layout(self)
+        window_memory.restore_choices(self)
 
     # ================================================================== alignment settings
     def alignment_settings(self, frame_count: int) -> dict[str, Any] | None:
@@ -480,13 +481,14 @@ class MainWindow(QMainWindow):
 
     # ================================================================== status and enabled state
     def show_busy(self, stage: str, fraction: float, message: str = "") -> None:
-        self.stage_label.setText(f"{stage}: {message}" if message else stage)
+        self.stage_label.setText(self.progress_clock.text(stage, fraction, message))
         self.progress.setVisible(True)
         self.progress.setValue(round(fraction * 1000))
 
     def hide_busy(self) -> None:
         if not self.fusion.runner.busy and not self.file_runner.busy:
             self.progress.setVisible(False)
+            self.progress_clock.reset()
             self.stage_label.setText("Ready")
 
     def on_job_failed(self, title: str, message: str) -> None:
@@ -584,9 +586,6 @@ class MainWindow(QMainWindow):
         if not self.export.confirm_discard_results("quitting", self.close):
             event.ignore()
             return
-        self.app_settings.save_window(QByteArray(self.saveGeometry()), QByteArray(self.saveState()))
-        if self.workspace.method is not None:
-            self.app_settings.last_method = self.workspace.method.name
-        self.app_settings.sync()
+        window_memory.save_choices(self)
         self.shutdown()
         super().closeEvent(event)

@@ -101,6 +101,31 @@ class AppSettings:
     def last_export_directory(self, path: str) -> None:
         self._settings.setValue("paths/last_export_directory", path)
 
+    # ------------------------------------------------------------------ values remembered across starts
+    def _json(self, key: str) -> Any:
+        try:
+            return json.loads(str(self._settings.value(key, "null")))
+        except json.JSONDecodeError:
+            return None
+
+    def method_values(self, method: str) -> dict[str, Any] | None:
+        """The parameter values ``method`` had when the window last closed (None: never used)."""
+        value = self._json(f"method_values/{method}")
+        return value if isinstance(value, dict) else None
+
+    def set_method_values(self, method: str, values: Mapping[str, Any]) -> None:
+        self._settings.setValue(f"method_values/{method}", json.dumps(dict(values), default=str))
+
+    def alignment(self) -> tuple[str | None, dict[str, Any]]:
+        """(mode, settings) of the Alignment tab when the window last closed."""
+        mode = self._settings.value("alignment/mode", None)
+        values = self._json("alignment/values")
+        return (str(mode) if mode else None, values if isinstance(values, dict) else {})
+
+    def set_alignment(self, mode: str, values: Mapping[str, Any]) -> None:
+        self._settings.setValue("alignment/mode", mode)
+        self._settings.setValue("alignment/values", json.dumps(dict(values), default=str))
+
     # ------------------------------------------------------------------ window layout
     def window_geometry(self) -> QByteArray | None:
         value = self._settings.value("window/geometry", None)

@@ -1,4 +1,4 @@
-"""The list of source frames: thumbnails, reorder by drag, exclude by checkbox, add more.
+"""The list of source frames: thumbnails, reorder by drag or keyboard, exclude by checkbox, add, remove.
 
 The panel only records the user's order and choices; the main window turns them into
 ``stack.subset(indices)``. Files dropped on the list are handed on (the window loads them).
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QIcon
+from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -77,6 +77,8 @@ class StackPanel(QWidget):
     frameActivated = Signal(int)
     addRequested = Signal()
     filesDropped = Signal(list)
+    #: (indices into the loaded stack) the user asked to take these frames out of the stack.
+    removeRequested = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,7 +91,9 @@ class StackPanel(QWidget):
         self.list.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setAcceptDrops(True)
-        self.list.setToolTip("Drag to reorder, untick to exclude, double-click to view a frame")
+        self.list.setToolTip("Drag or Ctrl+Up/Down to reorder, untick (Space) to exclude, Delete to remove,\n"
+                             "double-click to view a frame; right-click for more")
+        self._build_actions()
         self.add_button = QPushButton("Add images…")
         self.add_button.clicked.connect(self.addRequested)
         self.include_all_button = QPushButton("Include all")
@@ -105,6 +109,61 @@ class StackPanel(QWidget):
         self.list.model().rowsMoved.connect(self._emit_selection)
         self.list.itemDoubleClicked.connect(lambda item: self.frameActivated.emit(int(item.data(_INDEX_ROLE))))
         self.list.filesDropped.connect(self.filesDropped)
+
+    def _build_actions(self) -> None:
+        """The frame actions: on the list's context menu, with keys that work while the list has focus."""
+        def action(text: str, keys: str | QKeySequence.StandardKey | None, slot: object) -> QAction:
+            item = QAction(text, self.list)
+            if keys is not None:
+                item.setShortcut(QKeySequence(keys))
+                item.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            item.triggered.connect(lambda _checked=False: slot())  # type: ignore[operator]
+            self.list.addAction(item)
+            return item
+
+        self.view_action = action("View this frame", "Return", self._view_current)
+        self.toggle_action = action("Include / exclude", None, self._toggle_current)
+        self.move_up_action = action("Move up", "Ctrl+Up", lambda: self.move_current(-1))
+        self.move_down_action = action("Move down", "Ctrl+Down", lambda: self.move_current(1))
+        separator = QAction(self.list)
+        separator.setSeparator(True)
+        self.list.addAction(separator)
+        self.remove_action = action("Remove from the stack", QKeySequence.StandardKey.Delete, self._remove_current)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+    def current_index(self) -> int | None:
+        """The loaded-stack index of the selected frame (None: nothing selected)."""
+        item = self.list.currentItem()
+        return int(item.data(_INDEX_ROLE)) if item is not None else None
+
+    def _view_current(self) -> None:
+        index = self.current_index()
+        if index is not None:
+            self.frameActivated.emit(index)
+
+    def _toggle_current(self) -> None:
+        index = self.current_index()
+        if index is not None:
+            self.set_included(index, index in self.excluded())
+
+    def _remove_current(self) -> None:
+        index = self.current_index()
+        if index is not None:
+            self.removeRequested.emit([index])
+
+    def move_current(self, step: int) -> None:
+        """Move the selected frame ``step`` places (the keyboard's drag); it stays selected."""
+        index = self.current_index()
+        if index is None:
+            return
+        order = self.order()
+        position = order.index(index)
+        target = min(max(position + step, 0), len(order) - 1)
+        if target == position:
+            return
+        order.insert(target, order.pop(position))
+        self.set_order(order)
+        self.list.setCurrentRow(target)
 
     # ------------------------------------------------------------------ content
     def set_frames(self, entries: Sequence[FrameEntry], order: Sequence[int] | None = None,

@@ -30,6 +30,21 @@ DEFAULT_COLORMAP = {
     "other": "viridis",
 }
 
+#: Map kinds in the order the overlay list groups them: what was chosen first, then why.
+KIND_ORDER: tuple[str, ...] = ("index", "decision", "weight", "mask", "attention", "activity", "other")
+
+
+def grouped_names(maps: Mapping[str, FusionMap]) -> list[str]:
+    """The map names grouped by kind (index and decision first, activity maps after), stable within a kind."""
+    names = list(maps)
+
+    def rank(name: str) -> tuple[int, int]:
+        kind = maps[name].kind
+        return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), names.index(name))
+
+    return sorted(names, key=rank)
+
+
 # Layer keys: "result:A", "result:B" or "frame:<index in the active stack>".
 RESULT_A = "result:A"
 RESULT_B = "result:B"
@@ -80,6 +95,9 @@ class ViewState(QObject):
         self.overlays: dict[str, OverlayState] = {}
         self.active_overlay: str | None = None
         self.overlays_hidden = False  # the quick "toggle overlays" key hides all without losing choices
+        #: The user showed or hid a map: a new result then keeps their choice instead of showing
+        #: the method's most telling map.
+        self.visibility_chosen = False
         self._synced: list[tuple[str, FusionMap]] = []
         self._remembered: dict[str, OverlayState] = {}
         self._preferred_active: str | None = None
@@ -116,7 +134,7 @@ class ViewState(QObject):
         ``levels`` are the maps' display levels when already known (computed by the worker);
         otherwise they are computed here. Syncing the same maps again does nothing.
         """
-        source = [(name, fusion_map) for name, fusion_map in maps.items()]
+        source = [(name, maps[name]) for name in grouped_names(maps)]
         if len(source) == len(self._synced) and all(
             name == old_name and fusion_map is old_map
             for (name, fusion_map), (old_name, old_map) in zip(source, self._synced)
@@ -127,7 +145,7 @@ class ViewState(QObject):
         # Choices are remembered for every map name seen, so switching to a result without a map
         # and back (A → B → A) keeps how the user showed it.
         self._remembered.update(self.overlays)
-        for name, fusion_map in maps.items():
+        for name, fusion_map in source:
             previous = self._remembered.get(name)
             fresh = (levels or {}).get(name) or default_levels(fusion_map)
             if previous is not None and previous.kind == fusion_map.kind:
@@ -151,6 +169,8 @@ class ViewState(QObject):
         self.changed.emit("overlays")
 
     def update_overlay(self, name: str, **changes: object) -> None:
+        if "visible" in changes:
+            self.visibility_chosen = True
         updated = replace(self.overlays[name], **changes)  # type: ignore[arg-type]
         if updated != self.overlays[name]:  # no signal for no change: the histogram echoes levels back
             self.overlays[name] = updated
@@ -160,6 +180,10 @@ class ViewState(QObject):
         """Make ``name`` the single visible overlay (used by ``--overlay`` and the screenshot)."""
         for key, state in self.overlays.items():
             self.overlays[key] = replace(state, visible=key == name)
+        # "Only" holds for the maps of the other result too: switching A → B → A must not bring
+        # back a map shown before (two overlays painted over each other say nothing).
+        for key, state in self._remembered.items():
+            self._remembered[key] = replace(state, visible=key == name)
         self.active_overlay = self._preferred_active = name
         self.overlays_hidden = False
         self.changed.emit("overlays")

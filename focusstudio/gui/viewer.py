@@ -33,6 +33,9 @@ pg.setConfigOptions(imageAxisOrder="row-major")
 LayerProvider = Callable[[str], "np.ndarray | None"]
 LayerTitle = Callable[[str], str]
 MapsProvider = Callable[[], "dict[str, FusionMap]"]
+#: Where layer ``other`` lies in the pixels of layer ``base`` when their sizes differ: (x, y, width,
+#: height), or the reason it cannot be said.
+Placement = Callable[[str, str], "tuple[float, float, float, float] | str"]
 
 
 #: Stacking order: base image 0, overlays from OVERLAY_Z up, the wipe's other image above them.
@@ -165,9 +168,13 @@ class Viewer(QWidget):
         layer_title: LayerTitle,
         maps: MapsProvider,
         parent: QWidget | None = None,
+        placement: Placement | None = None,
     ) -> None:
         super().__init__(parent)
         self.state = state
+        self._placement = placement
+        #: Why the wipe shows nothing (two images whose common area is unknown); "" when it works.
+        self.wipe_problem = ""
         self._layer_image = layer_image
         self._layer_title = layer_title
         self._maps = maps
@@ -230,6 +237,7 @@ class Viewer(QWidget):
         if aspect == "base":
             self._draw_base()
             self._draw_wipe()
+            self._draw_overlays()  # the maps describe a result: not drawn over a source frame
         elif aspect == "wipe":
             self._draw_wipe()
         elif aspect == "side":
@@ -242,29 +250,57 @@ class Viewer(QWidget):
         self.main.show_image(image)
         self.main_caption.setText(self._layer_title(self.state.base) if image is not None else "")
 
+    def _wipe_rect(self, other: np.ndarray, shape: tuple[int, int]) -> tuple[float, float, float, float] | str:
+        """Where the wipe's other image lies over the base, in base pixels (equal sizes: all of it)."""
+        if other.shape[:2] == shape:
+            return (0.0, 0.0, float(shape[1]), float(shape[0]))
+        if self._placement is None:
+            return f"the images differ in size ({other.shape[1]}×{other.shape[0]} and {shape[1]}×{shape[0]})"
+        return self._placement(self.state.base, self.state.wipe_layer)
+
+    def _hide_wipe(self) -> None:
+        self.wipe_item.clear()
+        self.wipe_item.setVisible(False)
+        self.wipe_line.setVisible(False)
+
     def _draw_wipe(self) -> None:
         shape = self.main.image_shape
         other = self._layer_image(self.state.wipe_layer) if self.state.wipe_enabled else None
-        if shape is None or other is None or other.shape[:2] != shape:
-            self.wipe_item.clear()
-            self.wipe_item.setVisible(False)
-            self.wipe_line.setVisible(False)
+        self.wipe_problem = ""
+        if shape is None or other is None:
+            self._hide_wipe()
             if shape is not None:
                 self.main_caption.setText(self._layer_title(self.state.base))
             return
-        height, width = shape
+        placed = self._wipe_rect(other, shape)
+        if isinstance(placed, str):
+            # Never silently nothing: the caption says why there is no wipe.
+            self._hide_wipe()
+            self.wipe_problem = f"No wipe with {self._layer_title(self.state.wipe_layer)}: {placed}"
+            self.main_caption.setText(f"{self._layer_title(self.state.base)}  —  {self.wipe_problem}")
+            return
+        width = shape[1]
+        left, top, span_w, span_h = placed
         split = round(self.state.wipe_position * width)
         split = min(max(split, 0), width - 1)
-        # Only the part right of the line is drawn, so the base shows through on the left.
-        self.wipe_item.setImage(other[:, split:], autoLevels=False, levels=_levels_for(other))
-        self.wipe_item.setRect(QRectF(split, 0, width - split, height))
-        self.wipe_item.setVisible(True)
+        # Only the part right of the line is drawn, so the base shows through on the left; the other
+        # image covers its own area of the base (the common area of a cropped and an uncropped result).
+        scale = other.shape[1] / span_w
+        first = min(max(round((split - left) * scale), 0), other.shape[1])
+        if first >= other.shape[1]:
+            self.wipe_item.clear()
+            self.wipe_item.setVisible(False)
+        else:
+            self.wipe_item.setImage(other[:, first:], autoLevels=False, levels=_levels_for(other))
+            self.wipe_item.setRect(QRectF(left + first / scale, top, span_w - first / scale, span_h))
+            self.wipe_item.setVisible(True)
         self.wipe_line.blockSignals(True)
         self.wipe_line.setPos(split)
         self.wipe_line.blockSignals(False)
         self.wipe_line.setVisible(True)
+        common = "" if other.shape[:2] == shape else " (common area)"
         self.main_caption.setText(
-            f"{self._layer_title(self.state.base)}  ◀ wipe ▶  {self._layer_title(self.state.wipe_layer)}"
+            f"{self._layer_title(self.state.base)}  ◀ wipe ▶  {self._layer_title(self.state.wipe_layer)}{common}"
         )
 
     def _on_wipe_dragged(self) -> None:
@@ -284,6 +320,10 @@ class Viewer(QWidget):
     def _draw_overlays(self) -> None:
         maps = self._maps()
         shape = self.main.image_shape
+        # Overlays are bound to the result they describe: over a source frame (before/after, the
+        # per-frame view) they would say something false about it.
+        if not self.state.base.startswith("result:"):
+            shape = None
         visible = {state.name: state for state in self.state.visible_overlays()}
         for name in list(self.overlay_items):
             if name not in self.state.overlays or name not in maps:

@@ -199,10 +199,11 @@ def test_noise_frame_is_reported_and_takes_its_neighbours_transform() -> None:
     bad = alignment.frames[3]
     assert bad.status == "fallback"
     assert alignment.failed == [3]
-    assert "frame 3" in bad.messages[0] and "correlation" in bad.messages[0]
-    assert "using the transform of frame 2" in bad.messages[0]
+    # Messages number frames from 1, as the window's list does (frame index 3 is "frame 4").
+    assert "frame 4" in bad.messages[0] and "correlation" in bad.messages[0]
+    assert "using the transform of frame 3" in bad.messages[0]
     np.testing.assert_array_equal(bad.matrix, alignment.frames[2].matrix)
-    assert any("frame 3" in note for note in alignment.notes)
+    assert any("frame 4" in note for note in alignment.notes)
     # The chain skips the bad frame: frame 4 is registered to frame 2 and still correct.
     good = alignment.frames[4]
     assert good.status == "ok"
@@ -439,7 +440,7 @@ def test_frames_of_another_size_are_an_input_error() -> None:
     frames = [np.zeros((20, 30), np.float32), np.zeros((20, 31), np.float32)]
     infos = [FrameInfo("a", 20, 30, 1, "float32"), FrameInfo("b", 20, 30, 1, "float32")]
     stack = Stack(infos, lambda info: frames[infos.index(info)])
-    with pytest.raises(FocusStudioError, match="frame 1"):
+    with pytest.raises(FocusStudioError, match="frame 2 "):
         _estimate(stack)
 
 

@@ -545,7 +545,10 @@ def test_maps_are_written_as_8bit_pngs(tmp_path: Path) -> None:
         source_names=("1.png", "2.png", "3.png"),
     )
     written = write_maps(tmp_path / "maps", result)
-    assert [p.name for p in written] == ["activity.png", "decision.png", "index_map.png"]
+    # The index map twice: colour-coded for the eye, raw frame positions in grey for tools.
+    assert [p.name for p in written] == ["activity.png", "decision.png", "index_map.png", "index_map_grey.png"]
+    grey = np.asarray(Image.open(written[3]))
+    assert grey.dtype == np.uint8 and np.array_equal(grey, result.maps["index map"].data)
     np.testing.assert_array_equal(np.asarray(Image.open(written[1])), [[0, 128], [255, 64]])
     np.testing.assert_array_equal(np.asarray(Image.open(written[0])), [[0, 128], [255, 0]])
     coloured = np.asarray(Image.open(written[2]))
@@ -556,6 +559,19 @@ def test_maps_are_written_as_8bit_pngs(tmp_path: Path) -> None:
     np.testing.assert_array_equal(grey_index, [[0, 128], [255, 255]])
     with pytest.raises(OutputError, match="already exists"):
         write_maps(tmp_path / "maps", result)
+
+
+def test_the_raw_index_map_is_sixteen_bit_grey_beyond_256_frames() -> None:
+    from focusstudio.core.io.writers import grey_index_file_names, render_index_grey
+
+    index = FusionMap("index", "index", np.array([[0, 299], [256, 7]], np.float32))
+    grey = render_index_grey(index, levels=300)
+    assert grey.dtype == np.uint16 and grey.tolist() == [[0, 299], [256, 7]]
+    assert render_index_grey(index, levels=None).dtype == np.uint16  # 300 frames found in the data
+    assert render_index_grey(FusionMap("i", "index", np.ones((2, 2), np.int32)), levels=3).dtype == np.uint8
+    # The name never collides with a map of the method (sf has both "index" and "index_raw").
+    maps = {"index": index, "index_grey": FusionMap("index_grey", "decision", np.zeros((2, 2), np.float32))}
+    assert grey_index_file_names(maps) == {"index": "index_grey_2.png"}
 
 
 # ----------------------------------------------------------------------------- data-set discovery

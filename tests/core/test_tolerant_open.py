@@ -43,7 +43,7 @@ def test_good_frames_open_and_each_bad_file_is_named(tmp_path: Path) -> None:
     assert opened.products == pytest.approx((20 / 255, 40 / 255, 80 / 255), abs=1e-6)
     problems = {Path(problem.path).name: problem.message for problem in opened.problems}
     assert set(problems) == {"odd.png", "broken.jpg", "missing.png", "cut.png"}
-    assert problems["odd.png"] == "is 16×12 pixels but the stack is 12×16"
+    assert problems["odd.png"] == "is 16×12 pixels but the stack is 12×16 (3 of the 4 frames)"
     assert problems["missing.png"] == "does not exist"
     assert str(opened.problems[0]).startswith(opened.problems[0].path.rsplit("/", 1)[-1] + ": ")
     assert any("readme.txt" in note for note in opened.notes)
@@ -81,3 +81,23 @@ def test_a_cancel_stops_the_loader(tmp_path: Path) -> None:
     token.cancel()
     with pytest.raises(Cancelled):
         next(generator)
+
+
+def test_the_majority_size_wins_over_an_odd_file_that_sorts_first(tmp_path: Path) -> None:
+    odd = _png(tmp_path / "s" / "a_thumb.png", 5, size=(8, 8))
+    real = [_png(tmp_path / "s" / f"frame{i}.png", 10 * i) for i in range(1, 4)]
+    opened = run_to_completion(open_files([tmp_path / "s"], CancelToken(), _means))
+    assert opened.stack is not None and opened.stack.names == [path.name for path in real]
+    assert [(Path(p.path).name, p.message) for p in opened.problems] == [
+        (odd.name, "is 8×8 pixels but the stack is 12×16 (3 of the 4 frames)")]
+
+
+def test_a_file_given_twice_or_already_in_the_stack_is_opened_once(tmp_path: Path) -> None:
+    a, b = _png(tmp_path / "a.png", 10), _png(tmp_path / "b.png", 20)
+    opened = run_to_completion(open_files([a, tmp_path / "." / "a.png", b], CancelToken(), _means))
+    assert opened.stack is not None and opened.stack.names == ["a.png", "b.png"]
+    assert opened.notes == ("a.png was given twice: opened once",)
+    added = run_to_completion(open_files([a, _png(tmp_path / "c.png", 30)], CancelToken(), _means,
+                                         reference_shape=(16, 12), already_open=[str(a)]))
+    assert added.stack is not None and added.stack.names == ["c.png"]
+    assert [str(problem) for problem in added.problems] == ["a.png: is already in the stack"]

@@ -28,6 +28,7 @@ from focusstudio.core.weights import (
     list_installed_weights,
     rename_user_weights,
     resolve_weights,
+    set_default_user_weights,
     user_weights_dir,
     weights_availability,
 )
@@ -101,8 +102,12 @@ def test_installed_weights_are_listed_resolved_by_name_and_fuse(
     entry = read_manifest(user_weights_dir() / "manifest.json")["weights"]["my insects.pt"]
     assert entry["sha256"] == sha256_of(installed.path) and entry["name"] == "my insects" and entry["steps"] == 1
 
-    # No shipped weights: the method becomes usable with the user's own.
+    # No shipped weights: the method becomes usable with the user's own, chosen by name; they become
+    # its default only when the user says so (#19: a short training silently became UFA's default).
     assert weights_availability("sesf") == (True, "")
+    with pytest.raises(WeightsError, match=r"no default sesf weights: pass --weights NAME \(installed: my insects\)"):
+        resolve_weights("sesf")
+    set_default_user_weights("sesf", "my insects")
     assert resolve_weights("sesf").name == "my insects"
     assert resolve_weights("sesf", "my insects").path == installed.path
     assert resolve_weights("sesf", Path("my insects")).label == "my insects (user weights)"

@@ -25,9 +25,12 @@ def fused(qtbot: QtBot, window: MainWindow, stack_folder: Path) -> MainWindow:
 
 def test_overlays_list_the_result_maps(fused: MainWindow) -> None:
     result = fused.results["A"].result
-    assert fused.layers_panel.map_names() == list(result.maps) == ["activity", "decision", "index"]
+    # Grouped by kind: what was chosen (index, decision) before why (activity); the index map of
+    # the 3-frame fusion is shown (test_window_explains.py has the details).
+    assert list(result.maps) == ["activity", "decision", "index"]
+    assert fused.layers_panel.map_names() == ["index", "decision", "activity"]
     assert fused.layers_panel.table.rowCount() == 3
-    assert fused.state.active_overlay == "activity"
+    assert fused.state.active_overlay == "index"
     kinds = {name: state.colormap for name, state in fused.state.overlays.items()}
     assert kinds == {"activity": "inferno", "decision": "CET-D1", "index": "categorical"}
 
@@ -75,7 +78,7 @@ def test_cursor_readout_names_the_source_frame(fused: MainWindow) -> None:
     row, col = np.argwhere(index == 2)[0]
     text = fused.cursor_readout(int(row), int(col))
     assert f"x {col}  y {row}" in text
-    assert "index 2" in text and "from frame 3 (frame_3.png)" in text
+    assert "index 3" in text and "from frame 3 (frame_3.png)" in text
     assert f"decision {float(result.maps['decision'].data[row, col]):.3g}" in text
 
 
@@ -142,7 +145,7 @@ def test_export_writes_the_image_maps_and_sidecar(qtbot: QtBot, fused: MainWindo
     assert sidecar["command"][:2] == ["focusstudio", "fuse"] and "--method" in sidecar["command"]
     assert f"bias={result.params['bias']!r}" in sidecar["command_line"]
     assert sorted(p.name for p in (tmp_path / "out" / "fused_maps").iterdir()) == [
-        "activity.png", "decision.png", "index.png"]
+        "activity.png", "decision.png", "index.png", "index_grey.png"]
     # Atomic writes leave no temporary files behind.
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 

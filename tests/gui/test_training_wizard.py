@@ -259,10 +259,9 @@ def test_the_window_chooses_renames_and_deletes_user_weights(
     install_user_weights(source, "first", "sesf")
     window = make_window("")  # type: ignore[operator]
     assert "&Train a Model…" in [a.text() for menu in window.menuBar().actions() for a in menu.menu().actions()]
-    window.select_method("sesf")  # usable: the user's own weights stand in for missing shipped ones
+    window.select_method("sesf")  # usable: the user's own weights, chosen by name (no default is set)
     chooser = window.weights_chooser
-    assert [chooser.combo.itemText(i) for i in range(chooser.combo.count())] == [
-        "Default (first (user weights))", "first (yours)"]
+    assert [chooser.combo.itemText(i) for i in range(chooser.combo.count())] == ["first (yours)"]
     assert chooser.manage_button.isEnabled()
     assert chooser.select("first") and chooser.current_reference() == "first"
     open_and_wait(qtbot, window, [stack_folder])

@@ -75,14 +75,14 @@ def estimate_alignment(
         image = stack.load(index, grey=True)
         if image.shape != (height, width):
             raise InputError(
-                f"frame {index} is {image.shape[1]}×{image.shape[0]}, the reference stack is {width}×{height}",
+                f"frame {index + 1} is {image.shape[1]}×{image.shape[0]}, the reference stack is {width}×{height}",
                 stack.frames[index].path or stack.frames[index].name,
             )
         if small_shape == (height, width):
             return np.ascontiguousarray(image, dtype=np.float32)
         return cv2.resize(image, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_AREA)
 
-    yield progress.event("align", 0.0, f"aligning {count} frames to frame {reference}")
+    yield progress.event("align", 0.0, f"aligning {count} frames to frame {reference + 1}")
     cancel.raise_if_cancelled()
     reference_small = small_grey(reference)
     small_matrices: dict[int, np.ndarray] = {reference: np.eye(3)}
@@ -116,12 +116,12 @@ def estimate_alignment(
                 if problem is not None:
                     raise RegistrationFailed(f"relative to the reference: {problem}")
             except RegistrationFailed as error:
-                target_label = f"frame {anchor_index}" if options.chain else f"reference frame {reference}"
+                target_label = f"frame {anchor_index + 1}" if options.chain else f"reference frame {reference + 1}"
                 if options.on_failure == "exclude":
                     status, action = "excluded", "excluded from the fusion"
                 else:
-                    status, action = "fallback", f"using the transform of frame {anchor_index}"
-                message = f"frame {index} ({name}) could not be registered to {target_label}: {error}; {action}"
+                    status, action = "fallback", f"using the transform of frame {anchor_index + 1}"
+                message = f"frame {index + 1} ({name}) could not be registered to {target_label}: {error}; {action}"
                 notes.append(message)
                 small_matrices[index] = anchor_matrix.copy()
                 records[index] = {"status": status, "method": "none", "messages": [message],

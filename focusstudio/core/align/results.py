@@ -121,7 +121,7 @@ class Alignment:
             if frame.gain != 1.0 or frame.offset != 0.0:
                 extra.append(f"gain {frame.gain:.3f} offset {frame.offset:+.4f}")
             line = (
-                f"frame {frame.index} ({frame.name}): {frame.status:<9} {frame.method:<12} "
+                f"frame {frame.index + 1} ({frame.name}): {frame.status:<9} {frame.method:<12} "
                 f"scale {values['scale']:.4f} rot {values['rotation_deg']:+.3f}° "
                 f"shift ({values['shift_x']:+.2f}, {values['shift_y']:+.2f}) px"
             )

@@ -9,7 +9,8 @@ Also here: joining the frames a user adds to a stack, and keeping a small stack'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -84,7 +85,13 @@ def expand_inputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[str], l
         else:
             problems.append(FileProblem(str(item), "does not exist"))
     files.extend(natural_sorted(loose))
-    return files, notes, problems
+    unique: dict[str, Path] = {}
+    for path in files:
+        if _identity(path) in unique:
+            notes.append(f"{path.name} was given twice: opened once")
+        else:
+            unique[_identity(path)] = path
+    return list(unique.values()), notes, problems
 
 
 def open_files(
@@ -92,33 +99,30 @@ def open_files(
     cancel: CancelToken,
     per_frame: Callable[[np.ndarray], T],
     reference_shape: tuple[int, int] | None = None,
+    already_open: Collection[str | Path] = (),
 ) -> Generator[ProgressEvent, None, OpenedFiles[T]]:
     """Open every usable frame of ``paths``; each bad file becomes a :class:`FileProblem`.
 
     Headers are probed file by file; then every frame is decoded once and handed to ``per_frame``
     (the window makes its thumbnail), which also catches files whose header is fine but whose pixel
     data is damaged. Frames must all have ``reference_shape`` (the size of the stack they are added
-    to) or the size of the first good frame.
+    to) or the size most frames have (one odd file sorting first must not reject every real frame).
+    Files in ``already_open`` (the stack they are added to) are named, not added twice.
     """
     files, notes, problems = expand_inputs(paths)
-    frames: list[FrameInfo] = []
+    known = {_identity(path) for path in already_open}
+    probed_files: list[tuple[Path, list[FrameInfo]]] = []
     for number, path in enumerate(files):
         cancel.raise_if_cancelled()
         yield ProgressEvent("reading headers", 0.1 * number / max(len(files), 1), path.name)
+        if _identity(path) in known:
+            problems.append(FileProblem(str(path), "is already in the stack"))
+            continue
         try:
-            probed = probe_image(path)
+            probed_files.append((path, list(probe_image(path))))
         except FocusStudioError as error:
             problems.append(FileProblem(str(path), error.message))
-            continue
-        expected = reference_shape or (frames[0].shape if frames else probed[0].shape)
-        odd = [info for info in probed if info.shape != expected]
-        if odd:
-            problems.append(FileProblem(
-                str(path),
-                f"is {odd[0].width}×{odd[0].height} pixels but the stack is {expected[1]}×{expected[0]}",
-            ))
-            continue
-        frames.extend(probed)
+    frames = _frames_of_one_size(probed_files, reference_shape, problems)
 
     stack = Stack(frames, decode_frame, notes)
     products: list[T] = []
@@ -145,6 +149,38 @@ def open_files(
         notes=tuple(notes),
         paths=tuple(str(p) for p in paths),
     )
+
+
+def _identity(path: str | Path) -> str:
+    """One spelling per file (relative paths, symlinks, ``..``), to recognise a file given twice."""
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return str(Path(path).absolute())
+
+
+def _frames_of_one_size(probed_files: Sequence[tuple[Path, list[FrameInfo]]],
+                        reference_shape: tuple[int, int] | None,
+                        problems: list[FileProblem]) -> list[FrameInfo]:
+    """The frames of the size the stack needs: ``reference_shape``, else the size most frames have
+    (ties: the size that comes first); every file of another size becomes a problem."""
+    if reference_shape is not None:
+        expected, reason = reference_shape, f"the stack is {reference_shape[1]}×{reference_shape[0]}"
+    else:
+        sizes = Counter(info.shape for _, infos in probed_files for info in infos)
+        if not sizes:
+            return []
+        expected, count = sizes.most_common(1)[0]
+        total = sum(sizes.values())
+        reason = f"the stack is {expected[1]}×{expected[0]} ({count} of the {total} frames)"
+    frames: list[FrameInfo] = []
+    for path, infos in probed_files:
+        odd = [info for info in infos if info.shape != expected]
+        if odd:
+            problems.append(FileProblem(str(path), f"is {odd[0].width}×{odd[0].height} pixels but {reason}"))
+            continue
+        frames.extend(infos)
+    return frames
 
 
 #: Decoded frames kept in memory for live updates when the whole stack fits in this many bytes.

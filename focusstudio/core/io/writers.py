@@ -202,6 +202,25 @@ def write_map(
     return target
 
 
+def render_index_grey(fusion_map: FusionMap, levels: int | None = None) -> np.ndarray:
+    """An index map's raw frame positions as grey: pixel value k = frame k of the fusion (0-based, as
+    the map holds them; the sidecar lists the frames in that order). 8-bit up to 256 frames, else
+    16-bit: the colour-coded picture is for the eye, this one for depth-map tools and scripts."""
+    data = np.asarray(fusion_map.data)
+    if fusion_map.kind != "index" or data.ndim != 2:
+        raise ValueError(f"map {fusion_map.name!r} is not an H×W index map")
+    count = levels if levels is not None else int(np.max(data, initial=0)) + 1
+    dtype = np.uint8 if count <= 256 else np.uint16
+    return np.clip(np.rint(data), 0, np.iinfo(dtype).max).astype(dtype)
+
+
+def grey_index_file_names(maps: Mapping[str, FusionMap]) -> dict[str, str]:
+    """``{index map key: file name}`` of the raw grey copies :func:`write_maps` writes beside the
+    colour-coded index maps (``index`` → ``index_grey.png``), unique among the maps' own names."""
+    used = {Path(name).stem.lower() for name in map_file_names(maps).values()}
+    return {key: f"{_file_stem(key + '_grey', used)}.png" for key in sorted(maps) if maps[key].kind == "index"}
+
+
 def map_file_names(keys: Iterable[str]) -> dict[str, str]:
     """``{map key: file name}`` as :func:`write_maps` names them (safe, unique, sorted keys)."""
     used: set[str] = set()
@@ -229,7 +248,9 @@ def write_maps(
 ) -> list[Path]:
     """Write every map of ``result`` as ``<directory>/<map key>.png`` (for ``--maps DIR``).
 
-    The folder is created when missing. Index maps are scaled by the number of source frames.
+    The folder is created when missing. Index maps are scaled by the number of source frames and
+    colour-coded, and written once more as their raw frame positions in grey (``<key>_grey.png``,
+    :func:`render_index_grey`).
     Returns the paths written, in map-key order. Every map is checked before the first is
     written, and they are published together (or with the rest of ``plan``'s outputs).
     """
@@ -246,9 +267,17 @@ def write_maps(
     for key, target in targets.items():  # check them all before encoding the first
         if not plan.declared(target):
             plan.file(target, f"the {key} map")
+    grey_names = grey_index_file_names(result.maps)
+    for key, name in grey_names.items():
+        if not plan.declared(folder / name):
+            plan.file(folder / name, f"the raw {key} map")
     for key, target in targets.items():
         write_map(target, result.maps[key], levels=levels, index_colours=index_colours, plan=plan)
-    return [Path(directory) / name for name in names.values()]
+    for key, name in grey_names.items():
+        fusion_map = result.maps[key]
+        _write_through_policy(folder / name, lambda m=fusion_map: render_index_grey(m, levels), 95, False, (),
+                              plan, f"the raw {key} map")
+    return [Path(directory) / name for name in [*names.values(), *grey_names.values()]]
 
 
 # --------------------------------------------------------------------------- checks

@@ -53,7 +53,7 @@ class SerialDecisionMethod(DeepFusionMethod):
 
     #: Name and description of the network's soft map in the explanation maps.
     soft_map_name: ClassVar[str] = "soft_map"
-    soft_map_description: ClassVar[str] = "Network output: weight of frame 0"
+    soft_map_description: ClassVar[str] = "Network output: weight of frame 1"
 
     # -------------------------------------------------------------- to implement
     @abstractmethod
@@ -129,14 +129,14 @@ class SerialDecisionMethod(DeepFusionMethod):
             maps[name] = FusionMap(name, "weight", soft, self.soft_map_description)
             maps["decision_raw"] = FusionMap(
                 "decision_raw", "decision", raw.astype(np.float32),
-                f"{name} > {params['threshold']:g} (1 = frame 0), before clean-up",
+                f"{name} > {params['threshold']:g} (1 = frame 1), before clean-up",
             )
-            maps["decision"] = FusionMap("decision", "decision", decision, "Weight of frame 0 used for fusion")
+            maps["decision"] = FusionMap("decision", "decision", decision, "Weight of frame 1 used for fusion")
         elif count <= MAX_STEP_MAPS:
             for step, soft in enumerate(chain.soft_maps, start=1):
                 maps[f"{name}_{step}"] = FusionMap(
                     f"{name}_{step}", "weight", soft,
-                    f"Step {step}: weight of the running result against frame {step}", frame=step,
+                    f"Step {step}: weight of the running result against frame {step + 1}", frame=step,
                 )
         if chain.index is not None:
             maps["index"] = FusionMap("index", "index", chain.index, "Frame each pixel was taken from")

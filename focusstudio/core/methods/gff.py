@@ -142,10 +142,10 @@ class GuidedFilteringFusion(FusionMethod):
         fused = base_sum / expand_total(base_total) + detail_sum / expand_total(detail_total)
         maps = dict(analysis.maps)
         maps["weight_base"] = FusionMap(
-            "weight_base", "weight", first_weights[0] / base_total, "Refined base-layer weight of frame 0", frame=0
+            "weight_base", "weight", first_weights[0] / base_total, "Refined base-layer weight of frame 1", frame=0
         )
         maps["weight_detail"] = FusionMap(
-            "weight_detail", "weight", first_weights[1] / detail_total, "Refined detail-layer weight of frame 0",
+            "weight_detail", "weight", first_weights[1] / detail_total, "Refined detail-layer weight of frame 1",
             frame=0,
         )
         yield context.progress.event("fusion", 1.0, "done")

@@ -159,7 +159,7 @@ class LaplacianPyramidFusion(FusionMethod):
         }
         if count == 2:
             maps["decision"] = FusionMap(
-                "decision", "decision", (index[0] == 0).astype(np.float32), "1 = finest detail from frame 0"
+                "decision", "decision", (index[0] == 0).astype(np.float32), "1 = finest detail from frame 1"
             )
         yield context.progress.event("compose", 1.0, "done")
         return self.make_result(image, stack, params, maps, analysis)

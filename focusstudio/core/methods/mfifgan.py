@@ -102,7 +102,7 @@ class MFIFGANFusion(SerialDecisionMethod):
         )
     )
     soft_map_name = "focus_map"
-    soft_map_description = "Generator output: weight of frame 0, before thresholding"
+    soft_map_description = "Generator output: weight of frame 1, before thresholding"
     map_names: ClassVar[tuple[str, ...]] = ("focus_map", "decision_raw", "decision", "index", "focus_map_{j}")
     network_spec = NETWORK
     training_recipe = "focusstudio.core.training.recipes.mfifgan:MFIFGANRecipe"

@@ -189,7 +189,7 @@ class SpatialFrequencyFusion(FusionMethod):
             if keep_frames:
                 maps[f"activity_{i}"] = FusionMap(
                     f"activity_{i}", "activity", normalised_sf(activity, radius),
-                    f"Spatial frequency of frame {i} (radius {radius})", frame=i,
+                    f"Spatial frequency of frame {i + 1} (radius {radius})", frame=i,
                 )
             yield context.progress.event("analysis", (i + 1) / count, f"spatial frequency {i + 1}/{count}")
         assert argmax.best is not None
@@ -225,7 +225,7 @@ class SpatialFrequencyFusion(FusionMethod):
         decision = verify_binary(decision_raw, params)
         index = np.where(decision, 0, 1).astype(np.int32)
         maps["decision_raw"] = FusionMap(
-            "decision_raw", "decision", decision_raw.astype(np.float32), "1 = frame 0 has the larger SF"
+            "decision_raw", "decision", decision_raw.astype(np.float32), "1 = frame 1 has the larger SF"
         )
         maps["decision"] = FusionMap(
             "decision", "decision", decision.astype(np.float32), "Decision after consistency verification"
@@ -246,7 +246,7 @@ class SpatialFrequencyFusion(FusionMethod):
             )(weight)
             del guide  # a full-size colour copy, not needed for the composition
             maps["weight"] = FusionMap(
-                "weight", "weight", weight, "Guided-filtered weight of frame 0 (not clipped, as SESF-Fuse)"
+                "weight", "weight", weight, "Guided-filtered weight of frame 1 (not clipped, as SESF-Fuse)"
             )
         return compose_pair(first, second, weight)
 
@@ -297,6 +297,6 @@ class SpatialFrequencyFusion(FusionMethod):
         )
         weight0 = first_weight[0] / np.maximum(total, 1e-8) if first_weight else np.zeros_like(total)
         maps["weight"] = FusionMap(
-            "weight", "weight", weight0.astype(np.float32), "Guided-filtered, renormalised weight of frame 0"
+            "weight", "weight", weight0.astype(np.float32), "Guided-filtered, renormalised weight of frame 1"
         )
         return fused

@@ -116,7 +116,7 @@ class TwoStreamFusion(SerialDecisionMethod):
         )
     )
     soft_map_name = "alpha"
-    soft_map_description = "Latent decision map α: weight of frame 0 predicted by the network"
+    soft_map_description = "Latent decision map α: weight of frame 1 predicted by the network"
     map_names: ClassVar[tuple[str, ...]] = ("alpha", "decision_raw", "decision", "index", "alpha_{j}")
     network_spec = NETWORK
     training_recipe = "focusstudio.core.training.recipes.twostream:TwoStreamRecipe"

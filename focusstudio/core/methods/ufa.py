@@ -206,14 +206,14 @@ class UFAFusion(DeepFusionMethod):
             for role, k in ((0, 0 if step == 1 else None), (1, step)):
                 if k is None or count > MAX_FRAME_MAPS:
                     continue
-                other = "frame 1" if k == 0 else ("frame 0" if step == 1 else "the running result")
+                other = "frame 2" if k == 0 else ("frame 1" if step == 1 else "the running result")
                 maps[f"spatial_attention_{k}"] = FusionMap(
                     f"spatial_attention_{k}", "attention", out.spatial[role],
-                    f"Spatial attention weight of frame {k} against {other}{quirks}", frame=k,
+                    f"Spatial attention weight of frame {k + 1} against {other}{quirks}", frame=k,
                 )
                 maps[f"channel_attention_{k}"] = FusionMap(
                     f"channel_attention_{k}", "attention", out.channel_share[role],
-                    f"Share of frame {k} in the channel-attended features (the channel weights are global; "
+                    f"Share of frame {k + 1} in the channel-attended features (the channel weights are global; "
                     "vectors in the analysis)", frame=k,
                 )
             return out.fused.mean(axis=2, dtype=np.float32) if grey else out.fused
@@ -259,8 +259,8 @@ def derived_maps(fused: np.ndarray, stack: Stack, context: RunContext) -> dict[s
         return {
             "derived_decision": FusionMap(
                 "derived_decision", "decision", decision,
-                "Derived, not used for fusion: 1 where the decoded pixel is closer to frame 0 than to "
-                "frame 1 (0.5 = equally close)",
+                "Derived, not used for fusion: 1 where the decoded pixel is closer to frame 1 than to "
+                "frame 2 (0.5 = equally close)",
             )
         }
     return {

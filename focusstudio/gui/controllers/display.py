@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject
 
 from focusstudio.core.types import FusionMap
 from focusstudio.gui.jobs import FrameDisplay, FusionOutcome, frame_display_job
+from focusstudio.gui.map_legend import telling_map
 from focusstudio.gui.view_state import RESULT_A, RESULT_B, frame_key, parse_layer
 from focusstudio.gui.workers import JobRunner
 
@@ -79,6 +80,36 @@ class DisplayController(QObject):
         if stack is None or index >= len(stack):
             return f"Frame {index + 1}"
         return f"Frame {index + 1}: {stack.frames[index].name}"
+
+    def _origin(self, key: str, image: np.ndarray) -> tuple[int, int] | None:
+        """Where layer ``key``'s pixel (0, 0) lies on the loaded frames (an aligned, cropped result
+        starts at its crop box), or None when that is not known."""
+        stack = self.workspace.stack
+        shape = image.shape[:2]
+        outcome = self.result_for_layer(key)
+        if outcome is not None and outcome.alignment is not None and outcome.alignment.crop_box is not None:
+            x, y, width, height = outcome.alignment.crop_box
+            if shape == (height, width):
+                return (x, y)
+        if stack is not None and shape == stack.shape:
+            return (0, 0)
+        return None
+
+    def wipe_placement(self, base: str, other: str) -> tuple[float, float, float, float] | str:
+        """Where layer ``other`` lies over layer ``base`` when their sizes differ (the wipe and Compare
+        A | B of a cropped and an uncropped result: the common area), or why that is unknown."""
+        base_image, other_image = self.layer_image(base), self.layer_image(other)
+        if base_image is None or other_image is None:
+            return "the image is not ready"
+        base_origin, other_origin = self._origin(base, base_image), self._origin(other, other_image)
+        (base_h, base_w), (other_h, other_w) = base_image.shape[:2], other_image.shape[:2]
+        if base_origin is not None and other_origin is not None:
+            return (float(other_origin[0] - base_origin[0]), float(other_origin[1] - base_origin[1]),
+                    float(other_w), float(other_h))
+        if abs(other_w / other_h - base_w / base_h) < 0.01:  # the same view at another resolution
+            return (0.0, 0.0, float(base_w), float(base_h))
+        return (f"it is {other_w}×{other_h} and {self.layer_title(base)} {base_w}×{base_h}, and how they "
+                "overlap is unknown (fuse both with the same alignment settings)")
 
     def shown_outcome(self) -> FusionOutcome | None:
         """The result whose maps are overlaid: the base result, else the target slot's."""
@@ -185,7 +216,23 @@ class DisplayController(QObject):
         result = outcome.result
         if self.state.base == result_layer(outcome.request.slot):
             self.state.sync_maps(result.maps, outcome.levels)
+            self._show_telling_map(outcome)
         self.window.viewer.refresh_overlays()
+
+    def _show_telling_map(self, outcome: FusionOutcome) -> None:
+        """After a fusion, overlay the map that says where the result came from (unless the user
+        already chose which maps to see: a live update or a second fusion keeps that choice)."""
+        state = self.state
+        if outcome.request.live or state.visibility_chosen or state.visible_overlays():
+            return
+        name = telling_map(outcome.result.maps, len(outcome.result.source_names))
+        if name is not None and name in state.overlays:
+            state.show_only(name)
+
+    def frame_names(self) -> list[str]:
+        """The names of the frames the shown result was fused from, in its order (the legend's rows)."""
+        outcome = self.shown_outcome()
+        return list(outcome.result.source_names) if outcome is not None else []
 
     def _on_results_cleared(self) -> None:
         self.state.sync_maps({})
@@ -253,11 +300,15 @@ class DisplayController(QObject):
         if other == self.state.base:
             other = self._before_layer if self.state.base.startswith("result:") else RESULT_A
         self.state.set_wipe(not self.state.wipe_enabled, other)
+        if self.window.viewer.wipe_problem:
+            self.window.statusBar().showMessage(self.window.viewer.wipe_problem, 8000)
 
     def compare_results(self) -> None:
         if "A" in self.workspace.results and "B" in self.workspace.results:
             self.state.set_base(RESULT_A)
             self.state.set_wipe(True, RESULT_B)
+            if self.window.viewer.wipe_problem:
+                self.window.statusBar().showMessage(self.window.viewer.wipe_problem, 8000)
         else:
             self.window.statusBar().showMessage("Fuse into result A and result B first (choose 'Fuse into')", 5000)
 
@@ -292,7 +343,7 @@ class DisplayController(QObject):
             value = data[map_row, map_col]
             if fusion_map.kind == "index":
                 frame = int(value)
-                parts.append(f"{name} {frame}")
+                parts.append(f"{name} {frame + 1}")  # 1-based, as the list numbers frames
                 if not origin and 0 <= frame < len(names):
                     origin = f"from frame {frame + 1} ({names[frame]})"
             else:

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QTimer
 from focusstudio.core.errors import ParameterError
 from focusstudio.core.progress import ProgressEvent
 from focusstudio.gui.jobs import FusionOutcome, FusionRequest, fusion_job
+from focusstudio.gui.progress_text import timing_text
 from focusstudio.gui.workers import JobRunner
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class FusionController(QObject):
                 f"Live update {latency:.0f} ms (post-processing {timings.get('finish', 0.0) * 1000:.0f} ms)")
             window.liveUpdated.emit(latency)
         else:
-            window.timing_label.setText(f"{result.method}: {timings.get('total', outcome.worker_seconds):.2f} s")
+            window.timing_label.setText(timing_text(outcome))
             aligned = f" ({window.align_summary.text()})" if outcome.alignment is not None else ""
             window.statusBar().showMessage(f"Fused {len(result.source_names)} frames with {result.method} "
                                            f"into result {slot}{aligned}", 8000)

@@ -84,7 +84,8 @@ class MethodController(QObject):
         window.weights_chooser.set_method(method)
         window.param_form.blockSignals(True)
         window.param_form.set_params(method.params)
-        remembered = workspace.values_for(name)
+        # This session's values, else those the method had when the window last closed.
+        remembered = workspace.values_for(name) or window.app_settings.method_values(name)
         if remembered:
             window.param_form.set_values(remembered)
         window.param_form.blockSignals(False)

@@ -73,10 +73,13 @@ class StackController(QObject):
                                                                       partial(self.open_paths, paths, add)):
             return None
         reference = stack.shape if add and stack is not None else None
+        # A file dropped again is named, not added twice.
+        already = [str(info.path) for info in stack.frames if info.path is not None] if add and stack else []
         self._pending_add = add
         self.window.app_settings.last_directory = str(Path(paths[0]).parent if Path(paths[0]).is_file() else paths[0])
         self.window.show_busy("Opening", 0.0)
-        return self.window.file_runner.start(partial(load_files, paths, reference_shape=reference))
+        return self.window.file_runner.start(partial(load_files, paths, reference_shape=reference,
+                                                     already_open=already))
 
     # ------------------------------------------------------------------ what came back
     def on_loaded(self, outcome: LoadOutcome) -> None:
@@ -125,6 +128,26 @@ class StackController(QObject):
         window.stack_panel.set_summary(summary)
         window.stack_panel.summary.setToolTip("\n".join(stack.notes))
         window.display.show_new_stack()
+
+    def remove_frames(self, indices: list[int]) -> None:
+        """Take frames out of the stack (the list's Delete key and context menu); order and ticks stay."""
+        window, workspace = self.window, self.workspace
+        if workspace.stack is None or not indices:
+            return
+        names = [workspace.stack.frames[i].name for i in indices if i < len(workspace.stack)]
+        order, excluded = window.stack_panel.order(), set(window.stack_panel.excluded())
+        keep = workspace.remove_frames(indices)
+        new_index = {old: new for new, old in enumerate(keep)}
+        if workspace.stack is None:
+            window.stack_panel.set_frames([], [], [])
+            window.stack_panel.set_summary("No stack loaded. Drop images or a folder here.")
+            window.display.show_new_stack()
+        else:
+            self.show_stack([new_index[i] for i in order if i in new_index],
+                            [new_index[i] for i in excluded if i in new_index])
+            if window.state.base.startswith("frame:"):  # the frame looked at may be gone
+                window.display.show_frame((workspace.active_indices or [0])[0])
+        window.statusBar().showMessage(f"Removed {', '.join(names)} from the stack", 6000)
 
     def _on_selection_changed(self, _indices: list[int]) -> None:
         for slot in self.workspace.stale_slots():
