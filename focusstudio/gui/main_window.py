@@ -49,7 +49,7 @@ from focusstudio.gui.layers_panel import LayersPanel
 from focusstudio.gui.metrics_panel import MetricsPanel
 from focusstudio.gui.progress_text import ProgressClock
 from focusstudio.gui.settings import AppSettings, PresetStore
-from focusstudio.gui.side_panels import AlignmentPanel, MethodPanel
+from focusstudio.gui.side_panels import AlignmentPanel, MethodPanel, scrolled
 from focusstudio.gui.stack_panel import StackPanel, dropped_paths
 from focusstudio.gui.view_state import ViewState
 from focusstudio.gui.viewer import Viewer
@@ -198,7 +198,8 @@ class MainWindow(QMainWindow):
             self.state, self.viewer.overlay_item, self.display.histogram_took_lut, self.display.map_description,
             self.display.frame_names,
         )
-        self.layers_dock = self._dock("Overlays", "layersDock", self.layers_panel,
+        # Scrolled: with the histogram shown its minimum height would push a 1366×768 window off screen.
+        self.layers_dock = self._dock("Overlays", "layersDock", scrolled(self.layers_panel),
                                       Qt.DockWidgetArea.RightDockWidgetArea)
         self.metrics_panel = MetricsPanel()
         self.metrics_panel.computeRequested.connect(self.metrics.compute_now)

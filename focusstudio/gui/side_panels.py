@@ -28,7 +28,7 @@ from focusstudio.gui.weights_panel import WeightsChooser
 ALIGN_MODES = (("auto", f"Auto ({ALIGN_BY_DEFAULT_FROM} or more frames)"), ("on", "Always"), ("off", "Never"))
 
 
-def _scrolled(widget: QWidget) -> QScrollArea:
+def scrolled(widget: QWidget) -> QScrollArea:
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setWidget(widget)
@@ -47,7 +47,7 @@ class MethodPanel(QWidget):
         self.description = QLabel()
         self.description.setWordWrap(True)
         self.param_form = ParamForm()
-        form_scroll = _scrolled(self.param_form)
+        form_scroll = scrolled(self.param_form)
 
         self.preset_combo = QComboBox()
         self.preset_combo.setObjectName("presetCombo")
@@ -116,4 +116,4 @@ class AlignmentPanel(QWidget):
         self.form = ParamForm(ALIGN_PARAMS, group_titles={"analysis": "Registration", "post": "Result"})
         layout.addLayout(mode_row)
         layout.addWidget(self.summary)
-        layout.addWidget(_scrolled(self.form), 1)
+        layout.addWidget(scrolled(self.form), 1)

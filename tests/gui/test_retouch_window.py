@@ -72,7 +72,7 @@ def fused(qtbot: QtBot, window: MainWindow, stack_folder: Path) -> MainWindow:
 def test_painting_in_the_window_after_a_fusion(qtbot: QtBot, fused: MainWindow) -> None:
     tool = fused.retouch
     controller = tool.controller
-    assert fused.retouch_dock.widget() is tool.panel
+    assert fused.retouch_dock.widget().widget() is tool.panel  # inside its scroll area
     result = fused.results["A"].result
     assert controller.model is tool.slots["A"].model and controller.result is result
     assert tool.panel.source.count() == 4  # three frames and the eraser

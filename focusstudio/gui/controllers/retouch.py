@@ -25,6 +25,7 @@ from focusstudio.core.progress import CancelToken, ProgressEvent
 from focusstudio.core.retouch import RetouchModel, SharpnessProbe, retouch_section
 from focusstudio.gui.retouch import RetouchController
 from focusstudio.gui.retouch_panel import RetouchPanel
+from focusstudio.gui.side_panels import scrolled
 from focusstudio.gui.view_state import parse_layer
 from focusstudio.gui.workers import JobRunner
 
@@ -126,7 +127,9 @@ class RetouchTool(QObject):
     def build_dock(self) -> QDockWidget:
         """The Retouch dock, a tab beside the Method dock."""
         window = self.window
-        dock = window._dock("Retouch", "retouchDock", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        # Scrolled like the Method panel: its rows must not raise the window's minimum height
+        # (on a 1366×768 screen the window has to fit in ~708 px).
+        dock = window._dock("Retouch", "retouchDock", scrolled(self.panel), Qt.DockWidgetArea.RightDockWidgetArea)
         window.tabifyDockWidget(window.method_dock, dock)
         window.method_dock.raise_()
         return dock
