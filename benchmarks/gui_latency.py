@@ -37,7 +37,6 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from benchmarks.bench_stacks import PRESETS, StackSpec, build_stack
-from focusstudio.gui.controllers.fusion import LIVE_DEBOUNCE_MS
 
 
 def _wait(signal: Any, timeout_s: float, failed: Any = None) -> list[Any]:
@@ -198,36 +197,168 @@ def measure_preload() -> dict[str, Any]:
 
 
 def measure_live(size: int, repeats: int, cache: Path, scratch: Path) -> dict[str, Any]:
+    """Live updates on a 2-frame colour stack of ``size``² pixels written as PNG files."""
     frames, _ = build_stack(StackSpec(size, size, 2, "uint8", "png"), cache)
+    report = measure_live_on(lambda window: window.open_paths([str(path) for path in frames]), "sf", repeats,
+                             scratch)
+    report["stack"] = f"2 frames {size}x{size} RGB uint8 ({size * size / 1e6:.2f} MP)"
+    return report
+
+
+def synthetic_stack(width: int, height: int, frames: int) -> Any:
+    """An in-memory colour stack of ``frames`` frames (each sharp in one band of columns): a result
+    of ``width``×``height`` without writing and decoding huge files."""
+    import numpy as np
+
+    from focusstudio.core.types import Stack
+
+    rng = np.random.default_rng(0)
+    texture = rng.random((height // 8 + 1, width // 8 + 1, 3), dtype=np.float32)
+    sharp = np.repeat(np.repeat(texture, 8, axis=0), 8, axis=1)[:height, :width]
+    import cv2
+
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 4.0)
+    arrays = []
+    for index in range(frames):
+        frame = blurred.copy()
+        band = slice(index * width // frames, (index + 1) * width // frames)
+        frame[:, band] = sharp[:, band]
+        arrays.append(frame)
+    return Stack.from_arrays(arrays, [f"synthetic_{index}" for index in range(frames)])
+
+
+#: Post-processing values each method's live benchmark alternates between (a slider being dragged).
+LIVE_CHANGES: dict[str, list[dict[str, Any]]] = {
+    "sf": [{"gf_radius": 5 + 2 * k, "morphology_radius": 3 + k % 3} for k in range(4)],
+    "gff": [{"base_gf_radius": 30 + 5 * k, "detail_gf_radius": 7 + k} for k in range(4)],
+    "laplacian": [{"use_consistency": k % 2 == 0, "consistency_radius": 1 + k} for k in range(4)],
+}
+
+
+def measure_live_on(load: Any, method: str, repeats: int, scratch: Path) -> dict[str, Any]:
+    """Fuse what ``load(window)`` opens with ``method``, then change its post-processing ``repeats``
+    times: the time from each change to the first update on screen (``first``: a reduced-resolution
+    one where the window makes one) and to the full-resolution result being final (``final``)."""
     window = make_window(scratch)
-    window.select_method("sf")
-    window.open_paths([str(path) for path in frames])
-    _wait(window.stackLoaded, 120, window.jobFailed)
+    window.select_method(method)
+    window.set_alignment_mode("off")
+    load(window)
+    _wait(window.stackLoaded, 600, window.jobFailed)
     window.fuse()
-    _wait(window.resultReady, 600, window.jobFailed)
-    window.state.show_only("decision")
-    latencies: list[float] = []
+    _wait(window.resultReady, 1800, window.jobFailed)
+    first: list[float] = []
+    final: list[float] = []
     finish: list[float] = []
-    overhead: list[float] = []
+    changes = LIVE_CHANGES[method]
     for step in range(repeats):
-        # Alternate between values so every change is a real change of the post-processing.
-        window.param_form.set_values({"gf_radius": 4 + 2 * (step % 4) + 1, "morphology_radius": 3 + step % 3})
-        latencies.append(float(_wait(window.liveUpdated, 60, window.jobFailed)[0]))
-        outcome = window.results["A"]
-        finish.append(outcome.result.timings["finish"] * 1000.0)
-        # What the window adds: queueing, signal delivery and drawing (not the debounce, not the worker).
-        overhead.append(latencies[-1] - LIVE_DEBOUNCE_MS - outcome.worker_seconds * 1000.0)
+        before = window.results["A"]
+        changed = time.perf_counter()
+        # Every change is a real change of the post-processing.
+        window.param_form.set_values(changes[step % len(changes)])
+        first.append(float(_wait(window.liveUpdated, 120, window.jobFailed)[0]))
+        # Final: the full-resolution result of this change is in the workspace and nothing is pending.
+        _process_events_until(lambda before=before: _live_final(window, before), 300)
+        final.append((time.perf_counter() - changed) * 1000.0)
+        finish.append(window.results["A"].result.timings.get("finish", 0.0) * 1000.0)
         assert window.results["A"].reused_analysis
+    shape = window.results["A"].result.image.shape
     window.close()
     return {
-        "stack": f"2 frames {size}x{size} RGB uint8 ({size * size / 1e6:.2f} MP)",
+        "method": method,
+        "result": f"{shape[1]}x{shape[0]} ({shape[0] * shape[1] / 1e6:.1f} MP)",
         "updates": repeats,
-        "median_latency_ms": round(statistics.median(latencies), 1),
-        "max_latency_ms": round(max(latencies), 1),
-        "median_postprocessing_ms": round(statistics.median(finish), 1),
-        "median_window_overhead_ms": round(statistics.median(overhead), 1),
-        "debounce_ms": LIVE_DEBOUNCE_MS,
+        "median_first_ms": round(statistics.median(first), 1),
+        "max_first_ms": round(max(first), 1),
+        "median_final_ms": round(statistics.median(final), 1),
+        "median_full_postprocessing_ms": round(statistics.median(finish), 1),
+        "load_average": round(os.getloadavg()[0], 1),
     }
+
+
+def _live_final(window: Any, before: Any) -> bool:
+    """The full-resolution result of the last change is in the workspace and nothing is pending."""
+    fusion = getattr(window, "fusion", None)  # the controller (the code before the split: the window)
+    timer = fusion.live_timer if fusion is not None else window._live_timer
+    return bool(window.results["A"] is not before and not window.fusion_runner.busy and not timer.isActive()
+                and not getattr(fusion, "pending_full", False))
+
+
+def measure_live_stacks(repeats: int, methods: list[str], scratch: Path, big: tuple[int, int]) -> dict[str, Any]:
+    """Live tuning on the 6-frame 1.7 MP macro stack (when /work/shared is there) and a 24 MP result."""
+    report: dict[str, Any] = {}
+    macro = Path(__file__).resolve().parents[2] / "shared" / "stacks" / "macro_object_6"
+    if macro.is_dir():
+        paths = [str(path) for path in sorted(macro.glob("frame_*"))]
+        for method in methods:
+            report[f"macro_object_6 {method}"] = measure_live_on(lambda w: w.open_paths(paths), method, repeats,
+                                                                 scratch)
+            print(json.dumps({f"macro_object_6 {method}": report[f"macro_object_6 {method}"]}), flush=True)
+    stack = synthetic_stack(big[0], big[1], 2)
+
+    def load_big(window: Any) -> None:
+        from PySide6.QtCore import QTimer
+
+        # load_stack_object is synchronous: signal stackLoaded once _wait listens.
+        window.load_stack_object(stack)
+        QTimer.singleShot(0, window.stackLoaded.emit)
+
+    report["synthetic 24 MP sf"] = measure_live_on(load_big, "sf", max(2, repeats // 2), scratch)
+    print(json.dumps({"synthetic 24 MP sf": report["synthetic 24 MP sf"]}), flush=True)
+    return report
+
+
+def measure_startup(runs: int) -> dict[str, Any]:
+    """Start ``python -m focusstudio gui`` (its real entry point) in a fresh process, ``runs`` times:
+    seconds from the process start to the window's first paint, with a fresh settings folder."""
+    import subprocess
+
+    samples: list[dict[str, float]] = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as home:
+            env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=home, QT_QPA_PLATFORM="offscreen")
+            started = time.time()
+            child = subprocess.run([sys.executable, "-m", "benchmarks.gui_latency", "--startup-child"],
+                                   capture_output=True, text=True, timeout=120, env=env)
+            lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
+            if child.returncode != 0 or not lines:
+                raise RuntimeError(f"the start-up child failed: {child.stderr.strip()[-800:]}")
+            marks = json.loads(lines[-1])
+            samples.append({key: round(value - started, 3) for key, value in marks.items()})
+    keys = samples[0].keys()
+    return {"runs": runs, "median_s": {key: statistics.median(sample[key] for sample in samples) for key in keys},
+            "samples": samples}
+
+
+def startup_child() -> int:
+    """Run the app's own entry point and quit at the window's first paint; prints time stamps."""
+    marks: dict[str, float] = {"interpreter": time.time()}
+    from PySide6.QtCore import QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QApplication, QMainWindow
+
+    app = QApplication([sys.argv[0]])
+
+    class FirstPaint(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint and isinstance(watched, QMainWindow) and "paint" not in marks:
+                marks["paint"] = time.time()
+                QTimer.singleShot(0, app.quit)
+            return False
+
+    painted = FirstPaint()
+    app.installEventFilter(painted)
+    import focusstudio.gui.app as app_module
+    from focusstudio.cli import main as cli_main
+
+    marks["imports"] = time.time()
+
+    def report(code: int) -> None:
+        marks["exit"] = time.time()
+        print(json.dumps(marks), flush=True)
+        os._exit(code)
+
+    app_module.exit_now = report  # type: ignore[assignment]
+    QTimer.singleShot(60_000, app.quit)  # never hang a benchmark
+    return cli_main(["gui"])
 
 
 #: (label, method, align, the progress stage during which Cancel is pressed)
@@ -405,7 +536,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cancel-frames", type=int, default=4)
     parser.add_argument("--cancel-repeats", type=int, default=5, help="cancel moments per stage")
     parser.add_argument("--quit-child", nargs=2, metavar=("METHOD", "FOLDER"), help=argparse.SUPPRESS)
+    parser.add_argument("--tuning", action="store_true",
+                        help="only live tuning on the 6-frame macro stack and a 24 MP synthetic result")
+    parser.add_argument("--tuning-methods", default="sf,gff", help="methods for --tuning (comma-separated)")
+    parser.add_argument("--big-size", default="6000x4000", help="the synthetic result of --tuning (WxH)")
+    parser.add_argument("--startup", type=int, default=0, metavar="RUNS", help="only start-up to first paint")
+    parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.startup_child:
+        return startup_child()
+    if args.startup:
+        print(json.dumps({"startup": measure_startup(args.startup)}, indent=1), flush=True)
+        return 0
 
     from focusstudio.gui.app import create_application
 
@@ -413,6 +555,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quit_child:
         return quit_child(args.quit_child[0], Path(args.quit_child[1]))
     report: dict[str, Any] = {}
+    if args.tuning:
+        width, height = (int(part) for part in args.big_size.split("x"))
+        with tempfile.TemporaryDirectory() as scratch:
+            report["tuning"] = measure_live_stacks(args.repeats, args.tuning_methods.split(","), Path(scratch),
+                                                   (width, height))
+        return 0
     if args.cancel:
         spec = StackSpec(args.cancel_size, args.cancel_size * 3 // 4, args.cancel_frames, breathing=0.003)
         frames, _ = build_stack(spec, args.cache)

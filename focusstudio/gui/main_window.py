@@ -118,7 +118,7 @@ class MainWindow(QMainWindow):
         self.methods = MethodController(self)
 
         d = self.display
-        self.viewer = Viewer(self.state, d.layer_image, d.layer_title, d.shown_maps)
+        self.viewer = Viewer(self.state, d.layer_image, d.layer_title, d.shown_maps, layer_extent=d.layer_extent)
         self.viewer.main.set_hint("Drop images or a folder here\nor use File → Open (Ctrl+O)")
         self.setCentralWidget(self.viewer)
         self._build_status_bar()

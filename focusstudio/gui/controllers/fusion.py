@@ -2,8 +2,15 @@
 
 A fusion is a :func:`focusstudio.gui.jobs.fusion_job` on the fusion runner (a new run cancels the
 old). A change of post-processing parameters only re-runs the post-processing on the kept analysis
-(debounced, "live"); a change of analysis parameters waits for Fuse. A registration made for the
-current frames and settings is reused from the workspace instead of aligning again.
+("live"); a change of analysis parameters waits for Fuse. A registration made for the current
+frames and settings is reused from the workspace instead of aligning again.
+
+Live tuning has two resolutions: while the user drags, each change is post-processed at once at
+the viewport's resolution (:func:`focusstudio.gui.live_jobs.preview_job`, on its own runner; a
+change arriving meanwhile waits for it and only the latest one runs), and drawn over the result in
+place of its image; once the control has rested ``LIVE_REST_MS`` the full resolution runs in the
+background, cancelled by the next change, and only that final result enters the workspace (and is
+measured, exported). Metrics are held while a change is pending.
 """
 
 from __future__ import annotations
@@ -15,14 +22,19 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QTimer
 
 from focusstudio.core.errors import ParameterError
+from focusstudio.core.live_proxy import ProxyInputs, proxy_shape
 from focusstudio.core.progress import ProgressEvent
 from focusstudio.gui.jobs import FusionOutcome, FusionRequest, fusion_job
+from focusstudio.gui.live_jobs import PreviewOutcome, PreviewRequest, preview_job
 from focusstudio.gui.workers import JobRunner
 
 if TYPE_CHECKING:
     from focusstudio.gui.main_window import MainWindow
 
-#: Post-processing changes are applied this long after the last slider movement.
+#: The full-resolution post-processing starts once the controls have rested this long.
+LIVE_REST_MS = 300
+#: Without a reduced-resolution preview (a small result, an analysis that cannot be shrunk), the
+#: full resolution runs this long after the last change (a short debounce).
 LIVE_DEBOUNCE_MS = 150
 
 
@@ -38,6 +50,9 @@ class FusionController(QObject):
         self.runner.succeeded.connect(lambda _job, outcome: self._on_done(outcome))
         self.runner.failed.connect(lambda _job, message: self._on_failed(message))
         self.runner.cancelled.connect(lambda _job: self._on_cancelled())
+        self.preview_runner = JobRunner("preview", window)
+        self.preview_runner.succeeded.connect(lambda _job, outcome: self._on_preview(outcome))
+        self.preview_runner.failed.connect(lambda _job, message: self._on_preview_failed(message))
         self.runner.busyChanged.connect(lambda _busy: window.update_enabled())
         self.live_timer = QTimer(self)
         self.live_timer.setSingleShot(True)
@@ -47,7 +62,19 @@ class FusionController(QObject):
         #: The runner's current job is a live update (Fuse may replace it; a slider may restart it).
         self.live_running = False
         self.last_live_latency_ms: float | None = None
+        #: A post-processing change is waiting for its full-resolution result.
+        self.pending_full = False
+        #: The reduced-resolution result on screen in place of its slot's image (None: none).
+        self.preview: PreviewOutcome | None = None
+        #: perf_counter() of the change a preview should show next (None: none waiting).
+        self._preview_wanted: float | None = None
+        self._proxy: ProxyInputs | None = None
+        self._proxy_source: FusionOutcome | None = None
+        self._unreducible: FusionOutcome | None = None
+        #: How many previews were shown (tests and the benchmark read it).
+        self.previews_shown = 0
         self.workspace.events.results_cleared.connect(self.runner.cancel)
+        self.workspace.events.results_cleared.connect(self.drop_preview)
 
     # ------------------------------------------------------------------ full fusion
     def fuse(self, slot: str | None = None) -> int | None:
@@ -71,6 +98,9 @@ class FusionController(QObject):
         # Same frames, same settings: no need to register again.
         aligned = workspace.cached_registration(align) if align is not None else None
         self.live_timer.stop()
+        self.pending_full = False
+        self._preview_wanted = None
+        self.drop_preview()
         request = FusionRequest(
             stack=stack,
             method=method.name,
@@ -91,14 +121,18 @@ class FusionController(QObject):
     def cancel(self) -> None:
         self.live_timer.stop()
         self.runner.cancel()
+        self.drop_preview()
 
     def _on_progress(self, event: ProgressEvent) -> None:
-        self.window.show_busy(event.stage.capitalize(), event.fraction, event.message)
+        if not self.live_running:  # a live update's stages would flash the progress bar
+            self.window.show_busy(event.stage.capitalize(), event.fraction, event.message)
 
     def _on_cancelled(self) -> None:
+        live = self.live_running
         self.live_running = False
         self.window.hide_busy()
-        self.window.statusBar().showMessage("Fusion cancelled", 4000)
+        if not live:  # a full-resolution update superseded by the next change: nothing to say
+            self.window.statusBar().showMessage("Fusion cancelled", 4000)
 
     def _on_failed(self, message: str) -> None:
         self.live_running = False
@@ -112,6 +146,10 @@ class FusionController(QObject):
         """
         self.live_running = False
         self.window.hide_busy()
+        if outcome.request.live:
+            self.pending_full = False
+        if self.preview is not None and self.preview.request.source.request.slot == outcome.request.slot:
+            self.preview = None  # the final result replaces it
         self.workspace.set_result(outcome.request.slot, outcome)
         if not outcome.request.live:
             self._show_alignment(outcome)
@@ -183,6 +221,7 @@ class FusionController(QObject):
             window.statusBar().showMessage(str(error), 5000)
             return
         if resolved == dict(outcome.result.params):
+            self._stop_live()  # back to the values of the result on screen
             return
         reusable = (
             outcome.result.analysis is not None
@@ -197,7 +236,104 @@ class FusionController(QObject):
         if self.runner.busy and not self.live_running:
             return  # a full fusion is running; it re-checks the form when it finishes
         self._live_requested_at = time.perf_counter()
-        self.live_timer.start()  # restarted by every change: the debounce
+        self.pending_full = True
+        window.metrics.hold()  # metrics never run while the result is changing
+        if self.live_running:
+            self.runner.cancel()  # the next change supersedes the full-resolution update under way
+        previewing = self._request_preview(outcome)
+        self.live_timer.setInterval(LIVE_REST_MS if previewing else LIVE_DEBOUNCE_MS)
+        self.live_timer.start()  # restarted by every change: the full resolution waits for a rest
+
+    def _stop_live(self) -> None:
+        self.live_timer.stop()
+        if self.live_running:
+            self.runner.cancel()
+        self._preview_wanted = None
+        self.drop_preview()
+        if self.pending_full:
+            self.pending_full = False
+            self.window.metrics.queue(self.window.target_slot())  # held by the change: due again
+
+    # ------------------------------------------------------------------ reduced-resolution previews
+    def view_pixels(self) -> tuple[int, int]:
+        """The device pixels (width, height) of the main image view."""
+        pane = self.window.viewer.main
+        ratio = pane.devicePixelRatioF()
+        return round(pane.width() * ratio), round(pane.height() * ratio)
+
+    def _request_preview(self, outcome: FusionOutcome) -> bool:
+        """Preview the current values at screen resolution (now, or after the preview under way);
+        False when no preview is possible (then the full resolution is the update)."""
+        if outcome is self._unreducible or outcome.result.analysis is None:
+            return False
+        if proxy_shape(outcome.fused_stack.shape, self.view_pixels()) is None:
+            return False
+        self._preview_wanted = self._live_requested_at
+        if not self.preview_runner.busy:
+            self._start_preview()
+        return True
+
+    def _start_preview(self) -> None:
+        window, method = self.window, self.workspace.method
+        wanted, self._preview_wanted = self._preview_wanted, None
+        outcome = self.workspace.results.get(window.target_slot())
+        if wanted is None or method is None or outcome is None:
+            return
+        shape = proxy_shape(outcome.fused_stack.shape, self.view_pixels())
+        try:
+            params = method.params.resolve(window.param_form.values())
+        except ParameterError:
+            return
+        if shape is None:
+            return
+        proxy = self._proxy if self._proxy_source is outcome and self._proxy is not None \
+            and self._proxy.stack.shape == shape else None
+        request = PreviewRequest(outcome, params, shape, wanted, proxy)
+        self.preview_runner.start(partial(preview_job, request))
+
+    def _on_preview(self, preview: PreviewOutcome) -> None:
+        source = preview.request.source
+        if preview.proxy is not None:
+            self._proxy, self._proxy_source = preview.proxy, source
+        current = self.workspace.results.get(source.request.slot)
+        if preview.display is None:
+            self._unreducible = source  # post-processed at full resolution only, as before
+            self.live_timer.setInterval(LIVE_DEBOUNCE_MS)
+        elif current is source and self.pending_full:
+            # Only while its change still waits for the full resolution (a final result may have
+            # overtaken it).
+            self.preview = preview
+            self.previews_shown += 1
+            window = self.window
+            window.viewer.refresh_images()
+            latency = (time.perf_counter() - preview.request.requested_at) * 1000.0
+            self.last_live_latency_ms = latency
+            height, width = preview.request.shape
+            window.timing_label.setText(f"Preview {width}×{height}: {latency:.0f} ms "
+                                        f"(post-processing {preview.finish_seconds * 1000:.0f} ms)")
+            window.liveUpdated.emit(latency)
+        if self._preview_wanted is not None:
+            self._start_preview()
+
+    def _on_preview_failed(self, message: str) -> None:
+        # The full-resolution update still runs and reports a real failure; a preview only says it.
+        self.window.statusBar().showMessage(f"Preview failed: {message}", 5000)
+        if self._preview_wanted is not None:
+            self._start_preview()
+
+    def drop_preview(self) -> None:
+        """Show the slot's own result again (the values went back, a fusion started, results cleared)."""
+        self.preview_runner.cancel()
+        if self.preview is not None:
+            self.preview = None
+            self.window.viewer.refresh_images()
+
+    def preview_for(self, slot: str) -> PreviewOutcome | None:
+        """The reduced-resolution preview drawn in place of ``slot``'s result, if any."""
+        preview = self.preview
+        if preview is None or preview.request.source.request.slot != slot:
+            return None
+        return preview
 
     def _run_live_update(self) -> None:
         window = self.window

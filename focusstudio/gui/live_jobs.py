@@ -1,0 +1,125 @@
+"""Background work of live tuning, Qt-free: a reduced-resolution post-processing preview, and
+running a job (the metrics) in a thread of its own at the lowest CPU priority.
+
+A preview re-runs a method's ``finish`` on the result's analysis and frames shrunk to the pixels
+the viewport shows (:mod:`focusstudio.core.live_proxy`); the shrunk inputs come back with it so
+the next preview of the same result reuses them (a drag makes dozens of previews).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from focusstudio.core.live_proxy import NotReducible, ProxyInputs, make_proxy, scale_params
+from focusstudio.core.progress import CancelToken, ProgressEvent, scoped
+from focusstudio.gui.jobs import FusionOutcome, to_display
+
+ProgressJob = Generator[ProgressEvent, None, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class PreviewRequest:
+    """Post-process ``source``'s analysis with ``params`` at ``shape`` (height, width)."""
+
+    source: FusionOutcome
+    params: Mapping[str, Any]
+    shape: tuple[int, int]
+    #: perf_counter() of the change this preview shows (for the latency read-out and ordering).
+    requested_at: float = field(default_factory=time.perf_counter)
+    #: The shrunk inputs of an earlier preview of the same source and shape (None: make them).
+    proxy: ProxyInputs | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class PreviewOutcome:
+    """A reduced-resolution result for the screen (``display`` None: the analysis is not reducible)."""
+
+    request: PreviewRequest
+    display: np.ndarray | None
+    proxy: ProxyInputs | None
+    finish_seconds: float = 0.0
+    reason: str = ""
+
+
+def preview_job(request: PreviewRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, PreviewOutcome]:
+    """Shrink the inputs (first preview of a result only), run ``finish`` on them, make the display image."""
+    from focusstudio.core.methods.registry import get_method
+    from focusstudio.core.pipeline import run_fusion
+
+    source = request.source
+    analysis = source.result.analysis
+    if analysis is None:
+        return PreviewOutcome(request, None, None, reason="no analysis kept")
+    proxy = request.proxy
+    if proxy is None:
+        yield ProgressEvent("preview", 0.0, "shrinking the frames")
+        try:
+            proxy = make_proxy(analysis, source.fused_stack, request.shape)
+        except NotReducible as error:
+            return PreviewOutcome(request, None, None, reason=str(error))
+    cancel.raise_if_cancelled()
+    method = get_method(source.request.method)
+    params = scale_params(request.params, method.params, proxy.scale)
+    started = time.perf_counter()
+    result = yield from run_fusion(proxy.stack, source.request.method, params, device=source.request.device,
+                                   cancel=cancel, weights=source.request.weights, analysis=proxy.analysis)
+    finished = time.perf_counter() - started
+    cancel.raise_if_cancelled()
+    return PreviewOutcome(request, to_display(result.image), proxy, finished)
+
+
+# ---------------------------------------------------------------------------- low priority
+def lower_this_thread() -> None:
+    """Make the calling thread the last to get a CPU core (Linux: nice 19 for this thread only,
+    the others keep theirs; elsewhere nothing: the process-wide calls would slow the window too)."""
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id") and os.uname().sysname == "Linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+_DONE = object()
+
+
+def at_low_priority(factory: Any, name: str = "focusstudio-low-priority") -> Any:
+    """A job factory running ``factory``'s generator in a new thread at the lowest priority.
+
+    A thread of its own, ended with the job: a lowered thread cannot raise its priority again, so
+    lowering a shared pool thread would slow every later job that lands on it. Events and the
+    result are relayed to the caller's generator (the :class:`JobRunner`'s worker)."""
+
+    def job(cancel: CancelToken) -> ProgressJob:
+        events: queue.Queue[Any] = queue.Queue()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            lower_this_thread()
+            generator = scoped(factory(cancel), cancel)
+            try:
+                while True:
+                    try:
+                        events.put(next(generator))
+                    except StopIteration as stop:
+                        box["value"] = stop.value
+                        return
+            except BaseException as error:  # handed to the caller, which reports it
+                box["error"] = error
+            finally:
+                events.put(_DONE)
+
+        threading.Thread(target=run, name=name, daemon=True).start()
+        while (item := events.get()) is not _DONE:
+            yield item
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    return job
