@@ -37,11 +37,14 @@ class PreviewRequest:
     requested_at: float = field(default_factory=time.perf_counter)
     #: The shrunk inputs of an earlier preview of the same source and shape (None: make them).
     proxy: ProxyInputs | None = None
+    #: Only shrink the inputs (ahead of the first change), post-process nothing.
+    prepare_only: bool = False
 
 
 @dataclass(frozen=True, eq=False)
 class PreviewOutcome:
-    """A reduced-resolution result for the screen (``display`` None: the analysis is not reducible)."""
+    """A reduced-resolution result for the screen (``proxy`` None: the analysis is not reducible;
+    ``display`` None: nothing post-processed, only the inputs prepared or none possible)."""
 
     request: PreviewRequest
     display: np.ndarray | None
@@ -67,6 +70,8 @@ def preview_job(request: PreviewRequest, cancel: CancelToken) -> Generator[Progr
         except NotReducible as error:
             return PreviewOutcome(request, None, None, reason=str(error))
     cancel.raise_if_cancelled()
+    if request.prepare_only:
+        return PreviewOutcome(request, None, proxy)
     method = get_method(source.request.method)
     params = scale_params(request.params, method.params, proxy.scale)
     started = time.perf_counter()

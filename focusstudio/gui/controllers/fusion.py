@@ -68,9 +68,12 @@ class FusionController(QObject):
         self.preview: PreviewOutcome | None = None
         #: perf_counter() of the change a preview should show next (None: none waiting).
         self._preview_wanted: float | None = None
+        #: The shrunk inputs of the last preview and the (analysis, frames) they were made from:
+        #: every live result of one fusion shares its analysis and frames, so one shrinking serves
+        #: all the changes of a tuning session.
         self._proxy: ProxyInputs | None = None
-        self._proxy_source: FusionOutcome | None = None
-        self._unreducible: FusionOutcome | None = None
+        self._proxy_source: tuple[object, object] | None = None
+        self._unreducible: object | None = None
         #: How many previews were shown (tests and the benchmark read it).
         self.previews_shown = 0
         self.workspace.events.results_cleared.connect(self.runner.cancel)
@@ -201,6 +204,8 @@ class FusionController(QObject):
         window.metrics.queue(slot)
         window.update_enabled()
         window.resultReady.emit(slot)
+        if not outcome.request.live:
+            self.prepare_preview(outcome)
         # The user may have moved a post-processing slider while the full fusion ran.
         if not outcome.request.live:
             self.on_params_changed(window.param_form.values())
@@ -264,7 +269,7 @@ class FusionController(QObject):
     def _request_preview(self, outcome: FusionOutcome) -> bool:
         """Preview the current values at screen resolution (now, or after the preview under way);
         False when no preview is possible (then the full resolution is the update)."""
-        if outcome is self._unreducible or outcome.result.analysis is None:
+        if outcome.result.analysis is None or outcome.result.analysis is self._unreducible:
             return False
         if proxy_shape(outcome.fused_stack.shape, self.view_pixels()) is None:
             return False
@@ -286,19 +291,41 @@ class FusionController(QObject):
             return
         if shape is None:
             return
-        proxy = self._proxy if self._proxy_source is outcome and self._proxy is not None \
-            and self._proxy.stack.shape == shape else None
-        request = PreviewRequest(outcome, params, shape, wanted, proxy)
+        request = PreviewRequest(outcome, params, shape, wanted, self._cached_proxy(outcome, shape))
+        self.preview_runner.start(partial(preview_job, request))
+
+    def _cached_proxy(self, outcome: FusionOutcome, shape: tuple[int, int]) -> ProxyInputs | None:
+        key = (outcome.result.analysis, outcome.fused_stack)
+        proxy = self._proxy
+        if proxy is None or self._proxy_source is None or proxy.stack.shape != shape:
+            return None
+        return proxy if all(a is b for a, b in zip(self._proxy_source, key)) else None
+
+    def prepare_preview(self, outcome: FusionOutcome) -> None:
+        """Shrink a new result's analysis and frames in the background now, so that the first
+        change of a tuning session is as quick as the next ones."""
+        method = self.workspace.method
+        if not self.window.app_settings.live_update or outcome.result.analysis is None or method is None:
+            return
+        if not any(spec.stage == "post" for spec in method.params):
+            return  # nothing to tune
+        shape = proxy_shape(outcome.fused_stack.shape, self.view_pixels())
+        if shape is None or self._cached_proxy(outcome, shape) is not None or self.preview_runner.busy:
+            return
+        request = PreviewRequest(outcome, {}, shape, prepare_only=True)
         self.preview_runner.start(partial(preview_job, request))
 
     def _on_preview(self, preview: PreviewOutcome) -> None:
         source = preview.request.source
         if preview.proxy is not None:
-            self._proxy, self._proxy_source = preview.proxy, source
+            self._proxy, self._proxy_source = preview.proxy, (source.result.analysis, source.fused_stack)
         current = self.workspace.results.get(source.request.slot)
-        if preview.display is None:
-            self._unreducible = source  # post-processed at full resolution only, as before
+        if preview.proxy is None:
+            # Post-processed at full resolution only, as before.
+            self._unreducible = source.result.analysis
             self.live_timer.setInterval(LIVE_DEBOUNCE_MS)
+        elif preview.display is None:
+            pass  # prepared ahead of the first change
         elif current is source and self.pending_full:
             # Only while its change still waits for the full resolution (a final result may have
             # overtaken it).
