@@ -29,6 +29,11 @@ from focusstudio.core.types import FusionMap, Stack
 SPATIAL_SUFFIXES = ("radius", "sigma")
 
 
+#: An array of another size is "image-like" (a pyramid level, a tile) when both its first two
+#: dimensions are at least this long; smaller ones (per-channel weights, a 2×C table) are kept as they are.
+IMAGE_LIKE_EDGE = 16
+
+
 class NotReducible(Exception):
     """The analysis holds image-sized data the generic shrinking does not understand."""
 
@@ -82,7 +87,7 @@ def _shrink(value: Any, full: tuple[int, int], shape: tuple[int, int]) -> Any:
             if value.ndim > 3:
                 raise NotReducible(f"a {value.ndim}-dimensional full-size array")
             return _resize(value, shape)
-        if value.ndim >= 2 and value.size >= 4096:
+        if value.ndim >= 2 and min(value.shape[:2]) >= IMAGE_LIKE_EDGE:
             # An image-sized array of another size (a pyramid level, a tile): cannot be shrunk here.
             raise NotReducible(f"an array of shape {value.shape}")
         return value

@@ -254,7 +254,8 @@ class FusionController(QObject):
         if self.live_running:
             self.runner.cancel()
         self._preview_wanted = None
-        self.drop_preview()
+        if self.preview is not None or self.pending_full:  # (not a preparation under way)
+            self.drop_preview()
         if self.pending_full:
             self.pending_full = False
             self.window.metrics.queue(self.window.target_slot())  # held by the change: due again
