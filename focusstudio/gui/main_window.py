@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, Qt, QThreadPool, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -42,6 +42,7 @@ from focusstudio.gui.controllers.methods import MethodController
 from focusstudio.gui.controllers.metrics import MetricsController
 from focusstudio.gui.controllers.stack import StackController
 from focusstudio.gui.dialogs import PreferencesDialog, about_html
+from focusstudio.gui.icon import resource_icon  # (the window sets it; others import it from here)
 from focusstudio.gui.jobs import ExportOutcome, FusionOutcome, LoadOutcome
 from focusstudio.gui.layers_panel import LayersPanel
 from focusstudio.gui.metrics_panel import MetricsPanel
@@ -63,18 +64,6 @@ QUIT_WAIT_MS = 800
 #: ...except for an export the user asked for: it finishes writing (a file cut short is never
 #: left behind, but neither should the export silently not happen).
 QUIT_EXPORT_WAIT_MS = 30_000
-
-
-def resource_icon() -> QIcon:
-    """The application icon (resources/icons/focusstudio.png: checkout, install or frozen app)."""
-    from focusstudio.core.errors import FocusStudioError
-    from focusstudio.resources import resources_dir
-
-    try:
-        candidate = resources_dir() / "icons" / "focusstudio.png"
-    except FocusStudioError:
-        return QIcon()
-    return QIcon(str(candidate)) if candidate.is_file() else QIcon()
 
 
 class MainWindow(QMainWindow):
