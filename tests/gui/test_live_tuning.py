@@ -123,3 +123,41 @@ def test_metrics_wait_until_the_drag_rests(qtbot: QtBot, tuned: MainWindow) -> N
         qtbot.waitUntil(lambda: final(tuned, 1.0), timeout=15000)
     assert metrics.started_count == started + 2
     assert tuned.fusion.previews_shown >= 2  # the drag was shown while it went on
+
+
+def test_low_priority_jobs_run_in_a_lowered_thread_of_their_own() -> None:
+    import os
+    import sys
+    import threading
+
+    from focusstudio.core.progress import CancelToken, ProgressEvent
+    from focusstudio.gui.live_jobs import at_low_priority
+
+    seen: dict[str, Any] = {}
+
+    def job(cancel: CancelToken) -> Any:
+        seen["thread"] = threading.get_ident()
+        if sys.platform.startswith("linux"):
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        yield ProgressEvent("metrics", 0.5, "half")
+        return 42
+
+    linux = sys.platform.startswith("linux")
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if linux else 0
+    generator = at_low_priority(job)(CancelToken())
+    events = []
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            events.append(next(generator))
+    assert stop.value.value == 42 and [event.message for event in events] == ["half"]
+    assert seen["thread"] != threading.get_ident()
+    if linux:
+        assert seen["nice"] == 19
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller  # the caller is untouched
+
+    def failing(cancel: CancelToken) -> Any:
+        yield ProgressEvent("metrics", 0.0)
+        raise ValueError("bad pixels")
+
+    with pytest.raises(ValueError, match="bad pixels"):
+        list(at_low_priority(failing)(CancelToken()))
