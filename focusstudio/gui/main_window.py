@@ -554,7 +554,7 @@ class MainWindow(QMainWindow):
         self.metrics.timer.stop()
         self.export.forget_pending_action()
         exporting = self.export.is_exporting()
-        for runner in (self.fusion.runner, self.display.frame_runner, self.metrics.runner):
+        for runner in (self.fusion.runner, self.fusion.preview_runner, self.display.frame_runner, self.metrics.runner):
             runner.stop_all()
         if exporting:
             timeout_ms = max(timeout_ms, QUIT_EXPORT_WAIT_MS)
