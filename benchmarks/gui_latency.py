@@ -1,5 +1,5 @@
 """Responsiveness of the FocusStudio window: GUI-thread stalls while a big stack loads and fuses,
-and the latency of live post-processing updates.
+and the latency of live post-processing updates (live tuning and start-up: ``benchmarks.gui_tuning``).
 
     QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency
     QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency --preset small --live-size 1024
@@ -7,9 +7,9 @@ and the latency of live post-processing updates.
 Stalls: a 10 ms timer on the GUI thread records how late it fires (see
 ``focusstudio.gui.latency.EventLoopProbe``) from the moment the folder is opened until the fused
 result is on screen. Live latency: after a full ``sf`` fusion of a 2-frame colour stack of
-``--live-size``² pixels, a post-processing parameter is changed repeatedly; each update is timed
-from the change to the new result on screen (the 150 ms debounce included), next to the time the
-post-processing itself took in the worker.
+``--live-size``² pixels, a post-processing parameter is changed repeatedly; each change is timed
+to its first update on screen (a viewport-resolution preview where the window makes one) and to
+its full-resolution result, next to the time the full post-processing took in the worker.
 
 Cancel and quit (``--cancel``): on a ~1 MP stack (``--cancel-size``, ``--cancel-frames``; synthetic, with
 focus breathing so alignment has work), a run is cancelled at several moments of one stage — the
@@ -198,176 +198,13 @@ def measure_preload() -> dict[str, Any]:
 
 def measure_live(size: int, repeats: int, cache: Path, scratch: Path) -> dict[str, Any]:
     """Live updates on a 2-frame colour stack of ``size``² pixels written as PNG files."""
+    from benchmarks.gui_tuning import measure_live_on
+
     frames, _ = build_stack(StackSpec(size, size, 2, "uint8", "png"), cache)
     report = measure_live_on(lambda window: window.open_paths([str(path) for path in frames]), "sf", repeats,
                              scratch)
     report["stack"] = f"2 frames {size}x{size} RGB uint8 ({size * size / 1e6:.2f} MP)"
     return report
-
-
-def synthetic_stack(width: int, height: int, frames: int) -> Any:
-    """An in-memory colour stack of ``frames`` frames (each sharp in one band of columns): a result
-    of ``width``×``height`` without writing and decoding huge files."""
-    import numpy as np
-
-    from focusstudio.core.types import Stack
-
-    rng = np.random.default_rng(0)
-    texture = rng.random((height // 8 + 1, width // 8 + 1, 3), dtype=np.float32)
-    sharp = np.repeat(np.repeat(texture, 8, axis=0), 8, axis=1)[:height, :width]
-    import cv2
-
-    blurred = cv2.GaussianBlur(sharp, (0, 0), 4.0)
-    arrays = []
-    for index in range(frames):
-        frame = blurred.copy()
-        band = slice(index * width // frames, (index + 1) * width // frames)
-        frame[:, band] = sharp[:, band]
-        arrays.append(frame)
-    return Stack.from_arrays(arrays, [f"synthetic_{index}" for index in range(frames)])
-
-
-#: Post-processing values each method's live benchmark alternates between (a slider being dragged).
-LIVE_CHANGES: dict[str, list[dict[str, Any]]] = {
-    "sf": [{"gf_radius": 5 + 2 * k, "morphology_radius": 3 + k % 3} for k in range(4)],
-    "gff": [{"base_gf_radius": 30 + 5 * k, "detail_gf_radius": 7 + k} for k in range(4)],
-    "laplacian": [{"use_consistency": k % 2 == 0, "consistency_radius": 1 + k} for k in range(4)],
-}
-
-
-def measure_live_on(load: Any, method: str, repeats: int, scratch: Path) -> dict[str, Any]:
-    """Fuse what ``load(window)`` opens with ``method``, then change its post-processing ``repeats``
-    times: the time from each change to the first update on screen (``first``: a reduced-resolution
-    one where the window makes one) and to the full-resolution result being final (``final``)."""
-    window = make_window(scratch)
-    window.select_method(method)
-    window.set_alignment_mode("off")
-    load(window)
-    _wait(window.stackLoaded, 600, window.jobFailed)
-    window.fuse()
-    _wait(window.resultReady, 1800, window.jobFailed)
-    first: list[float] = []
-    final: list[float] = []
-    finish: list[float] = []
-    ready: list[float] = []  # when each result finished showing (resultReady: the last step)
-    window.resultReady.connect(lambda _slot: ready.append(time.perf_counter()))
-    changes = LIVE_CHANGES[method]
-    for step in range(repeats):
-        before, shown = window.results["A"], len(ready)
-        changed = time.perf_counter()
-        # Every change is a real change of the post-processing.
-        window.param_form.set_values(changes[step % len(changes)])
-        first.append(float(_wait(window.liveUpdated, 120, window.jobFailed)[0]))
-        # Final: the full-resolution result of this change is on screen and nothing is pending.
-        _process_events_until(
-            lambda before=before, shown=shown: len(ready) > shown and _live_final(window, before), 300)
-        final.append((ready[-1] - changed) * 1000.0)
-        finish.append(window.results["A"].result.timings.get("finish", 0.0) * 1000.0)
-        assert window.results["A"].reused_analysis
-    shape = window.results["A"].result.image.shape
-    window.close()
-    return {
-        "method": method,
-        "result": f"{shape[1]}x{shape[0]} ({shape[0] * shape[1] / 1e6:.1f} MP)",
-        "updates": repeats,
-        "median_first_ms": round(statistics.median(first), 1),
-        "max_first_ms": round(max(first), 1),
-        "median_final_ms": round(statistics.median(final), 1),
-        "median_full_postprocessing_ms": round(statistics.median(finish), 1),
-        "load_average": round(os.getloadavg()[0], 1),
-    }
-
-
-def _live_final(window: Any, before: Any) -> bool:
-    """The full-resolution result of the last change is in the workspace and nothing is pending."""
-    fusion = getattr(window, "fusion", None)  # the controller (the code before the split: the window)
-    timer = fusion.live_timer if fusion is not None else window._live_timer
-    return bool(window.results["A"] is not before and not window.fusion_runner.busy and not timer.isActive()
-                and not getattr(fusion, "pending_full", False))
-
-
-def measure_live_stacks(repeats: int, methods: list[str], scratch: Path, big: tuple[int, int]) -> dict[str, Any]:
-    """Live tuning on the 6-frame 1.7 MP macro stack (when /work/shared is there) and a 24 MP result."""
-    report: dict[str, Any] = {}
-    macro = Path(__file__).resolve().parents[2] / "shared" / "stacks" / "macro_object_6"
-    if macro.is_dir():
-        paths = [str(path) for path in sorted(macro.glob("frame_*"))]
-        for method in methods:
-            report[f"macro_object_6 {method}"] = measure_live_on(lambda w: w.open_paths(paths), method, repeats,
-                                                                 scratch)
-            print(json.dumps({f"macro_object_6 {method}": report[f"macro_object_6 {method}"]}), flush=True)
-    stack = synthetic_stack(big[0], big[1], 2)
-
-    def load_big(window: Any) -> None:
-        from PySide6.QtCore import QTimer
-
-        # load_stack_object is synchronous: signal stackLoaded once _wait listens.
-        window.load_stack_object(stack)
-        QTimer.singleShot(0, window.stackLoaded.emit)
-
-    report["synthetic 24 MP sf"] = measure_live_on(load_big, "sf", max(2, repeats // 2), scratch)
-    print(json.dumps({"synthetic 24 MP sf": report["synthetic 24 MP sf"]}), flush=True)
-    return report
-
-
-def measure_startup(runs: int) -> dict[str, Any]:
-    """Start the window through its real entry point (``focusstudio.cli.main(["gui"])``) in a fresh
-    process, ``runs`` times, with a fresh settings folder: seconds from the process start to the
-    imports of the entry point, the first paint of a window, the main window's first paint."""
-    import subprocess
-
-    samples: list[dict[str, float]] = []
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as home:
-            env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=home, QT_QPA_PLATFORM="offscreen")
-            started = time.time()
-            child = subprocess.run([sys.executable, "-m", "benchmarks.gui_latency", "--startup-child"],
-                                   capture_output=True, text=True, timeout=120, env=env)
-            lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
-            if child.returncode != 0 or not lines:
-                raise RuntimeError(f"the start-up child failed: {child.stderr.strip()[-800:]}")
-            marks = json.loads(lines[-1])
-            samples.append({key: round(value - started, 3) for key, value in marks.items()})
-    keys = samples[0].keys()
-    return {"runs": runs, "median_s": {key: statistics.median(sample[key] for sample in samples) for key in keys},
-            "samples": samples}
-
-
-def startup_child() -> int:
-    """Run the app's own entry point and quit at the window's first paint; prints time stamps."""
-    marks: dict[str, float] = {"interpreter": time.time()}
-    from PySide6.QtCore import QEvent, QObject, QTimer
-    from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
-
-    app = QApplication([sys.argv[0]])
-
-    class FirstPaint(QObject):
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-            if event.type() != QEvent.Type.Paint or not isinstance(watched, QWidget) or not watched.isWindow():
-                return False
-            # "paint": the first window on screen (the start-up frame, where there is one);
-            # "window": the main window itself.
-            marks.setdefault("paint", time.time())
-            if isinstance(watched, QMainWindow) and "window" not in marks:
-                marks["window"] = time.time()
-                QTimer.singleShot(0, app.quit)
-            return False
-
-    painted = FirstPaint()
-    app.installEventFilter(painted)
-    import focusstudio.gui.app as app_module
-    from focusstudio.cli import main as cli_main
-
-    marks["imports"] = time.time()
-
-    def report(code: int) -> None:
-        marks["exit"] = time.time()
-        print(json.dumps(marks), flush=True)
-        os._exit(code)
-
-    app_module.exit_now = report  # type: ignore[assignment]
-    QTimer.singleShot(60_000, app.quit)  # never hang a benchmark
-    return cli_main(["gui"])
 
 
 #: (label, method, align, the progress stage during which Cancel is pressed)
@@ -550,12 +387,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tuning-methods", default="sf,gff", help="methods for --tuning (comma-separated)")
     parser.add_argument("--big-size", default="6000x4000", help="the synthetic result of --tuning (WxH)")
     parser.add_argument("--startup", type=int, default=0, metavar="RUNS", help="only start-up to first paint")
+    parser.add_argument("--postprocessing-cpu", action="store_true",
+                        help="only the CPU time of one post-processing update, full resolution and preview")
     parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from benchmarks.gui_tuning import (
+        measure_live_stacks,
+        measure_postprocessing_cpu,
+        measure_startup,
+        startup_child,
+    )
+
     if args.startup_child:
         return startup_child()
     if args.startup:
         print(json.dumps({"startup": measure_startup(args.startup)}, indent=1), flush=True)
+        return 0
+    if args.postprocessing_cpu:
+        measure_postprocessing_cpu(args.tuning_methods.split(","), (813, 724), 3)
         return 0
 
     from focusstudio.gui.app import create_application
