@@ -1,5 +1,6 @@
-"""Background work of live tuning, Qt-free: a reduced-resolution post-processing preview, and
-running a job (the metrics) in a thread of its own at the lowest CPU priority.
+"""Background work of live tuning, Qt-free: a reduced-resolution post-processing preview, a quick
+draft of a whole fusion at screen resolution, and running a job (the metrics) in a thread of its
+own at the lowest CPU priority.
 
 A preview re-runs a method's ``finish`` on the result's analysis and frames shrunk to the pixels
 the viewport shows (:mod:`focusstudio.core.live_proxy`); the shrunk inputs come back with it so
@@ -19,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from focusstudio.core.live_proxy import NotReducible, ProxyInputs, make_proxy, scale_params
+from focusstudio.core.live_proxy import NotReducible, ProxyInputs, make_proxy, scale_params, shrink_stack
 from focusstudio.core.progress import CancelToken, ProgressEvent, scoped
+from focusstudio.core.types import Stack
 from focusstudio.gui.jobs import FusionOutcome, to_display
 
 ProgressJob = Generator[ProgressEvent, None, Any]
@@ -80,6 +82,53 @@ def preview_job(request: PreviewRequest, cancel: CancelToken) -> Generator[Progr
     finished = time.perf_counter() - started
     cancel.raise_if_cancelled()
     return PreviewOutcome(request, to_display(result.image), proxy, finished)
+
+
+# ---------------------------------------------------------------------------- quick draft
+@dataclass(frozen=True, eq=False)
+class DraftRequest:
+    """Fuse ``stack`` shrunk to ``shape`` (height, width), aligned on the shrunk frames when asked."""
+
+    stack: Stack
+    method: str
+    params: Mapping[str, Any]
+    shape: tuple[int, int]
+    slot: str = "A"
+    device: str = "auto"
+    weights: str | None = None
+    align: Mapping[str, Any] | None = None
+    requested_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True, eq=False)
+class DraftOutcome:
+    request: DraftRequest
+    display: np.ndarray
+    #: The full-resolution size (height, width) the draft stands for (cropped when aligned).
+    extent: tuple[int, int]
+    seconds: float
+
+
+def draft_job(request: DraftRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, DraftOutcome]:
+    """A draft of the fusion the user just started: the same method, parameters and alignment
+    settings on frames at screen resolution (seconds instead of minutes on a big stack)."""
+    from focusstudio.core.align import AlignRequest
+    from focusstudio.core.methods.registry import get_method
+    from focusstudio.core.pipeline import run_pipeline
+
+    started = time.perf_counter()
+    yield ProgressEvent("draft", 0.0, "shrinking the frames")
+    small = shrink_stack(request.stack, request.shape)
+    cancel.raise_if_cancelled()
+    scale = request.shape[1] / request.stack.shape[1]
+    params = scale_params(request.params, get_method(request.method).params, scale)
+    align = AlignRequest(dict(request.align)) if request.align is not None else None
+    run = yield from run_pipeline(small, request.method, params, align=align, cancel=cancel,
+                                  device=request.device, weights=request.weights)
+    cancel.raise_if_cancelled()
+    height, width = run.result.image.shape[:2]
+    extent = (round(height / scale), round(width / scale))
+    return DraftOutcome(request, to_display(run.result.image), extent, time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------------- low priority

@@ -161,3 +161,52 @@ def test_low_priority_jobs_run_in_a_lowered_thread_of_their_own() -> None:
 
     with pytest.raises(ValueError, match="bad pixels"):
         list(at_low_priority(failing)(CancelToken()))
+
+
+class SlowAnalysisMethod(fakes.FakeMethod):
+    """The fake method whose full-resolution analysis takes ~1.5 s (a screen-sized draft is quick)."""
+
+    name: ClassVar[str] = "slow_analysis_test"
+    title: ClassVar[str] = "Slow analysis (tests)"
+
+    def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
+        if stack.shape == (SIZE, SIZE):
+            for _ in range(150):
+                context.cancel.raise_if_cancelled()
+                time.sleep(0.01)
+        return (yield from super().analyze(stack, params, context))
+
+
+@pytest.fixture
+def drafting(qtbot: QtBot, make_window: Any, monkeypatch: pytest.MonkeyPatch) -> MainWindow:
+    from focusstudio.core.methods import registry
+
+    monkeypatch.setitem(registry._SPECS, SlowAnalysisMethod.name, registry.MethodSpec.of(SlowAnalysisMethod))
+    window: MainWindow = make_window(SlowAnalysisMethod.name)
+    monkeypatch.setattr(window.fusion, "view_pixels", lambda: (VIEW, VIEW))
+    window.metrics_panel.auto.setChecked(False)
+    window.load_stack_object(synthetic())
+    return window
+
+
+def test_fuse_shows_a_quick_draft_then_the_full_result(qtbot: QtBot, drafting: MainWindow) -> None:
+    with qtbot.waitSignal(drafting.fusion.draftShown, timeout=10000) as shown:
+        drafting.fuse()
+    assert shown.args == ["A"] and drafting.fusion_runner.busy  # the full fusion still runs
+    assert not drafting.results  # a draft is no result (nothing to export or measure)
+    assert drafting.state.base == "result:A"
+    assert drafting.viewer.main.base_item.image.shape[:2] == (VIEW, VIEW)
+    assert drafting.viewer.main.image_shape == (SIZE, SIZE)  # stretched over the full size
+    with qtbot.waitSignal(drafting.resultReady, timeout=20000):
+        pass
+    assert drafting.fusion.draft is None
+    assert drafting.viewer.main.base_item.image.shape[:2] == (SIZE, SIZE)
+
+
+def test_cancel_drops_the_draft_and_shows_the_frame_again(qtbot: QtBot, drafting: MainWindow) -> None:
+    before = drafting.state.base
+    with qtbot.waitSignal(drafting.fusion.draftShown, timeout=10000):
+        drafting.fuse()
+    drafting.cancel_fusion()
+    assert drafting.fusion.draft is None and drafting.state.base == before
+    qtbot.waitUntil(lambda: drafting.fusion_runner.live_workers == 0, timeout=3000)

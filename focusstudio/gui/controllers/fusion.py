@@ -11,6 +11,10 @@ change arriving meanwhile waits for it and only the latest one runs), and drawn 
 place of its image; once the control has rested ``LIVE_REST_MS`` the full resolution runs in the
 background, cancelled by the next change, and only that final result enters the workspace (and is
 measured, exported). Metrics are held while a change is pending.
+
+Quick draft: pressing Fuse on a stack larger than the viewport also fuses the frames shrunk to the
+viewport (aligned on the shrunk frames when alignment is on) on the preview runner; the draft is
+shown in place of the result within seconds and replaced when the full result arrives.
 """
 
 from __future__ import annotations
@@ -19,13 +23,22 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QTimer
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from focusstudio.core.errors import ParameterError
 from focusstudio.core.live_proxy import ProxyInputs, proxy_shape
 from focusstudio.core.progress import ProgressEvent
+from focusstudio.gui.controllers.display import result_layer
 from focusstudio.gui.jobs import FusionOutcome, FusionRequest, fusion_job
-from focusstudio.gui.live_jobs import PreviewOutcome, PreviewRequest, preview_job
+from focusstudio.gui.live_jobs import (
+    DraftOutcome,
+    DraftRequest,
+    PreviewOutcome,
+    PreviewRequest,
+    draft_job,
+    preview_job,
+)
 from focusstudio.gui.workers import JobRunner
 
 if TYPE_CHECKING:
@@ -41,6 +54,9 @@ LIVE_DEBOUNCE_MS = 150
 class FusionController(QObject):
     """Starts fusions and live updates, stores their results in the workspace and puts them on screen."""
 
+    #: (slot) a quick draft of the fusion under way is on screen in place of the slot's result.
+    draftShown = Signal(str)
+
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
@@ -51,7 +67,9 @@ class FusionController(QObject):
         self.runner.failed.connect(lambda _job, message: self._on_failed(message))
         self.runner.cancelled.connect(lambda _job: self._on_cancelled())
         self.preview_runner = JobRunner("preview", window)
-        self.preview_runner.succeeded.connect(lambda _job, outcome: self._on_preview(outcome))
+        self.preview_runner.succeeded.connect(
+            lambda _job, outcome: self._on_draft(outcome) if isinstance(outcome, DraftOutcome)
+            else self._on_preview(outcome))
         self.preview_runner.failed.connect(lambda _job, message: self._on_preview_failed(message))
         self.runner.busyChanged.connect(lambda _busy: window.update_enabled())
         self.live_timer = QTimer(self)
@@ -76,6 +94,9 @@ class FusionController(QObject):
         self._unreducible: object | None = None
         #: How many previews were shown (tests and the benchmark read it).
         self.previews_shown = 0
+        #: The quick draft on screen while its full fusion runs (None: none), and the layer shown before it.
+        self.draft: DraftOutcome | None = None
+        self._before_draft: str | None = None
         self.workspace.events.results_cleared.connect(self.runner.cancel)
         self.workspace.events.results_cleared.connect(self.drop_preview)
 
@@ -119,7 +140,40 @@ class FusionController(QObject):
         self.live_running = False  # a full fusion: slider moves must not cancel it
         job = self.runner.start(partial(fusion_job, request))
         window.update_enabled()  # Fuse is off until it ends (a live update it replaced left it on)
+        self._start_draft(request)
         return job
+
+    def _start_draft(self, request: FusionRequest) -> None:
+        """A screen-resolution draft of ``request`` beside it (only when the stack is bigger than the view)."""
+        shape = proxy_shape(request.stack.shape, self.view_pixels())
+        if shape is None:
+            return
+        draft = DraftRequest(request.stack, request.method, request.params, shape, request.slot, request.device,
+                             request.weights, request.align)
+        self.preview_runner.start(partial(draft_job, draft))
+
+    def _on_draft(self, draft: DraftOutcome) -> None:
+        if not self.runner.busy or self.live_running:
+            return  # the full result came first (or the run ended)
+        window, slot = self.window, draft.request.slot
+        self.draft = draft
+        if self._before_draft is None:
+            self._before_draft = window.state.base
+        window.state.set_base(result_layer(slot))
+        window.viewer.refresh_images()
+        height, width = draft.display.shape[:2]
+        window.timing_label.setText(f"Draft {width}×{height} in {draft.seconds:.1f} s; full resolution running…")
+        self.draftShown.emit(slot)
+
+    def _drop_draft(self, restore: bool) -> None:
+        """Forget the draft; ``restore``: show again what was shown before it (no result came)."""
+        if self.draft is None:
+            return
+        self.draft = None
+        previous, self._before_draft = self._before_draft, None
+        if restore and previous is not None and previous != self.window.state.base:
+            self.window.state.set_base(previous)
+        self.window.viewer.refresh_images()
 
     def cancel(self) -> None:
         self.live_timer.stop()
@@ -133,12 +187,14 @@ class FusionController(QObject):
     def _on_cancelled(self) -> None:
         live = self.live_running
         self.live_running = False
+        self._drop_draft(restore=True)
         self.window.hide_busy()
         if not live:  # a full-resolution update superseded by the next change: nothing to say
             self.window.statusBar().showMessage("Fusion cancelled", 4000)
 
     def _on_failed(self, message: str) -> None:
         self.live_running = False
+        self._drop_draft(restore=True)
         self.window.on_job_failed("Fusion failed", message)
 
     def _on_done(self, outcome: FusionOutcome) -> None:
@@ -153,6 +209,9 @@ class FusionController(QObject):
             self.pending_full = False
         if self.preview is not None and self.preview.request.source.request.slot == outcome.request.slot:
             self.preview = None  # the final result replaces it
+        if not outcome.request.live:
+            self.draft, self._before_draft = None, None
+            self.preview_runner.cancel()  # a draft still running is no use any more
         self.workspace.set_result(outcome.request.slot, outcome)
         if not outcome.request.live:
             self._show_alignment(outcome)
@@ -362,6 +421,17 @@ class FusionController(QObject):
         if preview is None or preview.request.source.request.slot != slot:
             return None
         return preview
+
+    def preview_image(self, slot: str) -> tuple[np.ndarray, tuple[int, int]] | None:
+        """What is drawn in place of ``slot``'s result, and the full size (height, width) it stands
+        for: a live-tuning preview or a quick draft; None: the result itself."""
+        preview = self.preview_for(slot)
+        if preview is not None and preview.display is not None:
+            return preview.display, preview.request.source.result.image.shape[:2]
+        draft = self.draft
+        if draft is not None and draft.request.slot == slot:
+            return draft.display, draft.extent
+        return None
 
     def _run_live_update(self) -> None:
         window = self.window
