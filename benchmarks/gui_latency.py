@@ -387,11 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tuning-methods", default="sf,gff", help="methods for --tuning (comma-separated)")
     parser.add_argument("--big-size", default="6000x4000", help="the synthetic result of --tuning (WxH)")
     parser.add_argument("--startup", type=int, default=0, metavar="RUNS", help="only start-up to first paint")
+    parser.add_argument("--draft", action="store_true",
+                        help="only Fuse to the first image and to the full result on the macro stack (aligned)")
     parser.add_argument("--postprocessing-cpu", action="store_true",
                         help="only the CPU time of one post-processing update, full resolution and preview")
     parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     from benchmarks.gui_tuning import (
+        measure_draft,
         measure_live_stacks,
         measure_postprocessing_cpu,
         measure_startup,
@@ -402,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         return startup_child()
     if args.startup:
         print(json.dumps({"startup": measure_startup(args.startup)}, indent=1), flush=True)
+        return 0
+    if args.draft:
+        with tempfile.TemporaryDirectory() as scratch:
+            print(json.dumps({"draft": measure_draft(args.method, "on", Path(scratch))}), flush=True)
         return 0
     if args.postprocessing_cpu:
         measure_postprocessing_cpu(args.tuning_methods.split(","), (813, 724), 3)

@@ -134,6 +134,31 @@ def measure_live_stacks(repeats: int, methods: list[str], scratch: Path, big: tu
     return report
 
 
+def measure_draft(method: str, align: str, scratch: Path) -> dict[str, Any]:
+    """Fuse the macro stack (alignment ``align``): seconds from Fuse to the first image of the
+    result on screen (a quick draft where the window makes one) and to the full result."""
+    macro = Path(__file__).resolve().parents[2] / "shared" / "stacks" / "macro_object_6"
+    if not macro.is_dir():
+        return {}
+    window = make_window(scratch)
+    window.select_method(method)
+    window.set_alignment_mode(align)
+    window.open_paths([str(path) for path in sorted(macro.glob("frame_*"))])
+    _wait(window.stackLoaded, 600, window.jobFailed)
+    drafts: list[float] = []
+    draft_signal = getattr(getattr(window, "fusion", None), "draftShown", None)  # absent before issue 19
+    if draft_signal is not None:
+        draft_signal.connect(lambda _slot: drafts.append(time.perf_counter()))
+    started = time.perf_counter()
+    window.fuse()
+    _wait(window.resultReady, 1800, window.jobFailed)
+    done = time.perf_counter()
+    window.close()
+    first = drafts[0] if drafts else done
+    return {"method": method, "align": align, "first_image_s": round(first - started, 2),
+            "full_result_s": round(done - started, 2), "load_average": round(os.getloadavg()[0], 1)}
+
+
 def measure_postprocessing_cpu(methods: list[str], view: tuple[int, int], runs: int) -> dict[str, Any]:
     """The CPU cost of one post-processing update (all threads of this process, so a loaded
     machine inflates it far less than the wall time): at full resolution, as every update cost
