@@ -293,6 +293,7 @@ class FusionController(QObject):
             and method.params.post_only_change(outcome.result.params, resolved)
         )
         if not reusable:
+            self._stop_live()  # a preview or pending update of other values would mislead
             window.statusBar().showMessage("Analysis parameters changed: press Fuse to update the result", 6000)
             return
         if not window.app_settings.live_update:
