@@ -406,10 +406,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.startup:
         print(json.dumps({"startup": measure_startup(args.startup)}, indent=1), flush=True)
         return 0
-    if args.draft:
-        with tempfile.TemporaryDirectory() as scratch:
-            print(json.dumps({"draft": measure_draft(args.method, "on", Path(scratch))}), flush=True)
-        return 0
     if args.postprocessing_cpu:
         measure_postprocessing_cpu(args.tuning_methods.split(","), (813, 724), 3)
         return 0
@@ -417,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     from focusstudio.gui.app import create_application
 
     create_application()
+    if args.draft:
+        with tempfile.TemporaryDirectory() as scratch:
+            print(json.dumps({"draft": measure_draft(args.method, "on", Path(scratch))}), flush=True)
+        return 0
     if args.quit_child:
         return quit_child(args.quit_child[0], Path(args.quit_child[1]))
     report: dict[str, Any] = {}
