@@ -94,6 +94,8 @@ def measure_live_on(load: Any, method: str, repeats: int, scratch: Path) -> dict
         "method": method,
         "result": f"{shape[1]}x{shape[0]} ({shape[0] * shape[1] / 1e6:.1f} MP)",
         "updates": repeats,
+        "first_ms": [round(value, 1) for value in first],
+        "final_ms": [round(value) for value in final],
         "median_first_ms": round(statistics.median(first), 1),
         "max_first_ms": round(max(first), 1),
         "median_final_ms": round(statistics.median(final), 1),
