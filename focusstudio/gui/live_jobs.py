@@ -109,9 +109,37 @@ class DraftOutcome:
     seconds: float
 
 
-def draft_job(request: DraftRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, DraftOutcome]:
+#: The full fusion waits at most this long for its draft (a slow draft must not hold it up).
+DRAFT_HEAD_START_S = 8.0
+
+
+def after_draft(done: threading.Event, factory: Any, limit_s: float = DRAFT_HEAD_START_S) -> Any:
+    """``factory``'s job, started once the draft has ended (``done``) or ``limit_s`` has passed:
+    both in one process on a few cores, the draft would otherwise take as long as the full run."""
+
+    def job(cancel: CancelToken) -> ProgressJob:
+        deadline = time.perf_counter() + limit_s
+        yield ProgressEvent("draft", 0.0, "a screen-resolution draft first")
+        while not done.wait(0.05) and time.perf_counter() < deadline:
+            cancel.raise_if_cancelled()
+        return (yield from factory(cancel))
+
+    return job
+
+
+def draft_job(request: DraftRequest, cancel: CancelToken,
+              done: threading.Event | None = None) -> Generator[ProgressEvent, None, DraftOutcome]:
     """A draft of the fusion the user just started: the same method, parameters and alignment
-    settings on frames at screen resolution (seconds instead of minutes on a big stack)."""
+    settings on frames at screen resolution (seconds instead of minutes on a big stack); ``done``
+    is set when it ends, however it ends."""
+    try:
+        return (yield from _draft(request, cancel))
+    finally:
+        if done is not None:
+            done.set()
+
+
+def _draft(request: DraftRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, DraftOutcome]:
     from focusstudio.core.align import AlignRequest
     from focusstudio.core.methods.registry import get_method
     from focusstudio.core.pipeline import run_pipeline

@@ -19,6 +19,7 @@ shown in place of the result within seconds and replaced when the full result ar
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from focusstudio.gui.live_jobs import (
     DraftRequest,
     PreviewOutcome,
     PreviewRequest,
+    after_draft,
     draft_job,
     preview_job,
 )
@@ -138,19 +140,23 @@ class FusionController(QObject):
         )
         window.show_busy("Starting", 0.0)
         self.live_running = False  # a full fusion: slider moves must not cancel it
-        job = self.runner.start(partial(fusion_job, request))
+        drafted = self._start_draft(request)
+        factory = partial(fusion_job, request)
+        job = self.runner.start(after_draft(drafted, factory) if drafted is not None else factory)
         window.update_enabled()  # Fuse is off until it ends (a live update it replaced left it on)
-        self._start_draft(request)
         return job
 
-    def _start_draft(self, request: FusionRequest) -> None:
-        """A screen-resolution draft of ``request`` beside it (only when the stack is bigger than the view)."""
+    def _start_draft(self, request: FusionRequest) -> threading.Event | None:
+        """A screen-resolution draft of ``request`` (only when the stack is bigger than the view);
+        the event is set when it has ended (the full fusion waits for it)."""
         shape = proxy_shape(request.stack.shape, self.view_pixels())
         if shape is None:
-            return
+            return None
         draft = DraftRequest(request.stack, request.method, request.params, shape, request.slot, request.device,
                              request.weights, request.align)
-        self.preview_runner.start(partial(draft_job, draft))
+        done = threading.Event()
+        self.preview_runner.start(partial(draft_job, draft, done=done))
+        return done
 
     def _on_draft(self, draft: DraftOutcome) -> None:
         if not self.runner.busy or self.live_running:
