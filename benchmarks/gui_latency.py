@@ -1,5 +1,5 @@
 """Responsiveness of the FocusStudio window: GUI-thread stalls while a big stack loads and fuses,
-and the latency of live post-processing updates.
+and the latency of live post-processing updates (live tuning and start-up: ``benchmarks.gui_tuning``).
 
     QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency
     QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency --preset small --live-size 1024
@@ -7,9 +7,9 @@ and the latency of live post-processing updates.
 Stalls: a 10 ms timer on the GUI thread records how late it fires (see
 ``focusstudio.gui.latency.EventLoopProbe``) from the moment the folder is opened until the fused
 result is on screen. Live latency: after a full ``sf`` fusion of a 2-frame colour stack of
-``--live-size``² pixels, a post-processing parameter is changed repeatedly; each update is timed
-from the change to the new result on screen (the 150 ms debounce included), next to the time the
-post-processing itself took in the worker.
+``--live-size``² pixels, a post-processing parameter is changed repeatedly; each change is timed
+to its first update on screen (a viewport-resolution preview where the window makes one) and to
+its full-resolution result, next to the time the full post-processing took in the worker.
 
 Cancel and quit (``--cancel``): on a ~1 MP stack (``--cancel-size``, ``--cancel-frames``; synthetic, with
 focus breathing so alignment has work), a run is cancelled at several moments of one stage — the
@@ -37,7 +37,6 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from benchmarks.bench_stacks import PRESETS, StackSpec, build_stack
-from focusstudio.gui.controllers.fusion import LIVE_DEBOUNCE_MS
 
 
 def _wait(signal: Any, timeout_s: float, failed: Any = None) -> list[Any]:
@@ -198,36 +197,14 @@ def measure_preload() -> dict[str, Any]:
 
 
 def measure_live(size: int, repeats: int, cache: Path, scratch: Path) -> dict[str, Any]:
+    """Live updates on a 2-frame colour stack of ``size``² pixels written as PNG files."""
+    from benchmarks.gui_tuning import measure_live_on
+
     frames, _ = build_stack(StackSpec(size, size, 2, "uint8", "png"), cache)
-    window = make_window(scratch)
-    window.select_method("sf")
-    window.open_paths([str(path) for path in frames])
-    _wait(window.stackLoaded, 120, window.jobFailed)
-    window.fuse()
-    _wait(window.resultReady, 600, window.jobFailed)
-    window.state.show_only("decision")
-    latencies: list[float] = []
-    finish: list[float] = []
-    overhead: list[float] = []
-    for step in range(repeats):
-        # Alternate between values so every change is a real change of the post-processing.
-        window.param_form.set_values({"gf_radius": 4 + 2 * (step % 4) + 1, "morphology_radius": 3 + step % 3})
-        latencies.append(float(_wait(window.liveUpdated, 60, window.jobFailed)[0]))
-        outcome = window.results["A"]
-        finish.append(outcome.result.timings["finish"] * 1000.0)
-        # What the window adds: queueing, signal delivery and drawing (not the debounce, not the worker).
-        overhead.append(latencies[-1] - LIVE_DEBOUNCE_MS - outcome.worker_seconds * 1000.0)
-        assert window.results["A"].reused_analysis
-    window.close()
-    return {
-        "stack": f"2 frames {size}x{size} RGB uint8 ({size * size / 1e6:.2f} MP)",
-        "updates": repeats,
-        "median_latency_ms": round(statistics.median(latencies), 1),
-        "max_latency_ms": round(max(latencies), 1),
-        "median_postprocessing_ms": round(statistics.median(finish), 1),
-        "median_window_overhead_ms": round(statistics.median(overhead), 1),
-        "debounce_ms": LIVE_DEBOUNCE_MS,
-    }
+    report = measure_live_on(lambda window: window.open_paths([str(path) for path in frames]), "sf", repeats,
+                             scratch)
+    report["stack"] = f"2 frames {size}x{size} RGB uint8 ({size * size / 1e6:.2f} MP)"
+    return report
 
 
 #: (label, method, align, the progress stage during which Cancel is pressed)
@@ -405,14 +382,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cancel-frames", type=int, default=4)
     parser.add_argument("--cancel-repeats", type=int, default=5, help="cancel moments per stage")
     parser.add_argument("--quit-child", nargs=2, metavar=("METHOD", "FOLDER"), help=argparse.SUPPRESS)
+    parser.add_argument("--tuning", action="store_true",
+                        help="only live tuning on the 6-frame macro stack and a 24 MP synthetic result")
+    parser.add_argument("--tuning-methods", default="sf,gff", help="methods for --tuning (comma-separated)")
+    parser.add_argument("--big-size", default="6000x4000", help="the synthetic result of --tuning (WxH)")
+    parser.add_argument("--startup", type=int, default=0, metavar="RUNS", help="only start-up to first paint")
+    parser.add_argument("--draft", action="store_true",
+                        help="only Fuse to the first image and to the full result on the macro stack (aligned)")
+    parser.add_argument("--postprocessing-cpu", action="store_true",
+                        help="only the CPU time of one post-processing update, full resolution and preview")
+    parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from benchmarks.gui_tuning import (
+        measure_draft,
+        measure_live_stacks,
+        measure_postprocessing_cpu,
+        measure_startup,
+        startup_child,
+    )
+
+    if args.startup_child:
+        return startup_child()
+    if args.startup:
+        print(json.dumps({"startup": measure_startup(args.startup)}, indent=1), flush=True)
+        return 0
+    if args.postprocessing_cpu:
+        measure_postprocessing_cpu(args.tuning_methods.split(","), (813, 724), 3)
+        return 0
 
     from focusstudio.gui.app import create_application
 
     create_application()
+    if args.draft:
+        with tempfile.TemporaryDirectory() as scratch:
+            print(json.dumps({"draft": measure_draft(args.method, "on", Path(scratch))}), flush=True)
+        return 0
     if args.quit_child:
         return quit_child(args.quit_child[0], Path(args.quit_child[1]))
     report: dict[str, Any] = {}
+    if args.tuning:
+        width, height = (int(part) for part in args.big_size.split("x"))
+        with tempfile.TemporaryDirectory() as scratch:
+            report["tuning"] = measure_live_stacks(args.repeats, args.tuning_methods.split(","), Path(scratch),
+                                                   (width, height))
+        return 0
     if args.cancel:
         spec = StackSpec(args.cancel_size, args.cancel_size * 3 // 4, args.cancel_frames, breathing=0.003)
         frames, _ = build_stack(spec, args.cache)

@@ -12,32 +12,64 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from PySide6.QtCore import QBuffer, QEventLoop, QIODevice, QObject, QTimer, Signal
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QBuffer, QEventLoop, QIODevice, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
 
 from focusstudio import __version__
 from focusstudio.core.errors import OutputError
-from focusstudio.core.io.output_policy import publish_bytes
-from focusstudio.gui.settings import APPLICATION, ORGANISATION
+from focusstudio.gui.icon import resource_icon
+from focusstudio.gui.settings import APPLICATION, ORGANISATION, AppSettings
 
 #: Give up on a screenshot run after this long (a stuck fusion must not hang a CI job).
 SCREENSHOT_TIMEOUT_S = 900
 
 
-def create_application(argv: Sequence[str] | None = None) -> QApplication:
-    """The QApplication (reused when one exists), named so QSettings find their place."""
-    import pyqtgraph as pg
+def create_application(argv: Sequence[str] | None = None, views: bool = True) -> QApplication:
+    """The QApplication (reused when one exists), named so QSettings find their place.
 
+    ``views``: also configure the image views (imports pyqtgraph, ~1 s of a cold start); the app
+    itself does that after its start-up frame is on screen (:func:`configure_views`)."""
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(list(argv or [sys.argv[0]]))
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationVersion(__version__)
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    from focusstudio.gui.main_window import resource_icon
-
     app.setWindowIcon(resource_icon())
+    if views:
+        configure_views()
     return app
+
+
+def configure_views() -> None:
+    """pyqtgraph's options for the image views (before the first view is made)."""
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major")
+
+
+def show_startup_frame(settings: AppSettings) -> QWidget:
+    """A plain window where the main window will be, painted now, before the heavy imports.
+
+    Importing the window's libraries (pyqtgraph, OpenCV, the core) takes seconds on a cold or
+    busy machine; the user sees the application start at once instead of nothing."""
+    frame = QWidget()
+    frame.setWindowTitle("FocusStudio")
+    geometry = settings.window_geometry()
+    if geometry is None or not frame.restoreGeometry(geometry):
+        screen = QApplication.primaryScreen()
+        available = screen.availableGeometry() if screen is not None else None
+        width = min(1500, int(available.width() * 0.9)) if available is not None else 1500
+        height = min(950, int(available.height() * 0.9)) if available is not None else 950
+        frame.resize(width, height)
+    layout = QVBoxLayout(frame)
+    label = QLabel("Starting FocusStudio…")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setStyleSheet("color: #9aa0a6; font-size: 15px;")
+    layout.addWidget(label)
+    frame.show()
+    QApplication.processEvents()
+    frame.repaint()  # painted now, not when the event loop next runs (after the imports)
+    return frame
 
 
 def explaining_map(maps: Mapping[str, Any]) -> str | None:
@@ -131,6 +163,8 @@ class ScreenshotRun(QObject):
         try:
             if not self.window.grab().save(buffer, (self.output.suffix.lstrip(".") or "png").upper()):
                 raise OutputError("cannot encode the screenshot in this format", self.output)
+            from focusstudio.core.io.output_policy import publish_bytes
+
             publish_bytes(self.output, bytes(buffer.data().data()), inputs=self.paths, force=True,
                           role="the screenshot")
         except OutputError as error:
@@ -155,18 +189,26 @@ def main(
     False), show ``overlay``, save the window to ``screenshot`` and exit.
     """
     from focusstudio.core.errors import FocusStudioError
-    from focusstudio.gui.main_window import MainWindow
     from focusstudio.gui.preload import preload_deep_runtime
 
-    app = create_application()
+    app = create_application(views=False)
+    # On screen first (within a second of the start), then the heavy imports and the real window.
+    frame = show_startup_frame(AppSettings()) if screenshot is None else None
+    configure_views()
+    from focusstudio.gui.main_window import MainWindow
+
     window = MainWindow()
     if method is not None:
         try:
             window.select_method(method)
         except FocusStudioError as error:
             print(f"focusstudio: error: {error}", file=sys.stderr)
+            if frame is not None:
+                frame.close()
             return 2
     window.show()
+    if frame is not None:
+        frame.close()
     if screenshot is not None:
         run = ScreenshotRun(window, paths, Path(screenshot), overlay, fuse, params)
         # A local event loop, not app.exec()/app.exit(): exiting the application's loop would

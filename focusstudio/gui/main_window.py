@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QThreadPool, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -44,6 +44,7 @@ from focusstudio.gui.controllers.metrics import MetricsController
 from focusstudio.gui.controllers.retouch import RetouchTool
 from focusstudio.gui.controllers.stack import StackController
 from focusstudio.gui.dialogs import PreferencesDialog, about_html
+from focusstudio.gui.icon import resource_icon  # (the window sets it; others import it from here)
 from focusstudio.gui.jobs import ExportOutcome, FusionOutcome, LoadOutcome
 from focusstudio.gui.layers_panel import LayersPanel
 from focusstudio.gui.metrics_panel import MetricsPanel
@@ -66,18 +67,6 @@ QUIT_WAIT_MS = 800
 #: ...except for an export the user asked for: it finishes writing (a file cut short is never
 #: left behind, but neither should the export silently not happen).
 QUIT_EXPORT_WAIT_MS = 30_000
-
-
-def resource_icon() -> QIcon:
-    """The application icon (resources/icons/focusstudio.png: checkout, install or frozen app)."""
-    from focusstudio.core.errors import FocusStudioError
-    from focusstudio.resources import resources_dir
-
-    try:
-        candidate = resources_dir() / "icons" / "focusstudio.png"
-    except FocusStudioError:
-        return QIcon()
-    return QIcon(str(candidate)) if candidate.is_file() else QIcon()
 
 
 class MainWindow(QMainWindow):
@@ -121,7 +110,8 @@ class MainWindow(QMainWindow):
         self.methods = MethodController(self)
 
         d = self.display
-        self.viewer = Viewer(self.state, d.layer_image, d.layer_title, d.shown_maps, placement=d.wipe_placement)
+        self.viewer = Viewer(self.state, d.layer_image, d.layer_title, d.shown_maps, placement=d.wipe_placement,
+                             layer_extent=d.layer_extent)
         self.viewer.main.set_hint("Drop images or a folder here\nor use File → Open (Ctrl+O)")
         self.setCentralWidget(self.viewer)
         self.retouch = RetouchTool(self)  # paints over the viewer's main pane
@@ -572,7 +562,8 @@ class MainWindow(QMainWindow):
         self.metrics.timer.stop()
         self.export.forget_pending_action()
         exporting = self.export.is_exporting()
-        for runner in (self.fusion.runner, self.display.frame_runner, self.metrics.runner, *self.retouch.runners):
+        for runner in (self.fusion.runner, self.fusion.preview_runner, self.display.frame_runner, self.metrics.runner,
+                       *self.retouch.runners):
             runner.stop_all()
         if exporting:
             timeout_ms = max(timeout_ms, QUIT_EXPORT_WAIT_MS)

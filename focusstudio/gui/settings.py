@@ -14,7 +14,6 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from focusstudio.core.device import DEVICE_CHOICES
-from focusstudio.core.io import atomic_output
 
 ORGANISATION = "FocusStudio"
 APPLICATION = "FocusStudio"
@@ -163,6 +162,9 @@ class PresetStore:
         return data if isinstance(data, dict) else {}
 
     def _write(self, data: Mapping[str, Any]) -> None:
+        # Imported here: the core's I/O (image codecs) is not needed to put the window on screen.
+        from focusstudio.core.io import atomic_output
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Atomic, so a crash never leaves half a presets file.
         with atomic_output(self.path, text=True) as stream:

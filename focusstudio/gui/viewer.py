@@ -108,7 +108,9 @@ class ImagePane(pg.GraphicsView):
         if hint is not None:
             hint.setGeometry(self.rect())
 
-    def show_image(self, image: np.ndarray | None) -> None:
+    def show_image(self, image: np.ndarray | None, extent: tuple[int, int] | None = None) -> None:
+        """Show ``image`` over ``extent`` (height, width) image pixels: a reduced-resolution preview
+        is stretched over the full result, so the view, the overlays and the cursor keep their place."""
         if image is None:
             self.base_item.clear()
             self._shape = None
@@ -117,7 +119,8 @@ class ImagePane(pg.GraphicsView):
         self.hint.setVisible(False)
         first = self._shape is None
         self.base_item.setImage(image, autoLevels=False, levels=_levels_for(image))
-        self._shape = (int(image.shape[0]), int(image.shape[1]))
+        self._shape = extent or (int(image.shape[0]), int(image.shape[1]))
+        self.base_item.setRect(QRectF(0, 0, self._shape[1], self._shape[0]))
         if first:
             self.view.autoRange(padding=0.01)
 
@@ -169,12 +172,15 @@ class Viewer(QWidget):
         maps: MapsProvider,
         parent: QWidget | None = None,
         placement: Placement | None = None,
+        layer_extent: Callable[[str], tuple[int, int] | None] | None = None,
     ) -> None:
         super().__init__(parent)
         self.state = state
         self._placement = placement
         #: Why the wipe shows nothing (two images whose common area is unknown); "" when it works.
         self.wipe_problem = ""
+        #: The image pixels a layer stands for when its image is a reduced-resolution preview.
+        self._layer_extent = layer_extent
         self._layer_image = layer_image
         self._layer_title = layer_title
         self._maps = maps
@@ -247,7 +253,8 @@ class Viewer(QWidget):
 
     def _draw_base(self) -> None:
         image = self._layer_image(self.state.base)
-        self.main.show_image(image)
+        extent = self._layer_extent(self.state.base) if self._layer_extent is not None else None
+        self.main.show_image(image, extent)
         self.main_caption.setText(self._layer_title(self.state.base) if image is not None else "")
 
     def _wipe_rect(self, other: np.ndarray, shape: tuple[int, int]) -> tuple[float, float, float, float] | str:

@@ -62,10 +62,19 @@ class DisplayController(QObject):
     def layer_image(self, key: str) -> np.ndarray | None:
         kind, which = parse_layer(key)
         if kind == "result":
+            preview = self.window.fusion.preview_image(str(which))  # live tuning, quick draft
+            if preview is not None:
+                return preview[0]
             outcome = self.workspace.results.get(str(which))
             return outcome.display if outcome is not None else None
         frame = self._frame_image(int(which))
         return frame.display if frame is not None else None
+
+    def layer_extent(self, key: str) -> tuple[int, int] | None:
+        """The full size a layer's image stands for when it is a screen-resolution preview (else None)."""
+        kind, which = parse_layer(key)
+        preview = self.window.fusion.preview_image(str(which)) if kind == "result" else None
+        return preview[1] if preview is not None else None
 
     def layer_title(self, key: str) -> str:
         kind, which = parse_layer(key)

@@ -1,7 +1,10 @@
 """The no-reference metrics of results A and B: when to compute them, in the background, into the metrics panel.
 
 Metrics start once a result has been still for a moment (they would slow live updates), one slot
-at a time; above a size limit they wait for "Compute now" (they need every source frame in memory).
+at a time, in a thread of their own at the lowest CPU priority; above a size limit they wait for
+"Compute now" (they need every source frame in memory). While a post-processing change is being
+tuned they are held (:meth:`MetricsController.hold`): the running computation is cancelled and
+the slot measured again once its final result arrives.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer
 
 from focusstudio.gui.jobs import MetricsOutcome, metrics_job
+from focusstudio.gui.live_jobs import at_low_priority
 from focusstudio.gui.metrics_panel import METRIC_KEYS
 from focusstudio.gui.workers import JobRunner
 
@@ -39,6 +43,10 @@ class MetricsController(QObject):
         self.timer.setInterval(METRICS_DELAY_MS)
         self.timer.timeout.connect(self._start_next)
         self._queue: list[str] = []
+        #: The slot being measured now (None: none).
+        self.running_slot: str | None = None
+        #: How many metrics computations were started (tests read it).
+        self.started_count = 0
         self.workspace.events.results_cleared.connect(self._on_results_cleared)
 
     def queue(self, slot: str) -> None:
@@ -60,6 +68,20 @@ class MetricsController(QObject):
         panel.set_pending(slot, outcome.result.method)
         self.timer.start()
 
+    def hold(self) -> None:
+        """A result is about to change (a control is being dragged): stop measuring it. The final
+        result queues its slot again (:meth:`queue`); nothing is measured in between."""
+        self.timer.stop()
+        if self.runner.busy:
+            slot = self.running_slot
+            self.runner.cancel()
+            self.running_slot = None
+            if slot is not None and slot not in self._queue and slot != self.window.target_slot():
+                self._queue.insert(0, slot)  # another slot's metrics: still valid, measured later
+        target = self.window.target_slot()
+        if target in self._queue:
+            self._queue.remove(target)
+
     def compute_now(self) -> None:
         results = self.workspace.results
         for slot in results:
@@ -71,22 +93,28 @@ class MetricsController(QObject):
     def _start_next(self) -> None:
         if self.runner.busy or not self._queue:
             return
+        if self.window.fusion.pending_full:
+            return  # a result is being tuned: its final version queues the metrics again
         slot = self._queue.pop(0)
         outcome = self.workspace.results.get(slot)
         if outcome is None:
             self._start_next()
             return
-        self.runner.start(partial(
+        self.running_slot = slot
+        self.started_count += 1
+        self.runner.start(at_low_priority(partial(
             metrics_job, slot, outcome.result.method, outcome.result.image, outcome.fused_stack,
             METRIC_KEYS,
-        ))
+        ), "focusstudio-metrics"))
 
     def _on_done(self, outcome: MetricsOutcome) -> None:
+        self.running_slot = None
         self.window.metrics_panel.set_values(outcome.slot, outcome.label, outcome.values)
         self.window.metricsReady.emit(outcome.slot)
         self._start_next()
 
     def _on_failed(self, message: str) -> None:
+        self.running_slot = None
         self.window.metrics_panel.set_error(message)
         self._start_next()
 
