@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -273,12 +272,10 @@ def test_opening_200_frames_reads_headers_only(tmp_path: Path, monkeypatch: pyte
     def no_decoding(*_args: object) -> None:
         raise AssertionError("load_stack decoded pixels")
 
+    # Decoding is forbidden outright, so the test needs no clock (timings belong to benchmarks/).
     monkeypatch.setattr(readers_module, "_decode", no_decoding)
-    started = time.perf_counter()
     stack = load_stack([tmp_path])
-    seconds = time.perf_counter() - started
     assert len(stack) == 200 and stack.names[:3] == ["f0.png", "f1.png", "f2.png"]
-    assert seconds < 1.0, f"probing 200 PNG headers took {seconds:.2f} s"
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -69,8 +69,9 @@ def test_cancel_stops_a_slow_fusion_at_once(qtbot: QtBot, loaded: MainWindow) ->
         loaded.cancel_button.click()
     assert not loaded.cancel_button.isEnabled() and loaded.progress.isHidden()
     # The worker itself ends at its next cancel check (every 10 ms), well before 10 s of work.
-    qtbot.waitUntil(lambda: loaded.fusion_runner.live_workers == 0, timeout=2000)
-    assert time.perf_counter() - started < 1.0
+    # Loose bound (a shared CI core can deschedule us): what matters is "far less than the 10 s job".
+    qtbot.waitUntil(lambda: loaded.fusion_runner.live_workers == 0, timeout=5000)
+    assert time.perf_counter() - started < 5.0
     assert "A" not in loaded.results
 
 
