@@ -46,7 +46,6 @@ N-frame behaviour (the frames are streamed, never held all at once):
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -63,11 +62,12 @@ from focusstudio.core.ops import params as ops_params
 from focusstudio.core.ops.box import box_sum_exact_np
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.consistency import label_opening_nearest, verify_binary, verify_labels
+from focusstudio.core.ops.guided_filter import GuidedFilterCPU
 from focusstudio.core.ops.spatial_frequency import squared_differences_np
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressGen
-from focusstudio.core.tiling import BoundedGuidedFilter, compute_tiled, operation_budget
-from focusstudio.core.types import FusionMap, FusionResult, Stack
+from focusstudio.core.progress import ProgressGen, check_cancelled
+from focusstudio.core.tiling import BoundedGuidedFilter, operation_budget
+from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 
 #: Per-frame activity maps are exposed up to this many frames and this many bytes in all
 #: (one H×W float32 each), so long or huge stacks do not hold N full-size maps.
@@ -124,8 +124,103 @@ def windowed_activity(
 
 
 def normalised_sf(activity: np.ndarray, radius: int) -> np.ndarray:
-    """SF = sqrt(sum / (2r+1)²) as float32, for display."""
+    """SF = sqrt(sum / (2r+1)²) as float32, for display (in row bands: no full-size float64 temporaries)."""
+    out = np.empty(activity.shape, dtype=np.float32)
+    rows = band_rows(activity.shape[1] if activity.ndim > 1 else 1)
+    for start in range(0, activity.shape[0], rows):
+        out[start:start + rows] = _normalised_band(activity[start:start + rows], radius)
+    return out
+
+
+def _normalised_band(activity: np.ndarray, radius: int) -> np.ndarray:
     return np.sqrt(np.maximum(activity, 0.0) / float((2 * radius + 1) ** 2)).astype(np.float32)
+
+
+#: Pixels of one row band of the banded passes: a few float64 planes of a band stay in the cache
+#: and numpy reuses the band temporaries instead of mapping (and faulting in) full-size arrays.
+BAND_PIXELS = 1 << 18
+
+#: Key of the pair's decoded colour frames in ``Analysis.data`` (taken by the first finish).
+HELD_FRAMES = "held_frames"
+
+
+def band_rows(width: int, halo: int = 0) -> int:
+    """Rows of one band for an image ``width`` wide (at least 4 halos, so the halo stays cheap)."""
+    return max(BAND_PIXELS // max(width, 1), 4 * halo, 16)
+
+
+def activity_bands(
+    source: np.ndarray, radius: int, mask: np.ndarray | None, frame: int, best: np.ndarray, index: np.ndarray,
+    normalised: np.ndarray | None,
+) -> None:
+    """Frame ``frame``'s activity folded into the running selection, one row band at a time.
+
+    ``source`` is the frame (colour: converted to grey band by band, the same values as
+    :func:`~focusstudio.core.types.to_grey`) or its grey image. Each band reads a halo of r+1 rows
+    (one difference plus the window), so the activity is exactly :func:`pixel_activity` of the
+    whole frame (the window sums are exact). ``best``/``index`` hold the running maximum and the
+    frame that has it (ties to the later frame, as SESF); frame 0 initialises them.
+    ``normalised`` (optional) receives :func:`normalised_sf` of this frame's activity.
+    """
+    height, width = source.shape[:2]
+    halo = radius + 1
+    rows = band_rows(width, halo)
+    for start in range(0, height, rows):
+        stop = min(start + rows, height)
+        top, bottom = max(start - halo, 0), min(stop + halo, height)
+        band = source[top:bottom]
+        grey = to_grey(band) if band.ndim == 3 else band
+        activity = pixel_activity(grey, radius, None if mask is None else mask[top:bottom])
+        activity = activity[start - top:stop - top]
+        if frame == 0:
+            best[start:stop] = activity
+        else:
+            # ">=": ties go to the later frame (SESF: D = SF_1 > SF_2, ties to the second image)
+            later_wins = activity >= best[start:stop]
+            index[start:stop][later_wins] = frame
+            np.maximum(best[start:stop], activity, out=best[start:stop])
+        if normalised is not None:
+            normalised[start:stop] = _normalised_band(activity, radius)
+
+
+def guided_pair_bands(
+    first: np.ndarray, second: np.ndarray, weight: np.ndarray, radius: int, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """SESF-Fuse's guided composition of a pair, one row band at a time: (fused, filtered weight).
+
+    The guide (the hard composition ``compose_pair(first, second, weight)`` in grey levels 0–255)
+    is built band by band and never exists at full size. Each band reads a halo of 2·radius rows
+    (two cascaded box means) and the float32 filter is centred on the whole guide's per-channel
+    mean, so the filtered weight is the whole-frame
+    :class:`~focusstudio.core.ops.guided_filter.GuidedFilterCPU` (float32) up to float32
+    rounding; the composition ``compose_pair(first, second, filtered)`` is then made per band.
+    """
+    height, width = weight.shape
+    halo = 2 * radius
+    rows = band_rows(width, halo)
+
+    def guide_of(top: int, bottom: int) -> np.ndarray:
+        guide = compose_pair(first[top:bottom], second[top:bottom], weight[top:bottom])
+        guide *= GUIDE_SCALE
+        return guide
+
+    channels = first.shape[2] if first.ndim == 3 else 1
+    total = np.zeros(channels, dtype=np.float64)
+    for start in range(0, height, rows):
+        guide = guide_of(start, min(start + rows, height))
+        total += guide.reshape(-1, channels).sum(axis=0, dtype=np.float64)
+    mean = total / float(height * width)
+    centre = (mean if first.ndim == 3 else mean[0]).astype(np.float32)
+    filtered = np.empty((height, width), dtype=np.float32)
+    fused = np.empty(first.shape, dtype=np.float32)
+    for start in range(0, height, rows):
+        check_cancelled()
+        stop = min(start + rows, height)
+        top, bottom = max(start - halo, 0), min(stop + halo, height)
+        band = GuidedFilterCPU(guide_of(top, bottom), radius, eps, None, np.float32, centre)(weight[top:bottom])
+        filtered[start:stop] = band[start - top:stop - top]
+        fused[start:stop] = compose_pair(first[start:stop], second[start:stop], filtered[start:stop])
+    return fused, filtered
 
 
 @register
@@ -173,35 +268,36 @@ class SpatialFrequencyFusion(FusionMethod):
         height, width = stack.shape
         keep_frames = count <= MAX_ACTIVITY_MAPS and count * height * width * 4 <= MAX_ACTIVITY_BYTES
         maps: dict[str, FusionMap] = {}
-        best: np.ndarray | None = None
+        best = np.empty(stack.shape, dtype=np.float64)
         index = np.zeros(stack.shape, dtype=np.int32)
+        # A pair decodes each colour frame once: the frames analysed here are handed to finish
+        # (decoding a 24 MP JPEG to float32 costs about as much as the whole analysis).
+        held: list[np.ndarray] = []
         for i in range(count):
             context.cancel.raise_if_cancelled()
-            grey = load_checked(stack, i, grey=True)
-            # In tiles (halo r+1: one difference plus the window) when the frame exceeds the budget.
-            activity = compute_tiled(
-                stack.shape, partial(windowed_activity, grey, radius, mask), radius + 1,
-                ACTIVITY_BYTES_PER_PIXEL, operation_budget(stack.shape, context.memory_limit),
-                context.tile_size, context.cancel,
-            )
-            if best is None:
-                best = activity
+            if count == 2:
+                frame = load_checked(stack, i)
+                held.append(frame)
+                grey_source = frame if stack.frames[i].channels == 3 else frame[..., 0] if frame.ndim == 3 else frame
             else:
-                # ">=": ties go to the later frame (SESF: D = SF_1 > SF_2, ties to the second image)
-                later_wins = activity >= best
-                index[later_wins] = i
-                np.maximum(best, activity, out=best)
-            if keep_frames:
+                grey_source = load_checked(stack, i, grey=True)
+            normalised = np.empty(stack.shape, dtype=np.float32) if keep_frames else None
+            activity_bands(grey_source, radius, mask, i, best, index, normalised)
+            del grey_source
+            if normalised is not None:
                 maps[f"activity_{i}"] = FusionMap(
-                    f"activity_{i}", "activity", normalised_sf(activity, radius),
-                    f"Spatial frequency of frame {i} (radius {radius})", frame=i,
+                    f"activity_{i}", "activity", normalised, f"Spatial frequency of frame {i} (radius {radius})",
+                    frame=i,
                 )
             yield context.progress.event("analysis", (i + 1) / count, f"spatial frequency {i + 1}/{count}")
-        assert best is not None
         maps["activity"] = FusionMap(
             "activity", "activity", normalised_sf(best, radius), "Largest spatial frequency over the frames"
         )
-        return Analysis(self.name, self.analysis_params(params), maps=maps, data={"index_raw": index})
+        del best
+        data: dict[str, Any] = {"index_raw": index}
+        if held:
+            data[HELD_FRAMES] = held
+        return Analysis(self.name, self.analysis_params(params), maps=maps, data=data)
 
     # ------------------------------------------------------------------------------ finish
     def finish(
@@ -213,7 +309,7 @@ class SpatialFrequencyFusion(FusionMethod):
         maps["index_raw"] = FusionMap("index_raw", "index", index_raw, "Frame with the largest SF")
         context.cancel.raise_if_cancelled()
         if count == 2:
-            fused = yield from self._finish_pair(index_raw, stack, params, context, maps)
+            fused = yield from self._finish_pair(analysis, index_raw, stack, params, context, maps)
         else:
             fused = yield from self._finish_many(index_raw, stack, params, context, maps)
         yield context.progress.event("compose", 1.0, "done")
@@ -223,7 +319,7 @@ class SpatialFrequencyFusion(FusionMethod):
         return self.make_result(fused, stack, params, maps, analysis)
 
     def _finish_pair(
-        self, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
+        self, analysis: Analysis, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
         maps: dict[str, FusionMap],
     ) -> ProgressGen[np.ndarray]:
         decision_raw = index_raw == 0
@@ -232,28 +328,23 @@ class SpatialFrequencyFusion(FusionMethod):
         maps["decision_raw"] = FusionMap(
             "decision_raw", "decision", decision_raw.astype(np.float32), "1 = frame 0 has the larger SF"
         )
-        maps["decision"] = FusionMap(
-            "decision", "decision", decision.astype(np.float32), "Decision after consistency verification"
-        )
+        # The decision map doubles as the unfiltered weight of frame 0 (read, never written).
+        weight = decision.astype(np.float32)
+        maps["decision"] = FusionMap("decision", "decision", weight, "Decision after consistency verification")
         maps["index"] = FusionMap("index", "index", index, "Frame chosen after consistency verification")
         yield context.progress.event("consistency", 0.3, "consistency verification")
         context.cancel.raise_if_cancelled()
-        first = load_checked(stack, 0)
-        second = load_checked(stack, 1)
-        weight = decision.astype(np.float32)
-        if params["use_guided_filter"]:
-            guide = compose_pair(first, second, weight) * GUIDE_SCALE
-            yield context.progress.event("guided filter", 0.6, "guided filter")
-            context.cancel.raise_if_cancelled()
-            weight = BoundedGuidedFilter(
-                guide, params["gf_radius"], params["gf_eps"], operation_budget(stack.shape, context.memory_limit),
-                context.tile_size, dtype=np.float32, precision=np.float32,
-            )(weight)
-            del guide  # a full-size colour copy, not needed for the composition
-            maps["weight"] = FusionMap(
-                "weight", "weight", weight, "Guided-filtered weight of frame 0 (not clipped, as SESF-Fuse)"
-            )
-        return compose_pair(first, second, weight)
+        held = analysis.data.pop(HELD_FRAMES, None)
+        first, second = held if held is not None else (load_checked(stack, 0), load_checked(stack, 1))
+        if not params["use_guided_filter"]:
+            return compose_pair(first, second, weight)
+        yield context.progress.event("guided filter", 0.6, "guided filter")
+        context.cancel.raise_if_cancelled()
+        fused, weight = guided_pair_bands(first, second, weight, params["gf_radius"], params["gf_eps"])
+        maps["weight"] = FusionMap(
+            "weight", "weight", weight, "Guided-filtered weight of frame 0 (not clipped, as SESF-Fuse)"
+        )
+        return fused
 
     def _finish_many(
         self, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
