@@ -183,43 +183,46 @@ def activity_bands(
             normalised[start:stop] = _normalised_band(activity, radius)
 
 
-def guided_pair_bands(
+#: Edge of the square tiles of :func:`guided_pair_tiles` (plus a halo of 2·radius each side).
+GUIDED_TILE = 256
+
+
+def guided_pair_tiles(
     first: np.ndarray, second: np.ndarray, weight: np.ndarray, radius: int, eps: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """SESF-Fuse's guided composition of a pair, one row band at a time: (fused, filtered weight).
+    """SESF-Fuse's guided composition of a pair, tile by tile: (fused, filtered weight).
 
-    The guide (the hard composition ``compose_pair(first, second, weight)`` in grey levels 0–255)
-    is built band by band and never exists at full size. Each band reads a halo of 2·radius rows
-    (two cascaded box means) and the float32 filter is centred on the whole guide's per-channel
-    mean, so the filtered weight is the whole-frame
-    :class:`~focusstudio.core.ops.guided_filter.GuidedFilterCPU` (float32) up to float32
-    rounding; the composition ``compose_pair(first, second, filtered)`` is then made per band.
+    The guide is the hard composition ``compose_pair(first, second, weight)`` in grey levels
+    0–255; it is built per tile and never exists at full size. A tile reads a halo of 2·radius
+    (two cascaded box means), so it gets the whole-frame filter's values. Where the weight is
+    constant over a tile and its halo, the filter returns that constant (cov(I, p) = 0, so a = 0
+    and b = mean(p) = p): the tile is not filtered, which on a decision map leaves only the tiles
+    along the decision's boundaries to filter. The result then differs from the whole-frame
+    float32 :class:`~focusstudio.core.ops.guided_filter.GuidedFilterCPU` by its float32 rounding
+    only (bounded in tests/core/test_sf_bands.py). Each tile's float32 filter is centred on that
+    tile's guide mean (any centre gives the same filter; a local one keeps the variances from
+    cancelling best: measured closer to the float64 filter than the whole-frame centre).
     """
     height, width = weight.shape
     halo = 2 * radius
-    rows = band_rows(width, halo)
-
-    def guide_of(top: int, bottom: int) -> np.ndarray:
-        guide = compose_pair(first[top:bottom], second[top:bottom], weight[top:bottom])
-        guide *= GUIDE_SCALE
-        return guide
-
-    channels = first.shape[2] if first.ndim == 3 else 1
-    total = np.zeros(channels, dtype=np.float64)
-    for start in range(0, height, rows):
-        guide = guide_of(start, min(start + rows, height))
-        total += guide.reshape(-1, channels).sum(axis=0, dtype=np.float64)
-    mean = total / float(height * width)
-    centre = (mean if first.ndim == 3 else mean[0]).astype(np.float32)
     filtered = np.empty((height, width), dtype=np.float32)
     fused = np.empty(first.shape, dtype=np.float32)
-    for start in range(0, height, rows):
+    for y in range(0, height, GUIDED_TILE):
         check_cancelled()
-        stop = min(start + rows, height)
-        top, bottom = max(start - halo, 0), min(stop + halo, height)
-        band = GuidedFilterCPU(guide_of(top, bottom), radius, eps, None, np.float32, centre)(weight[top:bottom])
-        filtered[start:stop] = band[start - top:stop - top]
-        fused[start:stop] = compose_pair(first[start:stop], second[start:stop], filtered[start:stop])
+        for x in range(0, width, GUIDED_TILE):
+            inner = (slice(y, min(y + GUIDED_TILE, height)), slice(x, min(x + GUIDED_TILE, width)))
+            top, left = max(y - halo, 0), max(x - halo, 0)
+            read = (slice(top, min(inner[0].stop + halo, height)), slice(left, min(inner[1].stop + halo, width)))
+            source = weight[read]
+            low, high = source.min(), source.max()
+            if low == high:
+                filtered[inner] = low
+            else:
+                guide = compose_pair(first[read], second[read], source)
+                guide *= GUIDE_SCALE
+                band = GuidedFilterCPU(guide, radius, eps, None, np.float32)(source)
+                filtered[inner] = band[y - top:inner[0].stop - top, x - left:inner[1].stop - left]
+            fused[inner] = compose_pair(first[inner], second[inner], filtered[inner])
     return fused, filtered
 
 
@@ -340,7 +343,7 @@ class SpatialFrequencyFusion(FusionMethod):
             return compose_pair(first, second, weight)
         yield context.progress.event("guided filter", 0.6, "guided filter")
         context.cancel.raise_if_cancelled()
-        fused, weight = guided_pair_bands(first, second, weight, params["gf_radius"], params["gf_eps"])
+        fused, weight = guided_pair_tiles(first, second, weight, params["gf_radius"], params["gf_eps"])
         maps["weight"] = FusionMap(
             "weight", "weight", weight, "Guided-filtered weight of frame 0 (not clipped, as SESF-Fuse)"
         )
