@@ -86,3 +86,24 @@ def test_pair_fuse_with_and_without_the_held_frames_is_identical() -> None:
     assert np.array_equal(result.maps["weight"].data, again.maps["weight"].data)
     # the input arrays are untouched
     assert np.array_equal(stack.load(0), first) and np.array_equal(stack.load(1), second)
+
+
+def test_held_frames_of_an_8_bit_pair_are_exact() -> None:
+    """8-bit frames are held as codes between analysis and finish: the same image as re-decoding."""
+    first, second = _frames(64, 72, 4)
+    codes = [np.rint(frame * 255).astype(np.uint8) for frame in (first, second)]
+    stack = Stack.from_arrays(codes)
+    result = fuse(stack, "sf", device="cpu")
+    again = fuse(stack, "sf", device="cpu", analysis=result.analysis)
+    assert np.array_equal(result.image, again.image)
+    frame = stack.load(0)
+    held = sf.HeldFrame.start(frame, "uint8")
+    held.store_band(frame, slice(0, 64))
+    held.finish_storing(frame)
+    assert held._float is None and np.array_equal(held[10:20, 5:], frame[10:20, 5:])
+    # a frame that is not k/255 (e.g. warped by alignment) stays float32
+    off = frame + np.float32(1e-3)
+    kept = sf.HeldFrame.start(off, "uint8")
+    kept.store_band(off, slice(0, 64))
+    kept.finish_storing(off)
+    assert kept[...] is not None and np.array_equal(kept[...], off)

@@ -46,6 +46,8 @@ N-frame behaviour (the frames are streamed, never held all at once):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -144,6 +146,52 @@ BAND_PIXELS = 1 << 18
 HELD_FRAMES = "held_frames"
 
 
+class HeldFrame:
+    """A decoded frame kept between analysis and finish, as 8-bit codes when that is exact.
+
+    Frames decoded from 8-bit files are k/255 in float32 (``normalise_array``); rounding ×255
+    recovers k, and k → float32 → /255 gives the same float32 bits back. Each band is checked
+    when stored; a frame that does not round-trip exactly (16-bit, float, transformed) is kept as
+    float32. Indexing returns the float32 pixels of a window (4× less memory held for a JPEG).
+    """
+
+    def __init__(self, frame: np.ndarray, codes: bool) -> None:
+        self._float: np.ndarray | None = None if codes else frame
+        self._codes: np.ndarray | None = np.empty(frame.shape, dtype=np.uint8) if codes else None
+        self.shape = frame.shape
+
+    @classmethod
+    def start(cls, frame: np.ndarray, source_dtype: str) -> HeldFrame:
+        return cls(frame, source_dtype == "uint8")
+
+    def store_band(self, frame: np.ndarray, rows: slice) -> None:
+        """Encode rows of ``frame`` (falls back to the float frame at the first inexact band)."""
+        if self._codes is None:
+            return
+        scaled = frame[rows] * np.float32(255.0)
+        np.rint(scaled, out=scaled)
+        codes = scaled.astype(np.uint8)
+        back = codes.astype(np.float32)
+        back /= np.float32(255.0)
+        if not np.array_equal(back, frame[rows]):
+            self._codes, self._float = None, frame
+            return
+        self._codes[rows] = codes
+
+    def finish_storing(self, frame: np.ndarray) -> None:
+        """Drop the float frame when every band was encoded exactly."""
+        if self._codes is None:
+            self._float = frame
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if self._float is not None:
+            return self._float[key]
+        assert self._codes is not None
+        window = self._codes[key].astype(np.float32)
+        window /= np.float32(255.0)
+        return window
+
+
 def band_rows(width: int, halo: int = 0) -> int:
     """Rows of one band for an image ``width`` wide (at least 4 halos, so the halo stays cheap)."""
     return max(BAND_PIXELS // max(width, 1), 4 * halo, 16)
@@ -151,7 +199,7 @@ def band_rows(width: int, halo: int = 0) -> int:
 
 def activity_bands(
     source: np.ndarray, radius: int, mask: np.ndarray | None, frame: int, best: np.ndarray, index: np.ndarray,
-    normalised: np.ndarray | None,
+    normalised: np.ndarray | None, on_band: Callable[[slice], None] | None = None,
 ) -> None:
     """Frame ``frame``'s activity folded into the running selection, one row band at a time.
 
@@ -160,7 +208,8 @@ def activity_bands(
     (one difference plus the window), so the activity is exactly :func:`pixel_activity` of the
     whole frame (the window sums are exact). ``best``/``index`` hold the running maximum and the
     frame that has it (ties to the later frame, as SESF); frame 0 initialises them.
-    ``normalised`` (optional) receives :func:`normalised_sf` of this frame's activity.
+    ``normalised`` (optional) receives :func:`normalised_sf` of this frame's activity;
+    ``on_band(rows)`` is called for every band's rows (the pair stores its frames meanwhile).
     """
     height, width = source.shape[:2]
     halo = radius + 1
@@ -181,6 +230,8 @@ def activity_bands(
             np.maximum(best[start:stop], activity, out=best[start:stop])
         if normalised is not None:
             normalised[start:stop] = _normalised_band(activity, radius)
+        if on_band is not None:
+            on_band(slice(start, stop))
 
 
 #: Edge of the square tiles of :func:`guided_pair_tiles` (plus a halo of 2·radius each side).
@@ -188,7 +239,7 @@ GUIDED_TILE = 256
 
 
 def guided_pair_tiles(
-    first: np.ndarray, second: np.ndarray, weight: np.ndarray, radius: int, eps: float
+    first: np.ndarray | HeldFrame, second: np.ndarray | HeldFrame, weight: np.ndarray, radius: int, eps: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """SESF-Fuse's guided composition of a pair, tile by tile: (fused, filtered weight).
 
@@ -278,14 +329,21 @@ class SpatialFrequencyFusion(FusionMethod):
         held: list[np.ndarray] = []
         for i in range(count):
             context.cancel.raise_if_cancelled()
+            keeper: HeldFrame | None = None
             if count == 2:
                 frame = load_checked(stack, i)
-                held.append(frame)
+                transformed = stack.transforms[i] is not None
+                keeper = HeldFrame.start(frame, "float32" if transformed else stack.frames[i].dtype)
                 grey_source = frame if stack.frames[i].channels == 3 else frame[..., 0] if frame.ndim == 3 else frame
             else:
                 grey_source = load_checked(stack, i, grey=True)
             normalised = np.empty(stack.shape, dtype=np.float32) if keep_frames else None
-            activity_bands(grey_source, radius, mask, i, best, index, normalised)
+            activity_bands(grey_source, radius, mask, i, best, index, normalised,
+                           None if keeper is None else partial(keeper.store_band, frame))
+            if keeper is not None:
+                keeper.finish_storing(frame)
+                held.append(keeper)
+                del frame
             del grey_source
             if normalised is not None:
                 maps[f"activity_{i}"] = FusionMap(
@@ -340,7 +398,7 @@ class SpatialFrequencyFusion(FusionMethod):
         held = analysis.data.pop(HELD_FRAMES, None)
         first, second = held if held is not None else (load_checked(stack, 0), load_checked(stack, 1))
         if not params["use_guided_filter"]:
-            return compose_pair(first, second, weight)
+            return compose_pair(first[...], second[...], weight)
         yield context.progress.event("guided filter", 0.6, "guided filter")
         context.cancel.raise_if_cancelled()
         fused, weight = guided_pair_tiles(first, second, weight, params["gf_radius"], params["gf_eps"])
