@@ -151,9 +151,10 @@ class HeldFrame:
     """A decoded frame kept between analysis and finish, as 8-bit codes when that is exact.
 
     Frames decoded from 8-bit files are k/255 in float32 (``normalise_array``); rounding ×255
-    recovers k, and k → float32 → /255 gives the same float32 bits back. Each band is checked
-    when stored; a frame that does not round-trip exactly (16-bit, float, transformed) is kept as
-    float32. Indexing returns the float32 pixels of a window (4× less memory held for a JPEG).
+    recovers k, and k → float32 → /255 gives the same float32 bits back. Only untransformed 8-bit
+    sources are encoded, and every 8th row of each band is checked when stored; other frames
+    (16-bit, float, transformed, or failing the check) are kept as float32. Indexing returns the
+    float32 pixels of a window (4× less memory held for a JPEG).
     """
 
     def __init__(self, frame: np.ndarray, codes: bool) -> None:
@@ -172,9 +173,11 @@ class HeldFrame:
         scaled = frame[rows] * np.float32(255.0)
         np.rint(scaled, out=scaled)
         codes = scaled.astype(np.uint8)
-        back = codes.astype(np.float32)
+        # The caller only holds 8-bit sources untransformed (k/255 by construction); every 8th row
+        # is checked against that, so a frame breaking it is kept as float32 instead.
+        back = codes[::8].astype(np.float32)
         back /= np.float32(255.0)
-        if not np.array_equal(back, frame[rows]):
+        if not np.array_equal(back, frame[rows][::8]):
             self._codes, self._float = None, frame
             return
         self._codes[rows] = codes
