@@ -38,6 +38,11 @@ N-frame behaviour (the frames are streamed, never held all at once):
   clipping they already sum to 1); weights are computed lazily, one frame at a time.
 * Invalid pixels (``stack.valid_mask`` False, e.g. the border left by alignment) have no activity:
   squared differences touching them are zeroed before the window sum, so the padding cannot win.
+* Cost at camera resolution (issue 20): the activity, the running selection and the SF maps are
+  computed in row bands (:func:`activity_bands`, exact, no full-size float64 temporaries); a pair
+  decodes each frame once (held between analysis and finish as 8-bit codes when exact,
+  :class:`HeldFrame`), and its guided composition runs tile by tile without a full-size guide,
+  skipping the tiles where the decision is constant (:func:`guided_pair_tiles`).
 * Per-frame activity maps (``activity_{i}``, the normalised SF) are kept only for N ≤ 16 and at most
   256 MiB in all, so a long or huge stack does not cost N full-size maps (they are dropped, not
   downscaled, because every map is expected at the image size); ``activity`` (the best activity per
@@ -356,9 +361,9 @@ class SpatialFrequencyFusion(FusionMethod):
         maps: dict[str, FusionMap] = {}
         best = np.empty(stack.shape, dtype=np.float64)
         index = np.zeros(stack.shape, dtype=np.int32)
-        # A pair decodes each colour frame once: the frames analysed here are handed to finish
-        # (decoding a 24 MP JPEG to float32 costs about as much as the whole analysis).
-        held: list[np.ndarray] = []
+        # A pair decodes each frame once: the frames analysed here are handed to finish (decoding
+        # a 24 MP JPEG to float32 costs about a third of the analysis), as 8-bit codes when exact.
+        held: list[HeldFrame] = []
         for i in range(count):
             context.cancel.raise_if_cancelled()
             keeper: HeldFrame | None = None
@@ -417,7 +422,7 @@ class SpatialFrequencyFusion(FusionMethod):
     ) -> ProgressGen[np.ndarray]:
         decision_raw = index_raw == 0
         decision = verify_binary(decision_raw, params)
-        index = np.where(decision, 0, 1).astype(np.int32)
+        index = np.logical_not(decision).astype(np.int32)  # 0 = frame 0 (no int64 temporary)
         maps["decision_raw"] = FusionMap(
             "decision_raw", "decision", decision_raw.astype(np.float32), "1 = frame 0 has the larger SF"
         )
