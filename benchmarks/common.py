@@ -74,6 +74,9 @@ def measure(label: str, command: Sequence[str], cwd: Path | None = None) -> Meas
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", stderr)
     # GNU time's report ends stderr; what comes before it is the command's own stderr.
     own_stderr = stderr.split("\tCommand being timed:")[0]
+    cpu = {key: float(found.group(1)) for key, pattern in (("user_seconds", r"User time \(seconds\): ([\d.]+)"),
+                                                            ("system_seconds", r"System time \(seconds\): ([\d.]+)"))
+           if (found := re.search(pattern, stderr))}
     return Measurement(
         label=label,
         command=list(command),
@@ -82,6 +85,7 @@ def measure(label: str, command: Sequence[str], cwd: Path | None = None) -> Meas
         returncode=completed.returncode,
         stdout=completed.stdout,
         stderr_tail=own_stderr[-2000:],
+        extra=cpu,
     )
 
 

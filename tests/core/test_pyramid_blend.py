@@ -50,3 +50,31 @@ def test_levels_and_shape_checks() -> None:
         blend.result()
     with pytest.raises(ValueError):
         blend.add(np.zeros((10, 11), np.float32), np.zeros((10, 11), np.float32))
+
+
+@pytest.mark.parametrize("channels", [(), (3,)])
+def test_blend_level_by_level_equals_the_whole_pyramids(channels: tuple[int, ...]) -> None:
+    """PyramidBlend builds each level in one buffer: the same sums as weighting whole pyramids."""
+    from focusstudio.core.ops.pyramid import PyramidBlend, gaussian_pyramid, laplacian_pyramid, reconstruct
+
+    rng = np.random.default_rng(7)
+    frames = [rng.random((37, 53, *channels), dtype=np.float32) for _ in range(3)]
+    weights = [rng.random((37, 53), dtype=np.float32) for _ in range(3)]
+    blend = PyramidBlend(37, 53)
+    for frame, weight in zip(frames, weights):
+        blend.add(frame, weight)
+    sums: list[np.ndarray] = []
+    totals: list[np.ndarray] = []
+    for frame, weight in zip(frames, weights):
+        details, base = laplacian_pyramid(frame, blend.levels)
+        masks = gaussian_pyramid(weight, blend.levels)
+        for level, (band, mask) in enumerate(zip([*details, base], masks)):
+            product = band * (mask[..., None] if band.ndim == 3 else mask)
+            if len(sums) <= level:
+                sums.append(np.zeros_like(product))
+                totals.append(np.zeros_like(mask))
+            sums[level] += product
+            totals[level] += mask
+    bands = [total * np.where(w > 1e-6, 1.0 / np.maximum(w, 1e-6), 0.0).astype(np.float32)[
+        (..., None) if total.ndim == 3 else ...] for total, w in zip(sums, totals)]
+    assert np.array_equal(blend.result(), reconstruct(bands[:-1], bands[-1]))

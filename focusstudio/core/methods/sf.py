@@ -38,6 +38,11 @@ N-frame behaviour (the frames are streamed, never held all at once):
   clipping they already sum to 1); weights are computed lazily, one frame at a time.
 * Invalid pixels (``stack.valid_mask`` False, e.g. the border left by alignment) have no activity:
   squared differences touching them are zeroed before the window sum, so the padding cannot win.
+* Cost at camera resolution (issue 20): the activity, the running selection and the SF maps are
+  computed in row bands (:func:`activity_bands`, exact, no full-size float64 temporaries); a pair
+  decodes each frame once (held between analysis and finish as 8-bit codes when exact,
+  :class:`HeldFrame`), and its guided composition runs tile by tile without a full-size guide,
+  skipping the tiles where the decision is constant (:func:`guided_pair_tiles`).
 * Per-frame activity maps (``activity_{i}``, the normalised SF) are kept only for N ≤ 16 and at most
   256 MiB in all, so a long or huge stack does not cost N full-size maps (they are dropped, not
   downscaled, because every map is expected at the image size); ``activity`` (the best activity per
@@ -46,9 +51,11 @@ N-frame behaviour (the frames are streamed, never held all at once):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 
 from focusstudio.core.methods._classical import (
@@ -59,16 +66,16 @@ from focusstudio.core.methods._classical import (
 )
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
-from focusstudio.core.methods.strategies import RunningArgmax
 from focusstudio.core.ops import params as ops_params
-from focusstudio.core.ops.box import box_sum_exact_np
+from focusstudio.core.ops.box import EXACT_FRACTION_BITS, box_sum_exact_np
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.consistency import label_opening_nearest, verify_binary, verify_labels
+from focusstudio.core.ops.guided_filter import GuidedFilterCPU
 from focusstudio.core.ops.spatial_frequency import squared_differences_np
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressGen
-from focusstudio.core.tiling import BoundedGuidedFilter, compute_tiled, operation_budget
-from focusstudio.core.types import FusionMap, FusionResult, Stack
+from focusstudio.core.progress import ProgressGen, check_cancelled
+from focusstudio.core.tiling import BoundedGuidedFilter, operation_budget
+from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 
 #: Per-frame activity maps are exposed up to this many frames and this many bytes in all
 #: (one H×W float32 each), so long or huge stacks do not hold N full-size maps.
@@ -125,8 +132,186 @@ def windowed_activity(
 
 
 def normalised_sf(activity: np.ndarray, radius: int) -> np.ndarray:
-    """SF = sqrt(sum / (2r+1)²) as float32, for display."""
+    """SF = sqrt(sum / (2r+1)²) as float32, for display (in row bands: no full-size float64 temporaries)."""
+    out = np.empty(activity.shape, dtype=np.float32)
+    rows = band_rows(activity.shape[1] if activity.ndim > 1 else 1)
+    for start in range(0, activity.shape[0], rows):
+        out[start:start + rows] = _normalised_band(activity[start:start + rows], radius)
+    return out
+
+
+def _normalised_band(activity: np.ndarray, radius: int) -> np.ndarray:
     return np.sqrt(np.maximum(activity, 0.0) / float((2 * radius + 1) ** 2)).astype(np.float32)
+
+
+#: Pixels of one row band of the banded passes: a few float64 planes of a band stay in the cache
+#: and numpy reuses the band temporaries instead of mapping (and faulting in) full-size arrays.
+BAND_PIXELS = 1 << 18
+
+#: Key of the pair's decoded colour frames in ``Analysis.data`` (taken by the first finish).
+HELD_FRAMES = "held_frames"
+
+
+class HeldFrame:
+    """A decoded frame kept between analysis and finish, as 8-bit codes when that is exact.
+
+    Frames decoded from 8-bit files are k/255 in float32 (``normalise_array``); rounding ×255
+    recovers k, and k → float32 → /255 gives the same float32 bits back. Only untransformed 8-bit
+    sources are encoded, and every 8th row of each band is checked when stored; other frames
+    (16-bit, float, transformed, or failing the check) are kept as float32. Indexing returns the
+    float32 pixels of a window (4× less memory held for a JPEG).
+    """
+
+    def __init__(self, frame: np.ndarray, codes: bool) -> None:
+        self._float: np.ndarray | None = None if codes else frame
+        self._codes: np.ndarray | None = np.empty(frame.shape, dtype=np.uint8) if codes else None
+        self.shape = frame.shape
+
+    @classmethod
+    def start(cls, frame: np.ndarray, source_dtype: str) -> HeldFrame:
+        return cls(frame, source_dtype == "uint8")
+
+    def store_band(self, frame: np.ndarray, rows: slice) -> None:
+        """Encode rows of ``frame`` (falls back to the float frame at the first inexact band)."""
+        if self._codes is None:
+            return
+        scaled = frame[rows] * np.float32(255.0)
+        np.rint(scaled, out=scaled)
+        codes = scaled.astype(np.uint8)
+        # The caller only holds 8-bit sources untransformed (k/255 by construction); every 8th row
+        # is checked against that, so a frame breaking it is kept as float32 instead.
+        back = codes[::8].astype(np.float32)
+        back /= np.float32(255.0)
+        if not np.array_equal(back, frame[rows][::8]):
+            self._codes, self._float = None, frame
+            return
+        self._codes[rows] = codes
+
+    def finish_storing(self, frame: np.ndarray) -> None:
+        """Drop the float frame when every band was encoded exactly."""
+        if self._codes is None:
+            self._float = frame
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if self._float is not None:
+            return self._float[key]
+        assert self._codes is not None
+        window = self._codes[key].astype(np.float32)
+        window /= np.float32(255.0)
+        return window
+
+
+def band_rows(width: int, halo: int = 0) -> int:
+    """Rows of one band for an image ``width`` wide (at least 4 halos, so the halo stays cheap)."""
+    return max(BAND_PIXELS // max(width, 1), 4 * halo, 16)
+
+
+def _band_activity(grey: np.ndarray, radius: int, mask: np.ndarray | None) -> np.ndarray:
+    """:func:`pixel_activity` with its float64 passes done in place (the same values, fewer
+    temporaries): squared differences, the 2^-35 grid of :func:`box_sum_exact_np`, the box sum."""
+    # Differences of float32 values are exact in float64 (as in squared_differences_np).
+    energy = np.empty(grey.shape, dtype=np.float64)
+    energy[:, 0] = grey[:, 0]
+    np.subtract(grey[:, 1:], grey[:, :-1], out=energy[:, 1:], dtype=np.float64)
+    np.square(energy, out=energy)
+    vertical = np.empty(grey.shape, dtype=np.float64)
+    vertical[0] = grey[0]
+    np.subtract(grey[1:], grey[:-1], out=vertical[1:], dtype=np.float64)
+    np.square(vertical, out=vertical)
+    energy += vertical
+    del vertical
+    if mask is not None:
+        energy[~mask] = 0.0
+    size = 2 * radius + 1
+    # Energies are ≥ 0: the largest value bounds the running sums (as box_sum_exact_np checks).
+    largest = float(energy.max()) if energy.size else 0.0
+    if 2.0 * largest * size * size >= 2.0 ** (52 - EXACT_FRACTION_BITS):
+        raise ValueError(f"values up to {largest:g} are too large for an exact {size}×{size} box sum")
+    scale = float(2**EXACT_FRACTION_BITS)
+    energy *= scale
+    np.rint(energy, out=energy)
+    energy /= scale
+    return cv2.boxFilter(energy, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+
+def activity_bands(
+    source: np.ndarray, radius: int, mask: np.ndarray | None, frame: int, best: np.ndarray, index: np.ndarray,
+    normalised: np.ndarray | None, on_band: Callable[[slice], None] | None = None,
+) -> None:
+    """Frame ``frame``'s activity folded into the running selection, one row band at a time.
+
+    ``source`` is the frame (colour: converted to grey band by band, the same values as
+    :func:`~focusstudio.core.types.to_grey`) or its grey image. Each band reads a halo of r+1 rows
+    (one difference plus the window), so the activity is exactly :func:`pixel_activity` of the
+    whole frame (the window sums are exact). ``best``/``index`` hold the running maximum and the
+    frame that has it (ties to the later frame, as SESF); frame 0 initialises them.
+    ``normalised`` (optional) receives :func:`normalised_sf` of this frame's activity;
+    ``on_band(rows)`` is called for every band's rows (the pair stores its frames meanwhile).
+    """
+    height, width = source.shape[:2]
+    halo = radius + 1
+    rows = band_rows(width, halo)
+    for start in range(0, height, rows):
+        stop = min(start + rows, height)
+        top, bottom = max(start - halo, 0), min(stop + halo, height)
+        band = source[top:bottom]
+        grey = to_grey(band) if band.ndim == 3 else band
+        activity = _band_activity(grey, radius, None if mask is None else mask[top:bottom])
+        activity = activity[start - top:stop - top]
+        if frame == 0:
+            best[start:stop] = activity
+        else:
+            # ">=": ties go to the later frame (SESF: D = SF_1 > SF_2, ties to the second image)
+            later_wins = activity >= best[start:stop]
+            index[start:stop][later_wins] = frame
+            np.maximum(best[start:stop], activity, out=best[start:stop])
+        if normalised is not None:
+            normalised[start:stop] = _normalised_band(activity, radius)
+        if on_band is not None:
+            on_band(slice(start, stop))
+
+
+#: Edge of the square tiles of :func:`guided_pair_tiles` (plus a halo of 2·radius each side).
+GUIDED_TILE = 256
+
+
+def guided_pair_tiles(
+    first: np.ndarray | HeldFrame, second: np.ndarray | HeldFrame, weight: np.ndarray, radius: int, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """SESF-Fuse's guided composition of a pair, tile by tile: (fused, filtered weight).
+
+    The guide is the hard composition ``compose_pair(first, second, weight)`` in grey levels
+    0–255; it is built per tile and never exists at full size. A tile reads a halo of 2·radius
+    (two cascaded box means), so it gets the whole-frame filter's values. Where the weight is
+    constant over a tile and its halo, the filter returns that constant (cov(I, p) = 0, so a = 0
+    and b = mean(p) = p): the tile is not filtered, which on a decision map leaves only the tiles
+    along the decision's boundaries to filter. The result then differs from the whole-frame
+    float32 :class:`~focusstudio.core.ops.guided_filter.GuidedFilterCPU` by its float32 rounding
+    only (bounded in tests/core/test_sf_bands.py). Each tile's float32 filter is centred on that
+    tile's guide mean (any centre gives the same filter; a local one keeps the variances from
+    cancelling best: measured closer to the float64 filter than the whole-frame centre).
+    """
+    height, width = weight.shape
+    halo = 2 * radius
+    filtered = np.empty((height, width), dtype=np.float32)
+    fused = np.empty(first.shape, dtype=np.float32)
+    for y in range(0, height, GUIDED_TILE):
+        check_cancelled()
+        for x in range(0, width, GUIDED_TILE):
+            inner = (slice(y, min(y + GUIDED_TILE, height)), slice(x, min(x + GUIDED_TILE, width)))
+            top, left = max(y - halo, 0), max(x - halo, 0)
+            read = (slice(top, min(inner[0].stop + halo, height)), slice(left, min(inner[1].stop + halo, width)))
+            source = weight[read]
+            low, high = source.min(), source.max()
+            if low == high:
+                filtered[inner] = low
+            else:
+                guide = compose_pair(first[read], second[read], source)
+                guide *= GUIDE_SCALE
+                band = GuidedFilterCPU(guide, radius, eps, None, np.float32)(source)
+                filtered[inner] = band[y - top:inner[0].stop - top, x - left:inner[1].stop - left]
+            fused[inner] = compose_pair(first[inner], second[inner], filtered[inner])
+    return fused, filtered
 
 
 @register
@@ -174,29 +359,43 @@ class SpatialFrequencyFusion(FusionMethod):
         height, width = stack.shape
         keep_frames = count <= MAX_ACTIVITY_MAPS and count * height * width * 4 <= MAX_ACTIVITY_BYTES
         maps: dict[str, FusionMap] = {}
-        # ">=": ties go to the later frame (SESF: D = SF_1 > SF_2, ties to the second image)
-        argmax = RunningArgmax(stack.shape, ties="last", copy_first=False)
+        best = np.empty(stack.shape, dtype=np.float64)
+        index = np.zeros(stack.shape, dtype=np.int32)
+        # A pair decodes each frame once: the frames analysed here are handed to finish (decoding
+        # a 24 MP JPEG to float32 costs about a third of the analysis), as 8-bit codes when exact.
+        held: list[HeldFrame] = []
         for i in range(count):
             context.cancel.raise_if_cancelled()
-            grey = load_checked(stack, i, grey=True)
-            # In tiles (halo r+1: one difference plus the window) when the frame exceeds the budget.
-            activity = compute_tiled(
-                stack.shape, partial(windowed_activity, grey, radius, mask), radius + 1,
-                ACTIVITY_BYTES_PER_PIXEL, operation_budget(stack.shape, context.memory_limit),
-                context.tile_size, context.cancel,
-            )
-            argmax.add(i, activity)
-            if keep_frames:
+            keeper: HeldFrame | None = None
+            if count == 2:
+                frame = load_checked(stack, i)
+                transformed = stack.transforms[i] is not None
+                keeper = HeldFrame.start(frame, "float32" if transformed else stack.frames[i].dtype)
+                grey_source = frame if stack.frames[i].channels == 3 else frame[..., 0] if frame.ndim == 3 else frame
+            else:
+                grey_source = load_checked(stack, i, grey=True)
+            normalised = np.empty(stack.shape, dtype=np.float32) if keep_frames else None
+            activity_bands(grey_source, radius, mask, i, best, index, normalised,
+                           None if keeper is None else partial(keeper.store_band, frame))
+            if keeper is not None:
+                keeper.finish_storing(frame)
+                held.append(keeper)
+                del frame
+            del grey_source
+            if normalised is not None:
                 maps[f"activity_{i}"] = FusionMap(
-                    f"activity_{i}", "activity", normalised_sf(activity, radius),
-                    f"Spatial frequency of frame {i + 1} (radius {radius})", frame=i,
+                    f"activity_{i}", "activity", normalised, f"Spatial frequency of frame {i + 1} (radius {radius})",
+                    frame=i,
                 )
             yield context.progress.event("analysis", (i + 1) / count, f"spatial frequency {i + 1}/{count}")
-        assert argmax.best is not None
         maps["activity"] = FusionMap(
-            "activity", "activity", normalised_sf(argmax.best, radius), "Largest spatial frequency over the frames"
+            "activity", "activity", normalised_sf(best, radius), "Largest spatial frequency over the frames"
         )
-        return Analysis(self.name, self.analysis_params(params), maps=maps, data={"index_raw": argmax.index})
+        del best
+        data: dict[str, Any] = {"index_raw": index}
+        if held:
+            data[HELD_FRAMES] = held
+        return Analysis(self.name, self.analysis_params(params), maps=maps, data=data)
 
     # ------------------------------------------------------------------------------ finish
     def finish(
@@ -208,7 +407,7 @@ class SpatialFrequencyFusion(FusionMethod):
         maps["index_raw"] = FusionMap("index_raw", "index", index_raw, "Frame with the largest SF")
         context.cancel.raise_if_cancelled()
         if count == 2:
-            fused = yield from self._finish_pair(index_raw, stack, params, context, maps)
+            fused = yield from self._finish_pair(analysis, index_raw, stack, params, context, maps)
         else:
             fused = yield from self._finish_many(index_raw, stack, params, context, maps)
         yield context.progress.event("compose", 1.0, "done")
@@ -218,37 +417,32 @@ class SpatialFrequencyFusion(FusionMethod):
         return self.make_result(fused, stack, params, maps, analysis)
 
     def _finish_pair(
-        self, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
+        self, analysis: Analysis, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
         maps: dict[str, FusionMap],
     ) -> ProgressGen[np.ndarray]:
         decision_raw = index_raw == 0
         decision = verify_binary(decision_raw, params)
-        index = np.where(decision, 0, 1).astype(np.int32)
+        index = np.logical_not(decision).astype(np.int32)  # 0 = frame 0 (no int64 temporary)
         maps["decision_raw"] = FusionMap(
             "decision_raw", "decision", decision_raw.astype(np.float32), "1 = frame 1 has the larger SF"
         )
-        maps["decision"] = FusionMap(
-            "decision", "decision", decision.astype(np.float32), "Decision after consistency verification"
-        )
+        # The decision map doubles as the unfiltered weight of frame 0 (read, never written).
+        weight = decision.astype(np.float32)
+        maps["decision"] = FusionMap("decision", "decision", weight, "Decision after consistency verification")
         maps["index"] = FusionMap("index", "index", index, "Frame chosen after consistency verification")
         yield context.progress.event("consistency", 0.3, "consistency verification")
         context.cancel.raise_if_cancelled()
-        first = load_checked(stack, 0)
-        second = load_checked(stack, 1)
-        weight = decision.astype(np.float32)
-        if params["use_guided_filter"]:
-            guide = compose_pair(first, second, weight) * GUIDE_SCALE
-            yield context.progress.event("guided filter", 0.6, "guided filter")
-            context.cancel.raise_if_cancelled()
-            weight = BoundedGuidedFilter(
-                guide, params["gf_radius"], params["gf_eps"], operation_budget(stack.shape, context.memory_limit),
-                context.tile_size, dtype=np.float32, precision=np.float32,
-            )(weight)
-            del guide  # a full-size colour copy, not needed for the composition
-            maps["weight"] = FusionMap(
-                "weight", "weight", weight, "Guided-filtered weight of frame 1 (not clipped, as SESF-Fuse)"
-            )
-        return compose_pair(first, second, weight)
+        held = analysis.data.pop(HELD_FRAMES, None)
+        first, second = held if held is not None else (load_checked(stack, 0), load_checked(stack, 1))
+        if not params["use_guided_filter"]:
+            return compose_pair(first[...], second[...], weight)
+        yield context.progress.event("guided filter", 0.6, "guided filter")
+        context.cancel.raise_if_cancelled()
+        fused, weight = guided_pair_tiles(first, second, weight, params["gf_radius"], params["gf_eps"])
+        maps["weight"] = FusionMap(
+            "weight", "weight", weight, "Guided-filtered weight of frame 1 (not clipped, as SESF-Fuse)"
+        )
+        return fused
 
     def _finish_many(
         self, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,

@@ -61,9 +61,11 @@ def remove_small_objects(binary: np.ndarray, min_area: float, connectivity: Conn
     if min_area <= 1 or not mask.any():
         return mask > 0
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=connectivity)
-    small = stats[:, cv2.CC_STAT_AREA] < min_area
-    small[0] = False  # label 0 is the background of this labelling
-    return mask.astype(bool) & ~small[labels]
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    if keep[1:].all():  # nothing to remove: skip the full-size lookup
+        return mask > 0
+    keep[0] = False  # label 0 is the background of this labelling
+    return keep[labels]
 
 
 def fill_small_holes(binary: np.ndarray, min_area: float, connectivity: Connectivity = 4) -> np.ndarray:

@@ -54,6 +54,16 @@ def reconstruct(details: list[np.ndarray], base: np.ndarray) -> np.ndarray:
     return current
 
 
+def _level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int, int]]:
+    """(height, width, level) of every pyramid level, finest first (cv2.pyrDown's rounding up)."""
+    height, width = shape
+    out = [(height, width, 0)]
+    for level in range(1, levels + 1):
+        height, width = (height + 1) // 2, (width + 1) // 2
+        out.append((height, width, level))
+    return out
+
+
 class PyramidBlend:
     """Σ_i G(w_i) · L(frame_i) per level, normalised by Σ_i G(w_i), then collapsed.
 
@@ -72,15 +82,31 @@ class PyramidBlend:
         """Add a frame (H×W or H×W×C float) with its weight (H×W)."""
         if frame.shape[:2] != self.shape or weight.shape != self.shape:
             raise ValueError(f"frame {frame.shape} / weight {weight.shape} do not match {self.shape}")
-        details, base = laplacian_pyramid(frame, self.levels)
-        masks = gaussian_pyramid(weight, self.levels)
-        bands = [*details, base]
         if self._sums is None or self._weights is None:
-            self._sums = [np.zeros(b.shape, dtype=np.float32) for b in bands]
-            self._weights = [np.zeros(m.shape, dtype=np.float32) for m in masks]
-        for total, weights, band, mask in zip(self._sums, self._weights, bands, masks, strict=True):
-            total += band * (mask[..., None] if band.ndim == 3 else mask)
+            sizes = [(height, width) for height, width, _ in _level_shapes(self.shape, self.levels)]
+            channels = frame.shape[2:]
+            self._sums = [np.zeros((*size, *channels), dtype=np.float32) for size in sizes]
+            self._weights = [np.zeros(size, dtype=np.float32) for size in sizes]
+        # Level by level (the values of laplacian_pyramid / gaussian_pyramid): each level's detail
+        # is made, weighted and summed in one buffer, so a frame costs one full-size temporary,
+        # not a whole pyramid plus products (page faults were most of the run's system time).
+        current = frame.astype(np.float32, copy=False)
+        mask = weight.astype(np.float32, copy=False)
+        for level in range(self.levels + 1):
+            total, weights = self._sums[level], self._weights[level]
+            if level == self.levels:
+                band = current * (mask[..., None] if current.ndim == 3 else mask)
+            else:
+                smaller = cv2.pyrDown(current)
+                band = cv2.pyrUp(smaller, dstsize=(current.shape[1], current.shape[0])).reshape(current.shape)
+                np.subtract(current, band, out=band)  # the detail, current − expanded
+                band *= mask[..., None] if band.ndim == 3 else mask
+                current = smaller.reshape(smaller.shape[:2] + current.shape[2:])
+            total += band
             weights += mask
+            del band
+            if level < self.levels:
+                mask = cv2.pyrDown(mask)
 
     def result(self) -> np.ndarray:
         """The collapsed pyramid (float32; may leave [0, 1] slightly at strong edges)."""
