@@ -120,17 +120,6 @@ def pixel_activity(grey: np.ndarray, radius: int, mask: np.ndarray | None) -> np
     return box_sum_exact_np(energy, radius)
 
 
-#: Float64 working set of :func:`pixel_activity` per pixel (differences, energy, window sums).
-ACTIVITY_BYTES_PER_PIXEL = 48
-
-
-def windowed_activity(
-    grey: np.ndarray, radius: int, mask: np.ndarray | None, window: tuple[slice, slice]
-) -> np.ndarray:
-    """:func:`pixel_activity` over one tile window (for :func:`~focusstudio.core.tiling.compute_tiled`)."""
-    return pixel_activity(grey[window], radius, None if mask is None else mask[window])
-
-
 def normalised_sf(activity: np.ndarray, radius: int) -> np.ndarray:
     """SF = sqrt(sum / (2r+1)²) as float32, for display (in row bands: no full-size float64 temporaries)."""
     out = np.empty(activity.shape, dtype=np.float32)
