@@ -37,7 +37,7 @@ from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.strategies import CalibrationVolume, SerialFusion, compose_selection, serial_fusion
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.ops.compose import compose_pair
-from focusstudio.core.ops.params import GF_EPS, GF_RADIUS
+from focusstudio.core.ops.params import GF_EPS, GF_RADIUS, SF_RADIUS
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange, run_to_completion
 from focusstudio.core.tiling import BoundedGuidedFilter, Tile, fits_map_budget, operation_budget, plan_budget_tiles
@@ -73,8 +73,7 @@ GACN_PARAMS = ParamSet(
                   "volume against frame 1, hard selection (reproduces the authors' N-frame outputs, but "
                   "takes whole regions from defocused frames on real stacks)",
                   choices=STRATEGIES, stage="analysis"),
-        ParamSpec("sf_radius", "int", 5, "radius r of the (2r+1)² spatial-frequency window (the weights "
-                  "were trained with 5)", minimum=1, maximum=30, stage="analysis", title="SF radius"),
+        SF_RADIUS.with_default(5, note="(The weights were trained with 5.)"),
         ParamSpec("use_bgf", "bool", True, "boundary guided filter of the initial map (off = fuse with M)",
                   title="Boundary guided filter"),
         ParamSpec("bgf_upper", "float", 0.8, "blurred map above this is inside frame 1's region",

@@ -70,8 +70,7 @@ SESF_PARAMS = ParamSet(
                   "pipeline's clean-up (opening, small-region removal, guided filter); serial = the "
                   "paper's suggestion, fuse the running result with the next frame",
                   choices=STRATEGIES, stage="analysis"),
-        ParamSpec("sf_radius", "int", 5, "radius r of the (2r+1)² spatial-frequency window",
-                  minimum=1, maximum=30, stage="analysis", title="SF radius"),
+        ops_params.SF_RADIUS.with_default(5, note="(The weights were trained with 5.)"),
         ops_params.USE_MORPHOLOGY,
         ops_params.MORPHOLOGY_RADIUS.with_default(5),
         ops_params.USE_SRR.with_default(True, note="(Not with the blend strategy.)"),

@@ -315,8 +315,7 @@ class SpatialFrequencyFusion(FusionMethod):
     family = "classical"
     params = ParamSet(
         (
-            ParamSpec("sf_radius", "int", 5, "Window radius of the spatial frequency (window 2r+1).",
-                      minimum=1, maximum=64, stage="analysis", title="SF radius"),
+            ops_params.SF_RADIUS,
             ops_params.USE_MORPHOLOGY,
             ops_params.MORPHOLOGY_RADIUS.with_default(5),
             ops_params.USE_SRR.with_default(True, note="(Guided composition; the pyramid composition skips it.)"),

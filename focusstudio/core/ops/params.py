@@ -2,7 +2,7 @@
 
 A method lists these in its :class:`~focusstudio.core.params.ParamSet`, with its own default where
 it differs (:meth:`~focusstudio.core.params.ParamSpec.with_default`), so the guided filter,
-small-region removal, morphology and decision threshold offer one range, one help text and one
+small-region removal, morphology, decision threshold and spatial-frequency window offer one range, one help text and one
 title in the CLI, the window's form and the presets, whichever method uses them.
 
 Each range is the widest one any method declared before they were merged (issue 14), so no value
@@ -13,6 +13,12 @@ method's resolved parameters (:func:`focusstudio.core.ops.consistency.verify_bin
 from __future__ import annotations
 
 from focusstudio.core.params import ParamSpec
+
+# ------------------------------------------------------------------------------ activity
+SF_RADIUS = ParamSpec(
+    "sf_radius", "int", 5, "Radius r of the (2r+1)² spatial-frequency window.",
+    minimum=1, maximum=64, stage="analysis", title="SF radius",
+)
 
 # ------------------------------------------------------------------------------ guided filter
 USE_GUIDED_FILTER = ParamSpec(
