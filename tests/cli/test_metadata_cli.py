@@ -244,3 +244,14 @@ def test_an_rgb_profile_is_not_put_on_a_grey_result(tmp_path: Path) -> None:
         assert "icc_profile" not in image.info and image.getexif()[0x0112] == 1
     with Image.open(colour) as image:
         assert image.info["icc_profile"] == _profile()
+
+
+def test_batch_outputs_keep_the_cameras_exif_and_icc(tmp_path: Path) -> None:
+    _jpeg_stack(tmp_path / "positions" / "p1")
+    out = tmp_path / "fused"
+    assert main(["batch", str(tmp_path / "positions"), "-o", str(out), "--no-align", "--quiet"]) == 0
+    [written] = [p for p in out.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg")]
+    exif, sub, gps, icc, _size = _exif_of(written)
+    assert (exif[0x010F], exif[0x0110]) == (MAKE, MODEL) and exif[0x0112] == 1
+    assert sub[MAKER_NOTE] == MAKER_NOTE_BYTES and gps[1] == "N"
+    assert icc == _profile()

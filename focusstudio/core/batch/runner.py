@@ -412,7 +412,8 @@ def _fuse_into(
         yield ProgressEvent("metrics", 0.95, spec.name)
         outcome.metrics = _measure(result, stack, settings.metrics)
     yield ProgressEvent("saving", 0.97, resolved.output.name)
-    _stage_outputs(plan, resolved, settings, result, [str(path) for path in protected], alignment, digest)
+    _stage_outputs(plan, resolved, settings, result, [str(path) for path in protected], alignment, digest,
+                   stack.frames)
     return "done"
 
 
@@ -427,11 +428,13 @@ def _measure(result: Any, stack: Any, keys: tuple[str, ...]) -> dict[str, float]
 
 def _stage_outputs(
     plan: OutputPlan, resolved: _Resolved, settings: BatchSettings, result: Any, sources: list[str],
-    alignment: Any, digest: str,
+    alignment: Any, digest: str, frames: Any = (),
 ) -> None:
     """Stage the image, then its sidecar with the staged image's size and modification time (the
-    published file is that very file: a link or a rename keeps both)."""
+    published file is that very file: a link or a rename keeps both). The image keeps the camera's
+    EXIF and colour profile like ``fuse`` does (a damaged one fails this stack, naming the file)."""
     from focusstudio.core.io import write_result
+    from focusstudio.core.io.metadata import collect_metadata
     from focusstudio.core.sidecar import reproduce_command, sidecar_data, sidecar_path, stage_sidecar
 
     output = resolved.output
@@ -440,7 +443,8 @@ def _stage_outputs(
     data = sidecar_data(result, output, sources, command, alignment)
     if settings.alignment_file is not None:
         data["alignment_file"] = str(settings.alignment_file)
-    write_result(output, result, plan=plan)
+    metadata = collect_metadata(frames) if frames else None
+    write_result(output, result, plan=plan, metadata=metadata)
     staged = plan.staged_stat(output)
     data["batch"] = {"fingerprint": digest, "status": "done", "output_size": staged.st_size,
                      "output_mtime_ns": staged.st_mtime_ns}
