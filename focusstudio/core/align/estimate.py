@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from focusstudio.core.align.features import FeatureCache
 from focusstudio.core.align.geometry import _constrain, _scale_matrix, _warp, covered_columns, largest_rectangle
 from focusstudio.core.align.pair import register_pair
 from focusstudio.core.align.params import AlignOptions
@@ -93,6 +94,7 @@ def estimate_alignment(
     photometric: dict[int, tuple[float, float]] = {}
     done = 1
     notes: list[str] = []
+    features = FeatureCache()  # each frame's keypoints serve both pairs it belongs to
     for direction in (1, -1):
         anchor_index, anchor_image, anchor_matrix = reference, reference_small, np.eye(3)
         for index in range(reference + direction, count if direction > 0 else -1, direction):
@@ -110,7 +112,7 @@ def estimate_alignment(
             name = stack.frames[index].name
             try:
                 with cancel_scope(cancel):  # register_pair checks between its OpenCV calls
-                    pair = register_pair(target_image, moving, options, guess)
+                    pair = register_pair(target_image, moving, options, guess, features)
                 total = target_matrix @ pair.matrix
                 problem = implausibility(total, small_shape[1], small_shape[0], options)
                 if problem is not None:
