@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import cv2
@@ -48,21 +49,25 @@ _Detected = tuple[np.ndarray, Any]  # (N×2 float32 keypoint positions in the gi
 
 class FeatureCache:
     """Keypoints of the last few images, by identity: in a chain every frame is the moving image of
-    one pair and the target of the next, so each is detected once rather than twice."""
+    one pair and the target of the next, so each is detected once rather than twice. Thread-safe
+    (pairs may be registered on a pool; two threads may then both detect one image, at worst)."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 8) -> None:
         self.size = size
         self._entries: dict[tuple[int, str], tuple[np.ndarray, _Detected]] = {}
+        self._lock = threading.Lock()
 
     def get(self, image: np.ndarray, detector_name: str) -> _Detected | None:
-        entry = self._entries.get((id(image), detector_name))
+        with self._lock:
+            entry = self._entries.get((id(image), detector_name))
         return entry[1] if entry is not None and entry[0] is image else None
 
     def put(self, image: np.ndarray, detector_name: str, detected: _Detected) -> None:
-        # The image itself is held so that its id cannot be re-used by another array meanwhile.
-        self._entries[(id(image), detector_name)] = (image, detected)
-        while len(self._entries) > self.size:
-            self._entries.pop(next(iter(self._entries)))
+        with self._lock:
+            # The image itself is held so that its id cannot be re-used by another array meanwhile.
+            self._entries[(id(image), detector_name)] = (image, detected)
+            while len(self._entries) > self.size:
+                self._entries.pop(next(iter(self._entries)))
 
 
 def _detect(image: np.ndarray, options: AlignOptions, cache: FeatureCache | None) -> _Detected:
