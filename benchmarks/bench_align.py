@@ -68,7 +68,10 @@ def child(stack: str) -> None:
     warped = time.perf_counter()
     masks = [alignment.frame_coverage(i) for i in alignment.included]
     scores = neighbour_correlations(greys, masks)
+    import focusstudio
+
     print(json.dumps({
+        "tree": str(Path(focusstudio.__file__).parent.parent),
         "estimate_s": estimated - started, "estimate_cpu_s": cpu, "estimate_warp_s": warped - started,
         "ncc_mean": statistics.fmean(scores), "ncc_min": min(scores),
         "methods": [f.method for f in alignment.frames],
@@ -76,10 +79,12 @@ def child(stack: str) -> None:
 
 
 def run_ours(tree: Path, stack: str) -> dict[str, object]:
+    # Run as a script (not -m, which would put the working directory, this tree, first on the
+    # path): ``tree``'s focusstudio is imported, this tree only provides the benchmarks package.
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{REPO_ROOT}"}
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_align", "--child", stack],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        [sys.executable, str(Path(__file__).resolve()), "--child", stack],
+        env=env, cwd=tree, capture_output=True, text=True, check=True,
     )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
