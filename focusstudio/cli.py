@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--force", action="store_true", help="overwrite an existing output")
     fuse.add_argument("--retouch", metavar="FILE", help="repaint the retouch strokes of FILE (a result's "
                       "sidecar .json or a retouch file saved by the window) over the result")
+    fuse.add_argument("--alignment", metavar="FILE", help="apply this saved registration instead of registering "
+                      "the frames (--save-alignment, alignment.json of --maps, or a result's sidecar; one rig's "
+                      "registration serves many stacks)")
+    fuse.add_argument("--save-alignment", metavar="FILE", help="also write the registration as JSON, for "
+                      "--alignment on other stacks of the same rig")
     fuse.add_argument("--json", action="store_true", help="print one JSON object describing the run")
     fuse.add_argument("--quiet", action="store_true", help="no progress display")
     _add_stack_arguments(fuse)
@@ -219,9 +224,10 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     metadata_notes: list[str] = []
     metadata = collect_metadata(stack.frames, args.reference, strip=args.strip_metadata, notes=metadata_notes)
     args.retouch_document = _read_retouch(args.retouch, len(stack))  # a bad file stops before the work
+    args.saved_alignment = _read_alignment(args, stack)  # so does a registration that does not fit
     # Every output is checked before spending minutes on the fusion, and all are published
     # together at the end: a run that fails or is stopped leaves nothing new.
-    inputs = [*args.inputs, *(f.path for f in stack.frames), args.retouch]
+    inputs = [*args.inputs, *(f.path for f in stack.frames), args.retouch, args.alignment]
     with OutputPlan(inputs, force=args.force) as outputs:
         _plan_fuse_outputs(outputs, args, method, len(stack))
         # A --memory-limit too small for this stack is refused now, not after the alignment.
@@ -272,6 +278,8 @@ def _fuse(
         target = Path(args.maps) / "alignment.json"
         outputs.write_text(target, alignment_text(alignment), "the alignment report")
         maps_written.append(str(target))
+    if alignment is not None and args.save_alignment:
+        outputs.write_text(Path(args.save_alignment), alignment_text(alignment), "the saved registration")
     outputs.commit()
     timings = dict(result.timings)
     if alignment is not None:
@@ -313,9 +321,21 @@ def _read_retouch(path: str | None, frames: int) -> Any:
     return document
 
 
+def _read_alignment(args: argparse.Namespace, stack: Any) -> Any:
+    """The registration of ``--alignment FILE`` (None without it), checked against the stack's
+    frame count and size; ``--no-align`` with either alignment file is a contradiction."""
+    if args.align is False and (args.alignment or args.save_alignment):
+        flag = "--alignment" if args.alignment else "--save-alignment"
+        raise FocusStudioError(f"{flag} needs the alignment stage: leave out --no-align")
+    if not args.alignment:
+        return None
+    from focusstudio.core.align import load_alignment_for
+
+    return load_alignment_for(args.alignment, stack)
+
+
 def _plan_fuse_outputs(outputs: Any, args: argparse.Namespace, method: Any, frames: int) -> None:
     """Declare (and so check) the fused image, the maps the method will write and alignment.json."""
-    from focusstudio.core.align import align_by_default
     from focusstudio.core.io import expected_map_files, output_format
 
     output_format(args.output)
@@ -325,16 +345,30 @@ def _plan_fuse_outputs(outputs: Any, args: argparse.Namespace, method: Any, fram
     if args.maps:
         for name in expected_map_files(method.map_names, frames):
             outputs.file(folder / name, f"the map {name}")
-        if args.align if args.align is not None else align_by_default(frames):
+        if _aligns(args, frames):
             outputs.file(folder / "alignment.json", "the alignment report")
+    if args.save_alignment:
+        outputs.file(args.save_alignment, "the saved registration")
+
+
+def _aligns(args: argparse.Namespace, frames: int) -> bool:
+    """Whether ``fuse`` runs the alignment stage: asked for (an alignment file implies it), else
+    on by default for 3+ frames."""
+    from focusstudio.core.align import align_by_default
+
+    if args.align is not None:
+        return bool(args.align)
+    return bool(args.alignment or args.save_alignment) or align_by_default(frames)
 
 
 def _align_request(args: argparse.Namespace, frames: int) -> Any:
     """The alignment stage's request: on by default for 3+ frames, settings from its flags."""
-    from focusstudio.core.align import AlignRequest, align_by_default, align_settings_from_args
+    from focusstudio.core.align import AlignRequest, align_settings_from_args
 
-    wanted = args.align if args.align is not None else align_by_default(frames)
-    return AlignRequest(align_settings_from_args(args)) if wanted else None
+    if not _aligns(args, frames):
+        return None
+    # A saved registration is applied as it is: only the post settings (crop, interpolation) matter.
+    return AlignRequest(align_settings_from_args(args), getattr(args, "saved_alignment", None))
 
 
 def cmd_methods(args: argparse.Namespace) -> int:

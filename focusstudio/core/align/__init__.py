@@ -71,7 +71,9 @@ _EXPORTS: dict[str, str] = {
     "estimate_alignment": "estimate",
     "FrameWarp": "warp",
     "apply_alignment": "warp",
+    "alignment_misfit": "storage",
     "alignment_text": "storage",
+    "load_alignment_for": "storage",
     "load_alignment": "storage",
     "save_alignment": "storage",
     "AlignedFrames": "stage",
@@ -106,6 +108,7 @@ __all__ = [
     "align_settings_from_args",
     "align_settings_from_options",
     "align_stack",
+    "alignment_misfit",
     "alignment_text",
     "apply_alignment",
     "covered_columns",
@@ -113,6 +116,7 @@ __all__ = [
     "implausibility",
     "largest_rectangle",
     "load_alignment",
+    "load_alignment_for",
     "register_pair",
     "save_alignment",
 ]
@@ -171,8 +175,10 @@ if TYPE_CHECKING:  # what static checkers see: the same names, imported eagerly
         align_stack,
     )
     from focusstudio.core.align.storage import (
+        alignment_misfit,
         alignment_text,
         load_alignment,
+        load_alignment_for,
         save_alignment,
     )
     from focusstudio.core.align.verify import (

@@ -9,10 +9,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from focusstudio.core.align.features import FeatureCache
 from focusstudio.core.align.geometry import _constrain, _scale_matrix, _warp, covered_columns, largest_rectangle
 from focusstudio.core.align.pair import register_pair
 from focusstudio.core.align.params import AlignOptions
 from focusstudio.core.align.results import Alignment, FrameAlignment
+from focusstudio.core.align.schedule import PairSchedule, worker_count
 from focusstudio.core.align.verify import RegistrationFailed, implausibility
 from focusstudio.core.errors import InputError
 from focusstudio.core.progress import CancelToken, ProgressGen, ProgressRange, cancel_scope
@@ -93,24 +95,39 @@ def estimate_alignment(
     photometric: dict[int, tuple[float, float]] = {}
     done = 1
     notes: list[str] = []
-    for direction in (1, -1):
-        anchor_index, anchor_image, anchor_matrix = reference, reference_small, np.eye(3)
-        for index in range(reference + direction, count if direction > 0 else -1, direction):
+    features = FeatureCache()  # each frame's keypoints serve both pairs it belongs to
+    # Away from the reference: first the frames after it, then those before it.
+    sequence = [*range(reference + 1, count), *range(reference - 1, -1, -1)]
+
+    def towards_reference(index: int) -> int:
+        return index - 1 if index > reference else index + 1
+
+    def register(target: np.ndarray, moving: np.ndarray, guess: np.ndarray | None = None) -> Any:
+        return register_pair(target, moving, options, guess, features)
+
+    schedule = PairSchedule(
+        sequence, towards_reference if options.chain else None, small_grey, register, cancel,
+        worker_count(small_shape[0] * small_shape[1], count), (reference, reference_small),
+    )
+    try:
+        for index in sequence:
+            if index == reference - 1 or index == reference + 1:  # a new direction starts at the reference
+                anchor_index, anchor_image, anchor_matrix = reference, reference_small, np.eye(3)
             cancel.raise_if_cancelled()
-            moving = small_grey(index)
+            schedule.advance(index)
+            moving = schedule.image(index)
             cancel.raise_if_cancelled()  # decoding a frame can take as long as registering it
-            if options.chain:
-                target_image, target_matrix = anchor_image, anchor_matrix
-                guess = np.eye(3)
-            else:
-                # Direct registration to the reference, started from the last accepted transform
-                # (focus breathing changes smoothly, so it is a good first guess).
-                target_image, target_matrix = reference_small, np.eye(3)
-                guess = anchor_matrix
             name = stack.frames[index].name
             try:
-                with cancel_scope(cancel):  # register_pair checks between its OpenCV calls
-                    pair = register_pair(target_image, moving, options, guess)
+                if options.chain:
+                    target_matrix = anchor_matrix
+                    pair = schedule.chained(index, anchor_index, anchor_image, moving)
+                else:
+                    # Direct registration to the reference, started from the last accepted transform
+                    # (focus breathing changes smoothly, so it is a good first guess).
+                    target_matrix = np.eye(3)
+                    with cancel_scope(cancel):  # register_pair checks between its OpenCV calls
+                        pair = register(reference_small, moving, anchor_matrix)
                 total = target_matrix @ pair.matrix
                 problem = implausibility(total, small_shape[1], small_shape[0], options)
                 if problem is not None:
@@ -138,6 +155,8 @@ def estimate_alignment(
             record = records[index]
             detail = record["method"] if record["status"] == "ok" else record["status"]
             yield progress.event("align", done / count, f"frame {index + 1}/{count}: {detail}")
+    finally:
+        schedule.close()
     frames = []
     for index in range(count):
         record = records[index]

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from focusstudio.core.align.ecc import _ecc_coarse_to_fine, _pyramid
-from focusstudio.core.align.features import _feature_transform
+from focusstudio.core.align.features import FeatureCache, _feature_transform
+from focusstudio.core.align.geometry import _apply_points
 from focusstudio.core.align.params import AlignOptions
 from focusstudio.core.align.verify import RegistrationFailed, _correlation, _pair_problem, implausibility
 from focusstudio.core.progress import check_cancelled
@@ -28,6 +29,17 @@ class PairRegistration:
 #: kept without trying the feature-based fit (which costs ~6× ECC's time): a wrong fit does not
 #: reach it on a textured pair (misc_damselfly's rotated ECC fits: 0.846 and 0.732).
 TRUSTED_CORRELATION = 0.98
+#: A feature fit that moves no corner of the frame more than this (px, at the estimation size) away
+#: from the ECC fit confirms it: two independent estimators agree, so ECC's fit is kept without
+#: refining the feature fit with ECC again (it would converge to the same fit, at ~2 ECC levels'
+#: cost). A wrong ECC fit (misc_damselfly: a rotation of 1–2°) is tens of pixels off at the corners.
+AGREEMENT_PX = 1.0
+
+
+def _corner_distance(first: np.ndarray, second: np.ndarray, width: int, height: int) -> float:
+    """Largest distance (px) between where two transforms put the frame's corners."""
+    corners = np.array([[0.0, 0.0], [width - 1.0, 0.0], [width - 1.0, height - 1.0], [0.0, height - 1.0]])
+    return float(np.max(np.linalg.norm(_apply_points(first, corners) - _apply_points(second, corners), axis=1)))
 
 
 def register_pair(
@@ -35,8 +47,11 @@ def register_pair(
     moving: np.ndarray,
     options: AlignOptions,
     initial: np.ndarray | None = None,
+    features: FeatureCache | None = None,
 ) -> PairRegistration:
     """Register grey float32 ``moving`` onto ``target``; raises RegistrationFailed with every reason.
+
+    ``features``: keypoints already detected on these images (a chain passes one cache along).
 
     ``initial`` is a guess of the moving→target matrix (identity when None). With ``method``
     "auto" both estimators run (unless ECC's fit correlates ≥ :data:`TRUSTED_CORRELATION`) and the
@@ -71,8 +86,11 @@ def register_pair(
     if options.method == "features" or (options.method == "auto" and not trusted):
         check_cancelled()
         try:
-            found = _feature_candidate(target, moving, options, target_levels, moving_levels)
-            if options.method == "features" or (found.correlation or -1.0) >= options.min_correlation:
+            ecc_fit = candidates[0] if candidates else None
+            found = _feature_candidate(target, moving, options, target_levels, moving_levels, features, ecc_fit)
+            if found is ecc_fit:
+                pass  # the feature fit confirmed ECC's (its message says so)
+            elif options.method == "features" or (found.correlation or -1.0) >= options.min_correlation:
                 candidates.append(found)
             else:
                 reasons.append(f"features: correlation {found.correlation:.3f} below {options.min_correlation:g}")
@@ -95,15 +113,25 @@ def _feature_candidate(
     options: AlignOptions,
     target_levels: list[np.ndarray],
     moving_levels: list[np.ndarray],
+    cache: FeatureCache | None = None,
+    ecc_fit: PairRegistration | None = None,
 ) -> PairRegistration:
     """The feature-based fit, refined by ECC from a finer level when that correlates at least as
-    well; raises RegistrationFailed."""
+    well; raises RegistrationFailed. When it agrees with ``ecc_fit`` (within :data:`AGREEMENT_PX`)
+    ``ecc_fit`` itself is returned, with the agreement noted."""
     height, width = target.shape
-    matrix, inliers, note = _feature_transform(target, moving, options)
+    matrix, inliers, note = _feature_transform(target, moving, options, cache)
     notes = [note] if note else []
     problem = implausibility(matrix, width, height, options)
     if problem is not None:
         raise RegistrationFailed(f"features: {problem}")
+    if ecc_fit is not None:
+        distance = _corner_distance(matrix, ecc_fit.matrix, width, height)
+        if distance <= AGREEMENT_PX:
+            ecc_fit.inliers = inliers
+            ecc_fit.messages.extend(notes)
+            ecc_fit.messages.append(f"the feature fit ({inliers} inliers) agrees within {distance:.2f} px")
+            return ecc_fit
     correlation = _correlation(target, moving, np.linalg.inv(matrix))
     if not target_levels:
         target_levels, moving_levels = _pyramid(target, 48), _pyramid(moving, 48)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from focusstudio.core.align.results import Alignment
 from focusstudio.core.errors import InputError, ParameterError
+from focusstudio.core.types import Stack
 
 
 def alignment_text(alignment: Alignment) -> str:
@@ -40,3 +41,25 @@ def load_alignment(path: str | Path) -> Alignment:
         return Alignment.from_json(data)
     except ParameterError as error:
         raise InputError(error.message, source) from None
+
+
+def alignment_misfit(alignment: Alignment, frames: int, shape: tuple[int, int]) -> str | None:
+    """Why ``alignment`` cannot be applied to ``frames`` frames of ``shape`` (height, width), or None."""
+    height, width = alignment.shape
+    if len(alignment.frames) == frames and alignment.shape == tuple(shape):
+        return None
+    return (
+        f"holds a registration of {len(alignment.frames)} frames of {width}×{height}, the stack has "
+        f"{frames} frames of {shape[1]}×{shape[0]}"
+    )
+
+
+def load_alignment_for(path: str | Path, stack: Stack) -> Alignment:
+    """:func:`load_alignment`, refused (InputError naming ``path``, one line) when the registration
+    does not fit ``stack``'s frame count and size: the core of ``fuse --alignment FILE`` and of a
+    window's "Load alignment…"."""
+    alignment = load_alignment(path)
+    problem = alignment_misfit(alignment, len(stack), stack.shape)
+    if problem is not None:
+        raise InputError(problem, Path(path))
+    return alignment
