@@ -44,7 +44,7 @@ def test_after_a_failed_frame_the_pool_registers_the_next_one_to_the_last_good_f
     stack, truths = _stack_with_noise_frame()
     alignment = _estimate(stack, 3, monkeypatch)
     assert alignment.failed == [3]
-    assert "using the transform of frame 2" in alignment.frames[3].messages[0]
+    assert "using the transform of frame 3" in alignment.frames[3].messages[0]  # 1-based, as the list shows
     good = alignment.frames[4]  # its speculative pair (onto the noise frame) must not count
     assert good.status == "ok"
     assert _displacement_errors(good.matrix, _relative_truth(truths, 2)[4])[0] < 0.1
