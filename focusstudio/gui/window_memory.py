@@ -24,6 +24,13 @@ SHORT_SCREEN = 900
 SCREEN_MARGIN = 24
 
 
+
+#: Version of the dock layout saved with the window state. Raise it whenever docks are added or
+#: moved: a layout saved by an older version is then ignored (restoreState refuses another version)
+#: instead of being restored around the new docks (a layout saved before the Retouch dock existed
+#: came back with Retouch stacked under the overlays, squeezing the parameters to one row).
+DOCK_LAYOUT_VERSION = 2
+
 def available_rect(window: MainWindow) -> QRect:
     screen = window.screen() or QGuiApplication.primaryScreen()
     return screen.availableGeometry() if screen is not None else QRect(0, 0, 1500, 950)
@@ -69,7 +76,7 @@ def restore_layout(window: MainWindow) -> None:
     fit_to_screen(window)
     # On a short screen the parameters need the room more than the histogram (one click away).
     window.layers_panel.levels_check.setChecked(available_rect(window).height() >= SHORT_SCREEN)
-    if state is None or not window.restoreState(state):
+    if state is None or not window.restoreState(state, DOCK_LAYOUT_VERSION):
         # First start: a large viewer, the parameters taller than the overlay list, and a
         # metrics strip that does not eat the image (in proportion on a small screen).
         height = window.height()
@@ -91,7 +98,7 @@ def restore_choices(window: MainWindow) -> None:
 def save_choices(window: MainWindow) -> None:
     """Everything :func:`restore_layout` and :func:`restore_choices` read, written when the window closes."""
     settings = window.app_settings
-    settings.save_window(QByteArray(window.saveGeometry()), QByteArray(window.saveState()))
+    settings.save_window(QByteArray(window.saveGeometry()), QByteArray(window.saveState(DOCK_LAYOUT_VERSION)))
     method = window.workspace.method
     if method is not None:
         settings.last_method = method.name

@@ -162,6 +162,25 @@ def test_parameters_alignment_and_method_are_remembered_across_starts(
     assert second.align_form.values()[align_name] == first.align_form.values()[align_name]
 
 
+def test_a_dock_layout_saved_by_an_older_version_is_ignored(qtbot: QtBot, make_window: object) -> None:
+    from PySide6.QtCore import QByteArray, Qt
+
+    from focusstudio.gui import window_memory
+
+    first = make_window()  # type: ignore[operator]
+    first.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, first.method_dock)  # an old, other layout
+    old_state = QByteArray(first.saveState())  # version 0: what saveState() wrote before versions
+    assert window_memory.DOCK_LAYOUT_VERSION != 0
+    first.close()
+    first.app_settings.save_window(QByteArray(first.saveGeometry()), old_state)
+    second = make_window()  # type: ignore[operator]
+    assert second.dockWidgetArea(second.method_dock) == Qt.DockWidgetArea.RightDockWidgetArea
+    assert second.retouch_dock in second.tabifiedDockWidgets(second.method_dock)
+    second.close()  # this start's own layout is saved with the current version and restored
+    third = make_window()  # type: ignore[operator]
+    assert third.retouch_dock in third.tabifiedDockWidgets(third.method_dock)
+
+
 # ---------------------------------------------------------------------------- numbering, timing, progress
 def test_progress_says_stage_percentage_and_time_left() -> None:
     from focusstudio.gui.progress_text import ProgressClock
