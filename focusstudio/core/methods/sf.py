@@ -415,7 +415,8 @@ class SpatialFrequencyFusion(FusionMethod):
                 )
             yield context.progress.event("analysis", (step + 1) / count, f"spatial frequency {step + 1}/{count}")
         maps["activity"] = FusionMap(
-            "activity", "activity", normalised_sf(best, radius), "Largest spatial frequency over the frames"
+            "activity", "activity", normalised_sf(best, radius),
+            "Largest spatial frequency over the frames" if fold is None else "Spatial frequency of the chosen frame",
         )
         del best
         data: dict[str, Any] = {"index_raw": index}
