@@ -36,6 +36,15 @@ N-frame behaviour (the frames are streamed, never held all at once):
   used unclipped, as SESF. N > 2: each frame's one-hot map is filtered with the same guide, negative
   values clipped to 0 and the weights renormalised (the filter is linear in its input, so before
   clipping they already sum to 1); weights are computed lazily, one frame at a time.
+* Depth order (``depth_order``, off by default; PICOLAY's "prefer front frames"): the frames are
+  visited nearest first and a pixel keeps a near frame's focus peak once its activity has fallen
+  from it by ``depth_margin``; a farther frame needs margin × that SF (``fold_near_first`` in
+  strategies). It keeps a defocused foreground's edge from showing the sharp background through.
+  Measured on benchmarks/nframe_synth.py (seed 15, 3 scenes, shot back to front, so
+  ``depth_order=back`` is the physical order): N = 3 unchanged, N = 8 PSNR 33.59 → 33.38 dB, halo
+  27.68 → 27.32 dB, N = 16 34.09 → 33.86 / 27.79 → 27.42: the far frames' false peaks, where the
+  blurred foreground edge sweeps over the background, are kept too, which costs more outside the
+  silhouette than the see-through gains inside. Hence off by default.
 * Invalid pixels (``stack.valid_mask`` False, e.g. the border left by alignment) have no activity:
   squared differences touching them are zeroed before the window sum, so the padding cannot win.
 * Cost at camera resolution (issue 20): the activity, the running selection and the SF maps are
