@@ -324,6 +324,16 @@ def write_frames(frames: list[np.ndarray], folder: Path, jpeg: bool) -> list[Pat
     return paths
 
 
+def parse_value(text: str) -> Any:
+    """A variant's parameter value: a number where it reads as one, else the string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def run_methods(paths: list[Path], methods: list[str]) -> dict[str, tuple[np.ndarray | None, float, str]]:
     from focusstudio.core.align import align
     from focusstudio.core.io import load_stack
@@ -334,7 +344,10 @@ def run_methods(paths: list[Path], methods: list[str]) -> dict[str, tuple[np.nda
     for method in methods:
         started = time.perf_counter()
         try:
-            result = fuse(aligned, method)
+            # "sf:depth_order=back;depth_margin=2" runs a method with parameters (a variant's label).
+            name, _, settings = method.partition(":")
+            params = dict(item.split("=", 1) for item in settings.split(";") if item)
+            result = fuse(aligned, name, {key: parse_value(value) for key, value in params.items()})
             out[method] = (result.image, time.perf_counter() - started, "")
         except Exception as error:  # one failing method is a table cell, not the end of the run
             out[method] = (None, time.perf_counter() - started, f"{type(error).__name__}: {error}")

@@ -52,7 +52,8 @@ def test_methods_are_registered_with_staged_parameters() -> None:
         assert any(s.stage == "analysis" for s in method.params)
     sf_stages = {s.name: s.stage for s in get_method("sf").params}
     assert sf_stages == {
-        "sf_radius": "analysis", "use_morphology": "post", "morphology_radius": "post", "use_srr": "post",
+        "sf_radius": "analysis", "depth_order": "analysis", "depth_margin": "analysis", "depth_texture": "analysis",
+        "use_morphology": "post", "morphology_radius": "post", "use_srr": "post",
         "composition": "post",
         "area_fraction": "post", "use_guided_filter": "post", "gf_radius": "post", "gf_eps": "post",
     }

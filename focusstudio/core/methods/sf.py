@@ -36,6 +36,15 @@ N-frame behaviour (the frames are streamed, never held all at once):
   used unclipped, as SESF. N > 2: each frame's one-hot map is filtered with the same guide, negative
   values clipped to 0 and the weights renormalised (the filter is linear in its input, so before
   clipping they already sum to 1); weights are computed lazily, one frame at a time.
+* Depth order (``depth_order``, off by default; PICOLAY's "prefer front frames"): the frames are
+  visited nearest first and a pixel keeps a near frame's focus peak once its activity has fallen
+  from it by ``depth_margin``; a farther frame needs margin × that SF (``fold_near_first`` in
+  strategies). It keeps a defocused foreground's edge from showing the sharp background through.
+  Measured on benchmarks/nframe_synth.py (seed 15, 3 scenes, shot back to front, so
+  ``depth_order=back`` is the physical order): N = 3 unchanged, N = 8 PSNR 33.59 → 33.38 dB, halo
+  27.68 → 27.32 dB, N = 16 34.09 → 33.86 / 27.79 → 27.42: the far frames' false peaks, where the
+  blurred foreground edge sweeps over the background, are kept too, which costs more outside the
+  silhouette than the see-through gains inside. Hence off by default.
 * Invalid pixels (``stack.valid_mask`` False, e.g. the border left by alignment) have no activity:
   squared differences touching them are zeroed before the window sum, so the padding cannot win.
 * Cost at camera resolution (issue 20): the activity, the running selection and the SF maps are
@@ -66,6 +75,7 @@ from focusstudio.core.methods._classical import (
 )
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
+from focusstudio.core.methods.strategies import depth_ordered_frames, fold_near_first
 from focusstudio.core.ops import params as ops_params
 from focusstudio.core.ops.box import EXACT_FRACTION_BITS, box_sum_exact_np
 from focusstudio.core.ops.compose import compose_pair
@@ -226,6 +236,7 @@ def _band_activity(grey: np.ndarray, radius: int, mask: np.ndarray | None) -> np
 def activity_bands(
     source: np.ndarray, radius: int, mask: np.ndarray | None, frame: int, best: np.ndarray, index: np.ndarray,
     normalised: np.ndarray | None, on_band: Callable[[slice], None] | None = None,
+    first: bool | None = None, fold: Callable[[slice, np.ndarray], None] | None = None,
 ) -> None:
     """Frame ``frame``'s activity folded into the running selection, one row band at a time.
 
@@ -236,7 +247,11 @@ def activity_bands(
     frame that has it (ties to the later frame, as SESF); frame 0 initialises them.
     ``normalised`` (optional) receives :func:`normalised_sf` of this frame's activity;
     ``on_band(rows)`` is called for every band's rows (the pair stores its frames meanwhile).
+    ``first`` (default: ``frame == 0``) marks the frame that initialises the selection; ``fold(rows,
+    activity)`` replaces the running maximum for the other frames (the depth-ordered selection).
     """
+    if first is None:
+        first = frame == 0
     height, width = source.shape[:2]
     halo = radius + 1
     rows = band_rows(width, halo)
@@ -247,8 +262,11 @@ def activity_bands(
         grey = to_grey(band) if band.ndim == 3 else band
         activity = _band_activity(grey, radius, None if mask is None else mask[top:bottom])
         activity = activity[start - top:stop - top]
-        if frame == 0:
+        if first:
             best[start:stop] = activity
+            index[start:stop] = frame
+        elif fold is not None:
+            fold(slice(start, stop), activity)
         else:
             # ">=": ties go to the later frame (SESF: D = SF_1 > SF_2, ties to the second image)
             later_wins = activity >= best[start:stop]
@@ -258,6 +276,24 @@ def activity_bands(
             normalised[start:stop] = _normalised_band(activity, radius)
         if on_band is not None:
             on_band(slice(start, stop))
+
+
+def near_first_fold(
+    best: np.ndarray, index: np.ndarray, margin: float, texture: float, radius: int
+) -> Callable[[int, slice, np.ndarray], None]:
+    """The ``fold`` of :func:`activity_bands` for a depth order (:func:`fold_near_first` by bands).
+
+    ``margin`` and ``texture`` are on the normalised SF (sqrt(activity / (2r+1)²)); the activity
+    is its square times the window area, so they are converted once here.
+    """
+    kept = np.zeros(best.shape, dtype=bool)
+    margin_sq = margin * margin
+    floor = texture * texture * float((2 * radius + 1) ** 2)
+
+    def fold(frame: int, rows: slice, activity: np.ndarray) -> None:
+        fold_near_first(best[rows], index[rows], kept[rows], activity, frame, margin_sq, floor)
+
+    return fold
 
 
 #: Edge of the square tiles of :func:`guided_pair_tiles` (plus a halo of 2·radius each side).
@@ -316,6 +352,9 @@ class SpatialFrequencyFusion(FusionMethod):
     params = ParamSet(
         (
             ops_params.SF_RADIUS,
+            ops_params.DEPTH_ORDER,
+            ops_params.DEPTH_MARGIN,
+            ops_params.DEPTH_TEXTURE,
             ops_params.USE_MORPHOLOGY,
             ops_params.MORPHOLOGY_RADIUS.with_default(5),
             ops_params.USE_SRR.with_default(True, note="(Guided composition; the pyramid composition skips it.)"),
@@ -351,8 +390,15 @@ class SpatialFrequencyFusion(FusionMethod):
         index = np.zeros(stack.shape, dtype=np.int32)
         # A pair decodes each frame once: the frames analysed here are handed to finish (decoding
         # a 24 MP JPEG to float32 costs about a third of the analysis), as 8-bit codes when exact.
-        held: list[HeldFrame] = []
-        for i in range(count):
+        held: dict[int, HeldFrame] = {}
+        order = str(params.get("depth_order", "none"))
+        fold = None
+        if order != "none":
+            fold = near_first_fold(
+                best, index, float(params["depth_margin"]), float(params["depth_texture"]), radius
+            )
+        visits = depth_ordered_frames(count, order)
+        for step, i in enumerate(visits):
             context.cancel.raise_if_cancelled()
             keeper: HeldFrame | None = None
             if count == 2:
@@ -364,10 +410,11 @@ class SpatialFrequencyFusion(FusionMethod):
                 grey_source = load_checked(stack, i, grey=True)
             normalised = np.empty(stack.shape, dtype=np.float32) if keep_frames else None
             activity_bands(grey_source, radius, mask, i, best, index, normalised,
-                           None if keeper is None else partial(keeper.store_band, frame))
+                           None if keeper is None else partial(keeper.store_band, frame),
+                           first=step == 0, fold=None if fold is None else partial(fold, i))
             if keeper is not None:
                 keeper.finish_storing(frame)
-                held.append(keeper)
+                held[i] = keeper
                 del frame
             del grey_source
             if normalised is not None:
@@ -375,14 +422,15 @@ class SpatialFrequencyFusion(FusionMethod):
                     f"activity_{i}", "activity", normalised, f"Spatial frequency of frame {i + 1} (radius {radius})",
                     frame=i,
                 )
-            yield context.progress.event("analysis", (i + 1) / count, f"spatial frequency {i + 1}/{count}")
+            yield context.progress.event("analysis", (step + 1) / count, f"spatial frequency {step + 1}/{count}")
         maps["activity"] = FusionMap(
-            "activity", "activity", normalised_sf(best, radius), "Largest spatial frequency over the frames"
+            "activity", "activity", normalised_sf(best, radius),
+            "Largest spatial frequency over the frames" if fold is None else "Spatial frequency of the chosen frame",
         )
         del best
         data: dict[str, Any] = {"index_raw": index}
         if held:
-            data[HELD_FRAMES] = held
+            data[HELD_FRAMES] = [held[i] for i in range(count)]
         return Analysis(self.name, self.analysis_params(params), maps=maps, data=data)
 
     # ------------------------------------------------------------------------------ finish

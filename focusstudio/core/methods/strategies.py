@@ -11,6 +11,9 @@ a name means is one of these:
   composed again by pyramid blending.
 * N-way arg-max (:class:`RunningArgmax`): the frame of the highest activity at each pixel, one
   frame at a time (ties keep the lower index).
+* depth order (:func:`depth_ordered_frames`, :func:`fold_near_first`): the arg-max visited near to
+  far, where a near frame's focus peak is kept against farther frames unless they beat it by a
+  margin (``depth_order`` in :mod:`focusstudio.core.ops.params`).
 * calibration (:class:`CalibrationVolume`, REFERENCE-NOTES §2.3): decision volume against frame 1,
   V_1 = m_2, V_2 = 1 − m_2, V_j = m_2·(1 − m_j)/(m_j + 1e-4), per-pixel arg-max.
 * composition of an index map (:func:`compose_selection`): hard selection of source pixels or
@@ -31,6 +34,7 @@ from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, P
 from focusstudio.core.types import FusionMap, Stack
 
 __all__ = [
+    "DEPTH_ORDERS",
     "VOLUME_GUARD",
     "CalibrationVolume",
     "PairFusionStep",
@@ -40,6 +44,8 @@ __all__ = [
     "SerialFusion",
     "SerialStep",
     "compose_selection",
+    "depth_ordered_frames",
+    "fold_near_first",
     "run_serial_decisions",
     "serial_fusion",
     "serial_pairs",
@@ -184,6 +190,42 @@ class RunningArgmax:
         wins = activity > self.best if self.ties == "first" else activity >= self.best
         self.index[wins] = frame
         np.maximum(self.best, activity, out=self.best)
+
+
+# --------------------------------------------------------------------------- depth order
+DEPTH_ORDERS = ("none", "front", "back")
+
+
+def depth_ordered_frames(count: int, order: str) -> list[int]:
+    """Frame indices in the order a depth-ordered arg-max visits them: nearest focus first."""
+    if order not in DEPTH_ORDERS:
+        raise ValueError(f"depth order must be one of {', '.join(DEPTH_ORDERS)}, got {order!r}")
+    return list(range(count - 1, -1, -1)) if order == "back" else list(range(count))
+
+
+def fold_near_first(
+    best: np.ndarray, index: np.ndarray, kept: np.ndarray, activity: np.ndarray, frame: int,
+    margin: float, floor: float,
+) -> None:
+    """Fold one frame's activity into a near-first selection, in place (band slices are fine).
+
+    Frames come near to far (:func:`depth_ordered_frames`); ``best``/``index`` hold the chosen
+    frame's activity and index (initialised from the nearest frame, ``kept`` False). A pixel whose
+    activity has fallen below ``best / margin`` after its peak, with ``best ≥ floor``, is *kept*:
+    a farther frame takes it only where its activity exceeds ``margin · best``. Unkept pixels
+    follow the plain maximum (ties to the nearer frame). Why a kept peak rather than "the nearest
+    frame within a margin of the maximum": the latter takes every pixel from a frame in front of
+    its own focus peak (adjacent frames of a fine stack differ by less than any useful margin),
+    blurring the whole image; a peak followed by a fall is a surface in focus, and a second rise
+    behind it is what a farther frame sees through that surface's defocused edge.
+    ``margin`` and ``floor`` are in the activity's units (the caller converts).
+    """
+    threshold = np.where(kept, best * margin, best)
+    taken = activity > threshold
+    index[taken] = frame
+    np.copyto(best, activity, where=taken)
+    kept &= ~taken
+    kept |= (best >= floor) & (activity * margin < best)
 
 
 # --------------------------------------------------------------------------- calibration

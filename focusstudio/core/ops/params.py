@@ -63,3 +63,30 @@ DECISION_THRESHOLD = ParamSpec(
     "threshold", "float", 0.5, "Pixels whose soft map is strictly above this take the first frame.",
     minimum=0.0, maximum=1.0, stage="post", step=0.01, title="Decision threshold",
 )
+
+# ------------------------------------------------------------------------------ depth order
+DEPTH_ORDER = ParamSpec(
+    "depth_order", "choice", "none",
+    "Prefer the near frames (removes the 'see-through' of a defocused foreground). none = each pixel "
+    "from the frame of the largest activity. front = the frames were shot front to back (first frame "
+    "focused nearest); back = back to front (last frame nearest). With an order, the frames are "
+    "visited near to far and a pixel keeps the nearer frame's focus peak once the activity has fallen "
+    "from it by the depth margin: a farther frame then takes it only where its spatial frequency is "
+    "more than margin × the peak's. At the edge of a defocused foreground the background seen through "
+    "the blur rises again in the far frames; the near frame's sharp foreground is kept there. Only "
+    "peaks at or above the texture threshold are kept (flat areas follow the plain maximum), and ties "
+    "go to the nearer frame.",
+    choices=("none", "front", "back"), stage="analysis", title="Depth order",
+)
+DEPTH_MARGIN = ParamSpec(
+    "depth_margin", "float", 1.5,
+    "Depth order: factor by which a farther frame's spatial frequency must exceed a kept near peak "
+    "(and by which the activity must fall below the peak before it is kept).",
+    minimum=1.0, maximum=100.0, stage="analysis", step=0.05, title="Depth margin",
+)
+DEPTH_TEXTURE = ParamSpec(
+    "depth_texture", "float", 0.02,
+    "Depth order: smallest normalised spatial frequency (grey 0–1, RMS difference per pixel) of a near "
+    "peak that is kept; below it (flat or noise-only areas) the plain maximum decides.",
+    minimum=0.0, maximum=1.0, stage="analysis", step=0.001, title="Depth texture threshold",
+)
