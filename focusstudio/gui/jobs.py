@@ -145,6 +145,8 @@ class FusionRequest:
     #: A registration already made for these frames and settings (aligned stack, alignment): reused
     #: instead of aligning again (re-fusing, live post-processing).
     aligned: tuple[Stack, Alignment] | None = None
+    #: A registration loaded from a file (File → Load alignment…): applied instead of registering.
+    saved: Alignment | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,7 +191,7 @@ def fusion_job(request: FusionRequest, cancel: CancelToken) -> Generator[Progres
     if request.aligned is not None:  # the cached registration of these frames and settings
         align = AlignRequest(dict(request.align or {}), saved=request.aligned[1], aligned=request.aligned[0])
     elif request.align is not None:
-        align = AlignRequest(dict(request.align))
+        align = AlignRequest(dict(request.align), saved=request.saved)
     run = yield from run_pipeline(
         request.stack,
         request.method,

@@ -37,6 +37,7 @@ from focusstudio.core.types import FusionMap, Stack
 from focusstudio.core.workspace import Workspace
 from focusstudio.gui import window_memory
 from focusstudio.gui.controllers.display import DisplayController
+from focusstudio.gui.controllers.alignment import AlignmentController
 from focusstudio.gui.controllers.export import ExportController
 from focusstudio.gui.controllers.fusion import FusionController
 from focusstudio.gui.controllers.methods import MethodController
@@ -202,6 +203,7 @@ class MainWindow(QMainWindow):
         panel = AlignmentPanel()
         self.align_mode, self.align_summary, self.align_form = panel.mode, panel.summary, panel.form
         self.align_dock = self._dock("Alignment", "alignDock", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.alignments = AlignmentController(self, panel)  # load/save a registration, the frame table
         # A tab beside the frame list: the list keeps its height, the settings are one click away
         # (the last registration is also summarised in the status bar after each fusion).
         self.tabifyDockWidget(self.stack_dock, self.align_dock)
@@ -301,6 +303,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.export_action)
         file_menu.addAction(self.export_maps_action)
+        file_menu.addSeparator()
+        self.alignments.add_to_menu(file_menu)
         file_menu.addSeparator()
         file_menu.addAction(self.preferences_action)
         file_menu.addSeparator()

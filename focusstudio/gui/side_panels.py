@@ -2,7 +2,8 @@
 
 The method panel: the method list, its description, the weights chooser, the parameter form,
 presets, the result slot to fuse into, and Fuse/Cancel. The alignment panel: when to register the
-frames before fusing, the declared registration settings, and a summary of the last registration.
+frames before fusing, the declared registration settings, a loaded registration (with Clear), and a
+summary and per-frame table of the last registration.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
+    QTableWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -26,6 +28,8 @@ from focusstudio.gui.weights_panel import WeightsChooser
 
 #: The "Align frames" choices: (key, label).
 ALIGN_MODES = (("auto", f"Auto ({ALIGN_BY_DEFAULT_FROM} or more frames)"), ("on", "Always"), ("off", "Never"))
+#: The columns of the last registration's per-frame table.
+FRAME_COLUMNS = ("Frame", "Status", "Shift x", "Shift y", "Rotation °", "Scale", "Check")
 
 
 def scrolled(widget: QWidget) -> QScrollArea:
@@ -114,6 +118,26 @@ class AlignmentPanel(QWidget):
         self.summary.setObjectName("alignSummary")
         self.summary.setWordWrap(True)
         self.form = ParamForm(ALIGN_PARAMS, group_titles={"analysis": "Registration", "post": "Result"})
+        # A loaded registration (File → Load alignment…): named, with a way back to estimating.
+        self.loaded = QLabel()
+        self.loaded.setObjectName("alignLoaded")
+        self.loaded.setWordWrap(True)
+        self.clear_loaded = QPushButton("Clear")
+        self.clear_loaded.setToolTip("Register the frames again instead of applying the loaded registration")
+        loaded_row = QHBoxLayout()
+        loaded_row.addWidget(self.loaded, 1)
+        loaded_row.addWidget(self.clear_loaded)
+        self.loaded_row = QWidget()
+        self.loaded_row.setLayout(loaded_row)
+        self.loaded_row.setVisible(False)
+        self.frames = QTableWidget(0, len(FRAME_COLUMNS))
+        self.frames.setObjectName("alignFrames")
+        self.frames.setHorizontalHeaderLabels(list(FRAME_COLUMNS))
+        self.frames.verticalHeader().setVisible(False)
+        self.frames.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.frames.setVisible(False)
         layout.addLayout(mode_row)
+        layout.addWidget(self.loaded_row)
         layout.addWidget(self.summary)
+        layout.addWidget(self.frames, 1)
         layout.addWidget(scrolled(self.form), 1)

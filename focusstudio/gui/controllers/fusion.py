@@ -122,8 +122,14 @@ class FusionController(QObject):
         except ParameterError as error:
             window.on_job_failed("Invalid alignment setting", str(error))
             return None
+        align, fits = window.alignments.request(stack, align)  # a loaded registration applies
+        if not fits:
+            return None
+        saved = window.alignments.saved
         # Same frames, same settings: no need to register again.
         aligned = workspace.cached_registration(align) if align is not None else None
+        if aligned is not None and not window.alignments.reusable(aligned[1]):
+            aligned = None
         self.live_timer.stop()
         self.pending_full = False
         self._preview_wanted = None
@@ -138,6 +144,7 @@ class FusionController(QObject):
             weights=window.weights_chooser.current_reference(),
             align=align,
             aligned=aligned,
+            saved=saved,
         )
         window.show_busy("Starting", 0.0)
         self.live_running = False  # a full fusion: slider moves must not cancel it
@@ -151,7 +158,7 @@ class FusionController(QObject):
         """A screen-resolution draft of ``request`` (only when the stack is bigger than the view);
         the event is set when it has ended (the full fusion waits for it)."""
         shape = proxy_shape(request.stack.shape, self.view_pixels())
-        if shape is None:
+        if shape is None or request.saved is not None:  # a draft would register the shrunk frames anew
             return None
         draft = DraftRequest(request.stack, request.method, request.params, shape, request.slot, request.device,
                              request.weights, request.align)
@@ -222,6 +229,7 @@ class FusionController(QObject):
         self.workspace.set_result(outcome.request.slot, outcome)
         if not outcome.request.live:
             self._show_alignment(outcome)
+            self.window.alignments.show(outcome)
         self.window.display.show_result(outcome)
         self.window.device_label.setText(f"Device: {outcome.result.device}")
         QTimer.singleShot(0, partial(self._finish_result_display, outcome))
