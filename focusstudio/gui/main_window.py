@@ -36,8 +36,8 @@ from focusstudio.core.progress import ProgressEvent
 from focusstudio.core.types import FusionMap, Stack
 from focusstudio.core.workspace import Workspace
 from focusstudio.gui import window_memory
-from focusstudio.gui.controllers.display import DisplayController
 from focusstudio.gui.controllers.alignment import AlignmentController
+from focusstudio.gui.controllers.display import DisplayController
 from focusstudio.gui.controllers.export import ExportController
 from focusstudio.gui.controllers.fusion import FusionController
 from focusstudio.gui.controllers.methods import MethodController
