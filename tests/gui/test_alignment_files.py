@@ -71,6 +71,7 @@ def test_a_loaded_registration_is_applied_without_registering(
     outcome = shifted.results["A"]
     assert outcome.alignment is shifted.alignments.saved and outcome.alignment is not estimated
     assert outcome.alignment.frames[2].matrix[0, 2] == pytest.approx(estimated.frames[2].matrix[0, 2] + 0.5)
+    assert "with the loaded registration" in shifted.align_summary.text()
     # Even with "Align frames: Never" the loaded registration applies (it was asked for explicitly).
     shifted.set_alignment_mode("off")
     fuse_and_wait(qtbot, shifted)
@@ -98,4 +99,17 @@ def test_a_registration_of_other_frames_is_refused_in_one_line(
     assert "\n" not in message and "other_rig.json" in message and "frames of" in message
     assert shifted.alignments.saved is None and not shifted.alignments.panel.loaded_row.isVisibleTo(
         shifted.alignments.panel)
+    no_modal_dialogs.clear()  # the dialog was the expected answer
+
+
+def test_a_loaded_registration_that_no_longer_fits_the_frames_is_refused_at_fuse(
+    qtbot: QtBot, shifted: MainWindow, tmp_path: Path, no_modal_dialogs: list[str]  # noqa: F811
+) -> None:
+    fuse_and_wait(qtbot, shifted)
+    target = tmp_path / "rig.json"
+    shifted.alignments.save_to(target)
+    assert shifted.alignments.load(target)
+    shifted.workspace.set_active([0, 1])  # a frame left out since: 2 frames, the file holds 3
+    assert shifted.fuse() is None
+    assert len(no_modal_dialogs) == 1 and "\n" not in no_modal_dialogs[0] and "rig.json" in no_modal_dialogs[0]
     no_modal_dialogs.clear()  # the dialog was the expected answer

@@ -244,6 +244,9 @@ class FusionController(QObject):
             failed = len(alignment.failed)
             summary = (f"{len(alignment.included)} frames registered to frame "
                        f"{alignment.reference + 1} ({alignment.model}) in {alignment.seconds:.1f} s")
+            if outcome.request.saved is not None:  # applied, not estimated: its time is another run's
+                summary = (f"{len(alignment.included)} frames aligned to frame {alignment.reference + 1} "
+                           f"({alignment.model}) with the loaded registration")
             if failed:
                 summary += f"; {failed} did not register (see the tooltip)"
             if alignment.crop_box is not None and settings.get("crop", True):
