@@ -115,3 +115,15 @@ def test_a_reference_frame_that_does_not_exist_is_refused_before_running(
     assert shifted.fuse() is None
     assert len(no_modal_dialogs) == 1 and "reference frame 7 does not exist" in no_modal_dialogs[0]
     no_modal_dialogs.clear()  # the dialog was the expected answer
+
+
+def test_the_window_aligns_with_the_command_lines_settings(shifted: MainWindow) -> None:
+    """The default window and ``fuse --align`` make the same AlignRequest: a setting that differs
+    (ecc_epsilon rounded to 0 by its field) made the window's alignment ~5× slower (issue 19)."""
+    from focusstudio.cli import _align_request, build_parser
+    from focusstudio.core.align import ALIGN_PARAMS
+
+    args = build_parser().parse_args(["fuse", "frames", "-m", "sf", "--align", "-o", "fused.tif"])
+    cli = _align_request(args, 3)
+    assert cli is not None and cli.estimates
+    assert shifted.alignment_settings(3) == ALIGN_PARAMS.resolve(cli.settings)
