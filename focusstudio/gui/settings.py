@@ -18,6 +18,8 @@ from focusstudio.core.device import DEVICE_CHOICES
 ORGANISATION = "FocusStudio"
 APPLICATION = "FocusStudio"
 MAX_RECENT = 10
+#: Version of the saved alignment values; 2: ecc_epsilon no longer rounded to 0 by its field.
+ALIGNMENT_SETTINGS_VERSION = 2
 
 
 class AppSettings:
@@ -119,11 +121,18 @@ class AppSettings:
         """(mode, settings) of the Alignment tab when the window last closed."""
         mode = self._settings.value("alignment/mode", None)
         values = self._json("alignment/values")
-        return (str(mode) if mode else None, values if isinstance(values, dict) else {})
+        values = values if isinstance(values, dict) else {}
+        if self._settings.value("alignment/version", None) is None and values.get("ecc_epsilon") == 0.0:
+            # Saved before version 2: the form rounded ecc_epsilon's default 1e-5 to 0 (4 decimals,
+            # which made ECC run every iteration: issue 19); the old slider could not give 1e-5, so 0
+            # there was the default, not a choice.
+            del values["ecc_epsilon"]
+        return (str(mode) if mode else None, values)
 
     def set_alignment(self, mode: str, values: Mapping[str, Any]) -> None:
         self._settings.setValue("alignment/mode", mode)
         self._settings.setValue("alignment/values", json.dumps(dict(values), default=str))
+        self._settings.setValue("alignment/version", ALIGNMENT_SETTINGS_VERSION)
 
     # ------------------------------------------------------------------ window layout
     def window_geometry(self) -> QByteArray | None:

@@ -115,3 +115,33 @@ def test_a_reference_frame_that_does_not_exist_is_refused_before_running(
     assert shifted.fuse() is None
     assert len(no_modal_dialogs) == 1 and "reference frame 7 does not exist" in no_modal_dialogs[0]
     no_modal_dialogs.clear()  # the dialog was the expected answer
+
+
+def test_the_window_aligns_with_the_command_lines_settings(shifted: MainWindow) -> None:
+    """The default window and ``fuse --align`` make the same AlignRequest: a setting that differs
+    (ecc_epsilon rounded to 0 by its field) made the window's alignment ~5× slower (issue 19)."""
+    from focusstudio.cli import _align_request, build_parser
+    from focusstudio.core.align import ALIGN_PARAMS
+
+    args = build_parser().parse_args(["fuse", "frames", "-m", "sf", "--align", "-o", "fused.tif"])
+    cli = _align_request(args, 3)
+    assert cli is not None and cli.estimates
+    assert shifted.alignment_settings(3) == ALIGN_PARAMS.resolve(cli.settings)
+
+
+def test_an_epsilon_rounded_to_zero_by_an_older_window_is_not_restored(
+    qtbot: QtBot, make_window: object, settings_file: Path
+) -> None:
+    """Settings saved before the fix hold ecc_epsilon 0 (the rounded default); restoring it would
+    keep the slow alignment. Settings saved since are restored as they are, 0 included."""
+    from focusstudio.core.align import ALIGN_PARAMS
+    from focusstudio.gui.settings import AppSettings
+
+    old = AppSettings(settings_file)
+    old._settings.setValue("alignment/values", json.dumps({"ecc_epsilon": 0.0, "model": "affine"}))
+    old.sync()
+    window = make_window("sf")  # type: ignore[operator]
+    settings = window.alignment_settings(3)
+    assert settings["ecc_epsilon"] == ALIGN_PARAMS.defaults()["ecc_epsilon"] and settings["model"] == "affine"
+    window.app_settings.set_alignment("on", {"ecc_epsilon": 0.0})
+    assert window.app_settings.alignment() == ("on", {"ecc_epsilon": 0.0})

@@ -102,3 +102,16 @@ def test_the_form_follows_the_chosen_method(window: MainWindow) -> None:
     window.select_method("fake_test")
     window.select_method("sf")
     assert window.param_form.values()["sf_radius"] == 9  # remembered while the window is open
+
+
+def test_every_form_shows_its_defaults_unrounded(qtbot: QtBot) -> None:
+    """A field with too few decimals changes the run: ecc_epsilon's 1e-5 on a 4-decimal slider
+    became 0, so ECC never stopped early and the window aligned ~5× slower than the CLI (issue 19)."""
+    from focusstudio.core.align import ALIGN_PARAMS
+    from focusstudio.core.methods.registry import get_method, list_methods
+
+    param_sets = {"alignment": ALIGN_PARAMS} | {name: get_method(name).params for name in list_methods()}
+    for name, params in param_sets.items():
+        form = ParamForm(params)
+        qtbot.addWidget(form)
+        assert form.values() == params.defaults(), name
