@@ -39,6 +39,17 @@ def _largest_cluster(lost: np.ndarray) -> tuple[int, int, int, int]:
     return y * BLOCK, (y + h) * BLOCK, x * BLOCK, (x + w) * BLOCK
 
 
+def stroke_over_patch(col0: int, row0: int, col1: int, row1: int) -> tuple[float, list[tuple[float, float]]]:
+    """(brush size, points) of one stroke along a patch's longer side, its fully painted core
+    (hardness 0.7) wider than the patch's shorter side."""
+    centre = ((col0 + col1) / 2, (row0 + row1) / 2)
+    width, height = col1 - col0, row1 - row0
+    size = float(1.5 * min(width, height) + BLOCK)
+    if width >= height:
+        return size, [(col0 + size / 4, centre[1]), (col1 - size / 4, centre[1])]
+    return size, [(centre[0], row0 + size / 4), (centre[0], row1 - size / 4)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="macro_object_6")
@@ -55,14 +66,8 @@ def main() -> None:
     probe = SharpnessProbe.of_stack(stack)
     frame = probe.sharpest(int(centre[1]), int(centre[0]))
     model = RetouchModel.from_result(result, stack)
-    # One stroke along the patch's longer side, its fully painted core (hardness 0.7) wider than
-    # the patch's shorter side.
     width, height = col1 - col0, row1 - row0
-    size = float(1.5 * min(width, height) + BLOCK)
-    if width >= height:
-        points = [(col0 + size / 4, centre[1]), (col1 - size / 4, centre[1])]
-    else:
-        points = [(centre[0], row0 + size / 4), (centre[0], row1 - size / 4)]
+    size, points = stroke_over_patch(col0, row0, col1, row1)
     model.apply(Stroke(frame, Brush(size, 0.7, 1.0), points))
 
     def detail(image: np.ndarray) -> float:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO_ROOT, SHARED_DIR
-from benchmarks.retouch_example import _largest_cluster
+from benchmarks.retouch_example import _largest_cluster, stroke_over_patch
 from focusstudio.core.metrics.recall import BLOCK, block_sharpness
 from focusstudio.core.pipeline import fuse
 from focusstudio.core.types import to_grey
@@ -89,11 +89,8 @@ def main() -> int:
         print(f"no lost blocks in the window's result: the documented patch at ({col0}, {row0})")
     centre = ((col0 + col1) / 2, (row0 + row1) / 2)
     width, height = col1 - col0, row1 - row0
-    size = round(1.5 * min(width, height) + BLOCK)
-    if width >= height:
-        points = [(col0 + size / 4, centre[1]), (col1 - size / 4, centre[1])]
-    else:
-        points = [(centre[0], row0 + size / 4), (centre[0], row1 - size / 4)]
+    size, points = stroke_over_patch(col0, row0, col1, row1)  # the brush size spin box takes whole pixels
+    size = round(size)
 
     tool = window.retouch
     panel, controller, pane = tool.panel, tool.controller, window.viewer.main

@@ -159,3 +159,11 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def single_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line an in-process CLI run wrote to stderr for bad input (never a traceback)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, f"expected one error line, got {err}"
+    assert "Traceback" not in err[0]
+    return err[0]

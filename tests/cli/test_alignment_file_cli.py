@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from focusstudio.cli import main
-from tests.conftest import build_focus_stack
+from tests.conftest import build_focus_stack, single_error_line
 
 
 def _stack(folder: Path, n: int, size: int = 128, seed: int = 3, shift: int = 3) -> list[str]:
@@ -26,13 +26,6 @@ def _stack(folder: Path, n: int, size: int = 128, seed: int = 3, shift: int = 3)
         cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         paths.append(str(path))
     return paths
-
-
-def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, f"expected one error line, got {err}"
-    assert "Traceback" not in err[0]
-    return err[0]
 
 
 def test_a_saved_registration_is_applied_to_another_stack_of_the_rig(
@@ -73,7 +66,7 @@ def test_a_registration_that_does_not_fit_is_refused_naming_the_file(
     other = _stack(tmp_path / "b", frames, size=size)
     out = tmp_path / "b.png"
     assert main(["fuse", *other, "-o", str(out), "--alignment", str(saved)]) == 2
-    line = _error_line(capsys)
+    line = single_error_line(capsys)
     assert str(saved) in line and expected in line
     assert not out.exists()
 
@@ -83,7 +76,7 @@ def test_an_alignment_file_with_no_align_is_a_contradiction(tmp_path: Path, caps
     saved = str(tmp_path / "r.json")
     code = main(["fuse", *paths, "-o", str(tmp_path / "a.png"), "--no-align", "--save-alignment", saved])
     assert code == 2
-    assert "--save-alignment" in _error_line(capsys)
+    assert "--save-alignment" in single_error_line(capsys)
     assert not (tmp_path / "r.json").exists()
 
 
@@ -91,7 +84,7 @@ def test_a_file_that_holds_no_registration_is_refused(tmp_path: Path, capsys: py
     bogus = tmp_path / "bogus.json"
     bogus.write_text("[1, 2]")
     assert main(["fuse", *_stack(tmp_path / "a", 3), "-o", str(tmp_path / "a.png"), "--alignment", str(bogus)]) == 2
-    assert str(bogus) in _error_line(capsys)
+    assert str(bogus) in single_error_line(capsys)
 
 
 def test_save_alignment_registers_a_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

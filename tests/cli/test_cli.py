@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from focusstudio.cli import main, parse_size
-from tests.conftest import build_focus_stack
+from tests.conftest import build_focus_stack, single_error_line
 
 
 def _write_stack(folder: Path, n: int = 2, size: int = 96, dtype: str = "uint8", ext: str = "png") -> list[Path]:
@@ -28,13 +28,6 @@ def _write_stack(folder: Path, n: int = 2, size: int = 96, dtype: str = "uint8",
             cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         paths.append(path)
     return paths
-
-
-def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, f"expected one error line, got {err}"
-    assert "Traceback" not in err[0]
-    return err[0]
 
 
 def test_fuse_two_files_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,7 +97,7 @@ def test_bad_input_is_one_line_exit_2(
     before = a.read_bytes()
     argv = [arg.format(**names) for arg in args]
     assert main(argv) == 2
-    line = _error_line(capsys)
+    line = single_error_line(capsys)
     assert needle in line
     assert a.read_bytes() == before  # a source is never modified
     assert not (tmp_path / "out.png").exists()
@@ -115,7 +108,7 @@ def test_existing_output_needs_force(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = tmp_path / "out.png"
     out.write_bytes(b"keep me")
     assert main(["fuse", str(a), str(b), "-o", str(out), "--quiet"]) == 2
-    assert "out.png" in _error_line(capsys)
+    assert "out.png" in single_error_line(capsys)
     assert out.read_bytes() == b"keep me"
     assert main(["fuse", str(a), str(b), "-o", str(out), "--quiet", "--force"]) == 0
     assert cv2.imread(str(out)) is not None

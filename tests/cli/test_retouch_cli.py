@@ -15,7 +15,8 @@ from focusstudio.core.pipeline import fuse
 from focusstudio.core.retouch import Brush, RetouchModel, Stroke, retouch_section
 from focusstudio.core.sidecar import reproduce_command, sidecar_data
 from focusstudio.core.types import FusionResult
-from tests.cli.test_cli import _error_line, _write_stack
+from tests.cli.test_cli import _write_stack
+from tests.conftest import single_error_line
 
 
 def _retouched(folder: Path) -> tuple[RetouchModel, FusionResult]:
@@ -57,20 +58,20 @@ def test_bad_retouch_file_is_one_line_and_writes_nothing(tmp_path: Path, capsys:
     bad = tmp_path / "strokes.json"
     bad.write_text("{not json", encoding="utf-8")
     assert main(["fuse", str(tmp_path / "in"), "-o", str(out), "--retouch", str(bad), "--quiet"]) == 2
-    assert str(bad) in _error_line(capsys)
+    assert str(bad) in single_error_line(capsys)
     missing = tmp_path / "none.json"
     assert main(["fuse", str(tmp_path / "in"), "-o", str(out), "--retouch", str(missing), "--quiet"]) == 2
-    assert "not found" in _error_line(capsys)
+    assert "not found" in single_error_line(capsys)
     # Strokes from a frame the stack lacks, then strokes painted on another size.
     section = {"format": "focusstudio-retouch", "version": 1, "shape": [64, 64], "frames": [],
                "strokes": [Stroke(4, Brush(10), [(5.0, 5.0)]).to_json()]}
     bad.write_text(json.dumps(section), encoding="utf-8")
     assert main(["fuse", str(tmp_path / "in"), "-o", str(out), "--retouch", str(bad), "--quiet"]) == 2
-    assert "frame 4" in _error_line(capsys)
+    assert "frame 4" in single_error_line(capsys)
     section.update(shape=[80, 64], strokes=[Stroke(1, Brush(10), [(5.0, 5.0)]).to_json()])
     bad.write_text(json.dumps(section), encoding="utf-8")
     assert main(["fuse", str(tmp_path / "in"), "-o", str(out), "--retouch", str(bad), "--quiet"]) == 2
-    assert "64×80" in _error_line(capsys)
+    assert "64×80" in single_error_line(capsys)
     assert not out.exists()
 
 
@@ -84,4 +85,4 @@ def test_the_retouch_file_is_never_overwritten(tmp_path: Path, capsys: pytest.Ca
     code = main(["fuse", str(tmp_path / "in"), "-o", str(strokes), "--retouch", str(strokes), "--force", "--quiet"])
     assert code == 2
     assert strokes.read_bytes() == before
-    _error_line(capsys)
+    single_error_line(capsys)
