@@ -14,6 +14,9 @@ The three results have different geometry (each aligner crops and scales differe
 focusstudio.core.align.register_pair before the same ``--box`` (x,y,w,h in the 'after' result's
 pixels) is cut from each. The crops are enlarged ``--zoom``× with nearest-neighbour so that pixels,
 not interpolation, are what one sees.
+
+``--truth IMAGE`` (a synthetic stack's all-in-focus ground truth, e.g. from
+``benchmarks.nframe_synth --out``) adds a first panel 'truth', registered onto 'after' like the others.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from focusstudio.core.align import AlignOptions, RegistrationFailed, register_pa
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 LABELS = ("before (sf, e2d82e4)", "after (sf)", "enfuse")
+TRUTH_LABEL = "truth"
 
 
 def stack_frames(folder: Path) -> list[Path]:
@@ -128,11 +132,16 @@ def panel(crop: np.ndarray, label: str, zoom: int) -> np.ndarray:
     return np.vstack([bar, big])
 
 
-def side_by_side(results: list[np.ndarray], box: tuple[int, int, int, int], zoom: int) -> np.ndarray:
+def side_by_side(
+    results: list[np.ndarray], labels: list[str], box: tuple[int, int, int, int], zoom: int
+) -> np.ndarray:
     x, y, w, h = box
-    panels = [panel(image[y:y + h, x:x + w], label, zoom) for image, label in zip(results, LABELS)]
+    panels = [panel(image[y:y + h, x:x + w], label, zoom) for image, label in zip(results, labels, strict=True)]
     gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
-    return np.hstack([panels[0], gap, panels[1], gap, panels[2]])
+    row = [panels[0]]
+    for picture in panels[1:]:
+        row += [gap, picture]
+    return np.hstack(row)
 
 
 def parse_box(text: str) -> tuple[int, int, int, int]:
@@ -155,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before-result", type=Path)
     parser.add_argument("--after-result", type=Path)
     parser.add_argument("--enfuse-result", type=Path)
+    parser.add_argument("--truth", type=Path, help="ground truth of a synthetic stack: a first panel")
     parser.add_argument("--max-side", type=int, default=0, help="downscale frames to this long side first")
     parser.add_argument("--zoom", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/docs_crops"))
@@ -178,12 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     x, y, w, h = args.box
     if x + w > target.shape[1] or y + h > target.shape[0]:
         raise SystemExit(f"--box {args.box} leaves the 'after' result ({target.shape[1]}×{target.shape[0]})")
-    registered = []
-    for name, path in (("before", before), ("enfuse", enfuse)):
+    others = [("before", before), ("enfuse", enfuse)] + ([("truth", args.truth)] if args.truth else [])
+    registered = {}
+    for name, path in others:
         warped, note = onto(target, read_bgr8(path))
         print(f"{name} → after: {note}", file=sys.stderr)
-        registered.append(warped)
-    picture = side_by_side([registered[0], target, registered[1]], args.box, args.zoom)
+        registered[name] = warped
+    images = [registered["before"], target, registered["enfuse"]]
+    labels = list(LABELS)
+    if args.truth:
+        images, labels = [registered["truth"], *images], [TRUTH_LABEL, *labels]
+    picture = side_by_side(images, labels, args.box, args.zoom)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial = args.out.with_name(args.out.stem + ".partial.png")
     cv2.imwrite(str(partial), picture, [cv2.IMWRITE_PNG_COMPRESSION, 9])
