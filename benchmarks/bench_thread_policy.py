@@ -21,6 +21,16 @@ import subprocess
 import sys
 from collections import defaultdict
 
+#: The competing busy process: it spins, and stops by itself once this benchmark is gone (a killed
+#: benchmark must not leave a core taken for the next one).
+BUSY_LOOP = (
+    "import os, sys\n"
+    "parent = int(sys.argv[1])\n"
+    "while True:\n"
+    "    for _ in range(10_000_000): pass\n"
+    "    if os.getppid() != parent: break\n"
+)
+
 #: name -> environment of one setting. libgomp's default spin count is 300,000.
 SETTINGS: dict[str, dict[str, str]] = {
     "libgomp default (spin 300k)": {"GOMP_SPINCOUNT": "300000"},
@@ -60,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         for condition in ("idle", "one core busy"):
             competitor = None
             if condition != "idle":
-                competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                competitor = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(os.getpid())])
             try:
                 for name in args.settings:
                     for method, (wall, _cpu) in run_setting(SETTINGS[name], args.methods, args.runs).items():
