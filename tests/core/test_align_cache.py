@@ -218,3 +218,18 @@ def test_a_cancel_leaves_nothing_in_the_cache() -> None:
 def test_the_shared_cache_is_one_per_process() -> None:
     assert registration_cache() is registration_cache()
     assert isinstance(registration_cache(), RegistrationCache)
+
+
+def test_each_image_of_a_run_is_hashed_once_and_equal_pixels_give_equal_digests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import focusstudio.core.align.cache as cache_module
+
+    hashed: list[int] = []
+    original = cache_module.image_digest
+    monkeypatch.setattr(cache_module, "image_digest", lambda image: hashed.append(1) or original(image))
+    memo = cache_module.DigestMemo(size=2)
+    first, copy = np.arange(64, dtype=np.float32).reshape(8, 8), np.arange(64, dtype=np.float32).reshape(8, 8)
+    assert memo.digest(first) == memo.digest(first) == memo.digest(copy)
+    assert len(hashed) == 2  # ``first`` once, its copy (another array) once
+    assert memo.digest(first.T.copy()) != memo.digest(first)  # other pixels (or shape): another digest

@@ -9,7 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from focusstudio.core.align.cache import RegistrationCache
+from focusstudio.core.align.cache import DigestMemo, RegistrationCache
 from focusstudio.core.align.features import FeatureCache
 from focusstudio.core.align.geometry import _constrain, _scale_matrix, _warp, covered_columns, largest_rectangle
 from focusstudio.core.align.pair import register_pair
@@ -103,6 +103,7 @@ def estimate_alignment(
     done = 1
     notes: list[str] = []
     features = FeatureCache()  # each frame's keypoints serve both pairs it belongs to
+    digests = DigestMemo()  # and each frame is hashed once for the cache
     # Away from the reference: first the frames after it, then those before it.
     sequence = [*range(reference + 1, count), *range(reference - 1, -1, -1)]
 
@@ -113,7 +114,7 @@ def estimate_alignment(
         if cache is None:
             return register_pair(target, moving, options, guess, features)
         return cache.register(target, moving, options, guess,
-                              lambda: register_pair(target, moving, options, guess, features))
+                              lambda: register_pair(target, moving, options, guess, features), digests)
 
     schedule = PairSchedule(
         sequence, towards_reference if options.chain else None, small_grey, register, cancel,
