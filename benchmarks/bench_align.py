@@ -145,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_peer and not peer:
         print("align_image_stack is missing (apt-get install -y hugin-tools): left out", file=sys.stderr)
     variants: list[tuple[str, object, dict[str, object]]] = [("after", REPO_ROOT, {})]
-    for variant in args.variant:
-        label, _, assignments = variant.partition(":")
-        variants.append((label, REPO_ROOT, {key: _value(value) for key, _, value in
-                                            (item.partition("=") for item in assignments.split(",") if item)}))
+    variants += [(label, REPO_ROOT, settings) for label, settings in map(variant_settings, args.variant)]
     if args.before is not None:
         variants.insert(0, ("before", args.before, {}))
     if peer:
@@ -177,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
               + (f"  cached {median('cached_s'):5.2f} (CPU {median('cached_cpu_s'):5.2f})"
                  if any("cached_s" in r for r in runs) else ""))
     return 0
+
+
+def variant_settings(variant: str) -> tuple[str, dict[str, object]]:
+    """``LABEL:KEY=VALUE,...`` (``--variant``) → (label, alignment settings)."""
+    label, _, assignments = variant.partition(":")
+    pairs = (item.partition("=") for item in assignments.split(",") if item)
+    return label, {key: _value(value) for key, _, value in pairs}
 
 
 def _value(text: str) -> object:

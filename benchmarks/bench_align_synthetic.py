@@ -3,6 +3,7 @@
 
     python -m benchmarks.bench_align_synthetic                       # 2 sizes × 2 seeds
     python -m benchmarks.bench_align_synthetic --before /tmp/base    # also an older tree, alternated
+    python -m benchmarks.bench_align_synthetic --variant affine:model=affine  # other settings too
 
 A stack: a multi-scale random texture, defocused per frame (frame k sharp in the k-th vertical band,
 blurred away from it, as in tests/core/test_align.py), then rendered with a known frame→reference
@@ -110,7 +111,7 @@ def misregistration(aligned: np.ndarray, ideal: np.ndarray, mask: np.ndarray) ->
     return float(np.sqrt(np.mean(moved(points) ** 2))), float(moved(corners).max())
 
 
-def child(folder: str) -> None:
+def child(folder: str, settings: dict[str, object]) -> None:
     """One focusstudio run (the tree on PYTHONPATH): aligned grey frames and masks to ``folder``."""
     from focusstudio.core.align import AlignOptions, apply_alignment, estimate_alignment
     from focusstudio.core.io import load_stack
@@ -119,7 +120,7 @@ def child(folder: str) -> None:
     paths = sorted(Path(folder).glob("frame_*.png"))
     started, cpu_started = time.perf_counter(), time.process_time()
     frames = load_stack([str(p) for p in paths])
-    alignment = run_to_completion(estimate_alignment(frames, AlignOptions()))
+    alignment = run_to_completion(estimate_alignment(frames, AlignOptions.from_params(settings)))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     aligned = apply_alignment(frames, alignment, crop=False)
     out = Path(folder) / "ours"
@@ -130,10 +131,13 @@ def child(folder: str) -> None:
     print(json.dumps({"estimate_s": seconds, "estimate_cpu_s": cpu}))
 
 
-def run_ours(tree: Path, folder: Path) -> tuple[dict[str, float], list[np.ndarray], list[np.ndarray]]:
+def run_ours(
+    tree: Path, folder: Path, settings: dict[str, object]
+) -> tuple[dict[str, float], list[np.ndarray], list[np.ndarray]]:
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{REPO_ROOT}"}
-    completed = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(folder)],
-                               env=env, cwd=tree, capture_output=True, text=True, check=True)
+    script = str(Path(__file__).resolve())
+    command = [sys.executable, script, "--child", str(folder), "--settings", json.dumps(settings)]
+    completed = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=True)
     timing = json.loads(completed.stdout.strip().splitlines()[-1])
     count = len(MOTION)
     greys = [np.load(folder / "ours" / f"{i}.npy") for i in range(count)]
@@ -164,26 +168,32 @@ def run_peer(folder: Path) -> tuple[dict[str, float], list[np.ndarray], list[np.
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL:KEY=VALUE,...",
+                        help="also run this tree with these alignment settings (repeatable)")
     parser.add_argument("--before", type=Path, help="an older focusstudio tree to compare")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-peer", action="store_true", help="leave out align_image_stack")
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child)
+        child(args.child, json.loads(args.settings))
         return 0
-    variants: list[tuple[str, Path | None]] = [("after", REPO_ROOT)]
+    from benchmarks.bench_align import variant_settings
+
+    variants: list[tuple[str, Path | None, dict[str, object]]] = [("after", REPO_ROOT, {})]
+    variants += [(label, REPO_ROOT, settings) for label, settings in map(variant_settings, args.variant)]
     if args.before is not None:
-        variants.insert(0, ("before", args.before))
+        variants.insert(0, ("before", args.before, {}))
     if not args.no_peer and shutil.which("align_image_stack") is not None:
-        variants.append(("align_image_stack", None))
+        variants.append(("align_image_stack", None, {}))
     summary: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for round_index, ((width, height), seed) in enumerate((s, seed) for s in SIZES for seed in args.seeds):
         with tempfile.TemporaryDirectory(prefix="bench_align_synth_") as work:
             folder = Path(work)
             ideals = write_stack(folder, width, height, seed)
             order = variants if round_index % 2 == 0 else list(reversed(variants))
-            for label, tree in order:
-                timing, greys, masks = run_peer(folder) if tree is None else run_ours(tree, folder)
+            for label, tree, settings in order:
+                timing, greys, masks = run_peer(folder) if tree is None else run_ours(tree, folder, settings)
                 errors = [misregistration(greys[i], ideals[i], masks[i]) for i in range(len(MOTION))
                           if i != len(MOTION) // 2]
                 summary.setdefault((f"{width}x{height}", label), []).extend(errors)
