@@ -24,7 +24,7 @@ changed. Everything else the stack's registration does (composition towards the 
 plausibility against the reference, failure policy, photometric fit, crop box) runs again from
 the cached pairs, exactly as in an uncached run: the result is the same.
 
-Memory is bounded: an entry is a 3×3 matrix and a few short strings (< 1 KiB; no pixels are kept),
+Memory is bounded: an entry is a 3×3 matrix and a few short strings (~1 KiB; no pixels are kept),
 at most :data:`DEFAULT_ENTRIES` of them, least recently used dropped first.
 """
 
@@ -56,7 +56,7 @@ PAIR_SETTINGS: Final[tuple[str, ...]] = (
 STACK_SETTINGS: Final[tuple[str, ...]] = (
     "reference", "chain", "estimation_size", "photometric", "on_failure", "crop", "interpolation",
 )
-#: Entries kept (each < 1 KiB): a few hundred stacks' worth of pairs.
+#: Entries kept (~1 KiB each, so ~4 MiB at most): a few hundred stacks' worth of pairs.
 DEFAULT_ENTRIES: Final = 4096
 
 PairKey = tuple[bytes, bytes, bytes, tuple[object, ...]]
