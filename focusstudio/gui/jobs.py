@@ -183,15 +183,15 @@ ALIGN_PROGRESS_SHARE = 0.3
 
 def fusion_job(request: FusionRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, FusionOutcome]:
     """Align (when asked and not already done), fuse, and prepare the display image and levels."""
-    from focusstudio.core.align import AlignRequest
+    from focusstudio.core.align import AlignRequest, registration_cache
     from focusstudio.core.pipeline import run_pipeline
 
     started = time.perf_counter()
     align = None
     if request.aligned is not None:  # the cached registration of these frames and settings
         align = AlignRequest(dict(request.align or {}), saved=request.aligned[1], aligned=request.aligned[0])
-    elif request.align is not None:
-        align = AlignRequest(dict(request.align), saved=request.saved)
+    elif request.align is not None:  # unchanged frames' pairs are taken from the process's cache
+        align = AlignRequest(dict(request.align), saved=request.saved, cache=registration_cache())
     run = yield from run_pipeline(
         request.stack,
         request.method,

@@ -140,7 +140,7 @@ def draft_job(request: DraftRequest, cancel: CancelToken,
 
 
 def _draft(request: DraftRequest, cancel: CancelToken) -> Generator[ProgressEvent, None, DraftOutcome]:
-    from focusstudio.core.align import AlignRequest
+    from focusstudio.core.align import AlignRequest, registration_cache
     from focusstudio.core.methods.registry import get_method
     from focusstudio.core.pipeline import run_pipeline
 
@@ -150,7 +150,8 @@ def _draft(request: DraftRequest, cancel: CancelToken) -> Generator[ProgressEven
     cancel.raise_if_cancelled()
     scale = request.shape[1] / request.stack.shape[1]
     params = scale_params(request.params, get_method(request.method).params, scale)
-    align = AlignRequest(dict(request.align)) if request.align is not None else None
+    # The draft's shrunk frames have pairs of their own in the process's cache (a re-fusion's draft re-uses them).
+    align = AlignRequest(dict(request.align), cache=registration_cache()) if request.align is not None else None
     run = yield from run_pipeline(small, request.method, params, align=align, cancel=cancel,
                                   device=request.device, weights=request.weights)
     cancel.raise_if_cancelled()

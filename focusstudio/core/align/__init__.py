@@ -32,8 +32,9 @@ Where things are
 ``params`` (the settings and their CLI flags), ``results`` (what a registration found),
 ``geometry`` (matrices, coverage, crop box), ``ecc`` and ``features`` (the two estimators),
 ``verify`` (plausibility and the correlation score of a fit), ``pair`` (one pair: candidates and
-the choice), ``estimate`` (a whole stack), ``warp`` (applying a registration), ``storage`` (saved
-registrations) and ``stage`` (the pipeline's alignment stage).
+the choice), ``estimate`` (a whole stack), ``cache`` (pairs re-used across runs), ``warp``
+(applying a registration), ``storage`` (saved registrations) and ``stage`` (the pipeline's
+alignment stage).
 
 The names below are imported from their module on first use, so reading the settings (the CLI's
 parser, the window's form) does not import OpenCV.
@@ -69,6 +70,8 @@ _EXPORTS: dict[str, str] = {
     "PairRegistration": "pair",
     "register_pair": "pair",
     "estimate_alignment": "estimate",
+    "RegistrationCache": "cache",
+    "registration_cache": "cache",
     "FrameWarp": "warp",
     "apply_alignment": "warp",
     "alignment_misfit": "storage",
@@ -99,6 +102,7 @@ __all__ = [
     "FrameAlignment",
     "FrameWarp",
     "PairRegistration",
+    "RegistrationCache",
     "RegistrationFailed",
     "add_align_arguments",
     "align",
@@ -118,6 +122,7 @@ __all__ = [
     "load_alignment",
     "load_alignment_for",
     "register_pair",
+    "registration_cache",
     "save_alignment",
 ]
 
@@ -136,6 +141,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what static checkers see: the same names, imported eagerly
+    from focusstudio.core.align.cache import (
+        RegistrationCache,
+        registration_cache,
+    )
     from focusstudio.core.align.estimate import (
         estimate_alignment,
     )

@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from focusstudio.core.align.cache import DigestMemo, RegistrationCache
 from focusstudio.core.align.features import FeatureCache
 from focusstudio.core.align.geometry import _constrain, _scale_matrix, _warp, covered_columns, largest_rectangle
 from focusstudio.core.align.pair import register_pair
@@ -56,8 +57,14 @@ def estimate_alignment(
     options: AlignOptions | None = None,
     cancel: CancelToken | None = None,
     progress: ProgressRange | None = None,
+    cache: RegistrationCache | None = None,
 ) -> ProgressGen[Alignment]:
-    """Register every frame of ``stack`` onto the reference frame (generator returning an Alignment)."""
+    """Register every frame of ``stack`` onto the reference frame (generator returning an Alignment).
+
+    ``cache``: pair registrations made before (:mod:`focusstudio.core.align.cache`): a pair whose
+    frames and settings are unchanged is taken from it instead of being registered again, with
+    the same result.
+    """
     options = options or AlignOptions()
     cancel = cancel or CancelToken()
     progress = progress or ProgressRange()
@@ -96,6 +103,7 @@ def estimate_alignment(
     done = 1
     notes: list[str] = []
     features = FeatureCache()  # each frame's keypoints serve both pairs it belongs to
+    digests = DigestMemo()  # and each frame is hashed once for the cache
     # Away from the reference: first the frames after it, then those before it.
     sequence = [*range(reference + 1, count), *range(reference - 1, -1, -1)]
 
@@ -103,7 +111,10 @@ def estimate_alignment(
         return index - 1 if index > reference else index + 1
 
     def register(target: np.ndarray, moving: np.ndarray, guess: np.ndarray | None = None) -> Any:
-        return register_pair(target, moving, options, guess, features)
+        if cache is None:
+            return register_pair(target, moving, options, guess, features)
+        return cache.register(target, moving, options, guess,
+                              lambda: register_pair(target, moving, options, guess, features), digests)
 
     schedule = PairSchedule(
         sequence, towards_reference if options.chain else None, small_grey, register, cancel,

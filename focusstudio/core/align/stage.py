@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from focusstudio.core.align.cache import RegistrationCache
 from focusstudio.core.align.estimate import estimate_alignment
 from focusstudio.core.align.params import AlignOptions
 from focusstudio.core.align.results import Alignment
@@ -26,12 +27,16 @@ class AlignRequest:
     ``settings``: :data:`~focusstudio.core.align.params.ALIGN_PARAMS` values (missing ones take
     their defaults). Without ``saved`` a registration is estimated with them; with ``saved`` that
     registration is applied instead (only the ``post`` settings, crop and interpolation, matter);
-    ``aligned``: the frames ``saved`` already gave, used as they are (nothing is decoded again).
+    ``aligned``: the frames ``saved`` already gave, used as they are (nothing is decoded again);
+    ``cache``: pair registrations to re-use and add to when estimating (the window and the batch
+    pass :func:`~focusstudio.core.align.cache.registration_cache`, so a re-fusion registers only
+    the frames that changed; None: every pair is registered).
     """
 
     settings: Mapping[str, Any] = field(default_factory=dict)
     saved: Alignment | None = None
     aligned: Stack | None = None
+    cache: RegistrationCache | None = None
 
     @property
     def estimates(self) -> bool:
@@ -69,7 +74,7 @@ def align_frames(
     started = time.perf_counter()
     options = AlignOptions.from_params(request.settings)
     if request.saved is None:
-        alignment = yield from estimate_alignment(stack, options, cancel, progress)
+        alignment = yield from estimate_alignment(stack, options, cancel, progress, request.cache)
     else:
         alignment = request.saved
     if request.aligned is not None:

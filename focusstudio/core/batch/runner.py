@@ -300,13 +300,14 @@ def align_request(settings: BatchSettings, align: Mapping[str, Any] | None, want
     """The alignment stage's request for one stack (an
     :class:`~focusstudio.core.align.AlignRequest`, None: not aligned): the batch's saved
     registration, else a registration with the stack's settings ``align`` when ``wanted``."""
-    from focusstudio.core.align import AlignRequest
+    from focusstudio.core.align import AlignRequest, registration_cache
 
     if settings.alignment_file is not None:
         # Only the crop applies to a saved registration (the fingerprint holds the file, not the settings).
         crop = bool(align.get("crop", True)) if align else True
         return AlignRequest.from_file(settings.alignment_file, {"crop": crop})
-    return AlignRequest(dict(align or {})) if wanted else None
+    # The process's pair cache: manifest rows fusing one stack with several methods register it once.
+    return AlignRequest(dict(align or {}), cache=registration_cache()) if wanted else None
 
 
 def open_stack(
