@@ -407,7 +407,11 @@ class SpatialFrequencyFusion(FusionMethod):
                 keeper = HeldFrame.start(frame, "float32" if transformed else stack.frames[i].dtype)
                 grey_source = frame if stack.frames[i].channels == 3 else frame[..., 0] if frame.ndim == 3 else frame
             else:
-                grey_source = load_checked(stack, i, grey=True)
+                # The colour frame, made grey band by band in activity_bands (the same values as
+                # a whole-frame to_grey, without its full-size temporaries).
+                frame = load_checked(stack, i)
+                grey_source = frame if stack.frames[i].channels == 3 or frame.ndim == 2 else frame[..., 0]
+                del frame
             normalised = np.empty(stack.shape, dtype=np.float32) if keep_frames else None
             activity_bands(grey_source, radius, mask, i, best, index, normalised,
                            None if keeper is None else partial(keeper.store_band, frame),
