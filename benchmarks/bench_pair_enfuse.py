@@ -10,8 +10,9 @@ The pair is frames 1 and 3 of the real microscopy stack ``shared/stacks/microsco
 N > 5 with the k-th repeat shifted 16·k px to the right (exact repeats would tie everywhere and
 never be composed; shifted ones are chosen in places, as distinct frames are); focusstudio runs
 with ``--no-align`` like the enfuse recipe, so both measure the fusion alone. Each round runs, in
-turn, this tree, the ``--baseline`` tree (another checkout, e.g. the code before a change) and the enfuse recipe of :func:`benchmarks.common.enfuse_recipe`
-(without alignment), all writing JPEG, so on a loaded machine the tools share the same load.
+turn, this tree, the ``--baseline`` tree (another checkout, e.g. the code before a change) and
+the enfuse recipe of :func:`benchmarks.common.enfuse_recipe` (without alignment), all writing
+JPEG, so on a loaded machine the tools share the same load.
 CPU seconds (user + system) are the steadier figure when other jobs hold the cores.
 """
 
