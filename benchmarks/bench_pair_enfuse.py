@@ -54,7 +54,8 @@ def build_pair(width: int, height: int, cache: Path, frames: int = 2) -> list[Pa
         cv2.imwrite(str(path), resized, [cv2.IMWRITE_JPEG_QUALITY, 95])
     out = []
     for i in range(frames):
-        repeat, path = divmod(i, len(paths))
+        repeat, position = divmod(i, len(paths))
+        path = paths[position]
         if repeat:
             shifted = path.with_name(f"{path.stem}_shift{16 * repeat}.jpg")
             if not shifted.exists():
@@ -75,6 +76,8 @@ def run_tree(label: str, tree: Path, pair: list[Path], output: Path, method: str
 
 
 def row(label: str, measured) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    if measured.returncode != 0:
+        print(f"# {label} failed (exit {measured.returncode}): {measured.stderr_tail[-400:]}", file=sys.stderr)
     cpu = measured.extra.get("user_seconds", 0.0) + measured.extra.get("system_seconds", 0.0)
     return {"tool": label, "wall_s": measured.wall_seconds, "cpu_s": round(cpu, 2),
             "peak_rss_mib": round(measured.max_rss_mib), "rc": measured.returncode}
