@@ -64,3 +64,11 @@ def test_sf_n_frames_in_tiny_bands_equals_the_whole_image_pyramid_blend(monkeypa
     for i in range(4):
         inner = slice(i * 90 // 4 + 6, (i + 1) * 90 // 4 - 6)
         np.testing.assert_allclose(result.image[10:-10, inner], stack.load(i)[10:-10, inner], atol=0.02)
+
+
+@pytest.mark.parametrize("low", [0, -2])
+def test_labels_present_are_np_unique(low: int) -> None:
+    rng = np.random.default_rng(4)
+    index = rng.integers(low, 9, (40, 33)).astype(np.int32)
+    index[index == 5] = 7  # a gap
+    assert consistency._labels_present(index) == [int(v) for v in np.unique(index)]

@@ -89,10 +89,23 @@ def label_opening_nearest(index: np.ndarray, radius: int) -> np.ndarray:
     result = np.array(index, copy=True)
     if radius <= 0:
         return result
-    for label in np.unique(result):
+    for label in _labels_present(result):
         check_cancelled()  # an opening and a distance transform per label
-        _open_one_label(result, int(label), radius)
+        _open_one_label(result, label, radius)
     return result
+
+
+def _labels_present(index: np.ndarray) -> list[int]:
+    """The labels of ``index`` in increasing order: np.unique's, by row-band bincounts for
+    non-negative labels (np.unique hashes or sorts the whole map: ~0.5 s at 24 MP)."""
+    if index.size == 0 or int(index.min()) < 0:
+        return [int(label) for label in np.unique(index)]
+    counts = np.zeros(int(index.max()) + 1, dtype=np.int64)
+    rows = max(2**20 // max(index.shape[1], 1), 1)  # bincount casts to int64: bands bound that copy
+    for start in range(0, index.shape[0], rows):
+        band = np.bincount(index[start:start + rows].ravel())
+        counts[:band.size] += band
+    return [int(label) for label in np.flatnonzero(counts)]
 
 
 def _open_one_label(index: np.ndarray, label: int, radius: int) -> None:
