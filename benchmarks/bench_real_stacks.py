@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_real_stacks                          # all stacks, all methods, enfuse
     python -m benchmarks.bench_real_stacks --stacks pcb macro_dsc_28 --methods sf,gacn --max-side 1200
+    python -m benchmarks.bench_real_stacks --stacks pcb --methods sf --no-enfuse --set sf_radius=2 --out /tmp/r2
 
 Issue 15: real stacks (``shared/stacks/*`` and ``shared/data/focus_stack/pcb``; frames NOT aligned)
 come out with blurred patches that pair metrics do not see. Per stack:
@@ -69,7 +70,9 @@ def lost_picture(result: np.ndarray, lost_map: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(picture, 0.6, tint, 0.4, 0.0)
 
 
-def bench_methods(name: str, frames: list[Path], methods: list[str], out: Path) -> list[dict[str, Any]]:
+def bench_methods(
+    name: str, frames: list[Path], methods: list[str], out: Path, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     from focusstudio.core.align import align
     from focusstudio.core.io import load_stack, write_result
     from focusstudio.core.metrics.recall import stack_sharpness_recall
@@ -83,7 +86,7 @@ def bench_methods(name: str, frames: list[Path], methods: list[str], out: Path) 
         row: dict[str, Any] = {"stack": name, "tool": method, "frames": len(frames), "align_s": align_seconds}
         try:
             started = time.perf_counter()
-            result = fuse(aligned, method)
+            result = fuse(aligned, method, params or None)
             row["fuse_s"] = time.perf_counter() - started
         except Exception as error:  # a method that cannot run is a row, not the end of the benchmark
             row["error"] = f"{type(error).__name__}: {error}"
@@ -164,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-enfuse", action="store_true", help="skip the enfuse peer")
     parser.add_argument("--setup", action="store_true", help="apt-get install the peers when missing")
     parser.add_argument("--report", action="store_true", help="only print the table of --out/results.json")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="a method parameter for every method run (repeatable; e.g. sf_radius=2)")
     args = parser.parse_args(argv)
+    params = {key: json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
+              for key, _, value in (item.partition("=") for item in args.assignments)}
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     results_path = args.out / "results.json"
     rows: list[dict[str, Any]] = json.loads(results_path.read_text()) if results_path.exists() else []
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {STACKS[name]} not found, skipped", file=sys.stderr)
             continue
         frames = downscaled_frames(name, args.max_side, args.out)
-        new = bench_methods(name, frames, methods, args.out) if methods else []
+        new = bench_methods(name, frames, methods, args.out, params) if methods else []
         if peers:
             new.append(bench_enfuse(name, frames, args.out))
         done = {(r["stack"], r["tool"]) for r in new}

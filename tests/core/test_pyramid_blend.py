@@ -78,3 +78,55 @@ def test_blend_level_by_level_equals_the_whole_pyramids(channels: tuple[int, ...
     bands = [total * np.where(w > 1e-6, 1.0 / np.maximum(w, 1e-6), 0.0).astype(np.float32)[
         (..., None) if total.ndim == 3 else ...] for total, w in zip(sums, totals)]
     assert np.array_equal(blend.result(), reconstruct(bands[:-1], bands[-1]))
+
+
+@pytest.mark.parametrize(("height", "width", "channels"), [(37, 53, ()), (101, 77, (3,)), (64, 130, (3,))])
+def test_selection_blend_in_tiny_bands_equals_the_whole_image_blend(
+    height: int, width: int, channels: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SelectionBlend (row bands, no weight sums) against PyramidBlend of the one-hot weights.
+
+    Bands of 2 rows at the finest level (1 at the coarser ones: the halo logic at every band
+    edge) and whole-image bands give the same sums; the only difference from PyramidBlend is its
+    division by Σ_i G(w_i), which is 1 up to the rounding of L + 1 float32 pyrDown passes and a
+    sum over the frames: a few ulp of the values (≤ 1), bounded here by 16 ulp of 1.
+    """
+    from focusstudio.core.ops import pyramid
+
+    rng = np.random.default_rng(11)
+    count = 4
+    frames = [rng.random((height, width, *channels), dtype=np.float32) for _ in range(count)]
+    index = rng.integers(0, count, (height, width)).astype(np.int32)
+    index[: height // 3] = 2  # a region of one frame (its bands are skipped by the others)
+    index[:, -9:] = 0
+    reference = PyramidBlend(height, width)
+    for i, frame in enumerate(frames):
+        reference.add(frame, (index == i).astype(np.float32))
+    expected = reference.result()
+    tolerance = 16 * float(np.finfo(np.float32).eps)
+    for band_pixels in (2 * width, 1 << 18):
+        monkeypatch.setattr(pyramid, "SELECTION_BAND_PIXELS", band_pixels)
+        blend = pyramid.SelectionBlend(index)
+        assert blend.levels == reference.levels
+        for i, frame in enumerate(frames):
+            blend.add(frame, i)
+        np.testing.assert_allclose(blend.result(), expected, rtol=0, atol=tolerance)
+
+
+def test_selection_blend_of_one_frame_everywhere_returns_it() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.random((40, 60, 3), dtype=np.float32)
+    blend = pyramid_selection(np.zeros((40, 60), np.int32))
+    blend.add(image, 0)
+    blend.add(rng.random((40, 60, 3), dtype=np.float32), 1)  # selected nowhere: adds nothing
+    np.testing.assert_allclose(blend.result(), image, atol=1e-5)
+    with pytest.raises(ValueError):
+        pyramid_selection(np.zeros((40, 60), np.int32)).result()
+    with pytest.raises(ValueError):
+        pyramid_selection(np.zeros((40, 60), np.int32)).add(image[:, :30], 0)
+
+
+def pyramid_selection(index: np.ndarray):  # type: ignore[no-untyped-def]
+    from focusstudio.core.ops.pyramid import SelectionBlend
+
+    return SelectionBlend(index)

@@ -89,24 +89,40 @@ def label_opening_nearest(index: np.ndarray, radius: int) -> np.ndarray:
     result = np.array(index, copy=True)
     if radius <= 0:
         return result
-    for label in np.unique(result):
+    for label in _labels_present(result):
         check_cancelled()  # an opening and a distance transform per label
-        _open_one_label(result, int(label), radius)
+        _open_one_label(result, label, radius)
     return result
+
+
+def _labels_present(index: np.ndarray) -> list[int]:
+    """The labels of ``index`` in increasing order: np.unique's, by row-band bincounts for
+    non-negative labels (np.unique hashes or sorts the whole map: ~0.5 s at 24 MP)."""
+    if index.size == 0 or int(index.min()) < 0:
+        return [int(label) for label in np.unique(index)]
+    counts = np.zeros(int(index.max()) + 1, dtype=np.int64)
+    rows = max(2**20 // max(index.shape[1], 1), 1)  # bincount casts to int64: bands bound that copy
+    for start in range(0, index.shape[0], rows):
+        band = np.bincount(index[start:start + rows].ravel())
+        counts[:band.size] += band
+    return [int(label) for label in np.flatnonzero(counts)]
 
 
 def _open_one_label(index: np.ndarray, label: int, radius: int) -> None:
     """Opening of one label's mask; removed pixels take the nearest other label (in place)."""
     mask = index == label
-    rows, cols = np.nonzero(mask)
+    # The label's bounding box from row/column "any"s (np.nonzero made two int64 arrays of the
+    # label's pixel count: ~0.1 s and 80 MB for 5 M pixels).
+    rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return
     height, width = index.shape
     # A crop with a margin of r+1 around the label gives exactly the full-image opening: pixels
     # within r of a crop edge inside the image are not the label, so the border value never matters.
     margin = radius + 1
-    y0, y1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, height)
-    x0, x1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, width)
+    y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)
     crop_mask = mask[y0:y1, x0:x1]
     removed = crop_mask & ~binary_opening(crop_mask, radius)
     if not removed.any() or crop_mask.all():
@@ -120,8 +136,7 @@ def _open_one_label(index: np.ndarray, label: int, radius: int) -> None:
         crop_mask.astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
     )
     others = ~crop_mask
-    label_of_id = np.zeros(int(nearest.max()) + 1, dtype=np.int32)
-    label_of_id[nearest[others]] = crop[others]
+    label_of_id = _labels_of_zero_ids(nearest, others, crop)
     crop[removed] = label_of_id[nearest[removed]]
 
 
@@ -150,3 +165,24 @@ def label_opening_majority(index: np.ndarray, radius: int) -> np.ndarray:
     rejected = ~kept & (best_count > 0)
     result[rejected] = best_label[rejected]
     return result
+
+
+def _labels_of_zero_ids(nearest: np.ndarray, zeros: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``out[id]`` = ``values`` at the zero pixel that DIST_LABEL_PIXEL numbered ``id``.
+
+    OpenCV numbers the zero pixels 1, 2, … in raster order, so ``values[zeros]`` (a compress in
+    raster order) is the table; checked on three rows, else (another numbering) the ids are read
+    from ``nearest`` itself (a gather over all zero pixels, ~0.25 s at 24 MP).
+    """
+    per_row = zeros.sum(axis=1)
+    before = np.concatenate(([0], np.cumsum(per_row)))
+    for y in {0, zeros.shape[0] // 2, zeros.shape[0] - 1}:
+        ids = nearest[y][zeros[y]]
+        if not np.array_equal(ids, np.arange(before[y] + 1, before[y + 1] + 1)):
+            table = np.zeros(int(nearest.max()) + 1, dtype=np.int32)
+            table[nearest[zeros]] = values[zeros]
+            return table
+    table = np.empty(int(before[-1]) + 1, dtype=np.int32)
+    table[0] = 0
+    table[1:] = values[zeros]
+    return table

@@ -11,6 +11,7 @@ detail is not averaged away as a wide spatial blend of the weights would do.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -117,3 +118,130 @@ class PyramidBlend:
             scale = np.where(weights > 1e-6, 1.0 / np.maximum(weights, 1e-6), 0.0).astype(np.float32)
             bands.append(total * (scale[..., None] if total.ndim == 3 else scale))
         return reconstruct(bands[:-1], bands[-1]).astype(np.float32, copy=False)
+
+
+#: Pixels of one row band of :class:`SelectionBlend` (a few float32 planes of a band stay in cache).
+SELECTION_BAND_PIXELS = 1 << 18
+
+
+def _band_height(width: int) -> int:
+    """Rows of one band for a level ``width`` wide: even (so bands map onto whole coarse rows)."""
+    rows = max(SELECTION_BAND_PIXELS // max(width, 1), 2)
+    return rows + rows % 2
+
+
+def _pyr_down_bands(rows_of: Callable[[slice], np.ndarray], height: int, width: int) -> np.ndarray:
+    """cv2.pyrDown of an H×W image given by row slices (``rows_of(slice)``), one band at a time.
+
+    A coarse row j reads fine rows 2j−2 … 2j+2 (reflected at the image border only): a band of
+    coarse rows [j0, j1) reads fine rows [2j0−2, 2j1+2) and keeps the rows whose taps all lie
+    inside, so every kept row is the whole-image row (the same taps in the same order).
+    """
+    coarse_height = (height + 1) // 2
+    out: np.ndarray | None = None
+    step = _band_height(width) // 2
+    for j0 in range(0, coarse_height, step):
+        j1 = min(j0 + step, coarse_height)
+        top, bottom = max(2 * j0 - 2, 0), min(2 * j1 + 2, height)
+        small = cv2.pyrDown(rows_of(slice(top, bottom)))
+        if out is None:
+            out = np.empty((coarse_height, *small.shape[1:]), dtype=small.dtype)
+        offset = (2 * j0 - top) // 2
+        out[j0:j1] = small[offset:offset + j1 - j0]
+    assert out is not None
+    return out
+
+
+def _pyr_up_rows(coarse: np.ndarray, rows: slice, fine_height: int, fine_width: int) -> np.ndarray:
+    """Rows ``rows`` (start even) of cv2.pyrUp(coarse, dstsize=(fine_width, fine_height)).
+
+    A fine row y reads coarse rows ⌊y/2⌋−1 … ⌊y/2⌋+1: the band reads one coarse row more on
+    each side (reflected at the image border only, as the whole-image call does) and crops.
+    """
+    k0 = rows.start // 2
+    top = max(k0 - 1, 0)
+    bottom = min((rows.stop + 1) // 2 + 2, coarse.shape[0])
+    dst_height = min(2 * (bottom - top), fine_height - 2 * top)
+    up = cv2.pyrUp(coarse[top:bottom], dstsize=(fine_width, dst_height))
+    up = up.reshape((dst_height, fine_width, *coarse.shape[2:]))
+    offset = rows.start - 2 * top
+    return up[offset:offset + rows.stop - rows.start]
+
+
+class SelectionBlend:
+    """:class:`PyramidBlend` of a hard selection (an index map), in row bands at every level.
+
+    For one-hot weights the weight sums of every level are Σ_i G(w_i) = G(1) = 1 (the pyramid is
+    linear and the 1-4-6-4-1 kernel keeps a constant): no weight pyramids and no division are
+    needed, so the result differs from :class:`PyramidBlend`'s by float rounding only. A frame
+    adds, at each level, its detail times its Gaussian-weighted selection; bands where the
+    selection is 0 are skipped (a frame chosen in a small region costs little beyond its
+    decoding and one pyrDown). The finest level accumulates in the output buffer itself and the
+    collapse adds the coarser levels into it band by band, so the state is the result plus a
+    third of it, whatever the number of frames; a frame costs its decoded pixels, their half-
+    size Gaussian level and band-sized temporaries.
+    """
+
+    def __init__(self, index: np.ndarray, levels: int | None = None) -> None:
+        self.index = index
+        height, width = index.shape
+        self.levels = blend_levels(height, width) if levels is None else max(int(levels), 0)
+        self.shapes = [(h, w) for h, w, _ in _level_shapes((height, width), self.levels)]
+        self._sums: list[np.ndarray] | None = None
+
+    def add(self, frame: np.ndarray, label: int) -> None:
+        """Add ``frame`` (H×W or H×W×C float32) where the index map holds ``label``."""
+        if frame.shape[:2] != self.shapes[0]:
+            raise ValueError(f"frame {frame.shape} does not match {self.shapes[0]}")
+        if self._sums is None:
+            self._sums = [np.zeros((h, w, *frame.shape[2:]), dtype=np.float32) for h, w in self.shapes]
+        height, width = self.shapes[0]
+        selected = self.index == label
+
+        def mask_rows(rows: slice) -> np.ndarray:
+            return selected[rows].astype(np.float32)
+
+        current = frame.astype(np.float32, copy=False)
+        mask_of: Callable[[slice], np.ndarray] = mask_rows
+        level_mask: np.ndarray | None = None
+        for level in range(self.levels + 1):
+            total = self._sums[level]
+            h, w = self.shapes[level]
+            smaller = cv2.pyrDown(current) if level < self.levels else None
+            step = _band_height(w)
+            for start in range(0, h, step):
+                rows = slice(start, min(start + step, h))
+                mask = mask_of(rows)
+                if not mask.any():
+                    continue
+                if smaller is None:
+                    band = current[rows].copy()
+                else:
+                    band = _pyr_up_rows(smaller, rows, h, w)
+                    np.subtract(current[rows], band, out=band)  # the detail, current − expanded
+                band *= mask[..., None] if band.ndim == 3 else mask
+                total[rows] += band
+            if smaller is None:
+                break
+            # The next level's selection weight: from the index map in bands at the finest level
+            # (no full-size float mask), whole at the coarser ones (a quarter of the size each).
+            level_mask = _pyr_down_bands(mask_rows, height, width) if level_mask is None else cv2.pyrDown(level_mask)
+            mask_of = level_mask.__getitem__
+            current = smaller.reshape(smaller.shape[:2] + current.shape[2:])
+
+    def result(self) -> np.ndarray:
+        """The collapsed pyramid, in the finest level's buffer (float32; may leave [0, 1]
+        slightly at strong edges). The blend cannot be used afterwards."""
+        if self._sums is None:
+            raise ValueError("no frame was added")
+        sums, self._sums = self._sums, None
+        current = sums[-1]
+        for level in range(self.levels - 1, -1, -1):
+            detail = sums[level]
+            h, w = self.shapes[level]
+            step = _band_height(w)
+            for start in range(0, h, step):
+                rows = slice(start, min(start + step, h))
+                detail[rows] += _pyr_up_rows(current, rows, h, w)
+            current = detail
+        return current
