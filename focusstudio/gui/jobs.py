@@ -18,7 +18,7 @@ import numpy as np
 
 from focusstudio.core.align import Alignment
 from focusstudio.core.io.output_policy import OutputPlan
-from focusstudio.core.io.tolerant import FileProblem, open_files
+from focusstudio.core.io.tolerant import FRAME_CACHE_BUDGET, FileProblem, open_files
 from focusstudio.core.live_proxy import NotReducible, ProxyInputs, make_proxy, proxy_shape
 from focusstudio.core.methods.base import Analysis
 from focusstudio.core.progress import CancelToken, ProgressEvent
@@ -85,6 +85,20 @@ class LoadOutcome:
     problems: tuple[FileProblem, ...]
     notes: tuple[str, ...]
     paths: tuple[str, ...]
+    #: The good frames as decoded for their thumbnails (float32, ``stack``'s order) when they fit
+    #: the frame cache's budget: the window keeps them, so the draft, the full run and the frame
+    #: view never decode a frame again. Empty: over the budget.
+    decoded: tuple[np.ndarray, ...] = ()
+
+
+@dataclass(frozen=True)
+class FrameDecoded(ProgressEvent):
+    """A load's progress event saying one more good frame was decoded: its thumbnail, so the
+    window can show the frames as they are decoded instead of when the last one is."""
+
+    position: int = 0  # among the good frames so far
+    name: str = ""
+    thumbnail: np.ndarray | None = field(default=None, compare=False)
 
 
 def load_files(
@@ -94,9 +108,41 @@ def load_files(
     already_open: Sequence[str] = (),
 ) -> Generator[ProgressEvent, None, LoadOutcome]:
     """The core's tolerant loader (:func:`focusstudio.core.io.tolerant.open_files`), making a
-    thumbnail of every good frame while it checks the frame's pixels."""
-    opened = yield from open_files(paths, cancel, make_thumbnail, reference_shape, already_open)
-    return LoadOutcome(opened.stack, opened.products, opened.problems, opened.notes, opened.paths)
+    thumbnail of every good frame while it checks the frame's pixels; a :class:`FrameDecoded`
+    event follows each good frame, and the decoded frames come back when they fit the cache."""
+    thumbnails: list[np.ndarray] = []
+    kept: list[np.ndarray] | None = []
+    kept_bytes = 0
+
+    def per_frame(image: np.ndarray) -> np.ndarray:
+        nonlocal kept, kept_bytes
+        thumbnail = make_thumbnail(image)
+        thumbnails.append(thumbnail)
+        if kept is not None:
+            kept.append(image)
+            kept_bytes += image.nbytes
+            if kept_bytes > FRAME_CACHE_BUDGET:  # a big stack decodes on demand, as before
+                kept = None
+        return thumbnail
+
+    opening = open_files(paths, cancel, per_frame, reference_shape, already_open)
+    shown = 0
+    name = ""
+    while True:
+        try:
+            event = next(opening)
+        except StopIteration as stop:
+            opened = stop.value
+            break
+        while shown < len(thumbnails):  # the frame decoded since the last event
+            yield FrameDecoded(event.stage, event.fraction, name, shown, name, thumbnails[shown])
+            shown += 1
+        name = event.message
+        yield event
+    if shown < len(thumbnails):
+        yield FrameDecoded("making thumbnails", 1.0, name, shown, name, thumbnails[shown])
+    decoded = tuple(kept) if kept is not None and len(kept) == len(opened.products) else ()
+    return LoadOutcome(opened.stack, opened.products, opened.problems, opened.notes, opened.paths, decoded)
 
 
 # ---------------------------------------------------------------------------- source frames

@@ -46,7 +46,7 @@ from focusstudio.gui.controllers.retouch import RetouchTool
 from focusstudio.gui.controllers.stack import StackController
 from focusstudio.gui.dialogs import PreferencesDialog, about_html
 from focusstudio.gui.icon import resource_icon  # (the window sets it; others import it from here)
-from focusstudio.gui.jobs import ExportOutcome, FusionOutcome, LoadOutcome
+from focusstudio.gui.jobs import ExportOutcome, FrameDecoded, FusionOutcome, LoadOutcome
 from focusstudio.gui.layers_panel import LayersPanel
 from focusstudio.gui.metrics_panel import MetricsPanel
 from focusstudio.gui.progress_text import ProgressClock
@@ -339,6 +339,8 @@ class MainWindow(QMainWindow):
         runner.cancelled.connect(self.export.note_failed)
         runner.failed.connect(lambda _job, message: self.on_job_failed("Could not complete", message))
         runner.busyChanged.connect(lambda _busy: self.update_enabled())
+        runner.failed.connect(lambda _job, _message: self.stacks.on_load_ended())
+        runner.cancelled.connect(lambda _job: self.stacks.on_load_ended())
 
     def _follow_workspace(self) -> None:
         """What Fuse and Export offer follows the workspace (method, frames, results)."""
@@ -466,6 +468,8 @@ class MainWindow(QMainWindow):
             self.stacks.open_paths(paths)
 
     def _on_file_progress(self, event: ProgressEvent) -> None:
+        if isinstance(event, FrameDecoded):
+            self.stacks.on_frame_decoded(event)
         self.show_busy(event.stage.capitalize(), event.fraction, event.message)
 
     def _on_file_job_done(self, outcome: object) -> None:
