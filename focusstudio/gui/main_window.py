@@ -45,6 +45,7 @@ from focusstudio.gui.controllers.metrics import MetricsController
 from focusstudio.gui.controllers.retouch import RetouchTool
 from focusstudio.gui.controllers.stack import StackController
 from focusstudio.gui.dialogs import PreferencesDialog, about_html
+from focusstudio.gui.flicker import FlickerController
 from focusstudio.gui.icon import resource_icon  # (the window sets it; others import it from here)
 from focusstudio.gui.jobs import ExportOutcome, FrameDecoded, FusionOutcome, LoadOutcome
 from focusstudio.gui.layers_panel import LayersPanel
@@ -204,10 +205,24 @@ class MainWindow(QMainWindow):
         self.align_mode, self.align_summary, self.align_form = panel.mode, panel.summary, panel.form
         self.align_dock = self._dock("Alignment", "alignDock", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.alignments = AlignmentController(self, panel)  # load/save a registration, the frame table
+        self.alignment_panel = panel
+        self.flicker = FlickerController(self)  # two frames in turn, aligned and as loaded
+        panel.flicker_button.clicked.connect(lambda _checked=False: self.flicker.open(self._selected_aligned_frame()))
+        panel.frames.cellDoubleClicked.connect(lambda _row, _column: self.flicker.open(self._selected_aligned_frame()))
         # A tab beside the frame list: the list keeps its height, the settings are one click away
         # (the last registration is also summarised in the status bar after each fusion).
         self.tabifyDockWidget(self.stack_dock, self.align_dock)
         self.stack_dock.raise_()
+
+    def _selected_aligned_frame(self) -> int | None:
+        """The loaded-stack index of the alignment table's selected row (its first column is the
+        frame's 1-based number in the fused selection), or None."""
+        table = self.alignment_panel.frames
+        item = table.item(table.currentRow(), 0) if table.currentRow() >= 0 else None
+        active = self.workspace.active_indices
+        if item is None or not item.text().isdigit() or not 0 < int(item.text()) <= len(active):
+            return None
+        return active[int(item.text()) - 1]
 
     def _action(self, text: str, slot: Any, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
         action = QAction(text, self)

@@ -232,6 +232,7 @@ class FusionController(QObject):
         if not outcome.request.live:
             self._show_alignment(outcome)
             self.window.alignments.show(outcome)
+            self.window.flicker.set_outcome(outcome)
         self.window.display.show_result(outcome)
         self.window.device_label.setText(f"Device: {outcome.result.device}")
         QTimer.singleShot(0, partial(self._finish_result_display, outcome))
