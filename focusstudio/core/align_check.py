@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from focusstudio.core.align import Alignment
 from focusstudio.core.types import Stack, to_grey
 
 #: The low-pass (Gaussian σ in pixels) applied before comparing: removes the focus differences
@@ -75,6 +76,25 @@ def overlap(first: np.ndarray, second: np.ndarray, mask: np.ndarray | None = Non
     denominator = float(np.sqrt((x_centred**2).sum() * (y_centred**2).sum()))
     correlation = float((x_centred * y_centred).sum() / denominator) if denominator > 0 else 1.0
     return Overlap(correlation, float(np.abs(x - y).mean()), int(keep.sum()))
+
+
+def most_moved(alignment: Alignment) -> int | None:
+    """The registered frame (stack index) whose transform moves its corners farthest: the one a
+    flicker against the reference shows most about (None: no other frame registered)."""
+    height, width = alignment.shape
+    corners = np.array([[0.0, 0.0, 1.0], [width - 1.0, 0.0, 1.0], [width - 1.0, height - 1.0, 1.0],
+                        [0.0, height - 1.0, 1.0]]).T
+    included = set(alignment.included)
+
+    def movement(matrix: np.ndarray) -> float:
+        moved = matrix @ corners
+        moved = moved[:2] / moved[2]
+        return float(np.max(np.hypot(moved[0] - corners[0], moved[1] - corners[1])))
+
+    others = [frame for frame in alignment.frames if frame.index in included and frame.index != alignment.reference]
+    if not others:
+        return None
+    return max(others, key=lambda frame: (movement(frame.matrix), frame.index)).index
 
 
 def check_pair(loaded: Stack, aligned: Stack, first: tuple[int, int], second: tuple[int, int]) -> PairCheck:

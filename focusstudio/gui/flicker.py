@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from focusstudio.core.align_check import PairCheck, check_pair
+from focusstudio.core.align_check import PairCheck, check_pair, most_moved
 from focusstudio.core.progress import CancelToken, ProgressEvent
 from focusstudio.core.types import Stack
 from focusstudio.gui.jobs import to_display
@@ -148,20 +148,15 @@ class FlickerController(QObject):
         return view is not None and len(view[1]) >= 2
 
     def set_outcome(self, outcome: FusionOutcome) -> None:
-        """A full fusion came back: its reference and weakest frame become the default pair."""
+        """A full fusion came back: its reference and the frame its registration moved most become
+        the default pair (as ``fuse --align-check`` compares them)."""
         alignment = outcome.alignment
         self._default_pair = None
         selection = list(outcome.request.stack_key[1]) if len(outcome.request.stack_key) > 1 else []
         if alignment is not None and selection and alignment.reference < len(selection):
-            reference = selection[alignment.reference]
-            others = [frame for frame in alignment.frames
-                      if frame.index != alignment.reference and frame.index < len(selection)
-                      and frame.index in alignment.included]
-            if others:
-                # The frame the registration trusted least (lowest correlation), else the farthest one.
-                weakest = min(others, key=lambda frame: (frame.correlation if frame.correlation is not None else 2.0,
-                                                         -abs(frame.index - alignment.reference)))
-                self._default_pair = (reference, selection[weakest.index])
+            other = most_moved(alignment)
+            if other is not None and other < len(selection):
+                self._default_pair = (selection[alignment.reference], selection[other])
         self.window.alignment_panel.flicker_button.setEnabled(self.available())
 
     def _on_view_changed(self) -> None:
