@@ -221,7 +221,7 @@ class FlickerController(QObject):
         self.showing = 0
         if self.dialog is not None:
             self.dialog.check.setText(f"Overlap of {frames.check.describe()} (grey, low-passed, on the common "
-                                      "area: 1 and 0 = identical)")
+                                      "area; identical frames: correlation 1, difference 0)")
         self._show()
 
     def _on_failed(self, message: str) -> None:

@@ -97,6 +97,8 @@ class StackController(QObject):
         self._streamed = True
         image = qimage2ndarray.array2qimage(event.thumbnail)
         self.window.stack_panel.show_decoded(event.position, event.name, QIcon(QPixmap.fromImage(image)))
+        count = event.position + 1
+        self.window.stack_panel.set_summary(f"Opening… {count} frame{'s' if count > 1 else ''} decoded so far")
 
     def _restore_list_if_streamed(self) -> None:
         """Show the current stack's list again where a load that brought nothing had replaced it."""
@@ -106,6 +108,7 @@ class StackController(QObject):
         stack = self.workspace.stack
         if stack is None:
             self.window.stack_panel.set_frames([], [], [])
+            self.window.stack_panel.set_summary("No stack loaded. Drop images or a folder here.")
         else:
             active = self.workspace.active_indices
             order = active + [index for index in range(len(stack)) if index not in active]
