@@ -192,7 +192,7 @@ class StackPanel(QWidget):
             self.list.blockSignals(True)
             self.list.clear()
             self.list.blockSignals(False)
-        item = QListWidgetItem(icon, f"{name}\ndecoded, opening the others…")
+        item = QListWidgetItem(icon, f"{name}\ndecoded")
         item.setData(_INDEX_ROLE, position)
         item.setFlags(Qt.ItemFlag.NoItemFlags)  # nothing to select, tick or drag until the stack is open
         self.list.blockSignals(True)
