@@ -139,11 +139,31 @@ def shrink_stack(stack: Stack, shape: tuple[int, int]) -> Stack:
     return Stack.from_arrays(arrays, stack.names)
 
 
-def make_proxy(analysis: Analysis, stack: Stack, shape: tuple[int, int]) -> ProxyInputs:
-    """The analysis and frames of a result at ``shape`` (raises :class:`NotReducible`)."""
+class ShrunkFrames:
+    """One stack's frames shrunk once, for every job that needs them at that size: the quick draft
+    shrinks them, the full run's preview inputs (:func:`make_proxy`) take them from here instead
+    of shrinking the same frames again (written by one job before the other reads it)."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[Stack, tuple[int, int], Stack] | None = None
+
+    def put(self, source: Stack, shape: tuple[int, int], frames: Stack) -> None:
+        self._entry = (source, shape, frames)
+
+    def get(self, source: Stack, shape: tuple[int, int]) -> Stack | None:
+        """The frames of ``source`` at ``shape`` when they were put here (None: not)."""
+        entry = self._entry
+        return entry[2] if entry is not None and entry[0] is source and entry[1] == shape else None
+
+
+def make_proxy(analysis: Analysis, stack: Stack, shape: tuple[int, int], frames: Stack | None = None) -> ProxyInputs:
+    """The analysis and frames of a result at ``shape`` (raises :class:`NotReducible`); ``frames``:
+    ``stack`` already shrunk to ``shape`` (by the quick draft), else they are shrunk here."""
     full = stack.shape
     small_analysis = shrink_analysis(analysis, full, shape)  # first: the cheap check that can fail
-    return ProxyInputs(shrink_stack(stack, shape), small_analysis, shape[1] / full[1], full)
+    if frames is None or frames.shape != shape or len(frames) != len(stack):
+        frames = shrink_stack(stack, shape)
+    return ProxyInputs(frames, small_analysis, shape[1] / full[1], full)
 
 
 def scale_params(params: Mapping[str, Any], spec: ParamSet, scale: float) -> dict[str, Any]:

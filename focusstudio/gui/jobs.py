@@ -19,7 +19,7 @@ import numpy as np
 from focusstudio.core.align import Alignment
 from focusstudio.core.io.output_policy import OutputPlan
 from focusstudio.core.io.tolerant import FRAME_CACHE_BUDGET, FileProblem, open_files
-from focusstudio.core.live_proxy import NotReducible, ProxyInputs, make_proxy, proxy_shape
+from focusstudio.core.live_proxy import NotReducible, ProxyInputs, ShrunkFrames, make_proxy, proxy_shape
 from focusstudio.core.methods.base import Analysis
 from focusstudio.core.progress import CancelToken, ProgressEvent
 from focusstudio.core.sidecar import reproduce_command, sidecar_data, sidecar_path, stage_sidecar
@@ -198,6 +198,9 @@ class FusionRequest:
     #: shrunk to the resolution on screen, still in the worker, so the first live-tuning change
     #: finds them ready (None: not wanted — a live update, a method without post-processing).
     preview_view: tuple[int, int] | None = None
+    #: The frames the quick draft of this run shrank (to the same viewport): reused for the preview
+    #: inputs when the run fuses the frames as they are.
+    shrunk: ShrunkFrames | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -278,8 +281,9 @@ def _preview_inputs(request: FusionRequest, result: FusionResult, fused: Stack) 
     shape = proxy_shape(fused.shape, request.preview_view)
     if shape is None:
         return None, "the result is no bigger than the view"
+    frames = request.shrunk.get(fused, shape) if request.shrunk is not None else None
     try:
-        return make_proxy(result.analysis, fused, shape), ""
+        return make_proxy(result.analysis, fused, shape, frames), ""
     except NotReducible as error:
         return None, f"not reducible: {error}"
 

@@ -102,11 +102,15 @@ def test_the_fusion_hands_over_its_preview_inputs_so_the_first_change_shrinks_no
 
     monkeypatch.setattr(fusion_module, "preview_job", recording)
     tuned.metrics_panel.auto.setChecked(False)
+    tuned.set_alignment_mode("off")
     fuse_and_wait(qtbot, tuned)
     outcome = tuned.results["A"]
     # Shrunk in the fusion's worker, to the view's size, from the result's own analysis.
     assert outcome.proxy is not None and outcome.proxy.stack.shape == (VIEW, VIEW)
     assert outcome.proxy.scale == pytest.approx(VIEW / SIZE)
+    # The frames are the ones the quick draft shrank (unaligned: the same frames at the same size).
+    assert outcome.request.shrunk is not None
+    assert outcome.proxy.stack is outcome.request.shrunk.get(outcome.request.stack, (VIEW, VIEW))
     with qtbot.waitSignal(tuned.liveUpdated, timeout=5000):
         tuned.param_form.set_values({"bias": 0.4})
     # No preparation job after the fusion, and the first preview ran on the inputs it handed over.

@@ -28,7 +28,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from focusstudio.core.errors import ParameterError
-from focusstudio.core.live_proxy import ProxyInputs, proxy_shape
+from focusstudio.core.live_proxy import ProxyInputs, ShrunkFrames, proxy_shape
 from focusstudio.core.progress import ProgressEvent
 from focusstudio.gui.controllers.display import result_layer
 from focusstudio.gui.jobs import FusionOutcome, FusionRequest, fusion_job
@@ -146,6 +146,7 @@ class FusionController(QObject):
             aligned=aligned,
             saved=saved,
             preview_view=self.view_pixels() if self._tunable(method) else None,
+            shrunk=ShrunkFrames(),
         )
         window.show_busy("Starting", 0.0)
         self.live_running = False  # a full fusion: slider moves must not cancel it
@@ -162,7 +163,7 @@ class FusionController(QObject):
         if shape is None or request.saved is not None:  # a draft would register the shrunk frames anew
             return None
         draft = DraftRequest(request.stack, request.method, request.params, shape, request.slot, request.device,
-                             request.weights, request.align)
+                             request.weights, request.align, shrunk=request.shrunk)
         done = threading.Event()
         self.preview_runner.start(partial(draft_job, draft, done=done))
         return done
