@@ -119,6 +119,23 @@ def test_the_fusion_hands_over_its_preview_inputs_so_the_first_change_shrinks_no
     qtbot.waitUntil(lambda: final(tuned, 0.4), timeout=10000)
 
 
+def test_the_retouch_tool_waits_until_the_tuning_rests(qtbot: QtBot, tuned: MainWindow) -> None:
+    """Its sharpness probe and frame decoding would share the CPU with the first preview."""
+    tuned.metrics_panel.auto.setChecked(False)
+    retouch = tuned.retouch
+    started: list[str] = []
+    for runner in retouch.runners:
+        name = runner.objectName()
+        runner.started.connect(lambda _job, name=name: started.append(name))
+    fuse_and_wait(qtbot, tuned)
+    with qtbot.waitSignal(tuned.liveUpdated, timeout=5000):
+        tuned.param_form.set_values({"bias": 0.3})
+    assert started == [] and retouch.settle_timer.isActive()
+    qtbot.waitUntil(lambda: final(tuned, 0.3), timeout=10000)
+    qtbot.waitUntil(lambda: "retouch-probe" in started, timeout=5000)  # once settled, it runs
+    qtbot.waitUntil(lambda: not any(runner.busy for runner in retouch.runners), timeout=5000)
+
+
 def test_no_preview_inputs_for_a_method_without_post_processing(qtbot: QtBot, make_window: Any,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     window: MainWindow = make_window(fakes.FakeMethod.name)
