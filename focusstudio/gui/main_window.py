@@ -581,12 +581,12 @@ class MainWindow(QMainWindow):
         was still running then: it stops at its next check, the window does not wait for it."""
         if self._training_wizard is not None:
             self._training_wizard.shutdown()  # training writes its checkpoint first: it may wait
-        self.fusion.live_timer.stop()
-        self.metrics.timer.stop()
+        for timer in (self.fusion.live_timer, self.metrics.timer, self.retouch.settle_timer, self.flicker.timer):
+            timer.stop()
         self.export.forget_pending_action()
         exporting = self.export.is_exporting()
         for runner in (self.fusion.runner, self.fusion.preview_runner, self.display.frame_runner, self.metrics.runner,
-                       *self.retouch.runners):
+                       *self.retouch.runners, self.flicker.runner):
             runner.stop_all()
         if exporting:
             timeout_ms = max(timeout_ms, QUIT_EXPORT_WAIT_MS)
