@@ -4,6 +4,10 @@
     QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency --postprocessing-cpu [--tuning-methods sf,gff]
     python -m benchmarks.gui_latency --startup 3
 
+Methods: any of ``LIVE_CHANGES`` (the classical ones and the deep methods' post-processing: sesf,
+gacn, mfifgan, twostream; a deep fusion takes minutes of CPU here, then the updates are timed);
+``--big-size none`` leaves out the 24 MP result.
+
 ``--tuning``: after a full fusion of the 6-frame 1521×1141 macro stack (``shared/stacks/macro_object_6``)
 and of a 2-frame synthetic 6000×4000 (24 MP) stack, a post-processing parameter changes
 ``--repeats`` times; each change is timed to the first update on screen (a viewport-resolution
