@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tuning", action="store_true",
                         help="only live tuning on the 6-frame macro stack and a 24 MP synthetic result")
     parser.add_argument("--tuning-methods", default="sf,gff", help="methods for --tuning (comma-separated)")
-    parser.add_argument("--big-size", default="6000x4000", help="the synthetic result of --tuning (WxH)")
+    parser.add_argument("--big-size", default="6000x4000", help="the synthetic result of --tuning (WxH; none: skip)")
     parser.add_argument("--startup", type=int, default=0, metavar="RUNS", help="only start-up to first paint")
     parser.add_argument("--draft", action="store_true",
                         help="only Fuse to the first image and to the full result on the macro stack (aligned)")
@@ -421,10 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         return quit_child(args.quit_child[0], Path(args.quit_child[1]))
     report: dict[str, Any] = {}
     if args.tuning:
-        width, height = (int(part) for part in args.big_size.split("x"))
+        big = None if args.big_size == "none" else tuple(int(part) for part in args.big_size.split("x"))
         with tempfile.TemporaryDirectory() as scratch:
             report["tuning"] = measure_live_stacks(args.repeats, args.tuning_methods.split(","), Path(scratch),
-                                                   (width, height))
+                                                   big)  # type: ignore[arg-type]
         return 0
     if args.cancel:
         spec = StackSpec(args.cancel_size, args.cancel_size * 3 // 4, args.cancel_frames, breathing=0.003)

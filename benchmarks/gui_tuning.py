@@ -4,6 +4,10 @@
     QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency --postprocessing-cpu [--tuning-methods sf,gff]
     python -m benchmarks.gui_latency --startup 3
 
+Methods: any of ``LIVE_CHANGES`` (the classical ones and the deep methods' post-processing: sesf,
+gacn, mfifgan, twostream; a deep fusion takes minutes of CPU here, then the updates are timed);
+``--big-size none`` leaves out the 24 MP result.
+
 ``--tuning``: after a full fusion of the 6-frame 1521×1141 macro stack (``shared/stacks/macro_object_6``)
 and of a 2-frame synthetic 6000×4000 (24 MP) stack, a post-processing parameter changes
 ``--repeats`` times; each change is timed to the first update on screen (a viewport-resolution
@@ -55,7 +59,12 @@ def synthetic_stack(width: int, height: int, frames: int) -> Any:
 LIVE_CHANGES: dict[str, list[dict[str, Any]]] = {
     "sf": [{"gf_radius": 5 + 2 * k, "morphology_radius": 3 + k % 3} for k in range(4)],
     "gff": [{"base_gf_radius": 30 + 5 * k, "detail_gf_radius": 7 + k} for k in range(4)],
-    "laplacian": [{"use_consistency": k % 2 == 0, "consistency_radius": 1 + k} for k in range(4)],
+    "laplacian": [{"use_consistency": True, "consistency_radius": 1 + k} for k in range(4)],
+    # The deep methods' post-processing (their networks' analysis is kept):
+    "sesf": [{"gf_radius": 3 + k, "morphology_radius": 4 + k % 3} for k in range(4)],
+    "gacn": [{"gf_radius": 2 + k, "bgf_upper": 0.75 + 0.02 * k} for k in range(4)],
+    "mfifgan": [{"threshold": 0.4 + 0.05 * k} for k in range(4)],
+    "twostream": [{"threshold": 0.4 + 0.05 * k} for k in range(4)],
 }
 
 
@@ -71,6 +80,7 @@ def measure_live_on(load: Any, method: str, repeats: int, scratch: Path) -> dict
     window.fuse()
     _wait(window.resultReady, 1800, window.jobFailed)
     first: list[float] = []
+    first_cpu: list[float] = []  # CPU of the whole process (all threads) from the change to the first update
     final: list[float] = []
     finish: list[float] = []
     ready: list[float] = []  # when each result finished showing (resultReady: the last step)
@@ -78,13 +88,14 @@ def measure_live_on(load: Any, method: str, repeats: int, scratch: Path) -> dict
     changes = LIVE_CHANGES[method]
     for step in range(repeats):
         before, shown = window.results["A"], len(ready)
-        changed = time.perf_counter()
+        changed, changed_cpu = time.perf_counter(), time.process_time()
         # Every change is a real change of the post-processing.
         window.param_form.set_values(changes[step % len(changes)])
-        first.append(float(_wait(window.liveUpdated, 120, window.jobFailed)[0]))
+        first.append(float(_wait(window.liveUpdated, 600, window.jobFailed)[0]))
+        first_cpu.append((time.process_time() - changed_cpu) * 1000.0)
         # Final: the full-resolution result of this change is on screen and nothing is pending.
         _process_events_until(
-            lambda before=before, shown=shown: len(ready) > shown and _live_final(window, before), 300)
+            lambda before=before, shown=shown: len(ready) > shown and _live_final(window, before), 1800)
         final.append((ready[-1] - changed) * 1000.0)
         finish.append(window.results["A"].result.timings.get("finish", 0.0) * 1000.0)
         assert window.results["A"].reused_analysis
@@ -95,9 +106,11 @@ def measure_live_on(load: Any, method: str, repeats: int, scratch: Path) -> dict
         "result": f"{shape[1]}x{shape[0]} ({shape[0] * shape[1] / 1e6:.1f} MP)",
         "updates": repeats,
         "first_ms": [round(value, 1) for value in first],
+        "first_cpu_ms": [round(value) for value in first_cpu],
         "final_ms": [round(value) for value in final],
         "median_first_ms": round(statistics.median(first), 1),
         "max_first_ms": round(max(first), 1),
+        "median_first_cpu_ms": round(statistics.median(first_cpu), 1),
         "median_final_ms": round(statistics.median(final), 1),
         "median_full_postprocessing_ms": round(statistics.median(finish), 1),
         "load_average": round(os.getloadavg()[0], 1),
@@ -112,16 +125,21 @@ def _live_final(window: Any, before: Any) -> bool:
                 and not getattr(fusion, "pending_full", False))
 
 
-def measure_live_stacks(repeats: int, methods: list[str], scratch: Path, big: tuple[int, int]) -> dict[str, Any]:
-    """Live tuning on the 6-frame 1.7 MP macro stack (when /work/shared is there) and a 24 MP result."""
+def measure_live_stacks(repeats: int, methods: list[str], scratch: Path,
+                        big: tuple[int, int] | None) -> dict[str, Any]:
+    """Live tuning on the 6-frame 1.7 MP macro stack (when /work/shared is there) and a 24 MP
+    result (``big`` None: not); deep methods (minutes per fusion on a few cores) change twice."""
     report: dict[str, Any] = {}
     macro = Path(__file__).resolve().parents[2] / "shared" / "stacks" / "macro_object_6"
     if macro.is_dir():
         paths = [str(path) for path in sorted(macro.glob("frame_*"))]
         for method in methods:
-            report[f"macro_object_6 {method}"] = measure_live_on(lambda w: w.open_paths(paths), method, repeats,
-                                                                 scratch)
+            deep = method in ("sesf", "gacn", "mfifgan", "twostream")
+            report[f"macro_object_6 {method}"] = measure_live_on(lambda w: w.open_paths(paths), method,
+                                                                 min(repeats, 2) if deep else repeats, scratch)
             print(json.dumps({f"macro_object_6 {method}": report[f"macro_object_6 {method}"]}), flush=True)
+    if big is None:
+        return report
     stack = synthetic_stack(big[0], big[1], 2)
 
     def load_big(window: Any) -> None:
@@ -164,9 +182,11 @@ def measure_draft(method: str, align: str, scratch: Path) -> dict[str, Any]:
 def measure_postprocessing_cpu(methods: list[str], view: tuple[int, int], runs: int) -> dict[str, Any]:
     """The CPU cost of one post-processing update (all threads of this process, so a loaded
     machine inflates it far less than the wall time): at full resolution, as every update cost
-    before, and at the resolution of a ``view`` viewport, as a preview during a drag costs now."""
+    before, and at the resolution of a ``view`` viewport, as a preview during a drag costs now
+    ("not reducible": the tree has no preview for this method's analysis, every update is a full
+    one). Deep methods (minutes of CPU per fusion here) are updated once per resolution."""
     from focusstudio.core.io import load_stack
-    from focusstudio.core.live_proxy import make_proxy, proxy_shape, scale_params
+    from focusstudio.core.live_proxy import NotReducible, make_proxy, proxy_shape, scale_params
     from focusstudio.core.methods.registry import get_method
     from focusstudio.core.pipeline import run_fusion
     from focusstudio.core.progress import run_to_completion
@@ -178,25 +198,34 @@ def measure_postprocessing_cpu(methods: list[str], view: tuple[int, int], runs: 
     report: dict[str, Any] = {}
     for method in methods:
         spec = get_method(method).params
-        fused = run_to_completion(run_fusion(stack, method))
+        started, started_cpu = time.perf_counter(), time.process_time()
+        fused = run_to_completion(run_fusion(stack, method, device="cpu"))
+        row: dict[str, Any] = {"fusion_wall_s": round(time.perf_counter() - started, 1),
+                               "fusion_cpu_s": round(time.process_time() - started_cpu, 1)}
         shape = proxy_shape(stack.shape, view)
         assert shape is not None and fused.analysis is not None
-        proxy = make_proxy(fused.analysis, stack, shape)
         changed = spec.resolve(LIVE_CHANGES[method][1])
-        row: dict[str, Any] = {"proxy": f"{shape[1]}x{shape[0]}"}
-        for label, frames, analysis, params in (
-            ("full", stack, fused.analysis, changed),
-            ("preview", proxy.stack, proxy.analysis, scale_params(changed, spec, proxy.scale)),
-        ):
+        cases = [("full", stack, fused.analysis, changed)]
+        try:
+            started_cpu = time.process_time()
+            proxy = make_proxy(fused.analysis, stack, shape)
+            row["shrink_cpu_ms"] = round((time.process_time() - started_cpu) * 1000, 1)
+            row["proxy"] = f"{shape[1]}x{shape[0]}"
+            cases.append(("preview", proxy.stack, proxy.analysis, scale_params(changed, spec, proxy.scale)))
+        except NotReducible as error:
+            row["proxy"] = f"not reducible ({error})"
+        repeat = 1 if get_method(method).family != "classical" else runs
+        for label, frames, analysis, params in cases:
             cpu: list[float] = []
             wall: list[float] = []
-            for _ in range(runs):
+            for _ in range(repeat):
                 started, started_cpu = time.perf_counter(), time.process_time()
-                run_to_completion(run_fusion(frames, method, params, analysis=analysis))
+                run_to_completion(run_fusion(frames, method, params, device="cpu", analysis=analysis))
                 wall.append(time.perf_counter() - started)
                 cpu.append(time.process_time() - started_cpu)
             row[f"{label}_cpu_ms"] = round(statistics.median(cpu) * 1000, 1)
             row[f"{label}_wall_ms"] = round(statistics.median(wall) * 1000, 1)
+        row["load_average"] = round(os.getloadavg()[0], 1)
         report[f"macro_object_6 {method}"] = row
         print(json.dumps({f"cpu macro_object_6 {method}": row}), flush=True)
     return report

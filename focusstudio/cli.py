@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import sys
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--save-alignment", metavar="FILE", help="also write the registration as JSON, for "
                       "--alignment on other stacks of the same rig")
     fuse.add_argument("--json", action="store_true", help="print one JSON object describing the run")
+    fuse.add_argument("--align-check", action="store_true", help="after aligning, report how well the reference "
+                      "and the frame the registration moved most overlap, as loaded and aligned (the window's "
+                      "flicker check)")
     fuse.add_argument("--quiet", action="store_true", help="no progress display")
     _add_stack_arguments(fuse)
 
@@ -262,6 +266,7 @@ def _fuse(
         ),
         progress,
     )
+    loaded = stack
     result, stack, alignment = run.result, run.stack, run.alignment
     if getattr(args, "retouch_document", None) is not None:
         from focusstudio.core.retouch import apply_retouch
@@ -285,8 +290,11 @@ def _fuse(
     if alignment is not None:
         timings["align"] = run.align_seconds
     timings["write"] = time.perf_counter() - write_start
+    check = _align_check(loaded, stack, alignment) if args.align_check and alignment is not None else None
     for note in [*result.notes, *notes]:
         print(f"note: {note}", file=sys.stderr)
+    if check is not None and not args.json:
+        print(f"alignment check: {check.describe()}")
     if args.json:
         print(
             json.dumps(
@@ -302,12 +310,26 @@ def _fuse(
                     "seconds": timings,
                     "maps": maps_written,
                     "notes": [*result.notes, *notes],
+                    **({"alignment_check": dataclasses.asdict(check)} if check is not None else {}),
                 }
             )
         )
     else:
         print(f"wrote {written} ({result.method}, {len(stack)} frames, {timings['total']:.2f} s)")
     return EXIT_OK
+
+
+def _align_check(loaded: Any, aligned: Any, alignment: Any) -> Any:
+    """:func:`focusstudio.core.align_check.check_pair` of the reference and the frame the
+    registration moved most (None when fewer than two frames registered)."""
+    from focusstudio.core.align_check import check_pair, most_moved
+
+    positions = {kept: position for position, kept in enumerate(alignment.included)}
+    other = most_moved(alignment)
+    if alignment.reference not in positions or other is None:
+        return None
+    return check_pair(loaded, aligned, (alignment.reference, positions[alignment.reference]),
+                      (other, positions[other]))
 
 
 def _read_retouch(path: str | None, frames: int) -> Any:

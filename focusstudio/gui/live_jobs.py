@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from focusstudio.core.live_proxy import NotReducible, ProxyInputs, make_proxy, scale_params, shrink_stack
+from focusstudio.core.live_proxy import (
+    NotReducible,
+    ProxyInputs,
+    ShrunkFrames,
+    make_proxy,
+    scale_params,
+    shrink_stack,
+)
 from focusstudio.core.progress import CancelToken, ProgressEvent, scoped
 from focusstudio.core.types import Stack
 from focusstudio.gui.jobs import FusionOutcome, to_display
@@ -98,6 +105,8 @@ class DraftRequest:
     weights: str | None = None
     align: Mapping[str, Any] | None = None
     requested_at: float = field(default_factory=time.perf_counter)
+    #: Where the shrunk frames are left for the full run (its preview inputs reuse them).
+    shrunk: ShrunkFrames | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +156,8 @@ def _draft(request: DraftRequest, cancel: CancelToken) -> Generator[ProgressEven
     started = time.perf_counter()
     yield ProgressEvent("draft", 0.0, "shrinking the frames")
     small = shrink_stack(request.stack, request.shape)
+    if request.shrunk is not None:
+        request.shrunk.put(request.stack, request.shape, small)
     cancel.raise_if_cancelled()
     scale = request.shape[1] / request.stack.shape[1]
     params = scale_params(request.params, get_method(request.method).params, scale)

@@ -45,8 +45,9 @@ from focusstudio.gui.controllers.metrics import MetricsController
 from focusstudio.gui.controllers.retouch import RetouchTool
 from focusstudio.gui.controllers.stack import StackController
 from focusstudio.gui.dialogs import PreferencesDialog, about_html
+from focusstudio.gui.flicker import FlickerController
 from focusstudio.gui.icon import resource_icon  # (the window sets it; others import it from here)
-from focusstudio.gui.jobs import ExportOutcome, FusionOutcome, LoadOutcome
+from focusstudio.gui.jobs import ExportOutcome, FrameDecoded, FusionOutcome, LoadOutcome
 from focusstudio.gui.layers_panel import LayersPanel
 from focusstudio.gui.metrics_panel import MetricsPanel
 from focusstudio.gui.progress_text import ProgressClock
@@ -204,10 +205,24 @@ class MainWindow(QMainWindow):
         self.align_mode, self.align_summary, self.align_form = panel.mode, panel.summary, panel.form
         self.align_dock = self._dock("Alignment", "alignDock", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.alignments = AlignmentController(self, panel)  # load/save a registration, the frame table
+        self.alignment_panel = panel
+        self.flicker = FlickerController(self)  # two frames in turn, aligned and as loaded
+        panel.flicker_button.clicked.connect(lambda _checked=False: self.flicker.open(self._selected_aligned_frame()))
+        panel.frames.cellDoubleClicked.connect(lambda _row, _column: self.flicker.open(self._selected_aligned_frame()))
         # A tab beside the frame list: the list keeps its height, the settings are one click away
         # (the last registration is also summarised in the status bar after each fusion).
         self.tabifyDockWidget(self.stack_dock, self.align_dock)
         self.stack_dock.raise_()
+
+    def _selected_aligned_frame(self) -> int | None:
+        """The loaded-stack index of the alignment table's selected row (its first column is the
+        frame's 1-based number in the fused selection), or None."""
+        table = self.alignment_panel.frames
+        item = table.item(table.currentRow(), 0) if table.currentRow() >= 0 else None
+        active = self.workspace.active_indices
+        if item is None or not item.text().isdigit() or not 0 < int(item.text()) <= len(active):
+            return None
+        return active[int(item.text()) - 1]
 
     def _action(self, text: str, slot: Any, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -339,6 +354,8 @@ class MainWindow(QMainWindow):
         runner.cancelled.connect(self.export.note_failed)
         runner.failed.connect(lambda _job, message: self.on_job_failed("Could not complete", message))
         runner.busyChanged.connect(lambda _busy: self.update_enabled())
+        runner.failed.connect(lambda _job, _message: self.stacks.on_load_ended())
+        runner.cancelled.connect(lambda _job: self.stacks.on_load_ended())
 
     def _follow_workspace(self) -> None:
         """What Fuse and Export offer follows the workspace (method, frames, results)."""
@@ -466,6 +483,8 @@ class MainWindow(QMainWindow):
             self.stacks.open_paths(paths)
 
     def _on_file_progress(self, event: ProgressEvent) -> None:
+        if isinstance(event, FrameDecoded):
+            self.stacks.on_frame_decoded(event)
         self.show_busy(event.stage.capitalize(), event.fraction, event.message)
 
     def _on_file_job_done(self, outcome: object) -> None:
@@ -562,12 +581,12 @@ class MainWindow(QMainWindow):
         was still running then: it stops at its next check, the window does not wait for it."""
         if self._training_wizard is not None:
             self._training_wizard.shutdown()  # training writes its checkpoint first: it may wait
-        self.fusion.live_timer.stop()
-        self.metrics.timer.stop()
+        for timer in (self.fusion.live_timer, self.metrics.timer, self.retouch.settle_timer, self.flicker.timer):
+            timer.stop()
         self.export.forget_pending_action()
         exporting = self.export.is_exporting()
         for runner in (self.fusion.runner, self.fusion.preview_runner, self.display.frame_runner, self.metrics.runner,
-                       *self.retouch.runners):
+                       *self.retouch.runners, self.flicker.runner):
             runner.stop_all()
         if exporting:
             timeout_ms = max(timeout_ms, QUIT_EXPORT_WAIT_MS)

@@ -136,8 +136,15 @@ class AlignmentPanel(QWidget):
         self.frames.verticalHeader().setVisible(False)
         self.frames.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.frames.setVisible(False)
+        # Two frames in turn, aligned or as loaded (focusstudio.gui.flicker); on after an aligned fusion.
+        self.flicker_button = QPushButton("Flicker two frames…")
+        self.flicker_button.setObjectName("alignFlicker")
+        self.flicker_button.setToolTip("Show two frames in turn, aligned and as loaded, with how well they overlap "
+                                       "(the selected row's frame against the reference)")
+        self.flicker_button.setEnabled(False)
         layout.addLayout(mode_row)
         layout.addWidget(self.loaded_row)
         layout.addWidget(self.summary)
         layout.addWidget(self.frames, 1)
+        layout.addWidget(self.flicker_button)
         layout.addWidget(scrolled(self.form), 1)

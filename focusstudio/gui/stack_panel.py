@@ -185,6 +185,21 @@ class StackPanel(QWidget):
         self.list.blockSignals(False)
         self._emit_selection()
 
+    def show_decoded(self, position: int, name: str, icon: QIcon) -> None:
+        """A frame of a stack being opened was decoded: list it now, greyed (the list becomes the
+        stack's, checkable and movable, with :meth:`set_frames` once the last frame is in)."""
+        if position == 0:
+            self.list.blockSignals(True)
+            self.list.clear()
+            self.list.blockSignals(False)
+        item = QListWidgetItem(icon, f"{name}\ndecoded")
+        item.setData(_INDEX_ROLE, position)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)  # nothing to select, tick or drag until the stack is open
+        self.list.blockSignals(True)
+        self.list.addItem(item)
+        self.list.blockSignals(False)
+        self.list.scrollToItem(item)
+
     def set_thumbnail(self, index: int, icon: QIcon) -> None:
         for row in range(self.list.count()):
             item = self.list.item(row)

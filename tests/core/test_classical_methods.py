@@ -310,6 +310,23 @@ def test_laplacian_and_gff_maps(make_focus_stack: MakeStack) -> None:
     assert base[inside].mean() > base[~inside].mean() + 0.3
 
 
+def test_gff_single_precision_weights_match_double_precision(make_focus_stack: MakeStack,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """gff filters its weights in float32 (the grey guide): the result is the double-precision one
+    to well under a grey level (the filter's sums are float64 in OpenCV; the weights are in [0, 1])."""
+    from focusstudio.core.methods import gff as gff_module
+
+    stack = make_focus_stack(3, size=96, seed=5).stack
+    single = fuse(stack, "gff", device="cpu")
+    double_filter = gff_module.GuidedFilterCPU
+    monkeypatch.setattr(gff_module, "GuidedFilterCPU", lambda guide, radius, eps, mode, _precision:
+                        double_filter(guide, radius, eps, mode, np.float64))
+    double = fuse(stack, "gff", device="cpu", analysis=single.analysis)
+    np.testing.assert_allclose(single.image, double.image, atol=1e-4)
+    for name in ("weight_base", "weight_detail"):
+        np.testing.assert_allclose(single.maps[name].data, double.maps[name].data, atol=1e-3)
+
+
 def test_laplacian_too_many_levels_is_reduced_with_a_note(make_focus_stack: MakeStack) -> None:
     result = fuse(make_focus_stack(2, size=32).stack, "laplacian", {"levels": 12}, device="cpu")
     assert any("levels" in note for note in result.notes)

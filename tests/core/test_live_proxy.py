@@ -44,7 +44,7 @@ def test_index_maps_stay_whole_frame_numbers_and_floats_are_area_averaged() -> N
 
 
 @pytest.mark.parametrize("content", [
-    [np.zeros((20, 30), np.float32)],  # a pyramid level: image-sized, not the result's size
+    [np.zeros((25, 35), np.float32)],  # a tile or crop: image-sized, neither the result's size nor a level
     object(),  # a network chain
     np.zeros((40, 60, 3, 2), np.float32),
 ])
@@ -52,6 +52,46 @@ def test_image_sized_content_it_does_not_understand_is_not_reducible(content: ob
     analysis = Analysis("x", {}, data={"index": np.zeros((40, 60), np.int32), "other": content})
     with pytest.raises(NotReducible):
         shrink_analysis(analysis, (40, 60), (10, 15))
+
+
+def test_pyramid_levels_become_the_same_levels_of_the_smaller_pyramid() -> None:
+    full, small = (41, 61), (20, 30)
+    levels = [np.zeros((41, 61, 3), np.float32), np.zeros((21, 31, 3), np.float32), np.ones((11, 16), np.int32)]
+    analysis = Analysis("laplacian", {}, data={"fused": levels[:2], "index": [levels[2]], "levels": 2})
+    shrunk = shrink_analysis(analysis, full, small)
+    # cv2.pyrDown rounds up: 20×30 → 10×15 → 5×8.
+    assert [level.shape for level in shrunk.data["fused"]] == [(20, 30, 3), (10, 15, 3)]
+    assert shrunk.data["index"][0].shape == (5, 8) and shrunk.data["index"][0].dtype == np.int32
+
+
+def test_dataclass_records_are_shrunk_field_by_field() -> None:
+    from focusstudio.core.methods.strategies import SerialChain
+
+    soft = np.tile(np.linspace(0, 1, 60, dtype=np.float32), (40, 1))
+    chain = SerialChain([soft], [soft > 0.5], np.zeros((40, 60, 3), np.float32), np.zeros((40, 60), np.int32))
+    shrunk = shrink_analysis(Analysis("mfifgan", {}, data={"chain": chain, "post": {"threshold": 0.5}}),
+                             (40, 60), (10, 15)).data["chain"]
+    assert isinstance(shrunk, SerialChain) and shrunk is not chain
+    assert shrunk.soft_maps[0].shape == shrunk.weights[0].shape == shrunk.index.shape == (10, 15)
+    assert shrunk.image.shape == (10, 15, 3) and chain.image.shape == (40, 60, 3)
+
+
+def test_a_laplacian_preview_is_the_full_result_at_the_smaller_size(make_focus_stack: object) -> None:
+    """The pyramid method (its analysis holds the levels) now previews at the viewport's size: the
+    preview agrees with the full result shrunk, up to what the shrinking of detail levels blurs."""
+    import cv2
+
+    from focusstudio.core.pipeline import fuse
+
+    stack = make_focus_stack(3, size=128, seed=2).stack  # type: ignore[operator]
+    full = fuse(stack, "laplacian", device="cpu")
+    assert full.analysis is not None
+    proxy = make_proxy(full.analysis, stack, (64, 64))
+    params = scale_params(dict(full.params), get_method("laplacian").params, proxy.scale)
+    preview = fuse(proxy.stack, "laplacian", params, device="cpu", analysis=proxy.analysis)
+    assert preview.image.shape[:2] == (64, 64)
+    expected = cv2.resize(full.image, (64, 64), interpolation=cv2.INTER_AREA)
+    assert float(np.abs(preview.image - expected).mean()) < 0.02
 
 
 def test_make_proxy_shrinks_the_frames_and_reports_the_scale() -> None:

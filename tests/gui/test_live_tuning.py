@@ -89,6 +89,64 @@ def test_a_drag_shows_a_screen_resolution_preview_then_the_full_result(qtbot: Qt
     assert tuned.fusion.previews_shown >= 1
 
 
+def test_the_fusion_hands_over_its_preview_inputs_so_the_first_change_shrinks_nothing(
+        qtbot: QtBot, tuned: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from focusstudio.gui.controllers import fusion as fusion_module
+
+    requests: list[Any] = []
+    real_preview_job = fusion_module.preview_job
+
+    def recording(request: Any, cancel: Any) -> Any:
+        requests.append(request)
+        return real_preview_job(request, cancel)
+
+    monkeypatch.setattr(fusion_module, "preview_job", recording)
+    tuned.metrics_panel.auto.setChecked(False)
+    tuned.set_alignment_mode("off")
+    fuse_and_wait(qtbot, tuned)
+    outcome = tuned.results["A"]
+    # Shrunk in the fusion's worker, to the view's size, from the result's own analysis.
+    assert outcome.proxy is not None and outcome.proxy.stack.shape == (VIEW, VIEW)
+    assert outcome.proxy.scale == pytest.approx(VIEW / SIZE)
+    # The frames are the ones the quick draft shrank (unaligned: the same frames at the same size).
+    assert outcome.request.shrunk is not None
+    assert outcome.proxy.stack is outcome.request.shrunk.get(outcome.request.stack, (VIEW, VIEW))
+    with qtbot.waitSignal(tuned.liveUpdated, timeout=5000):
+        tuned.param_form.set_values({"bias": 0.4})
+    # No preparation job after the fusion, and the first preview ran on the inputs it handed over.
+    assert [request.prepare_only for request in requests] == [False]
+    assert requests[0].proxy is outcome.proxy
+    qtbot.waitUntil(lambda: final(tuned, 0.4), timeout=10000)
+
+
+def test_the_retouch_tool_waits_until_the_tuning_rests(qtbot: QtBot, tuned: MainWindow) -> None:
+    """Its sharpness probe and frame decoding would share the CPU with the first preview."""
+    tuned.metrics_panel.auto.setChecked(False)
+    retouch = tuned.retouch
+    started: list[str] = []
+    for runner in retouch.runners:
+        name = runner.objectName()
+        runner.started.connect(lambda _job, name=name: started.append(name))
+    fuse_and_wait(qtbot, tuned)
+    with qtbot.waitSignal(tuned.liveUpdated, timeout=5000):
+        tuned.param_form.set_values({"bias": 0.3})
+    assert started == [] and retouch.settle_timer.isActive()
+    qtbot.waitUntil(lambda: final(tuned, 0.3), timeout=10000)
+    qtbot.waitUntil(lambda: "retouch-probe" in started, timeout=5000)  # once settled, it runs
+    qtbot.waitUntil(lambda: not any(runner.busy for runner in retouch.runners), timeout=5000)
+
+
+def test_no_preview_inputs_for_a_method_without_post_processing(qtbot: QtBot, make_window: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    window: MainWindow = make_window(fakes.FakeMethod.name)
+    monkeypatch.setattr(window.fusion, "view_pixels", lambda: (VIEW, VIEW))
+    monkeypatch.setattr(window.fusion, "_tunable", lambda _method: False)
+    window.metrics_panel.auto.setChecked(False)
+    window.load_stack_object(synthetic())
+    fuse_and_wait(qtbot, window)
+    assert window.results["A"].proxy is None and window.results["A"].preview_note == ""
+
+
 def test_a_new_change_cancels_the_pending_full_resolution_update(qtbot: QtBot, tuned: MainWindow) -> None:
     tuned.metrics_panel.auto.setChecked(False)
     fuse_and_wait(qtbot, tuned)

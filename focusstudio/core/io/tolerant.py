@@ -187,20 +187,23 @@ def _frames_of_one_size(probed_files: Sequence[tuple[Path, list[FrameInfo]]],
 FRAME_CACHE_BUDGET = 512 * 2**20
 
 
-def with_frame_cache(stack: Stack, budget_bytes: int = FRAME_CACHE_BUDGET) -> Stack:
+def with_frame_cache(stack: Stack, budget_bytes: int = FRAME_CACHE_BUDGET,
+                     decoded: Sequence[np.ndarray] = ()) -> Stack:
     """``stack`` with every decoded frame kept in memory, when the whole stack fits in the budget.
 
     Post-processing re-composes the result from the source pixels, so each live update would
     decode every frame again (≈0.1–0.4 s per megapixel PNG); a small stack is worth keeping.
     Callers get a copy of the cached frame, so a method that works in place cannot corrupt it.
-    Stacks already in memory and stacks over the budget are returned unchanged.
+    Stacks already in memory and stacks over the budget are returned unchanged. ``decoded``: the
+    frames as ``stack.load`` gave them already (the window's loading decoded each for its
+    thumbnail), kept instead of decoding them again.
     """
     if not len(stack) or any(info.path is None for info in stack.frames):
         return stack
     channels = 3 if stack.is_color else 1
     if sum(info.height * info.width * channels * 4 for info in stack.frames) > budget_bytes:
         return stack
-    cache: dict[int, np.ndarray] = {}
+    cache: dict[int, np.ndarray] = dict(enumerate(decoded)) if len(decoded) == len(stack) else {}
     positions = {info: index for index, info in enumerate(stack.frames)}
 
     def loader(info: FrameInfo) -> np.ndarray:

@@ -29,7 +29,7 @@ from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.base import Analysis, FusionMethod, RunContext
 from focusstudio.core.methods.registry import register
 from focusstudio.core.methods.strategies import RunningArgmax
-from focusstudio.core.ops.guided_filter import guided_filter_np
+from focusstudio.core.ops.guided_filter import GuidedFilterCPU
 from focusstudio.core.ops.params import GF_EPS, GF_RADIUS
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen
@@ -153,5 +153,10 @@ class GuidedFilteringFusion(FusionMethod):
 
     @staticmethod
     def _weight(guide: np.ndarray, initial: np.ndarray, radius: int, eps: float, mode: str) -> np.ndarray:
-        filtered = guided_filter_np(guide, initial, radius, eps, mode=mode)  # type: ignore[arg-type]
+        # The grey guide (the default) in single precision on a centred guide (GuidedFilterCPU's
+        # note): the same weights to ~2e-5, the fused image to ~4e-7 on a 1.7 MP stack, in ~60 % of
+        # the double-precision time (what a live-tuning preview of gff spends). The colour filter's
+        # 3×3 inverse with eps = 1e-6 stays in double precision.
+        precision = np.float32 if mode == "gray" else np.float64
+        filtered = GuidedFilterCPU(guide, radius, eps, mode, precision)(initial)  # type: ignore[arg-type]
         return (np.clip(filtered, 0.0, 1.0) + WEIGHT_FLOOR).astype(np.float32)

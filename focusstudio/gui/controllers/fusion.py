@@ -28,7 +28,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from focusstudio.core.errors import ParameterError
-from focusstudio.core.live_proxy import ProxyInputs, proxy_shape
+from focusstudio.core.live_proxy import ProxyInputs, ShrunkFrames, proxy_shape
 from focusstudio.core.progress import ProgressEvent
 from focusstudio.gui.controllers.display import result_layer
 from focusstudio.gui.jobs import FusionOutcome, FusionRequest, fusion_job
@@ -145,6 +145,8 @@ class FusionController(QObject):
             align=align,
             aligned=aligned,
             saved=saved,
+            preview_view=self.view_pixels() if self._tunable(method) else None,
+            shrunk=ShrunkFrames(),
         )
         window.show_busy("Starting", 0.0)
         self.live_running = False  # a full fusion: slider moves must not cancel it
@@ -161,7 +163,7 @@ class FusionController(QObject):
         if shape is None or request.saved is not None:  # a draft would register the shrunk frames anew
             return None
         draft = DraftRequest(request.stack, request.method, request.params, shape, request.slot, request.device,
-                             request.weights, request.align)
+                             request.weights, request.align, shrunk=request.shrunk)
         done = threading.Event()
         self.preview_runner.start(partial(draft_job, draft, done=done))
         return done
@@ -226,10 +228,12 @@ class FusionController(QObject):
         if not outcome.request.live:
             self.draft, self._before_draft = None, None
             self.preview_runner.cancel()  # a draft still running is no use any more
+            self._adopt_proxy(outcome)
         self.workspace.set_result(outcome.request.slot, outcome)
         if not outcome.request.live:
             self._show_alignment(outcome)
             self.window.alignments.show(outcome)
+            self.window.flicker.set_outcome(outcome)
         self.window.display.show_result(outcome)
         self.window.device_label.setText(f"Device: {outcome.result.device}")
         QTimer.singleShot(0, partial(self._finish_result_display, outcome))
@@ -380,13 +384,27 @@ class FusionController(QObject):
             return None
         return proxy if all(a is b for a, b in zip(self._proxy_source, key)) else None
 
+    @staticmethod
+    def _tunable(method: Any) -> bool:
+        """Whether ``method`` has post-processing parameters (live tuning can change them)."""
+        return any(spec.stage == "post" for spec in method.params)
+
+    def _adopt_proxy(self, outcome: FusionOutcome) -> None:
+        """Keep the preview inputs the fusion job made with the result (or that it could not)."""
+        analysis = outcome.result.analysis
+        if outcome.proxy is not None:
+            self._proxy, self._proxy_source = outcome.proxy, (analysis, outcome.fused_stack)
+        elif outcome.preview_note.startswith("not reducible"):
+            self._unreducible = analysis
+
     def prepare_preview(self, outcome: FusionOutcome) -> None:
         """Shrink a new result's analysis and frames in the background now, so that the first
-        change of a tuning session is as quick as the next ones."""
+        change of a tuning session is as quick as the next ones (the fusion job usually made
+        them already; this covers a view resized since Fuse)."""
         method = self.workspace.method
         if not self.window.app_settings.live_update or outcome.result.analysis is None or method is None:
             return
-        if not any(spec.stage == "post" for spec in method.params):
+        if not self._tunable(method):
             return  # nothing to tune
         shape = proxy_shape(outcome.fused_stack.shape, self.view_pixels())
         if shape is None or self._cached_proxy(outcome, shape) is not None or self.preview_runner.busy:

@@ -8,7 +8,10 @@ when the fusion aligned them); a result of the same frames fused again (a live p
 update, or Fuse with the same registration) gets the slot's strokes replayed on it instead. The tool
 paints only while the main pane shows a result; on a source frame its tiles are taken off the pane.
 Decoding a frame to paint from and measuring the stack's sharpness (for the Alt-click pick) run on
-background runners: at 24 MP either would freeze the window for seconds.
+background runners: at 24 MP either would freeze the window for seconds. After a new result they
+wait until it has been still for ``SETTLE_MS`` and no live-tuning change is pending: right after a
+fusion the user is more likely to drag a post-processing control than to paint, and that first
+preview must not share the CPU with them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QMenu, QMenuBar
 
 from focusstudio.core.progress import CancelToken, ProgressEvent
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
 
 #: How long the tool's messages stay in the status bar.
 MESSAGE_MS = 6000
+#: A new result must have been still this long before the tool's background work starts.
+SETTLE_MS = 600
 
 
 @dataclass
@@ -104,6 +109,12 @@ class RetouchTool(QObject):
         self.frame_runner = JobRunner("retouch-frames", self)
         self.frame_runner.succeeded.connect(lambda _job, value: self._on_prepared(*value))
         self.frame_runner.failed.connect(lambda _job, message: self._message(message))
+        #: Background work held until the result has settled (see the module's note).
+        self.settle_timer = QTimer(self)
+        self.settle_timer.setSingleShot(True)
+        self.settle_timer.setInterval(SETTLE_MS)
+        self.settle_timer.timeout.connect(self._start_settled_work)
+        self._prepare_when_settled = False
 
         controller = self.controller
         controller.message.connect(self._message)
@@ -172,11 +183,13 @@ class RetouchTool(QObject):
             probe = old.probe if old is not None and old.outcome.fused_stack is stack else None
             entry = SlotRetouch(outcome, model, probe or self._known_probe(stack))
         self.slots[slot] = entry
-        if entry.probe is None:
-            self._queue_probe(stack)
-        self._sync_shown(force=True)
+        if entry.probe is None and not any(queued is stack for queued in self._probe_queue):
+            self._probe_queue.append(stack)  # measured once the result has settled
+        self._sync_shown(force=True, settle=True)
 
     def _on_cleared(self) -> None:
+        self.settle_timer.stop()
+        self._prepare_when_settled = False
         self.slots.clear()
         self._probe_queue.clear()
         self.probe_runner.cancel()
@@ -191,8 +204,9 @@ class RetouchTool(QObject):
         kind, which = parse_layer(self.window.state.base)
         return str(which) if kind == "result" and str(which) in self.slots else None
 
-    def _sync_shown(self, force: bool = False) -> None:
-        """Bind the controller to the model of the result the pane shows, or to nothing."""
+    def _sync_shown(self, force: bool = False, settle: bool = False) -> None:
+        """Bind the controller to the model of the result the pane shows, or to nothing; ``settle``:
+        a new result, whose frame is decoded once it has settled."""
         slot = self._shown_result_slot()
         if slot == self.shown_slot and not force:
             return
@@ -204,10 +218,14 @@ class RetouchTool(QObject):
         elif controller.model is not entry.model:
             controller.set_model(entry.model, entry.outcome.result, entry.probe)
             self.panel.set_frames(entry.model.names)
-            if controller.frame is not None:
+            if controller.frame is not None and settle:
+                self._prepare_when_settled = True
+            elif controller.frame is not None:
                 controller.prepare_frame(controller.frame)
         self.shown_slot = slot
         self.panel.setEnabled(entry is not None)
+        if settle:
+            self.settle_timer.start()
 
     def _touched(self) -> None:
         slot = self.shown_slot
@@ -226,18 +244,24 @@ class RetouchTool(QObject):
         return outcome.result, None
 
     # ------------------------------------------------------------------ background work
+    def _start_settled_work(self) -> None:
+        """The result has been still for a while: measure the sharpness, decode the frame to paint
+        from (later still while a live-tuning change waits for its result)."""
+        if self.window.fusion.pending_full:
+            self.settle_timer.start()
+            return
+        if not self.probe_runner.busy:
+            self._next_probe()
+        controller = self.controller
+        if self._prepare_when_settled and controller.model is not None and controller.frame is not None:
+            controller.prepare_frame(controller.frame)
+        self._prepare_when_settled = False
+
     def _known_probe(self, stack: Stack) -> SharpnessProbe | None:
         for entry in self.slots.values():
             if entry.probe is not None and entry.outcome.fused_stack is stack:
                 return entry.probe
         return None
-
-    def _queue_probe(self, stack: Stack) -> None:
-        if any(queued is stack for queued in self._probe_queue):
-            return
-        self._probe_queue.append(stack)
-        if not self.probe_runner.busy:
-            self._next_probe()
 
     def _next_probe(self) -> None:
         # Only stacks some slot still paints on are worth measuring.

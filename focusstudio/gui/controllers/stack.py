@@ -2,6 +2,9 @@
 
 Loading runs :func:`focusstudio.gui.jobs.load_files` (the core's tolerant loader plus thumbnails) on
 the window's file runner; the good frames go into the workspace, the bad files into one warning.
+The list shows each frame as soon as it is decoded (greyed until the stack is open), and the
+frames decoded for the thumbnails are kept (when the stack fits the frame cache), so neither the
+quick draft nor the full fusion nor the frame view decodes a frame a second time.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from focusstudio.core.io.tolerant import with_frame_cache
 from focusstudio.core.types import Stack
 from focusstudio.gui.dialogs import problems_text
-from focusstudio.gui.jobs import LoadOutcome, bit_depth_label, describe_stack, load_files, make_thumbnail
+from focusstudio.gui.jobs import FrameDecoded, LoadOutcome, bit_depth_label, describe_stack, load_files, make_thumbnail
 from focusstudio.gui.stack_panel import FrameEntry
 
 if TYPE_CHECKING:
@@ -37,6 +40,9 @@ class StackController(QObject):
         self.workspace = window.workspace
         #: The running load adds its frames to the stack instead of replacing it.
         self._pending_add = False
+        #: The running load listed decoded frames in place of the stack shown before (whose list
+        #: comes back if the load brings no stack).
+        self._streamed = False
         self.workspace.events.selection_changed.connect(self._on_selection_changed)
 
     # ------------------------------------------------------------------ asking for files
@@ -76,16 +82,49 @@ class StackController(QObject):
         # A file dropped again is named, not added twice.
         already = [str(info.path) for info in stack.frames if info.path is not None] if add and stack else []
         self._pending_add = add
+        self._restore_list_if_streamed()  # a load replaced by this one
         self.window.app_settings.last_directory = str(Path(paths[0]).parent if Path(paths[0]).is_file() else paths[0])
         self.window.show_busy("Opening", 0.0)
         return self.window.file_runner.start(partial(load_files, paths, reference_shape=reference,
                                                      already_open=already))
 
     # ------------------------------------------------------------------ what came back
+    def on_frame_decoded(self, event: FrameDecoded) -> None:
+        """One more frame of the stack being opened is decoded: list it (not when adding frames:
+        the stack's own list stays usable then)."""
+        if self._pending_add or event.thumbnail is None:
+            return
+        self._streamed = True
+        image = qimage2ndarray.array2qimage(event.thumbnail)
+        self.window.stack_panel.show_decoded(event.position, event.name, QIcon(QPixmap.fromImage(image)))
+        count = event.position + 1
+        self.window.stack_panel.set_summary(f"Opening… {count} frame{'s' if count > 1 else ''} decoded so far")
+
+    def _restore_list_if_streamed(self) -> None:
+        """Show the current stack's list again where a load that brought nothing had replaced it."""
+        if not self._streamed:
+            return
+        self._streamed = False
+        stack = self.workspace.stack
+        if stack is None:
+            self.window.stack_panel.set_frames([], [], [])
+            self.window.stack_panel.set_summary("No stack loaded. Drop images or a folder here.")
+        else:
+            active = self.workspace.active_indices
+            order = active + [index for index in range(len(stack)) if index not in active]
+            self.show_stack(order, [index for index in range(len(stack)) if index not in active])
+
+    def on_load_ended(self) -> None:
+        """A load was cancelled or failed: the list is the stack's again."""
+        self._restore_list_if_streamed()
+
     def on_loaded(self, outcome: LoadOutcome) -> None:
         window, workspace = self.window, self.workspace
         window.hide_busy()
-        good = with_frame_cache(outcome.stack) if outcome.stack is not None else None
+        if outcome.stack is None:
+            self._restore_list_if_streamed()
+        self._streamed = False
+        good = with_frame_cache(outcome.stack, decoded=outcome.decoded) if outcome.stack is not None else None
         if good is not None:
             if self._pending_add and workspace.stack is not None:
                 order, excluded = window.stack_panel.order(), window.stack_panel.excluded()
