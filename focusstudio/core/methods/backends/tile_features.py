@@ -1,0 +1,218 @@
+"""Exact channel-SE statistics of a tiled image in one encoder pass per block: every tile's block
+outputs are kept between the passes (in memory, or spilled to a temporary file when they do not
+fit the run's budget), so block k+1 runs on the stored outputs once block k's global statistics
+are known, and the final features of each tile are read back instead of recomputed.
+
+Why: the channel SE of the dense encoder scales block k's channels by a function of their mean
+over the *whole* image, so a tiled image needs block k's statistics before block k+1 can run
+anywhere. Recomputing blocks 0..k on every tile for each k (:func:`~.fast_cpu.encoder_channel_scales`,
+kept as the fallback when neither memory nor disk can hold the outputs) evaluates K(K+1)/2
+blocks, then K more for the forward; kept outputs evaluate K. Each tile's blocks run on the
+tile's own read window, exactly as the forward of :class:`~.fast_cpu.FastEncoder` runs them, so
+the kept features equal a tiled forward with the global scales; only the statistics' sums see
+wider windows than before (same pixels, values equal up to convolution rounding).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Literal
+
+from focusstudio.core.lazy import lazy_import
+from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.engine import is_whole, plan_network_tiles
+from focusstudio.core.progress import CancelToken
+from focusstudio.core.tiling import MAP_BUDGET_SHARE, Tile
+
+if TYPE_CHECKING:
+    from focusstudio.core.methods.backends.fast_cpu import FastEncoder, Features
+
+torch = lazy_import("torch")
+
+#: Where a run keeps its tiles' block outputs: memory, a temporary file, or nowhere (recompute).
+StoreMode = Literal["memory", "spill", "recompute"]
+
+#: Free disk a spill leaves beyond its own size (bytes): never fill the user's disk.
+SPILL_DISK_MARGIN = 2 * 1024**3
+
+#: Environment variable naming the spill folder (default: the system's temporary folder).
+SPILL_DIR_ENV = "FOCUSSTUDIO_SPILL_DIR"
+
+
+def spill_dir() -> str:
+    return os.environ.get(SPILL_DIR_ENV) or tempfile.gettempdir()
+
+
+def stored_bytes(tiles: Sequence[Tile], channels: int, frames: int = 1) -> int:
+    """Bytes of ``channels`` float32 channels over every tile's read window, for ``frames`` frames."""
+    area = sum((t.read[0].stop - t.read[0].start) * (t.read[1].stop - t.read[1].start) for t in tiles)
+    return 4 * channels * area * frames
+
+
+def plan_stored_tiles(
+    height: int, width: int, context: RunContext, bytes_per_pixel: float, halo: int, channels: int, frames: int = 1,
+) -> tuple[list[Tile], StoreMode]:
+    """Tiles of a network stage whose encoder outputs are kept (:class:`TileFeatureStore`), and
+    where they are kept.
+
+    One tile: nothing to keep. Otherwise in memory when the kept outputs (``channels`` per pixel
+    of every read window, ``frames`` frames at once) fit :data:`MAP_BUDGET_SHARE` of the run's
+    working budget; the tiles are then planned from what is left, so outputs and tiles together
+    stay within the budget. Else spilled to a temporary file (explicit reads and writes: the
+    file's pages are the system's cache, not the process's memory) when the disk has room with a
+    margin; else nowhere (the statistics recompute the earlier blocks per pass)."""
+    tiles = plan_network_tiles(height, width, context, bytes_per_pixel, halo)
+    if is_whole(tiles):
+        return tiles, "recompute"
+    budget = context.resolved_memory_limit()
+    needed = stored_bytes(tiles, channels, frames)
+    if needed <= budget * MAP_BUDGET_SHARE:
+        smaller = plan_network_tiles(height, width, replace(context, memory_limit=budget - needed),
+                                     bytes_per_pixel, halo)
+        if not is_whole(smaller) and stored_bytes(smaller, channels, frames) <= budget * MAP_BUDGET_SHARE:
+            return smaller, "memory"
+    return tiles, "spill" if _disk_has_room(needed) else "recompute"
+
+
+def transient_store_mode(tiles: Sequence[Tile], channels: int, context: RunContext) -> StoreMode:
+    """Where the block outputs of statistics alone are kept (dropped once the scales are known):
+    the tiles were planned for a whole network's working set, of which one block's is a small
+    part, so memory when the outputs fit :data:`MAP_BUDGET_SHARE` of the budget, else as
+    :func:`plan_stored_tiles` decides."""
+    needed = stored_bytes(tiles, channels)
+    if needed <= context.resolved_memory_limit() * MAP_BUDGET_SHARE:
+        return "memory"
+    return "spill" if _disk_has_room(needed) else "recompute"
+
+
+def _disk_has_room(needed: int) -> bool:
+    try:
+        return needed + SPILL_DISK_MARGIN <= shutil.disk_usage(spill_dir()).free
+    except OSError:
+        return False
+
+
+class TileFeatureStore:
+    """Block outputs of every tile (1×c×h×w tensors), by (tile number, block), in memory or in an
+    unnamed temporary file. A block's outputs are stored before its SE scales are known; the
+    scales are applied once, on the first load after :meth:`set_scales` (written back)."""
+
+    def __init__(self, encoder: FastEncoder, mode: StoreMode, device: torch.device) -> None:
+        assert mode in ("memory", "spill")
+        self.encoder = encoder
+        self.device = device
+        self._memory: dict[tuple[int, int], torch.Tensor] = {}
+        # closed by close() / the context manager; unnamed, so nothing is left on disk after a crash
+        self._file = tempfile.TemporaryFile(dir=spill_dir()) if mode == "spill" else None  # noqa: SIM115
+        #: (tile, block) → (offset, shape as stored, channels-last) in the spill file
+        self._where: dict[tuple[int, int], tuple[int, tuple[int, ...], bool]] = {}
+        self._end = 0
+        self._scales: dict[int, torch.Tensor] = {}
+        self._scaled: set[tuple[int, int]] = set()
+
+    @property
+    def spilled(self) -> bool:
+        return self._file is not None
+
+    def close(self) -> None:
+        self._memory.clear()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> TileFeatureStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def save(self, tile: int, block: int, output: torch.Tensor) -> None:
+        """Block ``block``'s output on tile ``tile``'s read window, before its SE scaling."""
+        if self._file is None:
+            self._memory[(tile, block)] = output
+            return
+        self._write(tile, block, output, None)
+
+    def set_scales(self, block: int, scales: torch.Tensor) -> None:
+        self._scales[block] = scales
+
+    def load(self, tile: int, block: int) -> torch.Tensor:
+        """Block ``block``'s SE-scaled output on tile ``tile``'s read window."""
+        key = (tile, block)
+        output = self._memory[key] if self._file is None else self._read(key)
+        if key not in self._scaled:
+            output = self.encoder.scale_block(output, block, self._scales[block])
+            self._scaled.add(key)
+            if self._file is not None:
+                self._write(tile, block, output, self._where[key][0])
+        return output
+
+    def features(self, tile: int) -> Features:
+        """Tile ``tile``'s encoder features (every block, scaled), as the encoder's forward gives them."""
+        return self.encoder.join_blocks([self.load(tile, block) for block in range(len(self.encoder.blocks))])
+
+    # ------------------------------------------------------------------ spill file
+    def _write(self, tile: int, block: int, output: torch.Tensor, offset: int | None) -> None:
+        assert self._file is not None
+        channels_last = output.shape[1] > 1 and not output.is_contiguous() and output.is_contiguous(
+            memory_format=torch.channels_last)
+        dense = (output.permute(0, 2, 3, 1) if channels_last else output).contiguous().cpu()
+        data = memoryview(dense.numpy()).cast("B")
+        if offset is None:
+            offset = self._end
+            self._end += len(data)
+        self._where[(tile, block)] = (offset, tuple(dense.shape), channels_last)
+        written = 0
+        while written < len(data):  # pwrite may write less than asked (2 GiB per call on Linux)
+            written += os.pwrite(self._file.fileno(), data[written:], offset + written)
+
+    def _read(self, key: tuple[int, int]) -> torch.Tensor:
+        assert self._file is not None
+        offset, shape, channels_last = self._where[key]
+        dense = torch.empty(shape, dtype=torch.float32)
+        data = memoryview(dense.numpy()).cast("B")
+        done = 0
+        while done < len(data):
+            count = os.preadv(self._file.fileno(), [data[done:]], offset + done)
+            if count <= 0:
+                raise OSError(f"spill file ended early at byte {offset + done}")
+            done += count
+        tensor = dense.permute(0, 3, 1, 2) if channels_last else dense
+        return tensor.to(self.device)
+
+
+def staged_channel_scales(
+    encoder: FastEncoder,
+    image: torch.Tensor,
+    tiles: Sequence[Tile],
+    store: TileFeatureStore,
+    cancel: CancelToken | None = None,
+) -> list[torch.Tensor]:
+    """The cSE channel weights of every block for the whole (1×1×H×W) ``image``, one pass per
+    block: pass k runs block k on every tile's read window from the stored (scaled) outputs of
+    blocks 0..k−1, sums its pre-SE output over the tile's core and stores it; the global means
+    then give block k's weights exactly. Afterwards ``store.features(t)`` is tile t's forward."""
+    height, width = image.shape[-2:]
+    scales: list[torch.Tensor] = []
+    for block in range(len(encoder.blocks)):
+        total: torch.Tensor | None = None
+        for number, tile in enumerate(tiles):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            if block == 0:
+                inputs: torch.Tensor | list[torch.Tensor] = image[:, :, tile.read[0], tile.read[1]]
+            else:
+                inputs = [store.load(number, j) for j in range(block)]
+            output = encoder.block_output(inputs, block)
+            sums = encoder.block_sums(output, block, tile.inner)
+            total = sums if total is None else total + sums
+            store.save(number, block, output)
+        assert total is not None, "no tiles"
+        means = (total / float(height * width)).to(image.dtype)
+        scales.append(encoder.blocks[block][1].scales_from_mean(means))
+        store.set_scales(block, scales[-1])
+    return scales
