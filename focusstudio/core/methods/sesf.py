@@ -35,7 +35,11 @@ import numpy as np
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import compose_weighted_steps
 from focusstudio.core.methods.backends.fast_cpu import FastEncoder, encoder_channel_scales
-from focusstudio.core.methods.backends.tile_features import TileFeatureStore, plan_stored_tiles, staged_channel_scales
+from focusstudio.core.methods.backends.tile_features import (
+    TileFeatureStore,
+    plan_stored_tiles,
+    staged_channel_scales_steps,
+)
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import deep_sf_sum, grey_frame, sesf_halo, torch_device
 from focusstudio.core.methods.engine import is_whole, reporter, run_tiles
@@ -149,9 +153,10 @@ class SESFActivity:
             assert out is not None
             return out
         numbers = {id(tile): n for n, tile in enumerate(tiles)}
+        statistics = 0.85  # share of the work: the encoder's blocks; then the SF from kept features
         with TileFeatureStore(self.encoder, store_mode, self.device) as store:
-            with torch.inference_mode():
-                staged_channel_scales(self.encoder, image, tiles, store, self.context.cancel)
+            yield from staged_channel_scales_steps(self.encoder, image, tiles, store, self.context.cancel,
+                                                   lambda fraction: report(statistics * fraction))
 
             def stored_sf(tile: Tile) -> np.ndarray:
                 with torch.inference_mode():
@@ -159,7 +164,8 @@ class SESFActivity:
                     assert isinstance(features, torch.Tensor)
                     return to_numpy(deep_sf_sum(features, self.sf_radius))
 
-            (out,) = yield from run_tiles(tiles, (height, width), stored_sf, self.context.cancel, report)
+            (out,) = yield from run_tiles(tiles, (height, width), stored_sf, self.context.cancel,
+                                          lambda fraction: report(statistics + (1.0 - statistics) * fraction))
         assert out is not None
         return out
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles
-from focusstudio.core.progress import CancelToken
+from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, run_to_completion
 from focusstudio.core.tiling import MAP_BUDGET_SHARE, Tile
 
 if TYPE_CHECKING:
@@ -192,27 +192,48 @@ def staged_channel_scales(
     store: TileFeatureStore,
     cancel: CancelToken | None = None,
 ) -> list[torch.Tensor]:
+    """:func:`staged_channel_scales_steps` without progress events."""
+    return run_to_completion(staged_channel_scales_steps(encoder, image, tiles, store, cancel))
+
+
+def staged_channel_scales_steps(
+    encoder: FastEncoder,
+    image: torch.Tensor,
+    tiles: Sequence[Tile],
+    store: TileFeatureStore,
+    cancel: CancelToken | None = None,
+    report: Callable[[float], ProgressEvent] | None = None,
+) -> ProgressGen[list[torch.Tensor]]:
     """The cSE channel weights of every block for the whole (1×1×H×W) ``image``, one pass per
     block: pass k runs block k on every tile's read window from the stored (scaled) outputs of
     blocks 0..k−1, sums its pre-SE output over the tile's core and stores it; the global means
-    then give block k's weights exactly. Afterwards ``store.features(t)`` is tile t's forward."""
+    then give block k's weights exactly. Afterwards ``store.features(t)`` is tile t's forward.
+    ``report(fraction done)``: a progress event after every block of every tile (block k's
+    work grows with k: its convolution reads k·16 channels)."""
     height, width = image.shape[-2:]
     scales: list[torch.Tensor] = []
-    for block in range(len(encoder.blocks)):
+    blocks = len(encoder.blocks)
+    weight = [max(k, 1) for k in range(blocks)]  # block 0 reads one channel, block k 16·k
+    for block in range(blocks):
         total: torch.Tensor | None = None
         for number, tile in enumerate(tiles):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            if block == 0:
-                inputs: torch.Tensor | list[torch.Tensor] = image[:, :, tile.read[0], tile.read[1]]
-            else:
-                inputs = [store.load(number, j) for j in range(block)]
-            output = encoder.block_output(inputs, block)
-            sums = encoder.block_sums(output, block, tile.inner)
-            total = sums if total is None else total + sums
-            store.save(number, block, output)
+            with torch.inference_mode():  # per tile: the events are yielded outside of it
+                if block == 0:
+                    inputs: torch.Tensor | list[torch.Tensor] = image[:, :, tile.read[0], tile.read[1]]
+                else:
+                    inputs = [store.load(number, j) for j in range(block)]
+                output = encoder.block_output(inputs, block)
+                sums = encoder.block_sums(output, block, tile.inner)
+                total = sums if total is None else total + sums
+                store.save(number, block, output)
+            if report is not None:
+                done = sum(weight[:block]) + weight[block] * (number + 1) / len(tiles)
+                yield report(done / sum(weight))
         assert total is not None, "no tiles"
-        means = (total / float(height * width)).to(image.dtype)
-        scales.append(encoder.blocks[block][1].scales_from_mean(means))
+        with torch.inference_mode():
+            means = (total / float(height * width)).to(image.dtype)
+            scales.append(encoder.blocks[block][1].scales_from_mean(means))
         store.set_scales(block, scales[-1])
     return scales
