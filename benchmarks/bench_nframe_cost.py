@@ -115,7 +115,8 @@ def random_weights(method: str, folder: Path) -> Path:
     torch.manual_seed(0)
     network = get_spec(method).build_network()
     path = folder / f"{method}_random.pt"
-    torch.save({"state_dict": network.state_dict(), "arch": network.arch_config()}, path)
+    # the trainer's format (focusstudio.core.training.manifest): default architecture
+    torch.save({"arch": method, "config": {}, "state_dict": network.state_dict()}, path)
     return path
 
 
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                     result = fuse(stack, method, params, weights=weights, device="cpu", tile_size=args.tile_size)
                 counts.append(counter.pixels / (args.edge * args.edge))
                 resolved = result.analysis.data.get("strategy") if result.analysis is not None else None
-            label = strategy or f"auto={resolved}"
+            label = strategy or f"auto={resolved or 'serial'}"  # the pair methods are serial
             per_frame = " ".join(f"{c / n:.2f}" for c, n in zip(counts, args.frames))
             print(f"{method:<10} {label:<12} " + " ".join(f"{c:8.2f}" for c in counts) + f"   {per_frame}",
                   flush=True)

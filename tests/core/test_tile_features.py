@@ -94,6 +94,22 @@ def test_kept_outputs_give_the_global_scales_and_the_tiled_forward(
             assert torch.equal(torch.cat(again, dim=1) if isinstance(again, list) else again, kept)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_statistics_alone_need_only_the_encoder_s_radius_as_halo(channels_last: bool) -> None:
+    network = _randomised(SESFNet(), 5)
+    encoder = FastEncoder(network.encoder, channels_last=channels_last)
+    image = torch.randn(1, 1, 70, 90)
+    tiles = plan_tiles(70, 90, 24, 12)
+    with torch.inference_mode():
+        with TileFeatureStore(encoder, "memory", torch.device("cpu")) as store:  # type: ignore[arg-type]
+            narrow = staged_channel_scales(encoder, image, tiles, store, halo=encoder.radius)
+            window = store.load(0, 0)
+            assert window.shape[-2:] == (24 + encoder.radius, 24 + encoder.radius)  # a corner tile
+        recomputed = encoder_channel_scales(encoder, image, tiles)
+    for ours, theirs in zip(narrow, recomputed, strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-6)
+
+
 def test_the_store_mode_follows_the_budget_and_the_disk(spill_here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     height, width, halo, per_pixel = 600, 800, 10, 1024
     big = RunContext(memory_limit=2 * 1024**3)

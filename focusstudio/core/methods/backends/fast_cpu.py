@@ -201,9 +201,7 @@ class FastEncoder:
                 return self._first_conv_relu(inputs)
             assert not isinstance(inputs, torch.Tensor)
             return self._dense_conv_relu(inputs, i)
-        if isinstance(inputs, torch.Tensor):
-            return self._block(inputs, i)
-        return self._block(inputs[0] if len(inputs) == 1 else torch.cat(list(inputs), dim=1), i)
+        return self._block(inputs if isinstance(inputs, torch.Tensor) else torch.cat(list(inputs), dim=1), i)
 
     def block_sums(self, output: torch.Tensor, i: int, core: tuple[slice, slice]) -> torch.Tensor:
         """Σ over the ``core`` pixels of block i's BN output (1×16, float64), from :meth:`block_output`."""

@@ -139,7 +139,9 @@ class GACNInference:
         if mode == "recompute":
             return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
         with TileFeatureStore(self.encoder, mode, self.device) as store:
-            return staged_channel_scales(self.encoder, image, tiles, store, self.context.cancel)
+            # statistics alone: the encoder's own receptive radius as halo, not the tiles' read windows
+            return staged_channel_scales(self.encoder, image, tiles, store, self.context.cancel,
+                                         halo=self.encoder.radius)
 
     def plan_tiles(self, height: int, width: int, bytes_per_pixel: float, frames: int) -> tuple[list[Tile], StoreMode]:
         """Tiles of the network stage and where ``frames`` frames' encoder outputs are kept

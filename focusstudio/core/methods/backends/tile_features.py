@@ -97,15 +97,20 @@ def _disk_has_room(needed: int) -> bool:
 
 
 class TileFeatureStore:
-    """Block outputs of every tile (1×c×h×w tensors), by (tile number, block), in memory or in an
-    unnamed temporary file. A block's outputs are stored before its SE scales are known; the
-    scales are applied once, on the first load after :meth:`set_scales` (written back)."""
+    """Block outputs of every tile, by (tile number, block), in memory or in an unnamed temporary
+    file. A block's outputs are stored before its SE scales are known; the scales are applied
+    once, on the first read after :meth:`set_scales` (written back).
+
+    Layout as the encoder's forward keeps its features, so that the next block reads them without
+    a copy: channels-last, every block's 16 channels a dense tensor of its own; reference (NCHW),
+    one 64-channel tensor per tile whose leading channels are the next block's input."""
 
     def __init__(self, encoder: FastEncoder, mode: StoreMode, device: torch.device) -> None:
         assert mode in ("memory", "spill")
         self.encoder = encoder
         self.device = device
         self._memory: dict[tuple[int, int], torch.Tensor] = {}
+        self._buffers: dict[int, torch.Tensor] = {}  # reference layout in memory: tile → 1×64×h×w
         # closed by close() / the context manager; unnamed, so nothing is left on disk after a crash
         self._file = tempfile.TemporaryFile(dir=spill_dir()) if mode == "spill" else None  # noqa: SIM115
         #: (tile, block) → (offset, shape as stored, channels-last) in the spill file
@@ -120,6 +125,7 @@ class TileFeatureStore:
 
     def close(self) -> None:
         self._memory.clear()
+        self._buffers.clear()
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -131,19 +137,27 @@ class TileFeatureStore:
         self.close()
 
     def save(self, tile: int, block: int, output: torch.Tensor) -> None:
-        """Block ``block``'s output on tile ``tile``'s read window, before its SE scaling."""
-        if self._file is None:
+        """Block ``block``'s output on tile ``tile``'s window, before its SE scaling."""
+        if self._file is not None:
+            self._write(tile, block, output, None)
+        elif self.encoder.channels_last:
             self._memory[(tile, block)] = output
-            return
-        self._write(tile, block, output, None)
+        else:
+            if tile not in self._buffers:
+                _, _, height, width = output.shape
+                self._buffers[tile] = torch.empty((1, self.encoder.out_channels, height, width),
+                                                  dtype=output.dtype, device=output.device)
+            target = self._buffers[tile][:, block * self.encoder.width : (block + 1) * self.encoder.width]
+            self._memory[(tile, block)] = target.copy_(output)
 
     def set_scales(self, block: int, scales: torch.Tensor) -> None:
         self._scales[block] = scales
 
-    def load(self, tile: int, block: int) -> torch.Tensor:
-        """Block ``block``'s SE-scaled output on tile ``tile``'s read window."""
+    def load(self, tile: int, block: int, into: torch.Tensor | None = None) -> torch.Tensor:
+        """Block ``block``'s SE-scaled output on tile ``tile``'s window (read from the spill file
+        into ``into`` when given: a contiguous tensor of its shape)."""
         key = (tile, block)
-        output = self._memory[key] if self._file is None else self._read(key)
+        output = self._memory[key] if self._file is None else self._read(key, into)
         if key not in self._scaled:
             output = self.encoder.scale_block(output, block, self._scales[block])
             self._scaled.add(key)
@@ -151,9 +165,24 @@ class TileFeatureStore:
                 self._write(tile, block, output, self._where[key][0])
         return output
 
+    def inputs(self, tile: int, block: int) -> torch.Tensor | list[torch.Tensor]:
+        """Blocks 0..``block``−1's scaled outputs as block ``block`` reads them (see the class)."""
+        if self.encoder.channels_last:
+            return [self.load(tile, j) for j in range(block)]
+        width = self.encoder.width
+        if self._file is None:
+            for j in range(block):
+                self.load(tile, j)  # scales it in place, once
+            return self._buffers[tile][:, : block * width]
+        _, _, height, window_width = self._where[(tile, 0)][1]
+        joined = torch.empty((1, block * width, height, window_width), dtype=torch.float32, device=self.device)
+        for j in range(block):
+            self.load(tile, j, joined[:, j * width : (j + 1) * width])
+        return joined
+
     def features(self, tile: int) -> Features:
         """Tile ``tile``'s encoder features (every block, scaled), as the encoder's forward gives them."""
-        return self.encoder.join_blocks([self.load(tile, block) for block in range(len(self.encoder.blocks))])
+        return self.inputs(tile, len(self.encoder.blocks))
 
     # ------------------------------------------------------------------ spill file
     def _write(self, tile: int, block: int, output: torch.Tensor, offset: int | None) -> None:
@@ -170,10 +199,12 @@ class TileFeatureStore:
         while written < len(data):  # pwrite may write less than asked (2 GiB per call on Linux)
             written += os.pwrite(self._file.fileno(), data[written:], offset + written)
 
-    def _read(self, key: tuple[int, int]) -> torch.Tensor:
+    def _read(self, key: tuple[int, int], into: torch.Tensor | None) -> torch.Tensor:
         assert self._file is not None
         offset, shape, channels_last = self._where[key]
-        dense = torch.empty(shape, dtype=torch.float32)
+        direct = into is not None and into.device.type == "cpu" and into.is_contiguous() and not channels_last
+        dense = into if direct else torch.empty(shape, dtype=torch.float32)
+        assert dense is not None
         data = memoryview(dense.numpy()).cast("B")
         done = 0
         while done < len(data):
@@ -181,8 +212,10 @@ class TileFeatureStore:
             if count <= 0:
                 raise OSError(f"spill file ended early at byte {offset + done}")
             done += count
-        tensor = dense.permute(0, 3, 1, 2) if channels_last else dense
-        return tensor.to(self.device)
+        if direct:
+            return dense
+        tensor = (dense.permute(0, 3, 1, 2) if channels_last else dense).to(self.device)
+        return tensor if into is None else into.copy_(tensor)
 
 
 def staged_channel_scales(
@@ -191,9 +224,10 @@ def staged_channel_scales(
     tiles: Sequence[Tile],
     store: TileFeatureStore,
     cancel: CancelToken | None = None,
+    halo: int | None = None,
 ) -> list[torch.Tensor]:
     """:func:`staged_channel_scales_steps` without progress events."""
-    return run_to_completion(staged_channel_scales_steps(encoder, image, tiles, store, cancel))
+    return run_to_completion(staged_channel_scales_steps(encoder, image, tiles, store, cancel, halo=halo))
 
 
 def staged_channel_scales_steps(
@@ -203,29 +237,36 @@ def staged_channel_scales_steps(
     store: TileFeatureStore,
     cancel: CancelToken | None = None,
     report: Callable[[float], ProgressEvent] | None = None,
+    halo: int | None = None,
 ) -> ProgressGen[list[torch.Tensor]]:
     """The cSE channel weights of every block for the whole (1×1×H×W) ``image``, one pass per
     block: pass k runs block k on every tile's read window from the stored (scaled) outputs of
     blocks 0..k−1, sums its pre-SE output over the tile's core and stores it; the global means
     then give block k's weights exactly. Afterwards ``store.features(t)`` is tile t's forward.
     ``report(fraction done)``: a progress event after every block of every tile (block k's
-    work grows with k: its convolution reads k·16 channels)."""
+    work grows with k: its convolution reads k·16 channels).
+
+    ``halo``: for statistics alone (the store dropped afterwards), each tile's blocks run on its
+    core plus this many pixels (the encoder's receptive radius suffices) instead of its whole
+    read window; ``store.features`` is then not a tile's forward."""
     height, width = image.shape[-2:]
+    windows = [(tile.read, tile.inner) if halo is None else _core_window(tile, halo, (height, width))
+               for tile in tiles]
     scales: list[torch.Tensor] = []
     blocks = len(encoder.blocks)
     weight = [max(k, 1) for k in range(blocks)]  # block 0 reads one channel, block k 16·k
     for block in range(blocks):
         total: torch.Tensor | None = None
-        for number, tile in enumerate(tiles):
+        for number, (window, core) in enumerate(windows):
             if cancel is not None:
                 cancel.raise_if_cancelled()
             with torch.inference_mode():  # per tile: the events are yielded outside of it
                 if block == 0:
-                    inputs: torch.Tensor | list[torch.Tensor] = image[:, :, tile.read[0], tile.read[1]]
+                    inputs: torch.Tensor | list[torch.Tensor] = image[:, :, window[0], window[1]]
                 else:
-                    inputs = [store.load(number, j) for j in range(block)]
+                    inputs = store.inputs(number, block)
                 output = encoder.block_output(inputs, block)
-                sums = encoder.block_sums(output, block, tile.inner)
+                sums = encoder.block_sums(output, block, core)
                 total = sums if total is None else total + sums
                 store.save(number, block, output)
             if report is not None:
@@ -237,3 +278,12 @@ def staged_channel_scales_steps(
             scales.append(encoder.blocks[block][1].scales_from_mean(means))
         store.set_scales(block, scales[-1])
     return scales
+
+
+def _core_window(tile: Tile, halo: int, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """(window, core inside it): ``tile``'s core plus ``halo`` pixels, clipped to the image."""
+    (rows, cols), (height, width) = tile.write, shape
+    y0, y1 = max(rows.start - halo, 0), min(rows.stop + halo, height)
+    x0, x1 = max(cols.start - halo, 0), min(cols.stop + halo, width)
+    core = (slice(rows.start - y0, rows.stop - y0), slice(cols.start - x0, cols.stop - x0))
+    return (slice(y0, y1), slice(x0, x1)), core
