@@ -118,6 +118,8 @@ class TileFeatureStore:
         self._end = 0
         self._scales: dict[int, torch.Tensor] = {}
         self._scaled: set[tuple[int, int]] = set()
+        self._workspace: torch.Tensor | None = None  # spilled, reference layout: a tile's 64 channels
+        self._part_buffers: dict[int, torch.Tensor] = {}  # spilled, channels-last: block → buffer
 
     @property
     def spilled(self) -> bool:
@@ -126,6 +128,8 @@ class TileFeatureStore:
     def close(self) -> None:
         self._memory.clear()
         self._buffers.clear()
+        self._part_buffers.clear()
+        self._workspace = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -154,15 +158,17 @@ class TileFeatureStore:
         self._scales[block] = scales
 
     def load(self, tile: int, block: int, into: torch.Tensor | None = None) -> torch.Tensor:
-        """Block ``block``'s SE-scaled output on tile ``tile``'s window (read from the spill file
-        into ``into`` when given: a contiguous tensor of its shape)."""
+        """Block ``block``'s SE-scaled output on tile ``tile``'s window. In memory: scaled in place
+        on the first load. Spilled: read into ``into`` (a contiguous tensor of its shape) or a
+        buffer reused for the block (valid until the next load of this block), scaled on every
+        read (the same operation, so the same values: cheaper than writing it back)."""
         key = (tile, block)
-        output = self._memory[key] if self._file is None else self._read(key, into)
+        if self._file is not None:
+            return self.encoder.scale_block(self._read(key, into), block, self._scales[block])
+        output = self._memory[key]
         if key not in self._scaled:
             output = self.encoder.scale_block(output, block, self._scales[block])
             self._scaled.add(key)
-            if self._file is not None:
-                self._write(tile, block, output, self._where[key][0])
         return output
 
     def inputs(self, tile: int, block: int) -> torch.Tensor | list[torch.Tensor]:
@@ -175,7 +181,11 @@ class TileFeatureStore:
                 self.load(tile, j)  # scales it in place, once
             return self._buffers[tile][:, : block * width]
         _, _, height, window_width = self._where[(tile, 0)][1]
-        joined = torch.empty((1, block * width, height, window_width), dtype=torch.float32, device=self.device)
+        shape = (1, self.encoder.out_channels, height, window_width)
+        if self._workspace is None or tuple(self._workspace.shape) != shape:
+            # reused from tile to tile (fresh pages cost page faults); the caller is done with it
+            self._workspace = torch.empty(shape, dtype=torch.float32, device=self.device)
+        joined = self._workspace[:, : block * width]
         for j in range(block):
             self.load(tile, j, joined[:, j * width : (j + 1) * width])
         return joined
@@ -203,7 +213,12 @@ class TileFeatureStore:
         assert self._file is not None
         offset, shape, channels_last = self._where[key]
         direct = into is not None and into.device.type == "cpu" and into.is_contiguous() and not channels_last
-        dense = into if direct else torch.empty(shape, dtype=torch.float32)
+        if direct:
+            dense = into
+        else:
+            dense = self._part_buffers.get(key[1])
+            if dense is None or tuple(dense.shape) != shape:
+                dense = self._part_buffers[key[1]] = torch.empty(shape, dtype=torch.float32)
         assert dense is not None
         data = memoryview(dense.numpy()).cast("B")
         done = 0
