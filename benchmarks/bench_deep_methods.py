@@ -91,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --camera: source trees to run in turn (e.g. a checkout of main, then this one)")
     parser.add_argument("--rounds", type=int, default=2, help="with --camera: rounds over the trees")
     parser.add_argument("--no-untiled", action="store_true", help="with --camera: skip the untiled runs")
+    parser.add_argument("--budget", default=None, help="with --camera: --memory-limit of the tiled runs")
     args = parser.parse_args(argv)
     if args.camera is not None:
         return camera_runs(args.methods, args.camera, [t.resolve() for t in args.trees], args.rounds,
-                           not args.no_untiled)
+                           not args.no_untiled, args.budget)
 
     import torch
 
@@ -132,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def camera_runs(methods: list[str], edge: int, trees: list[Path], rounds: int, untiled: bool) -> int:
-    """The CLI on an edge² pair: default budget per tree and round, then untiled once."""
+def camera_runs(
+    methods: list[str], edge: int, trees: list[Path], rounds: int, untiled: bool, budget: str | None = None
+) -> int:
+    """The CLI on an edge² pair: default budget (or ``budget``) per tree and round, then untiled once."""
     from benchmarks.bench_memory import write_stack
     from benchmarks.common import measure
 
@@ -155,8 +158,10 @@ def camera_runs(methods: list[str], edge: int, trees: list[Path], rounds: int, u
         for method in methods:
             for round_number in range(rounds):
                 for tree in trees:
-                    line = run(tree, method, [], frames, root / "out.png")
-                    print(f"{method:5s} default (tiled) round {round_number + 1} {tree}: {line}", flush=True)
+                    extra = [] if budget is None else ["--memory-limit", budget]
+                    line = run(tree, method, extra, frames, root / "out.png")
+                    print(f"{method:5s} {budget or 'default'} budget round {round_number + 1} {tree}: {line}",
+                          flush=True)
             if untiled:
                 line = run(trees[-1], method, ["--memory-limit", "48G"], frames, root / "out.png")
                 print(f"{method:5s} untiled (--memory-limit 48G) {trees[-1]}: {line}", flush=True)

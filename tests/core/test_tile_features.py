@@ -162,7 +162,7 @@ def test_sesf_tiled_equals_untiled_wherever_outputs_are_kept(
 
 
 @pytest.mark.parametrize("memory_limit", [None, 256 * 1024])
-def test_gacn_tiled_pair_with_kept_or_spilled_features_equals_untiled(
+def test_gacn_tiled_pair_with_kept_or_recomputed_features_equals_untiled(
     memory_limit: int | None, tmp_path: Path, spill_here: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.manual_seed(0)
@@ -181,7 +181,9 @@ def test_gacn_tiled_pair_with_kept_or_spilled_features_equals_untiled(
 
     monkeypatch.setattr(TileFeatureStore, "__init__", spy)
     tiled = fuse(stack, "gacn", weights=weights, tile_size=32, memory_limit=memory_limit)
-    assert modes == ["memory" if memory_limit is None else "spill"] * 2  # both frames' features kept
+    # both frames' features kept in memory; beyond the budget GACN recomputes (it never spills:
+    # its channels-last blocks recompute about as fast as they would read back)
+    assert modes == (["memory"] * 2 if memory_limit is None else [])
     for name in ("decision_initial", "decision"):
         difference = np.abs(whole.maps[name].data - tiled.maps[name].data)
         assert float(difference.mean()) < 1e-4 and float((difference > 1e-2).mean()) < 1e-3

@@ -135,7 +135,7 @@ class GACNInference:
         the statistics' working set is a fraction of the tiles' planned one), else recomputing."""
         if len(tiles) == 1:
             return None
-        mode = transient_store_mode(tiles, self.encoder.out_channels, self.context)
+        mode = transient_store_mode(tiles, self.encoder.out_channels, self.context, spill=False)
         if mode == "recompute":
             return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
         with TileFeatureStore(self.encoder, mode, self.device) as store:
@@ -146,8 +146,9 @@ class GACNInference:
     def plan_tiles(self, height: int, width: int, bytes_per_pixel: float, frames: int) -> tuple[list[Tile], StoreMode]:
         """Tiles of the network stage and where ``frames`` frames' encoder outputs are kept
         (:func:`plan_stored_tiles`)."""
+        # no spill: the channels-last blocks recompute about as fast as they read back (plan_stored_tiles)
         return plan_stored_tiles(height, width, self.context, bytes_per_pixel, self.halo, self.encoder.out_channels,
-                                 frames)
+                                 frames, spill=False)
 
     def stored_features(
         self, image: torch.Tensor, tiles: list[Tile], mode: StoreMode
