@@ -3,6 +3,13 @@
     python -m benchmarks.bench_deep_methods                       # both methods, 7 runs each
     python -m benchmarks.bench_deep_methods --methods sesf --runs 11 --profile
     python -m benchmarks.bench_deep_methods --bytes-per-pixel 1000   # working memory per pixel
+    python -m benchmarks.bench_deep_methods --camera 2450 --trees /tmp/base .   # tiled vs untiled
+
+``--camera EDGE``: the command line (``focusstudio fuse``, each run its own process under
+``/usr/bin/time -v``: wall, user + system CPU, peak RSS) on a synthetic EDGE² colour pair, once
+with the default budget (tiled at camera sizes) per tree of ``--trees`` in turn for ``--rounds``
+rounds (before/after alternately: the machine's load changes), then once untiled
+(``--memory-limit 48G``) with the last tree.
 
 End to end = ``focusstudio.core.pipeline.fuse`` on an in-memory stack: grey conversion, network,
 post-processing and composition (file decoding excluded). Weights: ``--weights-dir`` (files
@@ -78,7 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one-process-bytes-per-pixel", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's; 1 = the work itself)")
+    parser.add_argument("--camera", type=int, default=None, metavar="EDGE",
+                        help="instead: default (tiled) vs untiled CLI runs on an EDGE×EDGE colour pair")
+    parser.add_argument("--trees", nargs="+", type=Path, default=[Path(".")],
+                        help="with --camera: source trees to run in turn (e.g. a checkout of main, then this one)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --camera: rounds over the trees")
+    parser.add_argument("--no-untiled", action="store_true", help="with --camera: skip the untiled runs")
+    parser.add_argument("--budget", default=None, help="with --camera: --memory-limit of the tiled runs")
     args = parser.parse_args(argv)
+    if args.camera is not None:
+        return camera_runs(args.methods, args.camera, [t.resolve() for t in args.trees], args.rounds,
+                           not args.no_untiled, args.budget)
 
     import torch
 
@@ -113,6 +130,41 @@ def main(argv: list[str] | None = None) -> int:
                 analyze = statistics.median(s[0] for s in splits)
                 finish = statistics.median(s[1] for s in splits)
                 print(f"      analyze {analyze:.3f} s, finish {finish:.3f} s (medians)")
+    return 0
+
+
+def camera_runs(
+    methods: list[str], edge: int, trees: list[Path], rounds: int, untiled: bool, budget: str | None = None
+) -> int:
+    """The CLI on an edge² pair: default budget (or ``budget``) per tree and round, then untiled once."""
+    from benchmarks.bench_memory import write_stack
+    from benchmarks.common import measure
+
+    def run(tree: Path, method: str, extra: list[str], frames: list[Path], out: Path) -> str:
+        command = ["env", f"PYTHONPATH={tree}", sys.executable, "-m", "focusstudio", "fuse",
+                   *map(str, frames), "-o", str(out), "--method", method, "--device", "cpu", "--force", "--quiet",
+                   *extra]
+        m = measure(method, command, cwd=tree)
+        if m.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{m.stderr_tail}")
+        cpu = m.extra.get("user_seconds", 0.0) + m.extra.get("system_seconds", 0.0)
+        return (f"wall {m.wall_seconds:6.1f} s, CPU {cpu:6.1f} s, peak {m.max_rss_mib:6.0f} MiB, "
+                f"load {os.getloadavg()[0]:.1f}")
+
+    with tempfile.TemporaryDirectory(prefix="fs-camera-") as scratch:
+        root = Path(scratch)
+        frames = write_stack(root / "pair", edge)
+        print(f"{edge}×{edge} colour pair ({edge * edge / 1e6:.1f} MP), {os.cpu_count()} CPUs", flush=True)
+        for method in methods:
+            for round_number in range(rounds):
+                for tree in trees:
+                    extra = [] if budget is None else ["--memory-limit", budget]
+                    line = run(tree, method, extra, frames, root / "out.png")
+                    print(f"{method:5s} {budget or 'default'} budget round {round_number + 1} {tree}: {line}",
+                          flush=True)
+            if untiled:
+                line = run(trees[-1], method, ["--memory-limit", "48G"], frames, root / "out.png")
+                print(f"{method:5s} untiled (--memory-limit 48G) {trees[-1]}: {line}", flush=True)
     return 0
 
 

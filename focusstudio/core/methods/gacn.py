@@ -211,7 +211,10 @@ class GACNFuse(DeepFusionMethod):
         the reference frame's work.
         """
         height, width = grey_a.shape
-        tiles = self.tiles(inference, height, width)
+        # tiled: the encoder's outputs of the frames whose statistics run here are kept
+        # (memory or spill), so each block runs once per tile (backends.tile_features)
+        tiles, store_mode = inference.plan_tiles(height, width, GACN_BYTES_PER_PIXEL,
+                                                 1 if reference_scales else 2)
         device = inference.device
         a, b = to_tensor(grey_a, device), to_tensor(grey_b, device)
         with torch.inference_mode():
@@ -221,18 +224,31 @@ class GACNFuse(DeepFusionMethod):
                                                          reference_energy, want_scales)
                 scales_map = None if per_scale is None else per_scale[0].to("cpu", torch.float32).numpy()
                 return to_numpy(decision), scales_map
-            scales_a = reference_scales or inference.channel_scales(a, tiles)
-            scales_b = inference.channel_scales(b, tiles)
+            store_a = None
+            if reference_scales:
+                scales_a = reference_scales
+            else:
+                scales_a, store_a = inference.stored_features(a, tiles, store_mode)
+            scales_b, store_b = inference.stored_features(b, tiles, store_mode)
+        numbers = {id(tile): n for n, tile in enumerate(tiles)}
 
         def predict(tile: Tile) -> tuple[np.ndarray, np.ndarray | None]:
             window = (slice(None), slice(None), tile.read[0], tile.read[1])
+            n = numbers[id(tile)]
             with torch.inference_mode():
-                decision, per_scale = inference.decision(inference.features(a[window], scales_a),
-                                                         inference.features(b[window], scales_b, reuse=True),
-                                                         want_scales=want_scales)
+                features_a = inference.features(a[window], scales_a) if store_a is None else store_a.features(n)
+                features_b = (inference.features(b[window], scales_b, reuse=True) if store_b is None
+                              else store_b.features(n))
+                decision, per_scale = inference.decision(features_a, features_b, want_scales=want_scales)
             return to_numpy(decision), None if per_scale is None else per_scale[0].float().cpu().numpy()
 
-        out, per_scale_out = yield from run_tiles(tiles, (height, width), predict, inference.context.cancel, report)
+        try:
+            out, per_scale_out = yield from run_tiles(tiles, (height, width), predict, inference.context.cancel,
+                                                      report)
+        finally:
+            for store in (store_a, store_b):
+                if store is not None:
+                    store.close()
         assert out is not None
         return out, per_scale_out
 

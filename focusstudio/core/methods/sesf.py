@@ -35,9 +35,14 @@ import numpy as np
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import compose_weighted_steps
 from focusstudio.core.methods.backends.fast_cpu import FastEncoder, encoder_channel_scales
+from focusstudio.core.methods.backends.tile_features import (
+    TileFeatureStore,
+    plan_stored_tiles,
+    staged_channel_scales_steps,
+)
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import deep_sf_sum, grey_frame, sesf_halo, torch_device
-from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles
+from focusstudio.core.methods.engine import is_whole, reporter, run_tiles
 from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.strategies import RunningArgmax, SerialFusion, compose_selection, serial_fusion
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
@@ -127,20 +132,40 @@ class SESFActivity:
         local fraction to an event)."""
         height, width = grey.shape
         halo = sesf_halo(self.encoder.radius, self.sf_radius)
-        tiles = plan_network_tiles(height, width, self.context, SESF_BYTES_PER_PIXEL, halo)
+        # tiled: every tile's block outputs are kept (memory or spill) between the passes of
+        # the exact channel statistics, so each block runs once per tile (backends.tile_features)
+        tiles, store_mode = plan_stored_tiles(height, width, self.context, SESF_BYTES_PER_PIXEL, halo,
+                                              self.encoder.out_channels)
         image = to_tensor(normalize_grey(grey), self.device)
         if is_whole(tiles):
             with torch.inference_mode():
                 return to_numpy(deep_sf_sum(self.encoder(image, reuse=True), self.sf_radius))
-        with torch.inference_mode():
-            scales = encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
-
-        def deep_sf(tile: Tile) -> np.ndarray:
+        if store_mode == "recompute":
             with torch.inference_mode():
-                window = image[:, :, tile.read[0], tile.read[1]]
-                return to_numpy(deep_sf_sum(self.encoder(window, scales, reuse=True), self.sf_radius))
+                scales = encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
 
-        (out,) = yield from run_tiles(tiles, (height, width), deep_sf, self.context.cancel, report)
+            def deep_sf(tile: Tile) -> np.ndarray:
+                with torch.inference_mode():
+                    window = image[:, :, tile.read[0], tile.read[1]]
+                    return to_numpy(deep_sf_sum(self.encoder(window, scales, reuse=True), self.sf_radius))
+
+            (out,) = yield from run_tiles(tiles, (height, width), deep_sf, self.context.cancel, report)
+            assert out is not None
+            return out
+        numbers = {id(tile): n for n, tile in enumerate(tiles)}
+        statistics = 0.85  # share of the work: the encoder's blocks; then the SF from kept features
+        with TileFeatureStore(self.encoder, store_mode, self.device) as store:
+            yield from staged_channel_scales_steps(self.encoder, image, tiles, store, self.context.cancel,
+                                                   lambda fraction: report(statistics * fraction))
+
+            def stored_sf(tile: Tile) -> np.ndarray:
+                with torch.inference_mode():
+                    features = store.features(numbers[id(tile)])
+                    assert isinstance(features, torch.Tensor)
+                    return to_numpy(deep_sf_sum(features, self.sf_radius))
+
+            (out,) = yield from run_tiles(tiles, (height, width), stored_sf, self.context.cancel,
+                                          lambda fraction: report(statistics + (1.0 - statistics) * fraction))
         assert out is not None
         return out
 

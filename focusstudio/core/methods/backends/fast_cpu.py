@@ -188,6 +188,44 @@ class FastEncoder:
                 current = buffer[:, : (i + 1) * self.width]
         return out
 
+    # -------------------------------------------------------------- block by block (tiled statistics)
+    def block_output(self, inputs: torch.Tensor | Sequence[torch.Tensor], i: int) -> torch.Tensor:
+        """Block i of one 1×·×h×w window before its SE scaling: ``inputs`` is the image for block
+        0, else blocks 0..i−1's scaled outputs in order (:meth:`scale_block`). Channels-last: the
+        fused convolution's ReLU output (BN folds into the scaling); reference: the BN output.
+        The same operations, in the same order, as the forward on the same window."""
+        check_cancelled()
+        if self.channels_last:
+            if i == 0:
+                assert isinstance(inputs, torch.Tensor)
+                return self._first_conv_relu(inputs)
+            assert not isinstance(inputs, torch.Tensor)
+            return self._dense_conv_relu(inputs, i)
+        return self._block(inputs if isinstance(inputs, torch.Tensor) else torch.cat(list(inputs), dim=1), i)
+
+    def block_sums(self, output: torch.Tensor, i: int, core: tuple[slice, slice]) -> torch.Tensor:
+        """Σ over the ``core`` pixels of block i's BN output (1×16, float64), from :meth:`block_output`."""
+        if not self.channels_last:
+            return output[:, :, core[0], core[1]].sum(dim=(2, 3), dtype=torch.float64)
+        bn_scale, bn_shift = self.bn_affine[i]
+        window = output[0, :, core[0], core[1]].permute(1, 2, 0)
+        pixels = window.reshape(-1, window.shape[2])  # a copy unless the core is the window
+        count = pixels.shape[0]
+        sums = (pixel_means(pixels) * count).double().view(1, -1)  # Σ(s·z + t) = s·Σz + t·count
+        return sums * bn_scale.view(1, -1).double() + bn_shift.view(1, -1).double() * count
+
+    def scale_block(self, output: torch.Tensor, i: int, scales: torch.Tensor) -> torch.Tensor:
+        """:meth:`block_output` with its SE ``scales`` applied, in place (as the forward applies them)."""
+        if not self.channels_last:
+            return torch.mul(output, scales, out=output)
+        bn_scale, bn_shift = self.bn_affine[i]
+        return torch.addcmul(bn_shift * scales, output, bn_scale * scales, out=output)
+
+    def join_blocks(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+        """The features from every block's scaled output: channels-last, the parts as
+        :meth:`parts` gives them; reference, one 1×64×h×w tensor as the forward gives it."""
+        return list(outputs) if self.channels_last else torch.cat(list(outputs), dim=1)
+
     def pre_se_channel_sums(
         self, x: torch.Tensor, layer: int, channel_scales: Sequence[torch.Tensor], core: tuple[slice, slice]
     ) -> torch.Tensor:

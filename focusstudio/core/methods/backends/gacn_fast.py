@@ -22,6 +22,13 @@ from focusstudio.core.methods.backends.fast_cpu import (
     single_output_conv,
     window_sum_sigmoid,
 )
+from focusstudio.core.methods.backends.tile_features import (
+    StoreMode,
+    TileFeatureStore,
+    plan_stored_tiles,
+    staged_channel_scales,
+    transient_store_mode,
+)
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.deep_common import squared_gradient_energy, torch_device
 from focusstudio.core.tiling import Tile
@@ -123,6 +130,37 @@ class GACNInference:
         return torch.sigmoid_(x.mul_(gacn_arch.SIGMOID_GAIN)), per_scale
 
     def channel_scales(self, image: torch.Tensor, tiles: list[Tile]) -> list[torch.Tensor] | None:
+        """The encoder's global cSE scales of a tiled ``image`` (None for one tile): one block
+        pass each with the block outputs kept meanwhile (memory or spill, dropped afterwards;
+        the statistics' working set is a fraction of the tiles' planned one), else recomputing."""
         if len(tiles) == 1:
             return None
-        return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
+        mode = transient_store_mode(tiles, self.encoder.out_channels, self.context, spill=False)
+        if mode == "recompute":
+            return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel)
+        with TileFeatureStore(self.encoder, mode, self.device) as store:
+            # statistics alone: the encoder's own receptive radius as halo, not the tiles' read windows
+            return staged_channel_scales(self.encoder, image, tiles, store, self.context.cancel,
+                                         halo=self.encoder.radius)
+
+    def plan_tiles(self, height: int, width: int, bytes_per_pixel: float, frames: int) -> tuple[list[Tile], StoreMode]:
+        """Tiles of the network stage and where ``frames`` frames' encoder outputs are kept
+        (:func:`plan_stored_tiles`)."""
+        # no spill: the channels-last blocks recompute about as fast as they read back (plan_stored_tiles)
+        return plan_stored_tiles(height, width, self.context, bytes_per_pixel, self.halo, self.encoder.out_channels,
+                                 frames, spill=False)
+
+    def stored_features(
+        self, image: torch.Tensor, tiles: list[Tile], mode: StoreMode
+    ) -> tuple[list[torch.Tensor], TileFeatureStore | None]:
+        """(global cSE scales, every tile's kept features or None) of a tiled ``image``:
+        ``store.features(n)`` is tile n's :meth:`features` without running the encoder again.
+        The caller closes the store."""
+        if mode == "recompute":
+            return encoder_channel_scales(self.encoder, image, tiles, self.context.cancel), None
+        store = TileFeatureStore(self.encoder, mode, self.device)
+        try:
+            return staged_channel_scales(self.encoder, image, tiles, store, self.context.cancel), store
+        except BaseException:
+            store.close()
+            raise
