@@ -402,7 +402,8 @@ class GACNFuse(DeepFusionMethod):
             decision = analysis.data["decision"]
             yield context.progress.event("post", 0.1, "boundary guided filter")
             refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context)
-            fused = np.clip(compose_pair(stack.load(0), stack.load(1), refined), 0.0, 1.0)
+            fused = compose_pair(stack.load(0), stack.load(1), refined)
+            np.clip(fused, 0.0, 1.0, out=fused)  # in place: one full-size colour image less at the peak
             yield context.progress.event("post", 1.0, "done")
             return self.make_result(fused, stack, params, {**analysis.maps, **maps}, analysis)
         index, maps = yield from self._finish_calibration(analysis, stack, params, config, context)

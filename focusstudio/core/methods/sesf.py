@@ -278,13 +278,16 @@ class SESFFuse(DeepFusionMethod):
         post = verify_binary(raw, params)
         decision = post.astype(np.float32)
         if params["use_guided_filter"]:
-            guide = guide_of(compose_pair(first, second, decision))
+            guide = compose_pair(first, second, decision)
+            guide *= np.float32(255.0)  # guide_of in place: the same values, one full-size image less
             weight = weight_filter(guide, params, context)(decision)
+            del guide  # before the composition: at 24 MP each colour image is 288 MB
             if params["clamp_weight"]:
                 weight = np.clip(weight, 0.0, 1.0)
         else:
             weight = decision
-        fused = np.clip(compose_pair(first, second, weight), 0.0, 1.0)
+        fused = compose_pair(first, second, weight)
+        np.clip(fused, 0.0, 1.0, out=fused)
         maps = {
             "decision_raw": FusionMap("decision_raw", "decision", raw.astype(np.float32),
                                       "SF(frame 1) > SF(frame 2): 1 = take frame 1"),
