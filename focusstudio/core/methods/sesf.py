@@ -207,11 +207,16 @@ class SESFFuse(DeepFusionMethod):
                                                           context.device)
         argmax = RunningArgmax((height, width))
         activities: list[np.ndarray] = []
+        greys: list[np.ndarray] = []  # a pair's full-resolution greys, kept for the lift (no second decode)
         for i in range(count):
             context.cancel.raise_if_cancelled()
             yield context.progress.event("network", i / count, f"deep SF, frame {i + 1}/{count}")
             frame_range = context.progress.sub(i / count, (i + 1) / count)
-            sf = yield from activity.run(scale.shrink(grey_frame(stack, i)), reporter(frame_range, "deep SF"))
+            grey = grey_frame(stack, i)
+            if strategy == "pair" and scale.active:
+                greys.append(grey)
+            sf = yield from activity.run(scale.shrink(grey), reporter(frame_range, "deep SF"))
+            del grey
             if keep_maps:
                 activities.append(sf)
                 analysis.maps[f"activity_{i}"] = FusionMap(
@@ -222,8 +227,8 @@ class SESFFuse(DeepFusionMethod):
         if strategy == "pair":
             analysis.data["activity"] = activities
             if scale.active:  # the decision at full resolution, once (post changes reuse it)
-                analysis.data["decision_raw"] = lift_pair(activities[0] > activities[1], grey_frame(stack, 0),
-                                                         grey_frame(stack, 1))
+                analysis.data["decision_raw"] = lift_pair(activities[0] > activities[1], *greys)
+                del greys
         else:
             index = argmax.index
             analysis.data["index_raw"] = lift_index(index, stack, context.cancel) if scale.active else index
