@@ -155,6 +155,12 @@ def _add_method_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the method with this checkpoint, or installed weights by name "
                         "('focusstudio methods' lists them)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    from focusstudio.core.ops.params import ANALYSIS_SCALE
+
+    # a method parameter with a flag of its own: read back as --set analysis_scale=SCALE (main)
+    parser.add_argument("--analysis-scale", metavar="SCALE",
+                        help=f"deep decision-map methods (sesf, gacn, mfifgan, twostream): {ANALYSIS_SCALE.help} "
+                        f"(default: {ANALYSIS_SCALE.default}; same as --set analysis_scale=SCALE)")
 
 
 def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
@@ -573,6 +579,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_process()  # before torch loads: the allocator settings must precede its first tensors
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "analysis_scale", None) is not None:  # validated with the method's parameters
+        args.assignments.append(f"analysis_scale={args.analysis_scale}")
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT

@@ -43,6 +43,9 @@ class ParamSpec:
     #: GUI hint: what the minimum of a number means when it is a special value ("middle" for a
     #: reference frame of -1), shown instead of the number.
     special_value: str = ""
+    #: Words a number parameter also accepts (lower case, e.g. "auto" for a value the method
+    #: resolves itself); validated values keep the word.
+    words: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -70,8 +73,11 @@ class ParamSpec:
                     f"parameter '{self.name}' must be one of {', '.join(self.choices)}, got {value!r}"
                 )
             return value
+        if self.words and isinstance(value, str) and value.strip().lower() in self.words:
+            return value.strip().lower()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParameterError(f"parameter '{self.name}' must be a number, got {value!r}")
+            accepted = " or ".join(("a number", *self.words)) if self.words else "a number"
+            raise ParameterError(f"parameter '{self.name}' must be {accepted}, got {value!r}")
         if self.kind == "int":
             if float(value) != int(value):
                 raise ParameterError(f"parameter '{self.name}' must be an integer, got {value!r}")
@@ -100,15 +106,14 @@ class ParamSpec:
             if low in _FALSE:
                 return False
             raise ParameterError(f"parameter '{self.name}' must be true or false, got {text!r}")
-        if self.kind == "choice":
+        if self.kind == "choice" or text.lower() in self.words:
             return self.validate(text)
         try:
             number: float | int = int(text) if self.kind == "int" else float(text)
         except ValueError:
-            raise ParameterError(
-                f"parameter '{self.name}' must be {'an integer' if self.kind == 'int' else 'a number'},"
-                f" got {text!r}"
-            ) from None
+            number_kind = "an integer" if self.kind == "int" else "a number"
+            accepted = " or ".join((number_kind, *self.words))
+            raise ParameterError(f"parameter '{self.name}' must be {accepted}, got {text!r}") from None
         return self.validate(number)
 
     def with_default(
@@ -141,6 +146,8 @@ class ParamSpec:
             data["max"] = self.maximum
         if self.choices:
             data["choices"] = list(self.choices)
+        if self.words:
+            data["words"] = list(self.words)
         return data
 
 

@@ -156,6 +156,8 @@ def _build_field(spec: ParamSpec) -> _Field:
         if spec.special_value:
             spin.setSpecialValueText(spec.special_value)  # shown at the minimum
         return _Field(spec, spin, spin.value, lambda v: spin.setValue(int(v)), spin.valueChanged.connect)
+    if spec.words and spec.kind == "float":
+        return _worded_float_field(spec)
     # float
     if spec.log_scale and bounded and spec.minimum > 0:  # type: ignore[operator]
         log_slider = LogSlider(float(spec.minimum), float(spec.maximum))  # type: ignore[arg-type]
@@ -182,6 +184,28 @@ def _build_field(spec: ParamSpec) -> _Field:
         double_spin.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
     return _Field(spec, double_spin, double_spin.value, lambda v: double_spin.setValue(float(v)),
                   double_spin.valueChanged.connect)
+
+
+def _worded_float_field(spec: ParamSpec) -> _Field:
+    """A number that also takes a word ("auto"): a spin box whose bottom step, below the declared
+    minimum, shows and means the word."""
+    spin = QDoubleSpinBox()
+    decimals = _decimals_for(spec)
+    spin.setDecimals(decimals)
+    step = spec.step or 0.01
+    minimum = float(spec.minimum if spec.minimum is not None else 0.0)
+    spin.setRange(minimum - step, float(spec.maximum if spec.maximum is not None else _FLOAT_LIMIT))
+    spin.setSingleStep(step)
+    spin.setSpecialValueText(spec.words[0])  # shown at the bottom of the range
+
+    def get() -> Any:
+        value = spin.value()
+        return spec.words[0] if value < minimum else round(float(value), decimals)
+
+    def put(value: Any) -> None:
+        spin.setValue(spin.minimum() if isinstance(value, str) else float(value))
+
+    return _Field(spec, spin, get, put, spin.valueChanged.connect)
 
 
 def tooltip_for(spec: ParamSpec) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from focusstudio.core.methods.analysis_scale import analysis_scale_for, lift_pair
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.strategies import SerialChain, compose_selection, run_serial_decisions
 from focusstudio.core.ops.morphology import small_region_removal
@@ -77,12 +78,17 @@ class SerialDecisionMethod(DeepFusionMethod):
     ) -> Generator[ProgressEvent, None, SerialChain]:
         needs_network = cached is None or len(stack) > 2
         network = self.load(context.weights).network.to(context.device) if needs_network else None
+        scale = analysis_scale_for(self, params, stack.shape)
 
         def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> Generator[
             ProgressEvent, None, np.ndarray
         ]:
             assert network is not None
-            return (yield from self.predict_pair(network, first, second, context, progress))
+            if not scale.active:
+                return (yield from self.predict_pair(network, first, second, context, progress))
+            # the network at the analysis scale, its map lifted along the full-resolution frames
+            soft = yield from self.predict_pair(network, scale.shrink(first), scale.shrink(second), context, progress)
+            return lift_pair(soft, first, second)
 
         return (
             yield from run_serial_decisions(

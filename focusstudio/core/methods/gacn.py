@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from focusstudio.core.lazy import lazy_import
+from focusstudio.core.methods.analysis_scale import AnalysisScale, analysis_scale_for, lift_pair
 from focusstudio.core.methods.backends.gacn_fast import GACNInference
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import grey_frame, torch_device
@@ -37,7 +38,7 @@ from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.strategies import CalibrationVolume, SerialFusion, compose_selection, serial_fusion
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.ops.compose import compose_pair
-from focusstudio.core.ops.params import GF_EPS, GF_RADIUS, SF_RADIUS
+from focusstudio.core.ops.params import ANALYSIS_SCALE, GF_EPS, GF_RADIUS, SF_RADIUS
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange, run_to_completion
 from focusstudio.core.tiling import BoundedGuidedFilter, Tile, fits_map_budget, operation_budget, plan_budget_tiles
@@ -86,6 +87,7 @@ GACN_PARAMS = ParamSet(
                   minimum=1, maximum=50),
         GF_RADIUS.with_default(3, note="(Of the boundary guided filter.)"),
         GF_EPS.with_default(0.1, note="On a grey guide in [0, 1]."),
+        ANALYSIS_SCALE,
     )
 )
 
@@ -192,6 +194,8 @@ class GACNFuse(DeepFusionMethod):
     # (8 bytes a pixel, from the code, not measured); plus margin.
     floor_bytes_per_pixel: ClassVar[float] = 45.0
     floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
+    #: ``analysis_scale`` "auto": the long side the network sees (benchmarks/bench_analysis_scale.py).
+    analysis_long_side: ClassVar[int] = 1024
 
     # ------------------------------------------------------------------------------ network stage
     def _pair_decision(
@@ -203,13 +207,22 @@ class GACNFuse(DeepFusionMethod):
         reference_energy: torch.Tensor | None = None,
         reference_scales: list[torch.Tensor] | None = None,
         want_scales: bool = False,
+        scale: AnalysisScale | None = None,
     ) -> ProgressGen[tuple[np.ndarray, np.ndarray | None]]:
         """(M, per-scale SF differences 4×H×W when ``want_scales``) for grey frames a, b, with a
         progress event per tile (``report`` maps the local fraction to an event).
 
         ``reference_energy`` (untiled) / ``reference_scales`` (tiled) let calibration reuse
-        the reference frame's work.
+        the reference frame's work (computed at the analysis scale). With an active ``scale`` the
+        network sees the frames shrunk and M is lifted to full resolution (the per-scale
+        differences stay at the analysis resolution).
         """
+        if scale is not None and scale.active:
+            decision, per_scale = yield from self._pair_decision(
+                inference, scale.shrink(grey_a), scale.shrink(grey_b), report, reference_energy, reference_scales,
+                want_scales,
+            )
+            return lift_pair(decision, grey_a, grey_b), per_scale
         height, width = grey_a.shape
         # tiled: the encoder's outputs of the frames whose statistics run here are kept
         # (memory or spill), so each block runs once per tile (backends.tile_features)
@@ -271,7 +284,7 @@ class GACNFuse(DeepFusionMethod):
             grey_a, grey_b = grey_frame(stack, 0), grey_frame(stack, 1)
             decision, per_scale = yield from self._pair_decision(
                 inference, grey_a, grey_b, reporter(context.progress, "GACN forward"),
-                want_scales=True,
+                want_scales=True, scale=analysis_scale_for(self, params, stack.shape),
             )
             analysis.data.update(decision=decision, grey=(grey_a, grey_b))
             if per_scale is not None:
@@ -299,9 +312,10 @@ class GACNFuse(DeepFusionMethod):
         height, width = stack.shape
         keep = fits_map_budget((count - 1) * height * width * 4, context.memory_limit, context.device)
         reference = grey_frame(stack, 0)
-        tiles = self.tiles(inference, height, width)
-        if len(tiles) > 1 and fits_map_budget(2 * (count - 1) * height * width * 4, context.memory_limit,
-                                              context.device):
+        scale = analysis_scale_for(self, params, stack.shape)
+        tiles = self.tiles(inference, *scale.shape)
+        tile_major = len(tiles) > 1 and not scale.active  # a shrunk image is run pair by pair
+        if tile_major and fits_map_budget(2 * (count - 1) * height * width * 4, context.memory_limit, context.device):
             # the maps and every frame's grey image fit: tile by tile, the reference once per tile
             analysis.data["decisions"] = yield from self._calibrate_tile_major(stack, reference, inference, tiles)
             analysis.data.pop("post_params", None)
@@ -309,7 +323,7 @@ class GACNFuse(DeepFusionMethod):
         reference_energy = None
         reference_scales = None
         with torch.inference_mode():
-            ref_batch = to_tensor(reference, inference.device)
+            ref_batch = to_tensor(scale.shrink(reference), inference.device)
             if is_whole(tiles):
                 # the feature path and its squared gradients run once for the reference
                 reference_energy = inference.energy(inference.features(ref_batch, None))
@@ -325,7 +339,7 @@ class GACNFuse(DeepFusionMethod):
             decision, _ = yield from self._pair_decision(
                 inference, reference, grey,
                 reporter(context.progress.sub((j - 1) / (count - 1), j / (count - 1)), f"pair 1–{j + 1} of {count}"),
-                reference_energy, reference_scales,
+                reference_energy, reference_scales, scale=scale,
             )
             if volume is None:
                 decisions.append(decision)
@@ -404,7 +418,8 @@ class GACNFuse(DeepFusionMethod):
             decision = analysis.data["decision"]
             yield context.progress.event("post", 0.1, "boundary guided filter")
             refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context)
-            fused = np.clip(compose_pair(stack.load(0), stack.load(1), refined), 0.0, 1.0)
+            fused = compose_pair(stack.load(0), stack.load(1), refined)
+            np.clip(fused, 0.0, 1.0, out=fused)  # in place: one full-size colour image less at the peak
             yield context.progress.event("post", 1.0, "done")
             return self.make_result(fused, stack, params, {**analysis.maps, **maps}, analysis)
         index, maps = yield from self._finish_calibration(analysis, stack, params, config, context)
@@ -466,13 +481,14 @@ class GACNFuse(DeepFusionMethod):
         """Frames 1 and 2 with M_bgf, the result (back to grey) with frame 3, …"""
         count = len(stack)
         config = bgf_config(params)
+        scale = analysis_scale_for(self, params, stack.shape)
 
         def step(running: np.ndarray, frame: np.ndarray, i: int, step_range: ProgressRange) -> ProgressGen[
             tuple[np.ndarray, dict[str, FusionMap]]
         ]:
             grey_a, grey_b = to_grey(running), to_grey(frame)
             decision, _ = yield from self._pair_decision(
-                inference, grey_a, grey_b, reporter(step_range, f"serial step {i}/{count - 1}")
+                inference, grey_a, grey_b, reporter(step_range, f"serial step {i}/{count - 1}"), scale=scale
             )
             refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context)
             return np.clip(compose_pair(running, frame, refined), 0.0, 1.0), maps

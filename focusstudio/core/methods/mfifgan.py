@@ -39,7 +39,7 @@ from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.engine import is_whole, network_tile_edge, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.tensors import pad_to_multiple, to_numpy, to_tensor
-from focusstudio.core.ops.params import AREA_FRACTION, DECISION_THRESHOLD
+from focusstudio.core.ops.params import ANALYSIS_SCALE, AREA_FRACTION, DECISION_THRESHOLD
 from focusstudio.core.params import ParamSet
 from focusstudio.core.progress import ProgressGen, ProgressRange
 from focusstudio.core.tiling import Tile
@@ -99,8 +99,11 @@ class MFIFGANFusion(SerialDecisionMethod):
         (
             DECISION_THRESHOLD.with_default(0.5, note="(The soft map is the generator's focus map.)"),
             AREA_FRACTION.with_default(0.001, note="(Small-region removal is on unless it is 0.)"),
+            ANALYSIS_SCALE,
         )
     )
+    #: ``analysis_scale`` "auto": the long side the network sees (benchmarks/bench_analysis_scale.py).
+    analysis_long_side: ClassVar[int] = 1024
     soft_map_name = "focus_map"
     soft_map_description = "Generator output: weight of frame 1, before thresholding"
     map_names: ClassVar[tuple[str, ...]] = ("focus_map", "decision_raw", "decision", "index", "focus_map_{j}")

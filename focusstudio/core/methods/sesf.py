@@ -34,6 +34,7 @@ import numpy as np
 
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import compose_weighted_steps
+from focusstudio.core.methods.analysis_scale import AnalysisScale, analysis_scale_for, lift_index, lift_pair
 from focusstudio.core.methods.backends.fast_cpu import FastEncoder, encoder_channel_scales
 from focusstudio.core.methods.backends.tile_features import (
     TileFeatureStore,
@@ -85,6 +86,7 @@ SESF_PARAMS = ParamSet(
         ops_params.GF_EPS.with_default(0.1, note="On a guide in grey levels 0–255 (the released code's scale)."),
         ParamSpec("clamp_weight", "bool", False,
                   "clip the guided-filter weight to [0, 1] (the released code does not)"),
+        ops_params.ANALYSIS_SCALE,
     )
 )
 
@@ -209,6 +211,8 @@ class SESFFuse(DeepFusionMethod):
     # (8 bytes a pixel, from the code, not measured); plus 10 %.
     floor_bytes_per_pixel: ClassVar[float] = 130.0
     floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
+    #: ``analysis_scale`` "auto": the long side the network sees (benchmarks/bench_analysis_scale.py).
+    analysis_long_side: ClassVar[int] = 1024
 
     # ------------------------------------------------------------------------------ analyze
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
@@ -218,20 +222,26 @@ class SESFFuse(DeepFusionMethod):
         strategy = self.resolve_strategy(params, len(stack))
         analysis = Analysis(self.name, self.analysis_params(params), weights=label, device=context.device)
         analysis.data["strategy"] = strategy
+        scale = analysis_scale_for(self, params, stack.shape)
         if strategy == "serial":
-            yield from self._serial(stack, params, context, activity, analysis)
+            yield from self._serial(stack, params, context, activity, analysis, scale)
             return analysis
         count = len(stack)
-        height, width = stack.shape
+        height, width = scale.shape
         keep_maps = strategy == "pair" or fits_map_budget(4 * count * height * width, context.memory_limit,
                                                           context.device)
         argmax = RunningArgmax((height, width))
         activities: list[np.ndarray] = []
+        greys: list[np.ndarray] = []  # a pair's full-resolution greys, kept for the lift (no second decode)
         for i in range(count):
             context.cancel.raise_if_cancelled()
             yield context.progress.event("network", i / count, f"deep SF, frame {i + 1}/{count}")
             frame_range = context.progress.sub(i / count, (i + 1) / count)
-            sf = yield from activity.run(grey_frame(stack, i), reporter(frame_range, "deep SF"))
+            grey = grey_frame(stack, i)
+            if strategy == "pair" and scale.active:
+                greys.append(grey)
+            sf = yield from activity.run(scale.shrink(grey), reporter(frame_range, "deep SF"))
+            del grey
             if keep_maps:
                 activities.append(sf)
                 analysis.maps[f"activity_{i}"] = FusionMap(
@@ -241,8 +251,12 @@ class SESFFuse(DeepFusionMethod):
                 argmax.add(i, sf)  # strict: ties keep the lower index
         if strategy == "pair":
             analysis.data["activity"] = activities
+            if scale.active:  # the decision at full resolution, once (post changes reuse it)
+                analysis.data["decision_raw"] = lift_pair(activities[0] > activities[1], *greys)
+                del greys
         else:
-            analysis.data["index_raw"] = argmax.index
+            index = argmax.index
+            analysis.data["index_raw"] = lift_index(index, stack, context.cancel) if scale.active else index
             if not keep_maps:
                 context.notes.append("sesf: per-frame activity maps not kept (memory budget)")
         yield context.progress.event("network", 1.0, "deep spatial frequency done")
@@ -259,7 +273,8 @@ class SESFFuse(DeepFusionMethod):
                 # post-processing parameters mean running the chain again.
                 network = self.load(context.weights).network
                 activity = SESFActivity(network, context, params["sf_radius"])
-                yield from self._serial(stack, params, context, activity, analysis)
+                yield from self._serial(stack, params, context, activity, analysis,
+                                        analysis_scale_for(self, params, stack.shape))
             serial: SerialFusion = analysis.data["serial"]
             return self.make_result(serial.image, stack, params, dict(serial.maps), analysis,
                                     notes=[f"sesf: serial fusion of {len(stack)} frames"])
@@ -267,7 +282,8 @@ class SESFFuse(DeepFusionMethod):
             first, second = stack.load(0), stack.load(1)
             activity = analysis.data["activity"]
             yield context.progress.event("post", 0.1, "decision and consistency verification")
-            image, maps = self._fuse_pair(first, second, activity[0], activity[1], params, context)
+            image, maps = self._fuse_pair(first, second, activity[0], activity[1], params, context,
+                                          analysis.data.get("decision_raw"))
             maps = {**analysis.maps, **maps}
             yield context.progress.event("post", 1.0, "done")
             return self.make_result(image, stack, params, maps, analysis)
@@ -282,19 +298,26 @@ class SESFFuse(DeepFusionMethod):
         sf_second: np.ndarray,
         params: Mapping[str, Any],
         context: RunContext,
+        raw: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[str, FusionMap]]:
-        """The released two-image pipeline on cached activities → (fused [0,1], maps)."""
-        raw = sf_first > sf_second  # strict, as released (ties → the second image)
+        """The released two-image pipeline on cached activities → (fused [0,1], maps). Activities
+        at an analysis scale below 1: their decision is lifted to full resolution first (``raw``:
+        that lift, already made)."""
+        if raw is None:
+            raw = lift_pair(sf_first > sf_second, first, second)  # strict, as released (ties → the second)
         post = verify_binary(raw, params)
         decision = post.astype(np.float32)
         if params["use_guided_filter"]:
-            guide = guide_of(compose_pair(first, second, decision))
+            guide = compose_pair(first, second, decision)
+            guide *= np.float32(255.0)  # guide_of in place: the same values, one full-size image less
             weight = weight_filter(guide, params, context)(decision)
+            del guide  # before the composition: at 24 MP each colour image is 288 MB
             if params["clamp_weight"]:
                 weight = np.clip(weight, 0.0, 1.0)
         else:
             weight = decision
-        fused = np.clip(compose_pair(first, second, weight), 0.0, 1.0)
+        fused = compose_pair(first, second, weight)
+        np.clip(fused, 0.0, 1.0, out=fused)
         maps = {
             "decision_raw": FusionMap("decision_raw", "decision", raw.astype(np.float32),
                                       "SF(frame 1) > SF(frame 2): 1 = take frame 1"),
@@ -341,6 +364,7 @@ class SESFFuse(DeepFusionMethod):
         context: RunContext,
         activity: SESFActivity,
         analysis: Analysis,
+        scale: AnalysisScale,
     ) -> ProgressGen[None]:
         """Fuse frame 1 with 2, the result with 3, …; stores the result in ``analysis.data``."""
         count = len(stack)
@@ -351,12 +375,12 @@ class SESFFuse(DeepFusionMethod):
         ]:
             report = reporter(step_range, "deep SF")
             if not running_sf:
-                running_sf.append((yield from activity.run(to_grey(running), report)))
-            frame_sf = yield from activity.run(to_grey(frame), report)
+                running_sf.append((yield from activity.run(scale.shrink(to_grey(running)), report)))
+            frame_sf = yield from activity.run(scale.shrink(to_grey(frame)), report)
             fused, maps = self._fuse_pair(running, frame, running_sf[0], frame_sf, params, context)
             if i < count - 1:
                 # the grey image is recomputed from the fused colour result
-                running_sf[0] = yield from activity.run(to_grey(fused), report)
+                running_sf[0] = yield from activity.run(scale.shrink(to_grey(fused)), report)
             return fused, maps
 
         post = {k: params[k] for k in _POST_NAMES}

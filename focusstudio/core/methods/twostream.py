@@ -28,7 +28,7 @@ from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
-from focusstudio.core.ops.params import AREA_FRACTION, DECISION_THRESHOLD, USE_SRR
+from focusstudio.core.ops.params import ANALYSIS_SCALE, AREA_FRACTION, DECISION_THRESHOLD, USE_SRR
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen, ProgressRange
 from focusstudio.core.tiling import Tile
@@ -113,8 +113,11 @@ class TwoStreamFusion(SerialDecisionMethod):
                       "objective) instead of a hard selection.", stage="post", title="Soft α"),
             USE_SRR.with_default(False, note="(Not in the paper.)"),
             AREA_FRACTION.with_default(0.001),
+            ANALYSIS_SCALE,
         )
     )
+    #: ``analysis_scale`` "auto": the long side the network sees (benchmarks/bench_analysis_scale.py).
+    analysis_long_side: ClassVar[int] = 1024
     soft_map_name = "alpha"
     soft_map_description = "Latent decision map α: weight of frame 1 predicted by the network"
     map_names: ClassVar[tuple[str, ...]] = ("alpha", "decision_raw", "decision", "index", "alpha_{j}")

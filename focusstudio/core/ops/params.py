@@ -90,3 +90,15 @@ DEPTH_TEXTURE = ParamSpec(
     "peak that is kept; below it (flat or noise-only areas) the plain maximum decides.",
     minimum=0.0, maximum=1.0, stage="analysis", step=0.001, title="Depth texture threshold",
 )
+
+# ------------------------------------------------------------------------------ analysis scale
+ANALYSIS_SCALE = ParamSpec(
+    "analysis_scale", "float", "auto",
+    "Resolution at which the network analyses the frames, as a fraction of full resolution: the "
+    "decision is computed on the frames shrunk by this factor, brought back to full resolution along "
+    "the edges of the full-resolution frames, post-processed at full resolution (radii in full-resolution "
+    "pixels) and composed from the original pixels. 1 = analyse at full resolution (the published "
+    "pipeline); auto = shrink the long side to the size at which the network sees images like its "
+    "training data (never enlarge).",
+    minimum=0.01, maximum=1.0, stage="analysis", step=0.05, title="Analysis scale", words=("auto",),
+)
