@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.docs_crops import LABELS, onto, parse_box, side_by_side
+from benchmarks.docs_crops import LABELS, TRUTH_LABEL, onto, parse_box, side_by_side
 
 
 def _texture(height: int, width: int) -> np.ndarray:
@@ -34,13 +34,21 @@ def test_onto_undoes_scale_shift_and_size_difference() -> None:
 
 def test_side_by_side_is_three_labelled_zoomed_panels() -> None:
     image = _texture(60, 80)
-    picture = side_by_side([image, image, image], (10, 5, 30, 20), zoom=2)
+    picture = side_by_side([image, image, image], list(LABELS), (10, 5, 30, 20), zoom=2)
     assert picture.shape == (28 + 40, 3 * 60 + 2 * 8, 3)
     # Nearest-neighbour: every 2×2 block of the first panel is one source pixel.
     panel = picture[28:, :60]
     assert np.array_equal(panel[::2, ::2], image[5:25, 10:40])
     assert np.array_equal(panel[1::2, 1::2], image[5:25, 10:40])
     assert len(LABELS) == 3
+
+
+def test_a_truth_panel_makes_four_panels() -> None:
+    image = _texture(60, 80)
+    picture = side_by_side([image] * 4, [TRUTH_LABEL, *LABELS], (10, 5, 30, 20), zoom=2)
+    assert picture.shape == (28 + 40, 4 * 60 + 3 * 8, 3)
+    with pytest.raises(ValueError):
+        side_by_side([image] * 4, list(LABELS), (10, 5, 30, 20), zoom=2)
 
 
 @pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "-1,0,5,5", "0,0,0,5"])
