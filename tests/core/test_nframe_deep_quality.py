@@ -64,7 +64,8 @@ def test_gacn_paper_calibration_stays_selectable_and_is_worse(small_stack: NFram
 
 
 def test_strategy_choices_are_described() -> None:
-    for method, named in (("gacn", ("serial", "calibration")), ("sesf", ("blend", "nway", "serial"))):
+    for method, named in (("gacn", ("neighbours", "serial", "calibration")), ("sesf", ("blend", "nway", "serial")),
+                          ("mfifgan", ("neighbours", "serial")), ("twostream", ("neighbours", "serial"))):
         spec = get_method(method).params.get("strategy")
         assert spec.default == "auto" and set(named) <= set(spec.choices)
         assert all(f"{name} =" in spec.help for name in named), spec.help
