@@ -107,7 +107,7 @@ def test_neighbour_evidence_takes_the_focus_peak_despite_a_wrong_pair() -> None:
 
 
 def test_neighbour_pairs_compare_raw_neighbouring_frames_only() -> None:
-    """Every network input is a source frame (never a composite), each pair once, in order."""
+    """Every network input is a source frame (never a composite), each pair in both orders."""
     from focusstudio.core.methods.strategies import run_neighbour_decisions
     from focusstudio.core.progress import CancelToken, ProgressRange, run_to_completion
     from focusstudio.core.types import Stack
@@ -125,7 +125,7 @@ def test_neighbour_pairs_compare_raw_neighbouring_frames_only() -> None:
 
     chain = run_to_completion(run_neighbour_decisions(Stack.from_arrays(frames), predict, ProgressRange(),
                                                       CancelToken(), keep_maps=2))
-    assert seen == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert seen == [(0, 1), (1, 0), (1, 2), (2, 1), (2, 3), (3, 2), (3, 4), (4, 3)]
     assert len(chain.soft_maps) == 2 and chain.index.shape == (12, 10)
     assert (chain.index == 2).all()
 

@@ -5,8 +5,9 @@ method built on the serial N-frame strategy. Their networks are loaded by the on
 N > 2 frames, the ``strategy`` parameter (:data:`STRATEGY`), both from
 :mod:`focusstudio.core.methods.strategies`:
 
-* ``neighbours`` (default): the network compares each frame with the next, raw frames only
-  (:func:`~focusstudio.core.methods.strategies.run_neighbour_decisions`); each pixel takes the
+* ``neighbours`` (default): the network compares each frame with the next, raw frames only and
+  in both orders (:func:`~focusstudio.core.methods.strategies.run_neighbour_decisions`: the
+  networks' preference for one input position would add up over the stack); each pixel takes the
   frame where the summed evidence peaks, composed by pyramid blending. The post-processing
   parameters (threshold, small-region removal) belong to the pair decision and are not used.
 * ``serial``: the running result is fused with the next frame
@@ -50,7 +51,7 @@ STRATEGIES = ("auto", "neighbours", "serial")
 STRATEGY = ParamSpec(
     "strategy", "choice", "auto",
     "N-frame strategy: auto = the pair decision for 2 frames, neighbours for more; neighbours = the "
-    "network compares each frame with the next (raw frames), each pixel takes the frame where the "
+    "network compares each frame with the next (raw frames, both orders), each pixel takes the frame where the "
     "summed evidence peaks, composed by pyramid blending (best measured on real and synthetic "
     "stacks; threshold and small-region removal are not used); serial = fuse the running result "
     "with the next frame, each step decided by the post-processing (an early wrong step is carried on)",

@@ -9,9 +9,10 @@ its constants are post-processing parameters and can be retuned without re-runni
 N frames:
 
 * ``neighbours`` (default for N > 2; measured best, issue 15): the network's map M of every frame
-  against the next (raw grey frames, N − 1 pairs); each pixel takes the frame where the summed
-  evidence 1 − 2·M peaks (:func:`~focusstudio.core.methods.strategies.run_neighbour_decisions`),
-  composed by pyramid blending. No network input is a composite of earlier decisions.
+  against the next (raw grey frames, N − 1 pairs, each in both orders, symmetrised); each pixel
+  takes the frame where the summed evidence 1 − 2·M peaks
+  (:func:`~focusstudio.core.methods.strategies.run_neighbour_decisions`), composed by pyramid
+  blending. No network input is a composite of earlier decisions.
 * ``serial``: fuse frames 1 and 2 with M_bgf, convert the fused colour image back to grey, fuse
   with frame 3, and so on (the session-5 default: 47.5 dB on the 3-frame synthetic stacks with
   ground truth, calibration 32.0 dB; beetle recall 0.98, calibration 0.05). Soft steps: the
@@ -81,7 +82,7 @@ GACN_PARAMS = ParamSet(
     (
         ParamSpec("strategy", "choice", "auto",
                   "N-frame strategy: auto = soft pair fusion for 2 frames, neighbours for more; neighbours = "
-                  "the network compares each frame with the next (raw frames), each pixel takes the frame "
+                  "the network compares each frame with the next (raw frames, both orders), each pixel takes the frame "
                   "where the summed evidence peaks, composed by pyramid blending (best measured on real and "
                   "synthetic stacks; the boundary filter is not used); serial = fuse the running result with "
                   "the next frame, the boundary-filtered map as weight; calibration = the paper's decision "
