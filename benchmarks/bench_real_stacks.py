@@ -37,6 +37,7 @@ import numpy as np
 
 from benchmarks.alignment_examples import STACKS, stack_inputs
 from benchmarks.common import ensure_peer_tools, run_enfuse
+from benchmarks.nframe_synth import parse_value
 
 METHODS = ("sf", "laplacian", "gff", "sesf", "gacn", "mfifgan", "twostream")
 
@@ -86,17 +87,22 @@ def bench_methods(
         row: dict[str, Any] = {"stack": name, "tool": method, "frames": len(frames), "align_s": align_seconds}
         try:
             started = time.perf_counter()
-            result = fuse(aligned, method, params or None)
+            # "gacn:strategy=serial" runs a method with parameters (a variant's label)
+            name_only, _, settings = method.partition(":")
+            pairs = (item.split("=", 1) for item in settings.split(";") if item)
+            variant = {key: parse_value(value) for key, value in pairs}
+            result = fuse(aligned, name_only, {**(params or {}), **variant} or None)
             row["fuse_s"] = time.perf_counter() - started
         except Exception as error:  # a method that cannot run is a row, not the end of the benchmark
             row["error"] = f"{type(error).__name__}: {error}"
             rows.append(row)
             print(f"  {name} {method}: {row['error']}", file=sys.stderr)
             continue
-        write_result(out / name / f"{method}.png", result, overwrite=True)
+        label = method.replace(":", "_").replace(";", "_").replace("=", "-")
+        write_result(out / name / f"{label}.png", result, overwrite=True)
         recall = stack_sharpness_recall(result.image, aligned)
         row.update(recall.summary())
-        cv2.imwrite(str(out / name / f"{method}_lost.png"), lost_picture(result.image, recall.lost_map()))
+        cv2.imwrite(str(out / name / f"{label}_lost.png"), lost_picture(result.image, recall.lost_map()))
         rows.append(row)
         print(f"  {name} {method}: recall {recall.recall:.4f}, lost {recall.lost_fraction:.2%} "
               f"({row['fuse_s']:.1f} s)", file=sys.stderr)
@@ -161,7 +167,8 @@ def markdown(rows: list[dict[str, Any]], tools: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stacks", nargs="+", default=list(STACKS), choices=sorted(STACKS))
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated focusstudio methods")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated focusstudio methods; method:key=value;key=value for a variant")
     parser.add_argument("--max-side", type=int, default=1200, help="downscale frames to this longer edge")
     parser.add_argument("--out", type=Path, default=Path("/tmp/focusstudio-real-stacks"))
     parser.add_argument("--no-enfuse", action="store_true", help="skip the enfuse peer")
@@ -187,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         done = {(r["stack"], r["tool"]) for r in new}
         rows = [r for r in rows if (r["stack"], r["tool"]) not in done] + new
         results_path.write_text(json.dumps(rows, indent=1))  # kept after every stack: partial runs count
-    tools = [t for t in [*METHODS, "enfuse"] if any(r["tool"] == t for r in rows)]
+    present = list(dict.fromkeys(r["tool"] for r in rows))
+    tools = [t for t in [*METHODS, "enfuse"] if t in present] + [t for t in present if t not in (*METHODS, "enfuse")]
     print(markdown(rows, tools))
     return 0
 

@@ -437,7 +437,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(records: list[dict[str, Any]]) -> str:
     """Markdown: per tool and N, the means over scenes."""
-    tools = [t for t in [*METHODS, "enfuse", "enfuse_ideal"] if any(r["tool"] == t for r in records)]
+    known = [*METHODS, "enfuse", "enfuse_ideal"]
+    present = list(dict.fromkeys(r["tool"] for r in records))
+    # variants ("gacn:strategy=serial") after the plain tools, in the order they were run
+    tools = [t for t in known if t in present] + [t for t in present if t not in known]
     counts = sorted({r["frames"] for r in records})
     lines = ["| tool | N | PSNR dB | SSIM | halo PSNR dB | seam | recall | lost % | scenes |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -8,11 +8,15 @@ its constants are post-processing parameters and can be retuned without re-runni
 
 N frames:
 
-* ``serial`` (default for N > 2; measured best, issue 15): fuse frames 1 and 2 with M_bgf, convert
-  the fused colour image back to grey, fuse with frame 3, and so on. 47.5 dB on the 3-frame
-  synthetic stacks with ground truth (calibration: 32.0 dB); no lost blocks on the real stacks
-  (beetle recall 0.98, calibration 0.05). Hard per-step decisions composed by pyramid blending
-  were tried: as good on synthetic stacks, but they lost 7–9 % of the blocks of pcb and the beetle.
+* ``neighbours`` (default for N > 2; measured best, issue 15): the network's map M of every frame
+  against the next (raw grey frames, N − 1 pairs, each in both orders, symmetrised); each pixel
+  takes the frame where the summed evidence 1 − 2·M peaks
+  (:func:`~focusstudio.core.methods.strategies.run_neighbour_decisions`), composed by pyramid
+  blending. No network input is a composite of earlier decisions.
+* ``serial``: fuse frames 1 and 2 with M_bgf, convert the fused colour image back to grey, fuse
+  with frame 3, and so on (the session-5 default: 47.5 dB on the 3-frame synthetic stacks with
+  ground truth, calibration 32.0 dB; beetle recall 0.98, calibration 0.05). Soft steps: the
+  detail a step blends away is not recovered later.
 * ``calibration`` (the paper's rule, REFERENCE-NOTES §2.3; reproduces the released code): frame 1
   is the reference; the feature path runs once per frame, the decision path once per pair (1, j);
   decision volume V_1 = m_2, V_2 = 1 − m_2, V_j = m_2·(1 − m_j)/(m_j + 1e-4); per-pixel arg-max
@@ -35,7 +39,14 @@ from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import grey_frame, torch_device
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import NetworkSpec, register
-from focusstudio.core.methods.strategies import CalibrationVolume, SerialFusion, compose_selection, serial_fusion
+from focusstudio.core.methods.strategies import (
+    CalibrationVolume,
+    NeighbourChain,
+    SerialFusion,
+    compose_selection,
+    run_neighbour_decisions,
+    serial_fusion,
+)
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.params import ANALYSIS_SCALE, GF_EPS, GF_RADIUS, SF_RADIUS
@@ -63,14 +74,19 @@ BGF_BYTES_PER_PIXEL = 200
 #: blend of a tile, float32, with temporaries).
 BLEND_BYTES_PER_PIXEL = 32
 
-STRATEGIES = ("auto", "serial", "calibration")
+STRATEGIES = ("auto", "neighbours", "serial", "calibration")
+
+#: Neighbour pairs' maps are exposed up to this many frames (one H×W float32 each).
+MAX_PAIR_MAPS = 16
 
 GACN_PARAMS = ParamSet(
     (
         ParamSpec("strategy", "choice", "auto",
-                  "N-frame strategy: auto = soft pair fusion for 2 frames, serial for more; serial = "
-                  "fuse the running result with the next frame, the boundary-filtered map as weight "
-                  "(best measured on real and synthetic stacks); calibration = the paper's decision "
+                  "N-frame strategy: auto = soft pair fusion for 2 frames, neighbours for more; neighbours = "
+                  "the network compares each frame with the next (raw frames, both orders), each pixel takes the frame "
+                  "where the summed evidence peaks, composed by pyramid blending (best measured on real and "
+                  "synthetic stacks; the boundary filter is not used); serial = fuse the running result with "
+                  "the next frame, the boundary-filtered map as weight; calibration = the paper's decision "
                   "volume against frame 1, hard selection (reproduces the authors' N-frame outputs, but "
                   "takes whole regions from defocused frames on real stacks)",
                   choices=STRATEGIES, stage="analysis"),
@@ -178,16 +194,17 @@ class GACNFuse(DeepFusionMethod):
     description: ClassVar[str] = (
         "Gradient-aware cascade network: per-channel spatial frequency of siamese dense features, a "
         "decision path with spatial attention and an in-network boundary guided filter (Ma, Yin et al. "
-        "2022); N frames by serial pair fusion (the paper's decision calibration is the 'calibration' "
-        "strategy)."
+        "2022); N frames: each frame against the next, the peak of the summed evidence, composed by "
+        "pyramid (the paper's decision calibration is the 'calibration' strategy, serial pair fusion 'serial')."
     )
     params: ClassVar[ParamSet] = GACN_PARAMS
     network_spec = NETWORK
     training_recipe = "focusstudio.core.training.recipes.gacn:GACNRecipe"
     rounding = "round"  # the released writer adds 0.4999… before truncating
-    auto_strategy_for_many: ClassVar[str] = "serial"
+    auto_strategy_for_many: ClassVar[str] = "neighbours"
     map_names: ClassVar[tuple[str, ...]] = (
-        "activity_diff_scale{k}", "decision_initial", "boundary", "decision", "decision_volume_{j}", "index",
+        "activity_diff_scale{k}", "decision_initial", "boundary", "decision", "decision_volume_{j}",
+        "decision_pair_{j}", "index",
     )
     # The fixed part of the peak RSS over the fixed cost of 2 colour frames at 2400² (~215 MiB:
     # see GACN_BYTES_PER_PIXEL), 39 bytes a pixel; per frame a grey copy and a decision map
@@ -279,6 +296,8 @@ class GACNFuse(DeepFusionMethod):
         analysis.data["strategy"] = strategy
         if strategy == "serial":
             yield from self._serial(stack, params, context, inference, analysis)
+        elif strategy == "neighbours":
+            yield from self._neighbours(stack, context, inference, analysis)
         elif strategy == "pair":
             yield context.progress.event("network", 0.0, "GACN forward")
             grey_a, grey_b = grey_frame(stack, 0), grey_frame(stack, 1)
@@ -409,6 +428,8 @@ class GACNFuse(DeepFusionMethod):
                 yield from self._serial(stack, params, context, inference, analysis)
             else:
                 yield from self._calibrate(stack, params, context, inference, analysis)
+        if strategy == "neighbours":
+            return (yield from self._finish_neighbours(analysis, stack, params, context))
         if strategy == "serial":
             serial: SerialFusion = analysis.data["serial"]
             return self.make_result(serial.image, stack, params, dict(serial.maps), analysis,
@@ -473,6 +494,41 @@ class GACNFuse(DeepFusionMethod):
                 maps[name] = FusionMap(name, "other", values, f"decision volume of frame {j + 1}", frame=j)
         maps["index"] = FusionMap("index", "index", index, "selected frame (0-based): arg-max of the volume")
         return index, maps
+
+    def _neighbours(
+        self, stack: Stack, context: RunContext, inference: GACNInference, analysis: Analysis
+    ) -> ProgressGen[None]:
+        """Network stage of ``neighbours``: M of every pair (frame k, frame k + 1), folded into
+        the summed evidence as it comes."""
+        count = len(stack)
+
+        def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> ProgressGen[np.ndarray]:
+            decision, _ = yield from self._pair_decision(inference, to_grey(first), to_grey(second),
+                                                         reporter(progress, "GACN forward"))
+            return decision
+
+        keep = count - 1 if count <= MAX_PAIR_MAPS else 0
+        analysis.data["neighbours"] = yield from run_neighbour_decisions(
+            stack, predict, context.progress, context.cancel, keep
+        )
+        yield context.progress.event("network", 1.0, "neighbour pairs done")
+
+    def _finish_neighbours(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[FusionResult]:
+        neighbours: NeighbourChain = analysis.data["neighbours"]
+        fused = yield from compose_selection(stack, neighbours.index, context, "pyramid")
+        maps = {
+            f"decision_pair_{k + 1}": FusionMap(
+                f"decision_pair_{k + 1}", "decision", soft,
+                f"network map M of frame {k + 1} against frame {k + 2} (P(frame {k + 1} sharper))", frame=k + 1,
+            )
+            for k, soft in enumerate(neighbours.soft_maps)
+        }
+        maps["index"] = FusionMap("index", "index", neighbours.index,
+                                  "selected frame (0-based): peak of the summed neighbour-pair evidence")
+        return self.make_result(np.clip(fused, 0.0, 1.0), stack, params, maps, analysis,
+                                notes=[f"gacn: neighbour pairs of {len(stack)} frames"])
 
     def _serial(
         self, stack: Stack, params: Mapping[str, Any], context: RunContext, inference: GACNInference,

@@ -12,9 +12,11 @@ Pipeline (REFERENCE-NOTES §3.3, §7.4):
    ``area_fraction``·H·W are flipped (4-connectivity, strict <; default 0.001) → ``decision``.
 4. Hard fusion from the source pixels: F = D·A + (1 − D)·B (colour and 16-bit preserved).
 
-N frames: serial (fuse the running result with the next frame); a change of a post-processing
-parameter then re-runs the network from the second step on, since later inputs depend on earlier
-decisions.
+N frames (``strategy``, :mod:`focusstudio.core.methods._deep_serial`): ``neighbours`` (default)
+— the generator compares each frame with the next, each pixel takes the frame where the summed
+evidence peaks, composed by pyramid blending; ``serial`` — fuse the running result with the next
+frame with the pair pipeline above (a change of a post-processing parameter then re-runs the
+network from the second step on, since later inputs depend on earlier decisions).
 
 Large images: the encoder's squeeze-excitation gates average over the whole feature map, the rest
 (convolutions, batch norm in eval mode) is local. When the image does not fit one tile, the gates
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from focusstudio.core.methods._deep_serial import SerialDecisionMethod, threshold_and_clean
+from focusstudio.core.methods._deep_serial import STRATEGY, SerialDecisionMethod, threshold_and_clean
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.engine import is_whole, network_tile_edge, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import NetworkSpec, register
@@ -92,11 +94,13 @@ class MFIFGANFusion(SerialDecisionMethod):
     description = (
         "GAN-trained generator (shared six-branch SE-ResNet encoder) predicts a focus map; threshold, "
         "small-region removal in both polarities and hard selection of the source pixels "
-        "(Wang, Xu, Liu et al. 2021). N frames: serial."
+        "(Wang, Xu, Liu et al. 2021). N frames: each frame against the next, the peak of the summed "
+        "evidence, composed by pyramid (the 'serial' strategy fuses the running result with the next frame)."
     )
     rounding = "round"
     params = ParamSet(
         (
+            STRATEGY,
             DECISION_THRESHOLD.with_default(0.5, note="(The soft map is the generator's focus map.)"),
             AREA_FRACTION.with_default(0.001, note="(Small-region removal is on unless it is 0.)"),
             ANALYSIS_SCALE,

@@ -11,7 +11,10 @@ Inference (METHODS.md §5; REFERENCE-NOTES §7.6.5):
 4. Hard fusion of the colour (or 16-bit) source pixels — or, with ``soft_alpha`` on, the soft
    blend α·F₁ + (1 − α)·F₂ that the network was trained with.
 
-N frames: serial; the running result's grey image is the next step's first input.
+N frames (``strategy``, :mod:`focusstudio.core.methods._deep_serial`): ``neighbours`` (default)
+— α of each frame against the next, each pixel takes the frame where the summed evidence peaks,
+composed by pyramid blending; ``serial`` — the running result's grey image is the next step's
+first input, each step decided as above.
 The network is purely local (no pooling, no normalisation), so tiled inference with a halo of its
 receptive-field radius is exact.
 """
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from focusstudio.core.methods._deep_serial import SerialDecisionMethod, threshold_and_clean
+from focusstudio.core.methods._deep_serial import STRATEGY, SerialDecisionMethod, threshold_and_clean
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, run_tiles, tile_reporter
 from focusstudio.core.methods.registry import NetworkSpec, register
@@ -103,11 +106,13 @@ class TwoStreamFusion(SerialDecisionMethod):
     description = (
         "Two-stream residual network regresses a latent decision map α on the grey frames, trained only "
         "through the fused image (Zeng et al.); α is binarised and applied to the source pixels. "
-        "N frames: serial."
+        "N frames: each frame against the next, the peak of the summed evidence, composed by pyramid (the "
+        "'serial' strategy fuses the running result with the next frame)."
     )
     rounding = "round"
     params = ParamSet(
         (
+            STRATEGY,
             DECISION_THRESHOLD.with_default(0.5, note="(The soft map is the latent decision map α.)"),
             ParamSpec("soft_alpha", "bool", False, "Blend with the soft α (α·F1 + (1−α)·F2, the training "
                       "objective) instead of a hard selection.", stage="post", title="Soft α"),
