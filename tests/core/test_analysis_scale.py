@@ -141,6 +141,34 @@ def test_hard_selection_of_n_frames_with_tiles_selects_source_pixels(name: str, 
     assert result.image.shape == (*stack.shape, 3) and np.isfinite(result.image).all()
 
 
+@pytest.mark.parametrize("name", ["gacn", "mfifgan", "twostream"])
+@pytest.mark.parametrize("strategy", ["neighbours", "serial"])
+def test_every_n_frame_strategy_runs_the_network_on_shrunk_frames(
+    name: str, strategy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scale applies to whichever N-frame strategy runs (the neighbour pairs, the default for
+    3+ frames, once ran at full resolution): every pair the network sees is the shrunk frame size,
+    and the selection comes back at full resolution."""
+    stack = _stack(3)
+    seen: list[tuple[int, int]] = []
+    real_lift = scale_module.lift_pair
+
+    def lift_spy(decision: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        seen.append(decision.shape[:2])
+        return real_lift(decision, first, second)
+
+    monkeypatch.setattr(scale_module, "lift_pair", lift_spy)
+    for module in ("focusstudio.core.methods._deep_serial", "focusstudio.core.methods.gacn"):
+        monkeypatch.setattr(f"{module}.lift_pair", lift_spy)
+    result = fuse(stack, name, {"analysis_scale": 0.5, "strategy": strategy},
+                  weights=_weights(name, tmp_path), device="cpu")
+    pairs = 2 * (len(stack) - 1) if strategy == "neighbours" else len(stack) - 1
+    assert seen == [(stack.shape[0] // 2, stack.shape[1] // 2)] * pairs
+    assert result.image.shape[:2] == stack.shape
+    if "index" in result.maps:  # gacn's serial chain blends: it has no index map
+        assert result.maps["index"].data.shape == stack.shape
+
+
 @pytest.mark.parametrize("strategy", ["nway", "serial"])
 def test_sesf_n_frames_at_a_reduced_scale_take_source_pixels(strategy: str, tmp_path: Path) -> None:
     stack = _stack(3)

@@ -29,6 +29,7 @@ from focusstudio.core.methods.analysis_scale import analysis_scale_for, lift_pai
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.strategies import (
     NeighbourChain,
+    PairPredictor,
     SerialChain,
     compose_selection,
     run_neighbour_decisions,
@@ -104,24 +105,9 @@ class SerialDecisionMethod(DeepFusionMethod):
     # -------------------------------------------------------------- shared
     auto_strategy_for_many: ClassVar[str] = "neighbours"
 
-    def _neighbours(
-        self, stack: Stack, context: RunContext
-    ) -> Generator[ProgressEvent, None, NeighbourChain]:
-        network = self.load(context.weights).network.to(context.device)
-
-        def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> Generator[
-            ProgressEvent, None, np.ndarray
-        ]:
-            return (yield from self.predict_pair(network, first, second, context, progress))
-
-        keep = len(stack) - 1 if len(stack) <= MAX_STEP_MAPS else 0
-        return (yield from run_neighbour_decisions(stack, predict, context.progress, context.cancel, keep))
-
-    def _chain(
-        self, stack: Stack, params: dict[str, Any], context: RunContext, cached: list[np.ndarray] | None
-    ) -> Generator[ProgressEvent, None, SerialChain]:
-        needs_network = cached is None or len(stack) > 2
-        network = self.load(context.weights).network.to(context.device) if needs_network else None
+    def _predictor(self, network: Any, params: dict[str, Any], stack: Stack, context: RunContext) -> PairPredictor:
+        """The pair prediction every strategy runs: at an active analysis scale the network sees
+        the frames shrunk and its map is lifted along the full-resolution frames."""
         scale = analysis_scale_for(self, params, stack.shape)
 
         def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> Generator[
@@ -130,10 +116,25 @@ class SerialDecisionMethod(DeepFusionMethod):
             assert network is not None
             if not scale.active:
                 return (yield from self.predict_pair(network, first, second, context, progress))
-            # the network at the analysis scale, its map lifted along the full-resolution frames
             soft = yield from self.predict_pair(network, scale.shrink(first), scale.shrink(second), context, progress)
             return lift_pair(soft, first, second)
 
+        return predict
+
+    def _neighbours(
+        self, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> Generator[ProgressEvent, None, NeighbourChain]:
+        network = self.load(context.weights).network.to(context.device)
+        predict = self._predictor(network, params, stack, context)
+        keep = len(stack) - 1 if len(stack) <= MAX_STEP_MAPS else 0
+        return (yield from run_neighbour_decisions(stack, predict, context.progress, context.cancel, keep))
+
+    def _chain(
+        self, stack: Stack, params: dict[str, Any], context: RunContext, cached: list[np.ndarray] | None
+    ) -> Generator[ProgressEvent, None, SerialChain]:
+        needs_network = cached is None or len(stack) > 2
+        network = self.load(context.weights).network.to(context.device) if needs_network else None
+        predict = self._predictor(network, params, stack, context)
         return (
             yield from run_serial_decisions(
                 stack, predict, lambda soft: self.decide(soft, params)[1], context.progress, context.cancel,
@@ -145,7 +146,7 @@ class SerialDecisionMethod(DeepFusionMethod):
         label = self.load(context.weights).label
         yield context.progress.event("analysis", 0.0, f"{self.title} on {context.device}")
         if len(stack) > 2 and self.resolve_strategy(params, len(stack)) == "neighbours":
-            neighbours = yield from self._neighbours(stack, context)
+            neighbours = yield from self._neighbours(stack, params, context)
             return Analysis(self.name, self.analysis_params(params), data={"neighbours": neighbours},
                             weights=label, device=context.device)
         chain = yield from self._chain(stack, params, context, None)

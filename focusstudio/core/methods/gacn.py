@@ -297,7 +297,8 @@ class GACNFuse(DeepFusionMethod):
         if strategy == "serial":
             yield from self._serial(stack, params, context, inference, analysis)
         elif strategy == "neighbours":
-            yield from self._neighbours(stack, context, inference, analysis)
+            scale = analysis_scale_for(self, params, stack.shape)
+            yield from self._neighbours(stack, context, inference, analysis, scale)
         elif strategy == "pair":
             yield context.progress.event("network", 0.0, "GACN forward")
             grey_a, grey_b = grey_frame(stack, 0), grey_frame(stack, 1)
@@ -496,15 +497,17 @@ class GACNFuse(DeepFusionMethod):
         return index, maps
 
     def _neighbours(
-        self, stack: Stack, context: RunContext, inference: GACNInference, analysis: Analysis
+        self, stack: Stack, context: RunContext, inference: GACNInference, analysis: Analysis,
+        scale: AnalysisScale,
     ) -> ProgressGen[None]:
         """Network stage of ``neighbours``: M of every pair (frame k, frame k + 1), folded into
-        the summed evidence as it comes."""
+        the summed evidence as it comes (at an active analysis scale each M is lifted to full
+        resolution first, as in the other strategies)."""
         count = len(stack)
 
         def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> ProgressGen[np.ndarray]:
             decision, _ = yield from self._pair_decision(inference, to_grey(first), to_grey(second),
-                                                         reporter(progress, "GACN forward"))
+                                                         reporter(progress, "GACN forward"), scale=scale)
             return decision
 
         keep = count - 1 if count <= MAX_PAIR_MAPS else 0
