@@ -419,9 +419,10 @@ def test_gacn_pair_calibration_and_serial(make_focus_stack: Callable[..., object
     assert np.array_equal(calibrated.image, np.take_along_axis(frames, index[None], 0)[0])
     serial = fuse(stack, "gacn", {"strategy": "serial"}, weights=checkpoints["gacn"])
     assert serial.image.shape == (48, 48) and "decision" in serial.maps
-    default = fuse(stack, "gacn", weights=checkpoints["gacn"])  # serial is the default for N > 2
-    assert default.analysis is not None and default.analysis.data["strategy"] == "serial"
-    np.testing.assert_array_equal(default.image, serial.image)
+    neighbours = fuse(stack, "gacn", {"strategy": "neighbours"}, weights=checkpoints["gacn"])
+    default = fuse(stack, "gacn", weights=checkpoints["gacn"])  # neighbour pairs: the default for N > 2
+    assert default.analysis is not None and default.analysis.data["strategy"] == "neighbours"
+    np.testing.assert_array_equal(default.image, neighbours.image)
 
 
 def test_calibration_streams_when_maps_exceed_the_budget(make_focus_stack: Callable[..., object],
