@@ -44,7 +44,9 @@ SIZES = ((640, 480), (1600, 1200))
 MARGIN = 8
 
 
-def _scene(height: int, width: int, seed: int) -> np.ndarray:
+def textured_scene(height: int, width: int, seed: int) -> np.ndarray:
+    """Multi-scale random texture, so every frame has detail at several scales (also the
+    alignment tests' scene)."""
     rng = np.random.default_rng(seed)
     image = np.zeros((height, width), np.float32)
     for step, amplitude in ((2, 0.35), (6, 0.3), (20, 0.35)):
@@ -74,7 +76,7 @@ def _similarity(width: int, height: int, scale: float, degrees: float, dx: float
 def write_stack(folder: Path, width: int, height: int, seed: int) -> list[np.ndarray]:
     """Write the frames (PNG); returns the ideal aligned frames (grey float, reference geometry)."""
     margin = width // 16  # the scene extends past the reference frame: every frame pixel is real content
-    scene = _scene(height + 2 * margin, width + 2 * margin, seed)
+    scene = textured_scene(height + 2 * margin, width + 2 * margin, seed)
     offset = np.array([[1.0, 0.0, margin], [0.0, 1.0, margin], [0.0, 0.0, 1.0]])
     tint = np.array([0.9, 1.0, 0.8], np.float32)  # colour frames, as a camera gives
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.bench_align_synthetic import textured_scene
 from focusstudio.core.align import (
     ALIGN_PARAMS,
     Alignment,
@@ -39,14 +40,7 @@ SIMILARITIES = (
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _scene(height: int, width: int, seed: int) -> np.ndarray:
-    """Multi-scale random texture, so every frame has detail at several scales."""
-    rng = np.random.default_rng(seed)
-    image = np.zeros((height, width), np.float32)
-    for step, amplitude in ((2, 0.35), (6, 0.3), (20, 0.35)):
-        noise = rng.random((height // step + 2, width // step + 2)).astype(np.float32)
-        image += amplitude * cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
-    return np.clip(image, 0.0, 1.0)
+_scene = textured_scene  # multi-scale random texture, shared with benchmarks/bench_align_synthetic.py
 
 
 def _similarity(scale: float, degrees: float, dx: float, dy: float) -> np.ndarray:
