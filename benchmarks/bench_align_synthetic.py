@@ -55,7 +55,9 @@ def textured_scene(height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(image, 0.0, 1.0)
 
 
-def _defocus(image: np.ndarray, index: int, count: int, strength: float = 2.0) -> np.ndarray:
+def band_defocus(image: np.ndarray, index: int, count: int, strength: float = 2.0) -> np.ndarray:
+    """Frame ``index`` of ``count`` is sharp in the ``index``-th vertical band and increasingly
+    blurred away from it (also the alignment tests' defocus)."""
     width = image.shape[1]
     distance = np.abs(np.arange(width)[None, :] / width - (index + 0.5) / count)
     sigma = np.broadcast_to(strength * distance * count / 2.0, image.shape)
@@ -85,7 +87,7 @@ def write_stack(folder: Path, width: int, height: int, seed: int) -> list[np.nda
 
     ideals = []
     for index, motion in enumerate(MOTION):
-        focused = _defocus(scene, index, len(MOTION))
+        focused = band_defocus(scene, index, len(MOTION))
         matrix = offset @ _similarity(width, height, *motion)
         # Frame pixel p shows the scene at reference position M·p.
         frame = cv2.warpAffine(focused, matrix[:2], (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)

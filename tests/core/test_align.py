@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.bench_align_synthetic import textured_scene
+from benchmarks.bench_align_synthetic import band_defocus, textured_scene
 from focusstudio.core.align import (
     ALIGN_PARAMS,
     Alignment,
@@ -65,15 +65,7 @@ def _render(scene: np.ndarray, frame_to_reference: np.ndarray) -> np.ndarray:
     return cv2.warpPerspective(scene, matrix, size, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
 
 
-def _defocus(image: np.ndarray, index: int, count: int, strength: float = 2.0) -> np.ndarray:
-    """Frame ``index`` is sharp in the ``index``-th vertical band and increasingly blurred away from it."""
-    distance = np.abs(np.arange(WIDTH)[None, :] / WIDTH - (index + 0.5) / count)
-    sigma = np.broadcast_to(strength * distance * count / 2.0, image.shape)
-    out = image.copy()
-    for level in (1.0, 2.0, 3.0):
-        weight = np.clip(sigma - (level - 1.0), 0.0, 1.0)
-        out = out * (1.0 - weight) + cv2.GaussianBlur(image, (0, 0), level) * weight
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+_defocus = band_defocus  # shared with benchmarks/bench_align_synthetic.py
 
 
 def _synthetic_stack(
