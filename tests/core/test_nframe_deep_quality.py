@@ -135,3 +135,11 @@ def test_serial_strategy_stays_selectable() -> None:
     for method in ("gacn", "mfifgan", "twostream"):
         assert get_method(method).resolve_strategy({"strategy": "serial"}, 5) == "serial"
         assert get_method(method).resolve_strategy({"strategy": "auto"}, 5) == "neighbours"
+
+
+def test_the_neighbour_result_says_which_settings_do_not_act_on_it(small_stack: NFrameStack) -> None:
+    """For 3+ frames the pair threshold and small-region removal do not change the neighbour
+    selection; the result says so, so that a user moving those controls knows why."""
+    _runnable("twostream")
+    notes = " ".join(fuse(small_stack.stack, "twostream").notes)
+    assert "area_fraction" in notes and "threshold" in notes and "serial strategy" in notes

@@ -192,7 +192,11 @@ class SerialDecisionMethod(DeepFusionMethod):
         maps["index"] = FusionMap("index", "index", neighbours.index,
                                   "Frame each pixel was taken from: peak of the summed neighbour-pair evidence")
         return self.make_result(np.clip(image, 0.0, 1.0), stack, params, maps, analysis,
-                                notes=[f"{self.name}: neighbour pairs of {len(stack)} frames"])
+                                notes=[f"{self.name}: neighbour pairs of {len(stack)} frames",
+                                       # said, so a user moving those controls knows why nothing changes
+                                       f"{self.name}: {', '.join(sorted(self.post_params(params)))} act on pair "
+                                       "fusions and the serial strategy; the neighbour selection is the peak of "
+                                       "the summed evidence"])
 
     def explanation_maps(self, chain: SerialChain, params: dict[str, Any], count: int) -> dict[str, FusionMap]:
         """Two frames: the soft map, the binary map before and the decision after clean-up.
