@@ -127,16 +127,22 @@ def run_peer(stack: str) -> dict[str, object]:
     return {"estimate_warp_s": seconds, "ncc_mean": statistics.fmean(scores), "ncc_min": min(scores)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def alignment_parser(description: str) -> argparse.ArgumentParser:
+    """The options every alignment benchmark shares: a child run, ``--variant``, ``--before``, ``--no-peer``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL:KEY=VALUE,...",
                         help="also run this tree with these alignment settings (repeatable)")
-    parser.add_argument("--stacks", nargs="+", default=list(STACKS))
     parser.add_argument("--before", type=Path, help="an older focusstudio tree to compare (e.g. git archive of main)")
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-peer", action="store_true", help="leave out align_image_stack")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = alignment_parser(__doc__.splitlines()[0])
+    parser.add_argument("--stacks", nargs="+", default=list(STACKS))
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child, json.loads(args.settings))

@@ -19,7 +19,6 @@ geometry. Lower is better. Timings here are for orientation only (see bench_alig
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -170,14 +169,10 @@ def run_peer(folder: Path) -> tuple[dict[str, float], list[np.ndarray], list[np.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
-    parser.add_argument("--variant", action="append", default=[], metavar="LABEL:KEY=VALUE,...",
-                        help="also run this tree with these alignment settings (repeatable)")
-    parser.add_argument("--before", type=Path, help="an older focusstudio tree to compare")
+    from benchmarks.bench_align import alignment_parser
+
+    parser = alignment_parser(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--no-peer", action="store_true", help="leave out align_image_stack")
     args = parser.parse_args(argv)
     if args.child:
         child(args.child, json.loads(args.settings))
