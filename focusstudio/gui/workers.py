@@ -21,6 +21,7 @@ from superqt.utils import GeneratorWorker
 
 from focusstudio.core.errors import FocusStudioError
 from focusstudio.core.progress import Cancelled, CancelToken, ProgressEvent, scoped
+from focusstudio.gui.gc_policy import collect_on_main_thread
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class JobRunner(QObject):
         super().__init__(parent)
         self.setObjectName(name)
         ensure_pool_capacity()
+        # Before any worker exists: a collection inside a worker can deadlock with the GUI thread.
+        collect_on_main_thread()
         self._current_id: int | None = None
         self._current_token: CancelToken | None = None
         self._current_worker: GeneratorWorker | None = None

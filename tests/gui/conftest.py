@@ -64,10 +64,16 @@ def isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
 
 @pytest.fixture(autouse=True)
 def no_dangling_threads(qapp: object) -> Iterator[None]:
-    """Fail a test that leaves a worker running or a Python thread behind."""
+    """Fail a test that leaves a worker running or a Python thread behind.
+
+    Once its workers are done, automatic garbage collection (turned off while the window has
+    background jobs, :mod:`focusstudio.gui.gc_policy`) is back on for the next test."""
+    from focusstudio.gui.gc_policy import restore_automatic_collection
+
     before = {thread.ident for thread in threading.enumerate()}
     yield
     drained = QThreadPool.globalInstance().waitForDone(2000)
+    restore_automatic_collection()
     leftover = [
         thread.name
         for thread in threading.enumerate()
