@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 from superqt.utils import GeneratorWorker
 
@@ -81,21 +82,29 @@ class _Relay(QObject):
         self._runner = runner
         self._job_id = job_id
 
+    def _live_runner(self) -> JobRunner | None:
+        # The runner dies with its window (closed and deleted) while its last worker's queued
+        # signals may still be on their way here: those are dropped, not raised in the event loop.
+        return self._runner if shiboken6.isValid(self._runner) else None
+
     @Slot(object)
     def yielded(self, event: object) -> None:
-        self._runner._on_yielded(self._job_id, event)
+        if runner := self._live_runner():
+            runner._on_yielded(self._job_id, event)
 
     @Slot(object)
     def returned(self, value: object) -> None:
-        self._runner._on_returned(self._job_id, value)
+        if runner := self._live_runner():
+            runner._on_returned(self._job_id, value)
 
     @Slot(object)
     def errored(self, error: object) -> None:
-        self._runner._on_errored(self._job_id, error)
+        if runner := self._live_runner():
+            runner._on_errored(self._job_id, error)
 
     @Slot()
     def finished(self) -> None:
-        self._runner._live.pop(self._job_id, None)
+        self._runner._live.pop(self._job_id, None)  # plain Python state: fine on a deleted runner
 
 
 class JobRunner(QObject):
