@@ -99,6 +99,9 @@ class FrameDecoded(ProgressEvent):
     position: int = 0  # among the good frames so far
     name: str = ""
     thumbnail: np.ndarray | None = field(default=None, compare=False)
+    #: The frame as decoded (float32 [0, 1], the array the load keeps; no copy): the window shows
+    #: it while the rest decode instead of waiting for the last frame.
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def load_files(
@@ -113,11 +116,14 @@ def load_files(
     thumbnails: list[np.ndarray] = []
     kept: list[np.ndarray] | None = []
     kept_bytes = 0
+    #: Frames decoded and not yet announced (each goes out with its FrameDecoded event).
+    unannounced: list[np.ndarray] = []
 
     def per_frame(image: np.ndarray) -> np.ndarray:
         nonlocal kept, kept_bytes
         thumbnail = make_thumbnail(image)
         thumbnails.append(thumbnail)
+        unannounced.append(image)
         if kept is not None:
             kept.append(image)
             kept_bytes += image.nbytes
@@ -135,12 +141,13 @@ def load_files(
             opened = stop.value
             break
         while shown < len(thumbnails):  # the frame decoded since the last event
-            yield FrameDecoded(event.stage, event.fraction, name, shown, name, thumbnails[shown])
+            yield FrameDecoded(event.stage, event.fraction, name, shown, name, thumbnails[shown],
+                               unannounced.pop(0))
             shown += 1
         name = event.message
         yield event
     if shown < len(thumbnails):
-        yield FrameDecoded("making thumbnails", 1.0, name, shown, name, thumbnails[shown])
+        yield FrameDecoded("making thumbnails", 1.0, name, shown, name, thumbnails[shown], unannounced.pop(0))
     decoded = tuple(kept) if kept is not None and len(kept) == len(opened.products) else ()
     return LoadOutcome(opened.stack, opened.products, opened.problems, opened.notes, opened.paths, decoded)
 
@@ -155,6 +162,15 @@ class FrameDisplay:
     image: np.ndarray  # float32 [0,1], for the cursor read-out
     #: Which view of the frames it was made for (the window drops frames of an outdated view).
     view: int = 0
+
+
+def array_display_job(
+    image: np.ndarray, index: int, cancel: CancelToken, view: int = 0
+) -> Generator[ProgressEvent, None, FrameDisplay]:
+    """A frame already decoded (a stack being opened) for the screen, as loaded frame ``index``."""
+    cancel.raise_if_cancelled()
+    yield ProgressEvent("showing frame", 0.0, "")
+    return FrameDisplay(index, to_display(image), image, view)
 
 
 def frame_display_job(

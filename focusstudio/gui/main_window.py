@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         self.stack_panel = StackPanel()
         self.stack_panel.selectionChanged.connect(self.workspace.set_active)
         self.stack_panel.frameActivated.connect(self.display.show_frame)
+        self.stack_panel.frameSelected.connect(self.stacks.on_frame_selected)
         self.stack_panel.addRequested.connect(self.stacks.add_files_dialog)
         self.stack_panel.filesDropped.connect(self.stacks.on_files_dropped_on_list)
         self.stack_panel.removeRequested.connect(self.stacks.remove_frames)

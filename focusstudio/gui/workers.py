@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 from superqt.utils import GeneratorWorker
 
@@ -83,14 +84,20 @@ class _Relay(QObject):
 
     @Slot(object)
     def yielded(self, event: object) -> None:
+        if not shiboken6.isValid(self._runner):
+            return  # queued before its window was deleted (a job ending as the window closes)
         self._runner._on_yielded(self._job_id, event)
 
     @Slot(object)
     def returned(self, value: object) -> None:
+        if not shiboken6.isValid(self._runner):
+            return  # queued before its window was deleted (a job ending as the window closes)
         self._runner._on_returned(self._job_id, value)
 
     @Slot(object)
     def errored(self, error: object) -> None:
+        if not shiboken6.isValid(self._runner):
+            return  # queued before its window was deleted (a job ending as the window closes)
         self._runner._on_errored(self._job_id, error)
 
     @Slot()
