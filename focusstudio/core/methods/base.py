@@ -105,6 +105,11 @@ class FusionMethod(ABC):
         """(can run, reason if not). Classical methods can always run."""
         return True, ""
 
+    def unused_params(self, params: Mapping[str, Any], frames: int) -> dict[str, str]:
+        """The parameters a run of ``frames`` frames with ``params`` does not use, each with the
+        reason (front ends disable those controls and say why instead of letting them pretend)."""
+        return {}
+
     def weights_label(self, weights: Path | None = None) -> str | None:
         """A short description of the weights that would be used (for provenance)."""
         return None
@@ -153,6 +158,9 @@ class DeepFusionMethod(FusionMethod):
     family: ClassVar[MethodFamily] = "deep"
     #: What a ``strategy`` parameter of "auto" means for 3+ frames (2 frames: "pair").
     auto_strategy_for_many: ClassVar[str] = "serial"
+    #: N-frame strategies that use none of the post-processing parameters on 3+ frames, with the
+    #: reason (:meth:`unused_params`).
+    strategies_without_post: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
     def resolve_strategy(cls, params: Mapping[str, Any], frames: int) -> str:
@@ -161,6 +169,12 @@ class DeepFusionMethod(FusionMethod):
         if strategy == "auto":
             return "pair" if frames == 2 else cls.auto_strategy_for_many
         return strategy
+
+    def unused_params(self, params: Mapping[str, Any], frames: int) -> dict[str, str]:
+        if frames < 3:
+            return {}
+        reason = self.strategies_without_post.get(self.resolve_strategy(params, frames))
+        return {spec.name: reason for spec in self.params if spec.stage == "post"} if reason else {}
 
     def load(self, weights: Path | None) -> LoadedNetwork:
         """The network with ``weights`` (None = the shipped ones), eval mode, on the CPU, read by
