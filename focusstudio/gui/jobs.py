@@ -8,7 +8,7 @@ thread. Nothing here imports Qt, so the jobs can be tested (and reused) without 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,6 +310,27 @@ class MetricsOutcome:
     slot: str
     label: str
     values: Mapping[str, float]
+    #: Maps measured with the metrics (where the result falls short), and their display levels.
+    maps: Mapping[str, FusionMap] = field(default_factory=dict)
+    levels: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _sharpness_recall(fused: np.ndarray, sources: Sequence[np.ndarray],
+                      valid: np.ndarray | None) -> tuple[dict[str, float], dict[str, FusionMap]]:
+    """Sharpness recall as ``fuse --maps`` measures it (the same core measure on the fused
+    frames): the recall, its lost share, and the ``lost_blocks`` map."""
+    from focusstudio.core.metrics import sharpness_recall
+
+    recall = sharpness_recall(fused, iter(sources), valid=valid)
+    fusion_map = recall.fusion_map()
+    return {"Recall": recall.recall, "Lost": recall.lost_fraction}, {fusion_map.name: fusion_map}
+
+
+#: Metrics measured together with maps of where the result falls short: key → (fused image, source
+#: frames, where every frame has pixels) → (values, maps). Every other key is ``compute_metrics``'.
+MappedMetric = Callable[[np.ndarray, Sequence[np.ndarray], "np.ndarray | None"],
+                        tuple[dict[str, float], dict[str, FusionMap]]]
+MAPPED_METRICS: dict[str, MappedMetric] = {"Recall": _sharpness_recall}
 
 
 def metrics_job(
@@ -320,7 +341,8 @@ def metrics_job(
     keys: Sequence[str],
     cancel: CancelToken,
 ) -> Generator[ProgressEvent, None, MetricsOutcome]:
-    """No-reference metrics of ``fused`` against the frames of ``stack``, one metric at a time."""
+    """No-reference metrics of ``fused`` against the frames of ``stack``, one metric at a time,
+    with the maps that some of them measure (:data:`MAPPED_METRICS`)."""
     from focusstudio.core.metrics import compute_metrics
 
     sources: list[np.ndarray] = []
@@ -329,11 +351,17 @@ def metrics_job(
         yield ProgressEvent("metrics", 0.3 * index / len(stack), "reading sources")
         sources.append(stack.load(index))
     values: dict[str, float] = {}
+    maps: dict[str, FusionMap] = {}
     for number, key in enumerate(keys):
         cancel.raise_if_cancelled()
         yield ProgressEvent("metrics", 0.3 + 0.7 * number / len(keys), key)
-        values.update({k: float(v) for k, v in compute_metrics(fused, sources, metrics=[key]).items()})
-    return MetricsOutcome(slot, label, values)
+        if key in MAPPED_METRICS:
+            measured, measured_maps = MAPPED_METRICS[key](fused, sources, stack.valid_mask)
+            values.update({k: float(v) for k, v in measured.items()})
+            maps.update(measured_maps)
+        else:
+            values.update({k: float(v) for k, v in compute_metrics(fused, sources, metrics=[key]).items()})
+    return MetricsOutcome(slot, label, values, maps, map_levels(maps))
 
 
 # ---------------------------------------------------------------------------- export

@@ -62,6 +62,8 @@ class DisplayController(QObject):
         self._opening_view = 0
         #: What the view showed before the opening (shown again when the opening brings nothing).
         self._base_before_opening = RESULT_A
+        #: Maps measured after a result (the metrics' lost_blocks), by slot: (the result, maps, levels).
+        self._measured: dict[str, tuple[FusionOutcome, dict[str, FusionMap], dict[str, tuple[float, float]]]] = {}
         #: (opening tag, workspace frame view): frames made for the last opening that became the
         #: workspace's stack are frames of that view (one still being made when it opened is kept).
         self._adopted = (0, -1)
@@ -144,9 +146,27 @@ class DisplayController(QObject):
         outcome = self.result_for_layer(self.state.base)
         return outcome or results.get(self.window.target_slot()) or next(iter(results.values()), None)
 
+    def maps_of(self, outcome: FusionOutcome) -> tuple[dict[str, FusionMap], dict[str, tuple[float, float]]]:
+        """A result's maps and their levels: the method's, and those measured after it (while it is
+        its slot's result), e.g. the lost blocks of the sharpness recall."""
+        maps, levels = dict(outcome.result.maps), dict(outcome.levels)
+        measured = self._measured.get(outcome.request.slot)
+        if measured is not None and measured[0] is outcome:
+            maps.update(measured[1])
+            levels.update(measured[2])
+        return maps, levels
+
+    def add_measured_maps(self, slot: str, outcome: FusionOutcome, maps: dict[str, FusionMap],
+                          levels: dict[str, tuple[float, float]]) -> None:
+        """The metrics of ``outcome`` brought maps: they become overlays of that result."""
+        self._measured[slot] = (outcome, dict(maps), dict(levels))
+        if self.shown_outcome() is outcome and self.state.base == result_layer(slot):
+            self.state.sync_maps(*self.maps_of(outcome))
+            self.window.viewer.refresh_overlays()
+
     def shown_maps(self) -> dict[str, FusionMap]:
         outcome = self.shown_outcome()
-        return dict(outcome.result.maps) if outcome is not None else {}
+        return self.maps_of(outcome)[0] if outcome is not None else {}
 
     def map_description(self, name: str) -> str:
         fusion_map = self.shown_maps().get(name)
@@ -326,9 +346,8 @@ class DisplayController(QObject):
 
     def finish_result(self, outcome: FusionOutcome) -> None:
         """The result's maps as overlays (when its slot is the one shown)."""
-        result = outcome.result
         if self.state.base == result_layer(outcome.request.slot):
-            self.state.sync_maps(result.maps, outcome.levels)
+            self.state.sync_maps(*self.maps_of(outcome))
             self._show_telling_map(outcome)
         self.window.viewer.refresh_overlays()
 
@@ -348,6 +367,7 @@ class DisplayController(QObject):
         return list(outcome.result.source_names) if outcome is not None else []
 
     def _on_results_cleared(self) -> None:
+        self._measured.clear()
         self.state.sync_maps({})
         self.state.set_wipe(False)
 
@@ -393,7 +413,7 @@ class DisplayController(QObject):
         if aspect == "base" and not self._showing_result:
             outcome = self.result_for_layer(state.base)
             if outcome is not None:
-                state.sync_maps(outcome.result.maps, outcome.levels)
+                state.sync_maps(*self.maps_of(outcome))
 
     def toggle_before_after(self) -> None:
         """Switch the base between the shown result and the last source frame looked at."""
@@ -450,7 +470,7 @@ class DisplayController(QObject):
         height, width = outcome.result.image.shape[:2]
         names = outcome.result.source_names
         origin = ""
-        for name, fusion_map in outcome.result.maps.items():
+        for name, fusion_map in self.maps_of(outcome)[0].items():
             data = fusion_map.data
             # Maps may be smaller than the image (computed at a lower resolution).
             map_row = min(data.shape[0] - 1, row * data.shape[0] // height)
