@@ -78,6 +78,7 @@ def test_the_first_frame_is_in_the_view_while_the_rest_decode(qtbot: QtBot, wind
         decoder.gate.set()
     # Open: the same frame stays on screen, made from the frames decoded once.
     assert window.state.base == frame_key(0) and window.viewer.main.image_shape == (48, 48)
+    assert window.stack_panel.current_index() is None  # nothing picked: nothing selected
     assert sorted(decoder.decoded) == ["frame_1.png", "frame_2.png", "frame_3.png"]
     qtbot.wait(100)
     assert len(decoder.decoded) == 3

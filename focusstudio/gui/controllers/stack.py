@@ -132,6 +132,8 @@ class StackController(QObject):
     def on_loaded(self, outcome: LoadOutcome) -> None:
         window, workspace = self.window, self.workspace
         window.hide_busy()
+        # A frame the user selected in the list while the stack opened stays selected.
+        picked = window.stack_panel.current_index() if self._streamed else None
         if outcome.stack is None:
             self._restore_list_if_streamed()
         self._streamed = False
@@ -149,7 +151,7 @@ class StackController(QObject):
                 # The frames shown while it opened are this stack's frames as loaded: kept.
                 looked_at = window.display.end_opening(opened=True)
             window.app_settings.add_recent_stack(workspace.paths)
-            self.show_stack(order, excluded, looked_at)
+            self.show_stack(order, excluded, looked_at, picked)
         if outcome.problems:
             loaded = len(good) if good is not None else 0
             QMessageBox.warning(window, "Some files could not be used", problems_text(outcome.problems, loaded))
@@ -162,9 +164,11 @@ class StackController(QObject):
         self.show_stack(list(range(len(stack))), [])
         self.window.stackLoaded.emit()
 
-    def show_stack(self, order: list[int], excluded: list[int], looked_at: int | None = None) -> None:
+    def show_stack(self, order: list[int], excluded: list[int], looked_at: int | None = None,
+                   picked: int | None = None) -> None:
         """Fill the stack list (frames in ``order``, ``excluded`` unticked) and show the first frame
-        (``looked_at``: the frame the user selected while the stack opened, still selected)."""
+        (``looked_at``: the frame shown while the stack opened, shown still; ``picked``: the frame
+        the user selected in the list meanwhile, selected still)."""
         window, stack = self.window, self.workspace.stack
         assert stack is not None
         entries = []
@@ -181,8 +185,8 @@ class StackController(QObject):
             summary += "<br><small>" + "<br>".join(stack.notes) + "</small>"
         window.stack_panel.set_summary(summary)
         window.stack_panel.summary.setToolTip("\n".join(stack.notes))
-        if looked_at is not None:
-            window.stack_panel.select_frame(looked_at)
+        if picked is not None:
+            window.stack_panel.select_frame(picked)
         window.display.show_new_stack(looked_at)
 
     def remove_frames(self, indices: list[int]) -> None:
