@@ -71,3 +71,17 @@ def test_the_greyed_set_is_the_methods_declaration(qtbot: QtBot, window: MainWin
     window.param_form.set_values({"rule": "first"})
     assert _disabled(window) == {"bias"}
     assert window.param_form.editor("bias").toolTip().startswith("Not used now: not used with 3 frames")
+
+
+def test_sesf_blend_greys_only_what_it_does_not_use(qtbot: QtBot, window: MainWindow, stack_folder: Path) -> None:
+    """Blend on 3+ frames keeps the label opening (morphology) and drops small-region removal and
+    the guided filter: only those are greyed."""
+    window.select_method("sesf")
+    open_and_wait(qtbot, window, [stack_folder])
+    assert _disabled(window) == {"use_srr", "area_fraction", "use_guided_filter", "gf_radius", "gf_eps",
+                                 "clamp_weight"}
+    assert window.param_form.editor("use_morphology").isEnabled()
+    strategy = window.param_form.editor("strategy")
+    assert isinstance(strategy, QComboBox)
+    strategy.setCurrentText("nway")
+    assert _disabled(window) == set()

@@ -111,7 +111,8 @@ class SerialDecisionMethod(DeepFusionMethod):
 
     # -------------------------------------------------------------- shared
     auto_strategy_for_many: ClassVar[str] = "neighbours"
-    strategies_without_post: ClassVar[Mapping[str, str]] = {"neighbours": NEIGHBOURS_USE_NO_POST}
+    unused_by_strategy: ClassVar[Mapping[str, tuple[tuple[str, ...] | None, str]]] = {
+        "neighbours": (None, NEIGHBOURS_USE_NO_POST)}
 
     def _predictor(self, network: Any, params: dict[str, Any], stack: Stack, context: RunContext) -> PairPredictor:
         """The pair prediction every strategy runs: at an active analysis scale the network sees

@@ -158,9 +158,9 @@ class DeepFusionMethod(FusionMethod):
     family: ClassVar[MethodFamily] = "deep"
     #: What a ``strategy`` parameter of "auto" means for 3+ frames (2 frames: "pair").
     auto_strategy_for_many: ClassVar[str] = "serial"
-    #: N-frame strategies that use none of the post-processing parameters on 3+ frames, with the
-    #: reason (:meth:`unused_params`).
-    strategies_without_post: ClassVar[Mapping[str, str]] = {}
+    #: The parameters each N-frame strategy leaves unused on 3+ frames (:meth:`unused_params`):
+    #: strategy → (their names, or None for every post-processing parameter; the reason).
+    unused_by_strategy: ClassVar[Mapping[str, tuple[tuple[str, ...] | None, str]]] = {}
 
     @classmethod
     def resolve_strategy(cls, params: Mapping[str, Any], frames: int) -> str:
@@ -171,10 +171,12 @@ class DeepFusionMethod(FusionMethod):
         return strategy
 
     def unused_params(self, params: Mapping[str, Any], frames: int) -> dict[str, str]:
-        if frames < 3:
+        declared = self.unused_by_strategy.get(self.resolve_strategy(params, frames)) if frames >= 3 else None
+        if declared is None:
             return {}
-        reason = self.strategies_without_post.get(self.resolve_strategy(params, frames))
-        return {spec.name: reason for spec in self.params if spec.stage == "post"} if reason else {}
+        names, reason = declared
+        return {spec.name: reason for spec in self.params
+                if (spec.stage == "post" if names is None else spec.name in names)}
 
     def load(self, weights: Path | None) -> LoadedNetwork:
         """The network with ``weights`` (None = the shipped ones), eval mode, on the CPU, read by

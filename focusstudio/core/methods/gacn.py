@@ -203,7 +203,8 @@ class GACNFuse(DeepFusionMethod):
     training_recipe = "focusstudio.core.training.recipes.gacn:GACNRecipe"
     rounding = "round"  # the released writer adds 0.4999… before truncating
     auto_strategy_for_many: ClassVar[str] = "neighbours"
-    strategies_without_post: ClassVar[Mapping[str, str]] = {"neighbours": NEIGHBOURS_USE_NO_POST}
+    unused_by_strategy: ClassVar[Mapping[str, tuple[tuple[str, ...] | None, str]]] = {
+        "neighbours": (None, NEIGHBOURS_USE_NO_POST)}
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_diff_scale{k}", "decision_initial", "boundary", "decision", "decision_volume_{j}",
         "decision_pair_{j}", "index",
