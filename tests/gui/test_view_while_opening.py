@@ -100,6 +100,7 @@ def test_the_view_follows_the_frame_selected_while_the_rest_decode(qtbot: QtBot,
     qtbot.waitUntil(lambda: window.viewer.main_caption.text() == "Frame 2: frame_2.png", timeout=8000)
     assert np.array_equal(shown(window), pixels(stack_folder / "frame_2.png"))
     assert window.file_runner.busy and len(decoder.decoded) == 2
+    assert window.show_combo.currentText() == "Frame 2: frame_2.png"  # the toolbar says so too
     with qtbot.waitSignal(window.stackLoaded, timeout=10000):
         decoder.gate.set()
     # Open: the frame the user chose stays shown and selected; the list is the stack's.

@@ -282,11 +282,12 @@ class DisplayController(QObject):
                 for old in [key for key in self._opening if key != 0]:
                     del self._opening[old]
             self._opening[position] = image
-        self.refresh_layer_combos()
         if position == 0:
+            # Only the frame shown is drawn, and the toolbar's layer lists are filled when a frame
+            # is looked at (a redraw or relayout per decoded frame would compete with the decoding).
+            self.refresh_layer_combos()
             self._before_layer = frame_key(0)
             self.state.set_base(frame_key(0))
-            # Only the frame shown is drawn (a redraw per decoded frame would cost its pixels' copy).
             self.window.viewer.refresh()
 
     def end_opening(self, opened: bool) -> int | None:

@@ -106,6 +106,7 @@ class StackController(QObject):
         """The user selected a frame in the list: while the stack opens, the view follows it (once
         open, a double-click or Return shows a frame, so ticking and reordering keep the view)."""
         if self._streamed and self.window.display.opening:
+            self.window.display.refresh_layer_combos()  # the frames decoded so far
             self.window.display.show_frame(index)
 
     def _restore_list_if_streamed(self) -> None:
