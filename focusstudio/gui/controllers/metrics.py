@@ -120,7 +120,7 @@ class MetricsController(QObject):
         self._start_next()
 
     def _on_failed(self, message: str) -> None:
-        self.running_slot = None
+        self.running_slot = self._measured = None
         self.window.metrics_panel.set_error(message)
         self._start_next()
 
