@@ -76,14 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         window.metrics_panel.auto.setChecked(False)
         return window
 
-    # 1. A stack being opened: the frames decoded so far are listed (greyed), the others follow.
+    # 1. A stack being opened: the frames decoded so far are listed (greyed), the others follow...
     window = new_window("decoding", "gff")
     macro = sorted(str(path) for path in (STACKS / "macro_object_6").glob("frame_*"))
     decoded: list[int] = []
     window.file_runner.progressed.connect(
         lambda event: decoded.append(event.position) if isinstance(event, FrameDecoded) else None)
     window.open_paths(macro)
-    _process_events_until(lambda: len(decoded) >= 3, 120)
+    # ...and the first frame in the view (shown as soon as it is decoded, made 8-bit in the background).
+    _process_events_until(lambda: len(decoded) >= 3 and window.viewer.main.image_shape is not None, 120)
     written.append(_grab(window, args.out / f"11-frames-as-decoded{args.suffix}.png"))
     _wait(window.stackLoaded, 600)
     # 2. Live tuning of gff: the change is shown at the viewport's resolution at once.

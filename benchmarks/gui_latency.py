@@ -19,6 +19,13 @@ starts the deep method, closes the window mid-run; the time from ``close()`` to 
 
     QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency --cancel
 
+First frame (``--first-frame``): seconds from opening a real stack (``../shared/stacks``
+macro_object_6 and microscopy_wbc_10) to its first frame in the main view, next to the seconds
+until the stack is open; each run is a fresh process, this tree and ``--before TREE`` (e.g. a
+``git worktree`` of main) alternately, with the CPU time of the process.
+
+    QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_latency --first-frame --before /tmp/base
+
 Not a test: numbers depend on the machine and its load.
 """
 
@@ -345,6 +352,79 @@ def measure_check_gaps(frames: list[Path]) -> dict[str, Any]:
     return report
 
 
+#: The real stacks of ``--first-frame`` (in ../shared/stacks).
+FIRST_FRAME_STACKS = ("macro_object_6", "microscopy_wbc_10")
+
+
+def first_frame_child(folder: Path) -> int:
+    """Open ``folder`` in a fresh window; print (JSON) the seconds to the first frame in the view
+    and to the open stack, and the process's CPU seconds over that time. Runs in whichever tree
+    PYTHONPATH names (this file is run by path), so it uses only what both trees have."""
+    from PySide6.QtWidgets import QApplication
+
+    import focusstudio
+
+    with tempfile.TemporaryDirectory() as scratch:
+        window = make_window(Path(scratch))
+        _process_events_until(lambda: window.isVisible(), 30)
+        QApplication.processEvents()
+        loaded: list[float] = []
+        window.stackLoaded.connect(lambda: loaded.append(time.perf_counter()))
+        cpu, started = time.process_time(), time.perf_counter()
+        window.open_paths([str(path) for path in sorted(folder.glob("frame_*"))])
+        _process_events_until(lambda: window.viewer.main.image_shape is not None, 600)
+        first = time.perf_counter()
+        _process_events_until(lambda: bool(loaded), 600)
+        cpu = time.process_time() - cpu  # until the stack is open and a frame is shown, whichever is later
+        window.close()
+    print(json.dumps({"first_frame_s": round(first - started, 3), "open_s": round(loaded[0] - started, 3),
+                      "first_before_open": first < loaded[0],
+                      # the process's CPU (its threads together) from the opening to the later of the two
+                      "cpu_s": round(cpu, 2), "tree": str(Path(focusstudio.__file__).parents[1])}), flush=True)
+    return 0
+
+
+def measure_first_frame(trees: dict[str, Path], repeats: int) -> dict[str, Any]:
+    """``repeats`` fresh processes per stack and tree, the trees alternating (a loaded machine
+    slows both alike); medians of the seconds to the first frame and to the open stack."""
+    import subprocess
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "stacks"
+    report: dict[str, Any] = {"load_average": os.getloadavg()[0], "cpus": os.cpu_count()}
+    for name in FIRST_FRAME_STACKS:
+        folder = shared / name
+        if not folder.is_dir():
+            continue
+        samples: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
+        for _ in range(repeats):
+            for label, tree in trees.items():
+                env = {**os.environ, "PYTHONPATH": str(tree), "QT_QPA_PLATFORM": "offscreen"}
+                child = subprocess.run(
+                    [sys.executable, str(Path(__file__).resolve()), "--first-frame-child", str(folder)],
+                    capture_output=True, text=True, timeout=600, env=env, cwd=tree,
+                )
+                lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
+                if child.returncode != 0 or not lines:
+                    raise RuntimeError(f"the {label} child failed: {child.stderr.strip()[-800:]}")
+                samples[label].append(json.loads(lines[-1]))
+        report[name] = {
+            label: {
+                "median_first_frame_s": round(statistics.median(s["first_frame_s"] for s in runs), 3),
+                "median_open_s": round(statistics.median(s["open_s"] for s in runs), 3),
+                "median_cpu_s": round(statistics.median(s["cpu_s"] for s in runs), 2),
+                # the least disturbed run of each (the machine may be loaded by other work)
+                "min_first_frame_s": min(s["first_frame_s"] for s in runs),
+                "min_open_s": min(s["open_s"] for s in runs),
+                "min_cpu_s": min(s["cpu_s"] for s in runs),
+                "runs": runs,
+            }
+            for label, runs in samples.items()
+        }
+        print(json.dumps({name: {label: {k: v for k, v in entry.items() if k != "runs"}
+                                 for label, entry in report[name].items()}}), flush=True)
+    return report
+
+
 def quit_child(method: str, folder: Path) -> int:
     """Open ``folder``, start ``method``, close the window 0.5 s into its network pass; prints the
     moment of ``close()`` (time.time()) so the parent can time the process's exit."""
@@ -392,6 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postprocessing-cpu", action="store_true",
                         help="only the CPU time of one post-processing update, full resolution and preview")
     parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--first-frame", action="store_true",
+                        help="only the seconds from opening a real stack to its first frame in the view")
+    parser.add_argument("--before", type=Path, help="--first-frame: the tree to compare with (e.g. main)")
+    parser.add_argument("--first-frame-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     from benchmarks.gui_tuning import (
         measure_draft,
@@ -403,6 +487,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.startup_child:
         return startup_child()
+    if args.first_frame:
+        trees = {"after": Path(__file__).resolve().parents[1]}
+        if args.before is not None:
+            trees = {"before": args.before.resolve(), **trees}
+        measure_first_frame(trees, args.repeats)
+        return 0
     if args.startup:
         print(json.dumps({"startup": measure_startup(args.startup)}, indent=1), flush=True)
         return 0
@@ -413,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     from focusstudio.gui.app import create_application
 
     create_application()
+    if args.first_frame_child:
+        return first_frame_child(args.first_frame_child)
     if args.draft:
         with tempfile.TemporaryDirectory() as scratch:
             print(json.dumps({"draft": measure_draft(args.method, "on", Path(scratch))}), flush=True)

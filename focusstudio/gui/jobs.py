@@ -8,7 +8,7 @@ thread. Nothing here imports Qt, so the jobs can be tested (and reused) without 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,9 @@ class FrameDecoded(ProgressEvent):
     position: int = 0  # among the good frames so far
     name: str = ""
     thumbnail: np.ndarray | None = field(default=None, compare=False)
+    #: The frame as decoded (float32 [0, 1], the array the load keeps; no copy): the window shows
+    #: it while the rest decode instead of waiting for the last frame.
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def load_files(
@@ -113,11 +116,14 @@ def load_files(
     thumbnails: list[np.ndarray] = []
     kept: list[np.ndarray] | None = []
     kept_bytes = 0
+    #: Frames decoded and not yet announced (each goes out with its FrameDecoded event).
+    unannounced: list[np.ndarray] = []
 
     def per_frame(image: np.ndarray) -> np.ndarray:
         nonlocal kept, kept_bytes
         thumbnail = make_thumbnail(image)
         thumbnails.append(thumbnail)
+        unannounced.append(image)
         if kept is not None:
             kept.append(image)
             kept_bytes += image.nbytes
@@ -135,12 +141,13 @@ def load_files(
             opened = stop.value
             break
         while shown < len(thumbnails):  # the frame decoded since the last event
-            yield FrameDecoded(event.stage, event.fraction, name, shown, name, thumbnails[shown])
+            yield FrameDecoded(event.stage, event.fraction, name, shown, name, thumbnails[shown],
+                               unannounced.pop(0))
             shown += 1
         name = event.message
         yield event
     if shown < len(thumbnails):
-        yield FrameDecoded("making thumbnails", 1.0, name, shown, name, thumbnails[shown])
+        yield FrameDecoded("making thumbnails", 1.0, name, shown, name, thumbnails[shown], unannounced.pop(0))
     decoded = tuple(kept) if kept is not None and len(kept) == len(opened.products) else ()
     return LoadOutcome(opened.stack, opened.products, opened.problems, opened.notes, opened.paths, decoded)
 
@@ -155,6 +162,15 @@ class FrameDisplay:
     image: np.ndarray  # float32 [0,1], for the cursor read-out
     #: Which view of the frames it was made for (the window drops frames of an outdated view).
     view: int = 0
+
+
+def array_display_job(
+    image: np.ndarray, index: int, cancel: CancelToken, view: int = 0
+) -> Generator[ProgressEvent, None, FrameDisplay]:
+    """A frame already decoded (a stack being opened) for the screen, as loaded frame ``index``."""
+    cancel.raise_if_cancelled()
+    yield ProgressEvent("showing frame", 0.0, "")
+    return FrameDisplay(index, to_display(image), image, view)
 
 
 def frame_display_job(
@@ -294,6 +310,27 @@ class MetricsOutcome:
     slot: str
     label: str
     values: Mapping[str, float]
+    #: Maps measured with the metrics (where the result falls short), and their display levels.
+    maps: Mapping[str, FusionMap] = field(default_factory=dict)
+    levels: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _sharpness_recall(fused: np.ndarray, sources: Sequence[np.ndarray],
+                      valid: np.ndarray | None) -> tuple[dict[str, float], dict[str, FusionMap]]:
+    """Sharpness recall as ``fuse --maps`` measures it (the same core measure on the fused
+    frames): the recall, its lost share, and the ``lost_blocks`` map."""
+    from focusstudio.core.metrics import sharpness_recall
+
+    recall = sharpness_recall(fused, iter(sources), valid=valid)
+    fusion_map = recall.fusion_map()
+    return {"Recall": recall.recall, "Lost": recall.lost_fraction}, {fusion_map.name: fusion_map}
+
+
+#: Metrics measured together with maps of where the result falls short: key → (fused image, source
+#: frames, where every frame has pixels) → (values, maps). Every other key is ``compute_metrics``'.
+MappedMetric = Callable[[np.ndarray, Sequence[np.ndarray], "np.ndarray | None"],
+                        tuple[dict[str, float], dict[str, FusionMap]]]
+MAPPED_METRICS: dict[str, MappedMetric] = {"Recall": _sharpness_recall}
 
 
 def metrics_job(
@@ -304,7 +341,8 @@ def metrics_job(
     keys: Sequence[str],
     cancel: CancelToken,
 ) -> Generator[ProgressEvent, None, MetricsOutcome]:
-    """No-reference metrics of ``fused`` against the frames of ``stack``, one metric at a time."""
+    """No-reference metrics of ``fused`` against the frames of ``stack``, one metric at a time,
+    with the maps that some of them measure (:data:`MAPPED_METRICS`)."""
     from focusstudio.core.metrics import compute_metrics
 
     sources: list[np.ndarray] = []
@@ -313,11 +351,17 @@ def metrics_job(
         yield ProgressEvent("metrics", 0.3 * index / len(stack), "reading sources")
         sources.append(stack.load(index))
     values: dict[str, float] = {}
+    maps: dict[str, FusionMap] = {}
     for number, key in enumerate(keys):
         cancel.raise_if_cancelled()
         yield ProgressEvent("metrics", 0.3 + 0.7 * number / len(keys), key)
-        values.update({k: float(v) for k, v in compute_metrics(fused, sources, metrics=[key]).items()})
-    return MetricsOutcome(slot, label, values)
+        if key in MAPPED_METRICS:
+            measured, measured_maps = MAPPED_METRICS[key](fused, sources, stack.valid_mask)
+            values.update({k: float(v) for k, v in measured.items()})
+            maps.update(measured_maps)
+        else:
+            values.update({k: float(v) for k, v in compute_metrics(fused, sources, metrics=[key]).items()})
+    return MetricsOutcome(slot, label, values, maps, map_levels(maps))
 
 
 # ---------------------------------------------------------------------------- export

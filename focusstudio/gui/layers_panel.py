@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from focusstudio.gui.map_legend import MapLegend, legend_entries
+from focusstudio.gui.map_legend import MapLegend, legend_entries, legend_title
 from focusstudio.gui.view_state import COLORMAPS, ViewState
 from focusstudio.gui.viewer import categories_for, gradient_colormap, make_colormap
 
@@ -128,9 +128,9 @@ class LayersPanel(QWidget):
             visible = []  # the overlays are not drawn over a source frame
         ordered = sorted(visible, key=lambda overlay: overlay.name != self.state.active_overlay)
         for overlay in ordered:
-            entries = legend_entries(overlay, names)
+            entries = legend_entries(overlay, names, self._descriptions(overlay.name))
             if entries:
-                self.legend.set_entries(f"<b>{overlay.name}</b>: pixel taken from frame", entries)
+                self.legend.set_entries(legend_title(overlay), entries)
                 return
         self.legend.set_entries("", [])
 

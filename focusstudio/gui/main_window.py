@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         self.stack_panel = StackPanel()
         self.stack_panel.selectionChanged.connect(self.workspace.set_active)
         self.stack_panel.frameActivated.connect(self.display.show_frame)
+        self.stack_panel.frameSelected.connect(self.stacks.on_frame_selected)
         self.stack_panel.addRequested.connect(self.stacks.add_files_dialog)
         self.stack_panel.filesDropped.connect(self.stacks.on_files_dropped_on_list)
         self.stack_panel.removeRequested.connect(self.stacks.remove_frames)
@@ -176,6 +177,7 @@ class MainWindow(QMainWindow):
         self.fuse_button, self.cancel_button = method_panel.fuse_button, method_panel.cancel_button
         self.method_combo.currentIndexChanged.connect(self.methods.on_method_chosen)
         self.param_form.valuesChanged.connect(self.fusion.on_params_changed)
+        self.param_form.valuesChanged.connect(lambda _values: self.methods.update_unused())
         self.preset_combo.activated.connect(self.methods.on_preset_chosen)
         method_panel.save_preset_button.clicked.connect(self.methods.save_preset_dialog)
         method_panel.delete_preset_button.clicked.connect(self.methods.delete_preset)

@@ -40,8 +40,9 @@ def telling_map(maps: Mapping[str, FusionMap], frame_count: int) -> str | None:
     return grouped_names(maps)[0]
 
 
-def legend_entries(overlay: OverlayState, names: Sequence[str]) -> list[tuple[QColor, str]]:
-    """(colour, "frame k: name") for each frame a map's colours stand for; empty when they stand for none.
+def legend_entries(overlay: OverlayState, names: Sequence[str], description: str = "") -> list[tuple[QColor, str]]:
+    """(colour, "frame k: name") for each frame a map's colours stand for; for a mask, (colour of
+    its 1, what it marks: the map's ``description``); empty when the colours stand for none of these.
 
     Index maps hold 0-based frame positions of the fused stack; the label uses the 1-based number of
     the list. A decision map of a pair is 1 where frame 1 was chosen and 0 where frame 2 was.
@@ -49,18 +50,27 @@ def legend_entries(overlay: OverlayState, names: Sequence[str]) -> list[tuple[QC
     low, high = overlay.levels
     span = high - low if high > low else 1.0
     colormap = make_colormap(overlay.colormap, categories_for(overlay))
+
+    def colour(value: float) -> QColor:
+        rgb = colormap.map([min(max((value - low) / span, 0.0), 1.0)], mode="byte")[0]
+        return QColor(int(rgb[0]), int(rgb[1]), int(rgb[2]))
+
+    if overlay.kind == "mask":
+        return [(colour(1.0), description or f"{overlay.name} is 1")]
     if overlay.kind == "index":
         values = [(float(k), k) for k in range(len(names))]
     elif overlay.kind in ("decision", "weight") and len(names) == 2:
         values = [(1.0, 0), (0.0, 1)]
     else:
         return []
-    entries = []
-    for value, frame in values:
-        fraction = min(max((value - low) / span, 0.0), 1.0)
-        rgb = colormap.map([fraction], mode="byte")[0]
-        entries.append((QColor(int(rgb[0]), int(rgb[1]), int(rgb[2])), f"{frame + 1}: {names[frame]}"))
-    return entries
+    return [(colour(value), f"{frame + 1}: {names[frame]}") for value, frame in values]
+
+
+def legend_title(overlay: OverlayState) -> str:
+    """The legend's heading: what its colours say of a pixel."""
+    if overlay.kind == "mask":
+        return f"<b>{overlay.name}</b>: marked in colour"
+    return f"<b>{overlay.name}</b>: pixel taken from frame"
 
 
 class MapLegend(QWidget):
@@ -102,6 +112,7 @@ class MapLegend(QWidget):
             swatch.setStyleSheet(f"background: {colour.name()}; border: 1px solid #555;")
             text = QLabel(label)
             text.setToolTip(label)
+            text.setWordWrap(len(shown) == 1)  # one long line (what a mask marks) wraps in the dock
             self._grid.addWidget(swatch, row, column)
             self._grid.addWidget(text, row, column + 1)
         if len(entries) > LEGEND_ROWS:

@@ -29,6 +29,8 @@ METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("Qcb", "Q_cb", "Human-perception based (Chen & Blum); higher is better"),
     ("NCIE", "NCIE", "Nonlinear correlation information entropy; higher is better"),
     ("MI", "MI", "Mutual information between the result and the sources; higher is better"),
+    ("Recall", "Recall", "Sharpness recall: how much of what was sharp in some frame is sharp in the result "
+     "(0..1, 32-px blocks); higher is better. The blocks lost (under half the detail) are the lost_blocks overlay"),
 )
 METRIC_KEYS: tuple[str, ...] = tuple(key for key, _, _ in METRIC_COLUMNS)
 SLOTS = ("A", "B")
@@ -85,7 +87,14 @@ class MetricsPanel(QWidget):
 
     def set_values(self, slot: str, label: str, values: Mapping[str, float]) -> None:
         cells = {key: f"{values[key]:.4f}" for key in METRIC_KEYS if key in values}
-        self._set_row(SLOTS.index(slot), f"{slot}: {label}", cells)
+        row = SLOTS.index(slot)
+        self._set_row(row, f"{slot}: {label}", cells)
+        if "Recall" in values and "Lost" in values:
+            column = 1 + METRIC_KEYS.index("Recall")
+            lost = values["Lost"]
+            self.table.item(row, column).setToolTip(
+                f"{lost:.1%} of the textured blocks lost: the lost_blocks overlay shows them in red"
+                if lost == lost else "No textured block to measure")  # NaN: nothing to measure
         self.status.setText("Higher is better for every metric shown.")
 
     def set_error(self, message: str) -> None:

@@ -1,8 +1,10 @@
 """A parameter form generated from a method's :class:`~focusstudio.core.params.ParamSpec` declarations.
 
 Nothing here knows a parameter by name: ranges, defaults, steps, tooltips and the live-update
-marker all come from the declarations, so a new method gets its controls for free. The form is
-reusable outside the main window (the training wizard, dialogs).
+marker all come from the declarations, so a new method gets its controls for free; which
+parameters a run would not use comes from the method too (``FusionMethod.unused_params``), and
+their controls are disabled with the reason (:meth:`ParamForm.set_unused`). The form is reusable
+outside the main window (the training wizard, dialogs).
 """
 
 from __future__ import annotations
@@ -243,12 +245,21 @@ class ParamForm(QWidget):
         self._group_titles = dict(group_titles or self.DEFAULT_GROUP_TITLES)
         self._describe = describe or tooltip_for
         self._fields: dict[str, _Field] = {}
+        self._labels: dict[str, QLabel] = {}
+        #: Parameter → why the run would not use it (its control is disabled).
+        self._unused: dict[str, str] = {}
         self._params = ParamSet()
         self._bulk_update = False
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._body = QWidget()
         self._layout.addWidget(self._body)
+        #: Says, under the controls, why some are greyed (their tooltips say it too).
+        self.unused_note = QLabel()
+        self.unused_note.setObjectName("unusedParamsNote")
+        self.unused_note.setWordWrap(True)
+        self.unused_note.setVisible(False)
+        self._layout.addWidget(self.unused_note)
         self.reset_button = QPushButton("Reset to defaults")
         self.reset_button.setToolTip("Set every parameter of this method back to its declared default")
         self.reset_button.clicked.connect(self.reset_defaults)
@@ -265,6 +276,9 @@ class ParamForm(QWidget):
         """Rebuild the editors for another set of declarations (another method)."""
         self._params = params
         self._fields.clear()
+        self._labels.clear()
+        self._unused = {}
+        self.unused_note.setVisible(False)
         old_body = self._body
         self._body = QWidget()
         layout = QVBoxLayout(self._body)
@@ -291,6 +305,7 @@ class ParamForm(QWidget):
                 form.addRow(label, field.widget)
                 field.connect(self._on_edited)
                 self._fields[spec.name] = field
+                self._labels[spec.name] = label
             layout.addLayout(form)
         if not len(params):
             layout.addWidget(QLabel("This method has no parameters."))
@@ -300,6 +315,31 @@ class ParamForm(QWidget):
         old_body.hide()
         old_body.deleteLater()
         self.reset_button.setEnabled(bool(len(params)))
+
+    def set_unused(self, reasons: Mapping[str, str]) -> None:
+        """Disable the controls of the parameters in ``reasons`` (name → why the run would not use
+        it), with the reason in their tooltips and under the form; the others are enabled."""
+        reasons = {name: reason for name, reason in reasons.items() if name in self._fields}
+        if reasons == self._unused:
+            return
+        self._unused = dict(reasons)
+        for name, field in self._fields.items():
+            reason = reasons.get(name)
+            tip = self._describe(field.spec)
+            if reason is not None:
+                tip = f"Not used now: {reason}.\n\n{tip}"
+            for widget in (field.widget, self._labels[name]):
+                widget.setEnabled(reason is None)
+                widget.setToolTip(tip)
+        if reasons:
+            titles = ", ".join(self._fields[name].spec.label for name in reasons)
+            why = "; ".join(dict.fromkeys(reasons.values()))
+            self.unused_note.setText(f"<i>Greyed ({titles}): {why}.</i>")
+        self.unused_note.setVisible(bool(reasons))
+
+    def unused(self) -> dict[str, str]:
+        """The parameters whose controls are disabled now, with the reason."""
+        return dict(self._unused)
 
     # ------------------------------------------------------------------ values
     def editor(self, name: str) -> QWidget:

@@ -75,6 +75,8 @@ class StackPanel(QWidget):
     selectionChanged = Signal(list)
     #: (index into the loaded stack) the user double-clicked a frame to look at it.
     frameActivated = Signal(int)
+    #: (index into the loaded stack, or position in a stack being opened) the selected frame changed.
+    frameSelected = Signal(int)
     addRequested = Signal()
     filesDropped = Signal(list)
     #: (indices into the loaded stack) the user asked to take these frames out of the stack.
@@ -108,6 +110,8 @@ class StackPanel(QWidget):
         self.list.itemChanged.connect(self._emit_selection)
         self.list.model().rowsMoved.connect(self._emit_selection)
         self.list.itemDoubleClicked.connect(lambda item: self.frameActivated.emit(int(item.data(_INDEX_ROLE))))
+        self.list.currentItemChanged.connect(
+            lambda item, _previous: item is not None and self.frameSelected.emit(int(item.data(_INDEX_ROLE))))
         self.list.filesDropped.connect(self.filesDropped)
 
     def _build_actions(self) -> None:
@@ -187,18 +191,29 @@ class StackPanel(QWidget):
 
     def show_decoded(self, position: int, name: str, icon: QIcon) -> None:
         """A frame of a stack being opened was decoded: list it now, greyed (the list becomes the
-        stack's, checkable and movable, with :meth:`set_frames` once the last frame is in)."""
+        stack's, checkable and movable, with :meth:`set_frames` once the last frame is in). It can
+        be selected already: the view shows the frame selected."""
         if position == 0:
             self.list.blockSignals(True)
             self.list.clear()
             self.list.blockSignals(False)
         item = QListWidgetItem(icon, f"{name}\ndecoded")
         item.setData(_INDEX_ROLE, position)
-        item.setFlags(Qt.ItemFlag.NoItemFlags)  # nothing to select, tick or drag until the stack is open
+        # Looked at, not yet ticked or dragged (that needs the stack, once open).
+        item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+        item.setForeground(self.palette().placeholderText())  # greyed: the frame is not in a stack yet
         self.list.blockSignals(True)
         self.list.addItem(item)
         self.list.blockSignals(False)
-        self.list.scrollToItem(item)
+        if self.list.currentItem() is None:
+            self.list.scrollToItem(item)  # follow the decoding until the user picks a frame to look at
+
+    def select_frame(self, index: int) -> None:
+        """Make frame ``index`` the selected one (the list keeps the user's pick across reloads)."""
+        for row in range(self.list.count()):
+            if int(self.list.item(row).data(_INDEX_ROLE)) == index:
+                self.list.setCurrentRow(row)
+                return
 
     def set_thumbnail(self, index: int, icon: QIcon) -> None:
         for row in range(self.list.count()):

@@ -17,14 +17,16 @@ from focusstudio.gui.jobs import default_levels
 
 #: Colour maps offered for overlays (all bundled with pyqtgraph, no matplotlib needed).
 COLORMAPS: tuple[str, ...] = ("viridis", "inferno", "magma", "plasma", "turbo", "cividis", "CET-D1", "grey",
-                              "categorical")
+                              "categorical", "mask")
 
 #: Default colour map by map kind: index maps get distinct colours per frame.
 DEFAULT_COLORMAP = {
     "index": "categorical",
     "decision": "CET-D1",
     "weight": "CET-D1",
-    "mask": "grey",
+    # A mask marks the pixels where it is 1 (blocks the result lost, a boundary band): those in
+    # red, the others untouched ("mask" is transparent at 0).
+    "mask": "mask",
     "activity": "inferno",
     "attention": "viridis",
     "other": "viridis",

@@ -38,6 +38,10 @@ MapsProvider = Callable[[], "dict[str, FusionMap]"]
 Placement = Callable[[str, str], "tuple[float, float, float, float] | str"]
 
 
+#: The "mask" colour map: a mask's 0 leaves the image as it is, its 1 is red.
+MASK_CLEAR = (0, 0, 0, 0)
+MASK_RED = (230, 25, 25, 255)
+
 #: Stacking order: base image 0, overlays from OVERLAY_Z up, the wipe's other image above them.
 OVERLAY_Z = 10
 WIPE_Z = 500
@@ -51,7 +55,15 @@ def make_colormap(name: str, categories: int = 10) -> pg.ColorMap:
         return pg.ColorMap(positions, [CATEGORICAL[k % len(CATEGORICAL)] for k in range(count)])
     if name == "grey":
         return pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)])
+    if name == "mask":
+        return pg.ColorMap([0.0, 1.0], [MASK_CLEAR, MASK_RED])
     return pg.colormap.get(name)
+
+
+def has_transparency(colormap: pg.ColorMap) -> bool:
+    """Whether some colour of ``colormap`` is see-through (its lookup table then keeps alpha)."""
+    _, colours = colormap.getStops(mode=pg.ColorMap.BYTE)
+    return bool(np.asarray(colours).shape[1] == 4 and np.any(np.asarray(colours)[:, 3] < 255))
 
 
 #: The histogram's gradient editor makes one draggable tick per colour-map stop; pyqtgraph's
@@ -362,7 +374,7 @@ class Viewer(QWidget):
             lut_key = (overlay.colormap, categories_for(overlay) if overlay.colormap == "categorical" else 0)
             if self._overlay_lut_key.get(name) != lut_key:
                 colormap = make_colormap(overlay.colormap, lut_key[1] or 10)
-                item.setLookupTable(colormap.getLookupTable(nPts=256, alpha=False))
+                item.setLookupTable(colormap.getLookupTable(nPts=256, alpha=has_transparency(colormap)))
                 self._overlay_lut_key[name] = lut_key
             item.setLevels(overlay.levels)
             item.setOpacity(overlay.opacity)

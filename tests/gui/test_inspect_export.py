@@ -122,7 +122,7 @@ def test_compare_two_methods_with_metrics(qtbot: QtBot, fused: MainWindow) -> No
     assert fused.results["B"].result.method == "sf"
     for slot in ("A", "B"):
         values = fused.metrics_panel.values(slot)
-        assert set(values) == {"Qabf", "Qcb", "NCIE", "MI"}
+        assert set(values) == {"Qabf", "Qcb", "NCIE", "MI", "Recall"}
         assert all(float(text) == float(text) for text in values.values())  # numbers, not NaN or "…"
     fused.compare_results()
     assert fused.state.base == "result:A" and fused.state.wipe_enabled and fused.state.wipe_layer == "result:B"

@@ -20,7 +20,7 @@ N > 2 frames, the ``strategy`` parameter (:data:`STRATEGY`), both from
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -58,6 +58,13 @@ STRATEGY = ParamSpec(
     "stacks; threshold and small-region removal are not used); serial = fuse the running result "
     "with the next frame, each step decided by the post-processing (an early wrong step is carried on)",
     choices=STRATEGIES, stage="analysis",
+)
+
+
+#: Why the ``neighbours`` strategy leaves the post-processing parameters unused (shown to the user).
+NEIGHBOURS_USE_NO_POST = (
+    "not used by the 'neighbours' strategy on 3 or more frames: each pixel takes the frame where the "
+    "summed neighbour-pair evidence peaks (choose the 'serial' strategy to use it)"
 )
 
 
@@ -104,6 +111,8 @@ class SerialDecisionMethod(DeepFusionMethod):
 
     # -------------------------------------------------------------- shared
     auto_strategy_for_many: ClassVar[str] = "neighbours"
+    unused_by_strategy: ClassVar[Mapping[str, tuple[tuple[str, ...] | None, str]]] = {
+        "neighbours": (None, NEIGHBOURS_USE_NO_POST)}
 
     def _predictor(self, network: Any, params: dict[str, Any], stack: Stack, context: RunContext) -> PairPredictor:
         """The pair prediction every strategy runs: at an active analysis scale the network sees

@@ -105,6 +105,11 @@ class FusionMethod(ABC):
         """(can run, reason if not). Classical methods can always run."""
         return True, ""
 
+    def unused_params(self, params: Mapping[str, Any], frames: int) -> dict[str, str]:
+        """The parameters a run of ``frames`` frames with ``params`` does not use, each with the
+        reason (front ends disable those controls and say why instead of letting them pretend)."""
+        return {}
+
     def weights_label(self, weights: Path | None = None) -> str | None:
         """A short description of the weights that would be used (for provenance)."""
         return None
@@ -153,6 +158,9 @@ class DeepFusionMethod(FusionMethod):
     family: ClassVar[MethodFamily] = "deep"
     #: What a ``strategy`` parameter of "auto" means for 3+ frames (2 frames: "pair").
     auto_strategy_for_many: ClassVar[str] = "serial"
+    #: The parameters each N-frame strategy leaves unused on 3+ frames (:meth:`unused_params`):
+    #: strategy → (their names, or None for every post-processing parameter; the reason).
+    unused_by_strategy: ClassVar[Mapping[str, tuple[tuple[str, ...] | None, str]]] = {}
 
     @classmethod
     def resolve_strategy(cls, params: Mapping[str, Any], frames: int) -> str:
@@ -161,6 +169,14 @@ class DeepFusionMethod(FusionMethod):
         if strategy == "auto":
             return "pair" if frames == 2 else cls.auto_strategy_for_many
         return strategy
+
+    def unused_params(self, params: Mapping[str, Any], frames: int) -> dict[str, str]:
+        declared = self.unused_by_strategy.get(self.resolve_strategy(params, frames)) if frames >= 3 else None
+        if declared is None:
+            return {}
+        names, reason = declared
+        return {spec.name: reason for spec in self.params
+                if (spec.stage == "post" if names is None else spec.name in names)}
 
     def load(self, weights: Path | None) -> LoadedNetwork:
         """The network with ``weights`` (None = the shipped ones), eval mode, on the CPU, read by

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from focusstudio.core.lazy import lazy_import
+from focusstudio.core.methods._deep_serial import NEIGHBOURS_USE_NO_POST
 from focusstudio.core.methods.analysis_scale import AnalysisScale, analysis_scale_for, lift_pair
 from focusstudio.core.methods.backends.gacn_fast import GACNInference
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
@@ -202,6 +203,8 @@ class GACNFuse(DeepFusionMethod):
     training_recipe = "focusstudio.core.training.recipes.gacn:GACNRecipe"
     rounding = "round"  # the released writer adds 0.4999… before truncating
     auto_strategy_for_many: ClassVar[str] = "neighbours"
+    unused_by_strategy: ClassVar[Mapping[str, tuple[tuple[str, ...] | None, str]]] = {
+        "neighbours": (None, NEIGHBOURS_USE_NO_POST)}
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_diff_scale{k}", "decision_initial", "boundary", "decision", "decision_volume_{j}",
         "decision_pair_{j}", "index",

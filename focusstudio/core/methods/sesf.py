@@ -203,6 +203,10 @@ class SESFFuse(DeepFusionMethod):
     training_recipe = "focusstudio.core.training.recipes.sesf:SESFRecipe"
     rounding = "truncate"  # the released code clips and casts to uint8
     auto_strategy_for_many: ClassVar[str] = "blend"
+    unused_by_strategy: ClassVar[Mapping[str, tuple[tuple[str, ...] | None, str]]] = {"blend": (
+        ("use_srr", "area_fraction", "use_guided_filter", "gf_radius", "gf_eps", "clamp_weight"),
+        "not used by the 'blend' strategy on 3 or more frames: the label-opened selection is composed by "
+        "pyramid blending (choose 'nway' to use it)")}
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_{i}", "decision_raw", "decision_post", "weight", "index_raw", "index",
     )

@@ -2,20 +2,24 @@
 
 Source frames are decoded for the screen in the background (one at a time, the last few kept); a
 frame is shown as the last aligned fusion registered it (the workspace's frame view), so a wipe
-between a frame and the result lines up.
+between a frame and the result lines up. While a stack opens, its frames are shown as they are
+decoded (the first at once, then the one the user selects in the list): the view is never empty
+until the last frame is in, and nothing is decoded twice for it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject
 
+from focusstudio.core.io.tolerant import FRAME_CACHE_BUDGET
 from focusstudio.core.types import FusionMap
-from focusstudio.gui.jobs import FrameDisplay, FusionOutcome, frame_display_job
+from focusstudio.gui.jobs import FrameDisplay, FusionOutcome, array_display_job, frame_display_job
 from focusstudio.gui.map_legend import telling_map
 from focusstudio.gui.view_state import RESULT_A, RESULT_B, frame_key, parse_layer
 from focusstudio.gui.workers import JobRunner
@@ -50,6 +54,19 @@ class DisplayController(QObject):
         self._after_layer = RESULT_A
         #: A result is being put on screen: its maps are synced once, at the end (finish_result).
         self._showing_result = False
+        #: The stack being opened: its frames' names and, while they fit the frame cache's budget,
+        #: the frames as decoded (position → float image); None when no opening is shown.
+        self._opening: dict[int, np.ndarray] | None = None
+        self._opening_names: list[str] = []
+        #: Tags the frames made for the screen from an opening (never a workspace frame view).
+        self._opening_view = 0
+        #: What the view showed before the opening (shown again when the opening brings nothing).
+        self._base_before_opening = RESULT_A
+        #: Maps measured after a result (the metrics' lost_blocks), by slot: (the result, maps, levels).
+        self._measured: dict[str, tuple[FusionOutcome, dict[str, FusionMap], dict[str, tuple[float, float]]]] = {}
+        #: (opening tag, workspace frame view): frames made for the last opening that became the
+        #: workspace's stack are frames of that view (one still being made when it opened is kept).
+        self._adopted = (0, -1)
         events = self.workspace.events
         events.frame_view_changed.connect(self._drop_frames)
         events.results_cleared.connect(self._on_results_cleared)
@@ -85,6 +102,9 @@ class DisplayController(QObject):
             stale = "" if self.workspace.is_current(outcome) else " · previous frame selection"
             return f"Result {which}: {outcome.result.method}{stale}"
         index = int(which)
+        if self._opening is not None:
+            names = self._opening_names
+            return f"Frame {index + 1}: {names[index]}" if index < len(names) else f"Frame {index + 1}"
         stack = self.workspace.stack
         if stack is None or index >= len(stack):
             return f"Frame {index + 1}"
@@ -126,9 +146,27 @@ class DisplayController(QObject):
         outcome = self.result_for_layer(self.state.base)
         return outcome or results.get(self.window.target_slot()) or next(iter(results.values()), None)
 
+    def maps_of(self, outcome: FusionOutcome) -> tuple[dict[str, FusionMap], dict[str, tuple[float, float]]]:
+        """A result's maps and their levels: the method's, and those measured after it (while it is
+        its slot's result), e.g. the lost blocks of the sharpness recall."""
+        maps, levels = dict(outcome.result.maps), dict(outcome.levels)
+        measured = self._measured.get(outcome.request.slot)
+        if measured is not None and measured[0] is outcome:
+            maps.update(measured[1])
+            levels.update(measured[2])
+        return maps, levels
+
+    def add_measured_maps(self, slot: str, outcome: FusionOutcome, maps: dict[str, FusionMap],
+                          levels: dict[str, tuple[float, float]]) -> None:
+        """The metrics of ``outcome`` brought maps: they become overlays of that result."""
+        self._measured[slot] = (outcome, dict(maps), dict(levels))
+        if self.shown_outcome() is outcome and self.state.base == result_layer(slot):
+            self.state.sync_maps(*self.maps_of(outcome))
+            self.window.viewer.refresh_overlays()
+
     def shown_maps(self) -> dict[str, FusionMap]:
         outcome = self.shown_outcome()
-        return dict(outcome.result.maps) if outcome is not None else {}
+        return self.maps_of(outcome)[0] if outcome is not None else {}
 
     def map_description(self, name: str) -> str:
         fusion_map = self.shown_maps().get(name)
@@ -144,9 +182,16 @@ class DisplayController(QObject):
         if frame is not None:
             self._frames.move_to_end(index)
             return frame
-        if self.workspace.frame_source(index) is not None:
+        if self._opening is not None:
+            if index in self._opening:
+                self._request_frame(index)
+        elif self.workspace.frame_source(index) is not None:
             self._request_frame(index)
         return None
+
+    def _current_view(self) -> int:
+        """The tag frames made for the screen now must carry (an opening's, else the workspace's)."""
+        return self._opening_view if self._opening is not None else self.workspace.frame_view
 
     def _request_frame(self, index: int) -> None:
         if index in self._frame_queue:
@@ -159,6 +204,15 @@ class DisplayController(QObject):
         if not self._frame_queue:
             return
         index = self._frame_queue[0]
+        if self._opening is not None:
+            image = self._opening.get(index)
+            if image is None:  # not kept (over the budget) or from an opening that ended
+                self._frame_queue.pop(0)
+                self._start_next_frame()
+                return
+            # Decoded by the load already: only made 8-bit for the screen, in the background.
+            self.frame_runner.start(partial(array_display_job, image, index, view=self._opening_view))
+            return
         source = self.workspace.frame_source(index)
         if source is None:  # no longer a frame of the stack
             self._frame_queue.pop(0)
@@ -170,11 +224,14 @@ class DisplayController(QObject):
         )
 
     def _on_frame_loaded(self, frame: FrameDisplay) -> None:
-        if self._frame_queue and self._frame_queue[0] == frame.index:
-            self._frame_queue.pop(0)
-        if frame.view != self.workspace.frame_view:  # made for a view that changed meanwhile
+        if frame.view == self._adopted[0] and self._adopted[1] == self.workspace.frame_view:
+            frame = replace(frame, view=self._adopted[1])  # made while its stack opened: the same pixels
+        if frame.view != self._current_view():
+            # Made for a view that changed meanwhile; the queue holds only what was asked since.
             self._start_next_frame()
             return
+        if self._frame_queue and self._frame_queue[0] == frame.index:
+            self._frame_queue.pop(0)
         self._frames[frame.index] = frame
         while len(self._frames) > FRAME_CACHE_SIZE:
             self._frames.popitem(last=False)
@@ -188,7 +245,10 @@ class DisplayController(QObject):
         self._start_next_frame()
 
     def _drop_frames(self) -> None:
-        """The frames as shown changed (new stack, another registration): make them again."""
+        """The frames as shown changed (new stack, another registration): make them again (not
+        those of a stack being opened: they are its frames as decoded, see :meth:`end_opening`)."""
+        if self._opening is not None:
+            return
         self._frames.clear()
         self._frame_queue.clear()
 
@@ -197,17 +257,82 @@ class DisplayController(QObject):
         self.state.set_base(frame_key(index))
         self.sync_view_controls("base")
 
+    # ------------------------------------------------------------------ a stack being opened
+    @property
+    def opening(self) -> bool:
+        """Frames of a stack being opened are shown (its list is streaming)."""
+        return self._opening is not None
+
+    def show_decoded(self, position: int, name: str, image: np.ndarray | None) -> None:
+        """Frame ``position`` of the stack being opened was decoded: the view shows the first one
+        at once (and any other the user selects) instead of staying empty until the last is in."""
+        if position == 0 or self._opening is None:
+            if self._opening is None:
+                self._base_before_opening = self.state.base
+            self._opening, self._opening_names = {}, []
+            self._opening_view -= 1  # a tag no frame of an earlier opening or of the workspace has
+            self._frames.clear()  # the frames of the stack shown until now
+            self._frame_queue.clear()
+        self._opening_names[position:] = [name]
+        if image is not None:
+            kept = sum(frame.nbytes for frame in self._opening.values())
+            if kept + image.nbytes > FRAME_CACHE_BUDGET:
+                # A big stack: the load does not keep its frames either; keep the first and the
+                # latest, never the whole stack a second time.
+                for old in [key for key in self._opening if key != 0]:
+                    del self._opening[old]
+            self._opening[position] = image
+        if position == 0:
+            # Only the frame shown is drawn, and the toolbar's layer lists are filled when a frame
+            # is looked at (a redraw or relayout per decoded frame would compete with the decoding).
+            self.refresh_layer_combos()
+            self._before_layer = frame_key(0)
+            self.state.set_base(frame_key(0))
+            self.window.viewer.refresh()
+
+    def end_opening(self, opened: bool) -> int | None:
+        """The opening ended. ``opened``: its stack is now the workspace's (set just before), and
+        the frames made for the screen are its frames as loaded: kept, not made again. Otherwise
+        the view returns to what it showed before. Returns the frame the user was looking at."""
+        if self._opening is None:
+            return None
+        kind, which = parse_layer(self.state.base)
+        looked_at = int(which) if kind == "frame" else None
+        made = [frame for frame in self._frames.values() if frame.view == self._opening_view]
+        self._opening, self._opening_names = None, []
+        self._frames.clear()
+        self._frame_queue.clear()
+        stack = self.workspace.stack
+        if opened and stack is not None:
+            self._adopted = (self._opening_view, self.workspace.frame_view)
+            for frame in made:
+                if frame.index < len(stack):
+                    self._frames[frame.index] = replace(frame, view=self.workspace.frame_view)
+        else:
+            self.state.set_base(self._base_before_opening)
+            looked_at = None
+        return looked_at
+
     # ------------------------------------------------------------------ stacks and results
-    def show_new_stack(self) -> None:
-        """The stack list was filled: show its first included frame unless a result is shown."""
+    def show_new_stack(self, looked_at: int | None = None) -> None:
+        """The stack list was filled: show its first included frame unless a result is shown
+        (``looked_at``: the frame the user chose while the stack was opening, shown instead)."""
         if not self.workspace.results:
             active = self.workspace.active_indices
             first = active[0] if active else 0
+            if looked_at is not None and self.workspace.frame_source(looked_at) is not None:
+                first = looked_at
+            shown = self.window.viewer.main.image_shape
             self.state.set_base(frame_key(first))
             self._before_layer = frame_key(first)
+        else:
+            shown = None
         self.refresh_layer_combos()
         self.window.viewer.refresh()
-        self.window.viewer.fit()
+        stack = self.workspace.stack
+        # A frame of this stack already on screen (shown while it opened): the user may have zoomed.
+        if stack is None or shown != stack.shape:
+            self.window.viewer.fit()
 
     def show_result(self, outcome: FusionOutcome) -> None:
         """Put a finished result's image on screen (its maps follow in :meth:`finish_result`)."""
@@ -222,9 +347,8 @@ class DisplayController(QObject):
 
     def finish_result(self, outcome: FusionOutcome) -> None:
         """The result's maps as overlays (when its slot is the one shown)."""
-        result = outcome.result
         if self.state.base == result_layer(outcome.request.slot):
-            self.state.sync_maps(result.maps, outcome.levels)
+            self.state.sync_maps(*self.maps_of(outcome))
             self._show_telling_map(outcome)
         self.window.viewer.refresh_overlays()
 
@@ -244,12 +368,15 @@ class DisplayController(QObject):
         return list(outcome.result.source_names) if outcome is not None else []
 
     def _on_results_cleared(self) -> None:
+        self._measured.clear()
         self.state.sync_maps({})
         self.state.set_wipe(False)
 
     # ------------------------------------------------------------------ view controls
     def layer_choices(self) -> list[tuple[str, str]]:
         results = self.workspace.results
+        if self._opening is not None:  # the frames of the stack being opened, so far
+            return [(self.layer_title(frame_key(i)), frame_key(i)) for i in range(len(self._opening_names))]
         choices = [(self.layer_title(key), key) for key in (RESULT_A, RESULT_B) if key[-1] in results]
         stack = self.workspace.stack
         if stack is not None:
@@ -287,7 +414,7 @@ class DisplayController(QObject):
         if aspect == "base" and not self._showing_result:
             outcome = self.result_for_layer(state.base)
             if outcome is not None:
-                state.sync_maps(outcome.result.maps, outcome.levels)
+                state.sync_maps(*self.maps_of(outcome))
 
     def toggle_before_after(self) -> None:
         """Switch the base between the shown result and the last source frame looked at."""
@@ -344,7 +471,7 @@ class DisplayController(QObject):
         height, width = outcome.result.image.shape[:2]
         names = outcome.result.source_names
         origin = ""
-        for name, fusion_map in outcome.result.maps.items():
+        for name, fusion_map in self.maps_of(outcome)[0].items():
             data = fusion_map.data
             # Maps may be smaller than the image (computed at a lower resolution).
             map_row = min(data.shape[0] - 1, row * data.shape[0] // height)

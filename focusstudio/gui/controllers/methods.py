@@ -26,6 +26,8 @@ class MethodController(QObject):
         super().__init__(window)
         self.window = window
         self.workspace = window.workspace
+        # Which parameters a run would use depends on the frames too (N-frame strategies).
+        self.workspace.events.selection_changed.connect(lambda *_args: self.update_unused())
 
     # ------------------------------------------------------------------ the method list
     def populate(self) -> None:
@@ -89,8 +91,18 @@ class MethodController(QObject):
         if remembered:
             window.param_form.set_values(remembered)
         window.param_form.blockSignals(False)
+        self.update_unused()
         self.fill_presets()
         window.app_settings.last_method = name
+
+    def update_unused(self) -> None:
+        """Grey the parameters the method says a run of the selected frames with these values would
+        not use (e.g. the post-processing of an N-frame strategy that has none), saying why."""
+        method, form = self.workspace.method, self.window.param_form
+        if method is None:
+            return
+        frames = len(self.workspace.active_indices) if self.workspace.stack is not None else 0
+        form.set_unused(method.unused_params(form.values(), frames))
 
     # ------------------------------------------------------------------ presets
     def fill_presets(self) -> None:

@@ -4,7 +4,8 @@ Metrics start once a result has been still for a moment (they would slow live up
 at a time, in a thread of their own at the lowest CPU priority; above a size limit they wait for
 "Compute now" (they need every source frame in memory). While a post-processing change is being
 tuned they are held (:meth:`MetricsController.hold`): the running computation is cancelled and
-the slot measured again once its final result arrives.
+the slot measured again once its final result arrives. Maps measured with the metrics (the
+``lost_blocks`` of sharpness recall) join the result's overlays (:meth:`DisplayController.add_measured_maps`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class MetricsController(QObject):
         self.timer.setInterval(METRICS_DELAY_MS)
         self.timer.timeout.connect(self._start_next)
         self._queue: list[str] = []
-        #: The slot being measured now (None: none).
+        #: The slot being measured now (None: none), and the result measured.
         self.running_slot: str | None = None
+        self._measured: object = None
         #: How many metrics computations were started (tests read it).
         self.started_count = 0
         self.workspace.events.results_cleared.connect(self._on_results_cleared)
@@ -101,6 +103,7 @@ class MetricsController(QObject):
             self._start_next()
             return
         self.running_slot = slot
+        self._measured = outcome
         self.started_count += 1
         self.runner.start(at_low_priority(partial(
             metrics_job, slot, outcome.result.method, outcome.result.image, outcome.fused_stack,
@@ -109,12 +112,15 @@ class MetricsController(QObject):
 
     def _on_done(self, outcome: MetricsOutcome) -> None:
         self.running_slot = None
+        measured, self._measured = self._measured, None
+        if outcome.maps and self.workspace.results.get(outcome.slot) is measured:
+            self.window.display.add_measured_maps(outcome.slot, measured, outcome.maps, outcome.levels)
         self.window.metrics_panel.set_values(outcome.slot, outcome.label, outcome.values)
         self.window.metricsReady.emit(outcome.slot)
         self._start_next()
 
     def _on_failed(self, message: str) -> None:
-        self.running_slot = None
+        self.running_slot = self._measured = None
         self.window.metrics_panel.set_error(message)
         self._start_next()
 

@@ -2,9 +2,10 @@
 
 Loading runs :func:`focusstudio.gui.jobs.load_files` (the core's tolerant loader plus thumbnails) on
 the window's file runner; the good frames go into the workspace, the bad files into one warning.
-The list shows each frame as soon as it is decoded (greyed until the stack is open), and the
-frames decoded for the thumbnails are kept (when the stack fits the frame cache), so neither the
-quick draft nor the full fusion nor the frame view decodes a frame a second time.
+The list shows each frame as soon as it is decoded (greyed until the stack is open) and the view
+shows the first one at once, then whichever the user selects in the list; the frames decoded for
+the thumbnails are kept (when the stack fits the frame cache), so neither the view, the quick
+draft, the full fusion nor the frame view decodes a frame a second time.
 """
 
 from __future__ import annotations
@@ -99,16 +100,27 @@ class StackController(QObject):
         self.window.stack_panel.show_decoded(event.position, event.name, QIcon(QPixmap.fromImage(image)))
         count = event.position + 1
         self.window.stack_panel.set_summary(f"Opening… {count} frame{'s' if count > 1 else ''} decoded so far")
+        self.window.display.show_decoded(event.position, event.name, event.image)
+
+    def on_frame_selected(self, index: int) -> None:
+        """The user selected a frame in the list: while the stack opens, the view follows it (once
+        open, a double-click or Return shows a frame, so ticking and reordering keep the view)."""
+        if self._streamed and self.window.display.opening:
+            self.window.display.refresh_layer_combos()  # the frames decoded so far
+            self.window.display.show_frame(index)
 
     def _restore_list_if_streamed(self) -> None:
         """Show the current stack's list again where a load that brought nothing had replaced it."""
         if not self._streamed:
             return
         self._streamed = False
+        self.window.display.end_opening(opened=False)
         stack = self.workspace.stack
         if stack is None:
             self.window.stack_panel.set_frames([], [], [])
             self.window.stack_panel.set_summary("No stack loaded. Drop images or a folder here.")
+            self.window.display.refresh_layer_combos()
+            self.window.viewer.refresh()
         else:
             active = self.workspace.active_indices
             order = active + [index for index in range(len(stack)) if index not in active]
@@ -121,11 +133,14 @@ class StackController(QObject):
     def on_loaded(self, outcome: LoadOutcome) -> None:
         window, workspace = self.window, self.workspace
         window.hide_busy()
+        # A frame the user selected in the list while the stack opened stays selected.
+        picked = window.stack_panel.current_index() if self._streamed else None
         if outcome.stack is None:
             self._restore_list_if_streamed()
         self._streamed = False
         good = with_frame_cache(outcome.stack, decoded=outcome.decoded) if outcome.stack is not None else None
         if good is not None:
+            looked_at = None
             if self._pending_add and workspace.stack is not None:
                 order, excluded = window.stack_panel.order(), window.stack_panel.excluded()
                 first_new = len(workspace.stack)
@@ -134,8 +149,10 @@ class StackController(QObject):
             else:
                 workspace.set_stack(good, outcome.paths, outcome.thumbnails, outcome.problems)
                 order, excluded = list(range(len(good))), []
+                # The frames shown while it opened are this stack's frames as loaded: kept.
+                looked_at = window.display.end_opening(opened=True)
             window.app_settings.add_recent_stack(workspace.paths)
-            self.show_stack(order, excluded)
+            self.show_stack(order, excluded, looked_at, picked)
         if outcome.problems:
             loaded = len(good) if good is not None else 0
             QMessageBox.warning(window, "Some files could not be used", problems_text(outcome.problems, loaded))
@@ -148,8 +165,11 @@ class StackController(QObject):
         self.show_stack(list(range(len(stack))), [])
         self.window.stackLoaded.emit()
 
-    def show_stack(self, order: list[int], excluded: list[int]) -> None:
-        """Fill the stack list (frames in ``order``, ``excluded`` unticked) and show the first frame."""
+    def show_stack(self, order: list[int], excluded: list[int], looked_at: int | None = None,
+                   picked: int | None = None) -> None:
+        """Fill the stack list (frames in ``order``, ``excluded`` unticked) and show the first frame
+        (``looked_at``: the frame shown while the stack opened, shown still; ``picked``: the frame
+        the user selected in the list meanwhile, selected still)."""
         window, stack = self.window, self.workspace.stack
         assert stack is not None
         entries = []
@@ -166,7 +186,9 @@ class StackController(QObject):
             summary += "<br><small>" + "<br>".join(stack.notes) + "</small>"
         window.stack_panel.set_summary(summary)
         window.stack_panel.summary.setToolTip("\n".join(stack.notes))
-        window.display.show_new_stack()
+        if picked is not None:
+            window.stack_panel.select_frame(picked)
+        window.display.show_new_stack(looked_at)
 
     def remove_frames(self, indices: list[int]) -> None:
         """Take frames out of the stack (the list's Delete key and context menu); order and ticks stay."""

@@ -1,5 +1,4 @@
-"""Background jobs and the GUI thread: garbage cycles are freed on the GUI thread only, however
-much a job allocates, and a deleted runner drops its last job's queued signals."""
+"""Garbage cycles are freed on the GUI thread only, however much a background job allocates."""
 
 from __future__ import annotations
 
@@ -53,22 +52,3 @@ def test_cycles_made_on_the_gui_thread_are_freed_there_while_a_job_allocates(qtb
     qtbot.waitUntil(lambda: len(finalised_in) == 20, timeout=10_000)
     assert set(finalised_in) == {threading.main_thread().name} and len(ballast) > 0
 
-
-def _two_events(_token: CancelToken) -> Generator[ProgressEvent, None, Any]:
-    yield ProgressEvent(stage="fuse", fraction=0.5)
-    yield ProgressEvent(stage="fuse", fraction=1.0)
-    return "done"
-
-
-def test_signals_of_a_job_whose_runner_was_deleted_are_dropped(qtbot: Any) -> None:
-    """A window closed (and its runner deleted) while its last job's signals were still queued:
-    they must not raise in the event loop ("Signal source has been deleted")."""
-    import shiboken6
-    from PySide6.QtCore import QThreadPool
-
-    runner = JobRunner("deleted")
-    runner.start(_two_events)
-    assert QThreadPool.globalInstance().waitForDone(10_000)  # every signal queued, none delivered
-    shiboken6.delete(runner)
-    qtbot.wait(50)  # deliver them: pytest-qt fails the test on an exception in the event loop
-    assert not shiboken6.isValid(runner)
