@@ -154,6 +154,8 @@ BAND_PIXELS = 1 << 18
 
 #: Key of the pair's decoded colour frames in ``Analysis.data`` (taken by the first finish).
 HELD_FRAMES = "held_frames"
+#: Key of the smaller window's selection in ``Analysis.data`` (3+ frames, :class:`FineSelection`).
+FINE_INDEX = "index_fine"
 
 
 class HeldFrame:
@@ -213,6 +215,16 @@ def band_rows(width: int, halo: int = 0) -> int:
 def _band_activity(grey: np.ndarray, radius: int, mask: np.ndarray | None) -> np.ndarray:
     """:func:`pixel_activity` with its float64 passes done in place (the same values, fewer
     temporaries): squared differences, the 2^-35 grid of :func:`box_sum_exact_np`, the box sum."""
+    return _box(_band_energy(grey, radius, mask), radius)
+
+
+def _box(energy: np.ndarray, radius: int) -> np.ndarray:
+    size = 2 * radius + 1
+    return cv2.boxFilter(energy, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+
+def _band_energy(grey: np.ndarray, radius: int, mask: np.ndarray | None) -> np.ndarray:
+    """The squared left/up differences on the exact grid (checked for a (2·radius+1)² sum)."""
     # Differences of float32 values are exact in float64 (as in squared_differences_np).
     energy = np.empty(grey.shape, dtype=np.float64)
     energy[:, 0] = grey[:, 0]
@@ -235,13 +247,14 @@ def _band_activity(grey: np.ndarray, radius: int, mask: np.ndarray | None) -> np
     energy *= scale
     np.rint(energy, out=energy)
     energy /= scale
-    return cv2.boxFilter(energy, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    return energy
 
 
 def activity_bands(
     source: np.ndarray, radius: int, mask: np.ndarray | None, frame: int, best: np.ndarray, index: np.ndarray,
     normalised: np.ndarray | None, on_band: Callable[[slice], None] | None = None,
     first: bool | None = None, fold: Callable[[slice, np.ndarray], None] | None = None,
+    fine: FineSelection | None = None,
 ) -> None:
     """Frame ``frame``'s activity folded into the running selection, one row band at a time.
 
@@ -254,6 +267,8 @@ def activity_bands(
     ``on_band(rows)`` is called for every band's rows (the pair stores its frames meanwhile).
     ``first`` (default: ``frame == 0``) marks the frame that initialises the selection; ``fold(rows,
     activity)`` replaces the running maximum for the other frames (the depth-ordered selection).
+    ``fine`` (optional) receives the same frame's activity in its smaller window (from the same
+    squared differences: one more box sum per band; its radius must not exceed ``radius``).
     """
     if first is None:
         first = frame == 0
@@ -265,8 +280,11 @@ def activity_bands(
         top, bottom = max(start - halo, 0), min(stop + halo, height)
         band = source[top:bottom]
         grey = to_grey(band) if band.ndim == 3 else band
-        activity = _band_activity(grey, radius, None if mask is None else mask[top:bottom])
-        activity = activity[start - top:stop - top]
+        energy = _band_energy(grey, radius, None if mask is None else mask[top:bottom])
+        if fine is not None:
+            fine.fold(frame, slice(start, stop), _box(energy, fine.radius)[start - top:stop - top], first)
+        activity = _box(energy, radius)[start - top:stop - top]
+        del energy
         if first:
             best[start:stop] = activity
             index[start:stop] = frame
@@ -281,6 +299,61 @@ def activity_bands(
             normalised[start:stop] = _normalised_band(activity, radius)
         if on_band is not None:
             on_band(slice(start, stop))
+
+
+class FineSelection:
+    """The running arg-max of the activity in a smaller window (:func:`refine_boundaries`).
+
+    The best activity is held as float32 (4 bytes a pixel instead of 8: this selection only
+    decides near the boundaries of the main one, where an exact tie of two frames matters
+    little). Ties go to the later frame, as in the main selection.
+    """
+
+    def __init__(self, shape: tuple[int, int], radius: int) -> None:
+        self.radius = radius
+        self.best = np.empty(shape, dtype=np.float32)
+        self.index = np.zeros(shape, dtype=np.int32)
+
+    def fold(self, frame: int, rows: slice, activity: np.ndarray, first: bool) -> None:
+        values = activity.astype(np.float32)
+        if first:
+            self.best[rows] = values
+            self.index[rows] = frame
+            return
+        later_wins = values >= self.best[rows]
+        self.index[rows][later_wins] = frame
+        np.maximum(self.best[rows], values, out=self.best[rows])
+
+
+def refine_boundaries(index: np.ndarray, fine: np.ndarray, radius: int) -> np.ndarray:
+    """``index`` where, within ``radius`` of a change of label, ``fine`` replaces it wherever
+    ``fine`` lies between the smallest and the largest label of that neighbourhood (a new array).
+
+    A (2r+1)² window that touches a sharp edge is won by the frame holding the edge up to r px
+    beyond it: at a depth edge the foreground's frame spreads over a background that is blurred in
+    that frame (nframe_synth's halo band). The smaller window decides those pixels again, but only
+    between the labels (focus planes) already present around them, so it brings no far frame's
+    noise into a region. Neighbourhood: cv2's ellipse of (2r+1)² (the disc x²+y² ≤ r² up to
+    rounding); labels are held as float32 for cv2's min/max filters (exact below 2^24); bands
+    read the unchanged ``index`` with a halo of r rows, so they equal the whole-frame result.
+    """
+    out = index.copy()
+    if radius <= 0 or index.size == 0:
+        return out
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    rows = band_rows(index.shape[1], radius)
+    height = index.shape[0]
+    for start in range(0, height, rows):
+        stop = min(start + rows, height)
+        top, bottom = max(start - radius, 0), min(stop + radius, height)
+        labels = index[top:bottom].astype(np.float32)
+        # Replicated border: a constant one would act as a label of its own.
+        low = cv2.erode(labels, kernel, borderType=cv2.BORDER_REPLICATE)[start - top:stop - top]
+        high = cv2.dilate(labels, kernel, borderType=cv2.BORDER_REPLICATE)[start - top:stop - top]
+        candidate = fine[start:stop]
+        take = (low != high) & (candidate >= low) & (candidate <= high)
+        out[start:stop][take] = candidate[take]
+    return out
 
 
 def near_first_fold(
@@ -357,6 +430,12 @@ class SpatialFrequencyFusion(FusionMethod):
     params = ParamSet(
         (
             ops_params.SF_RADIUS,
+            ParamSpec("boundary_radius", "int", 2, "3+ frames: radius of a smaller SF window that decides "
+                      "again the pixels within sf_radius of a change of frame, between the frames already "
+                      "chosen around them (the large window carries a sharp edge's frame up to sf_radius px "
+                      "past the edge, over a background blurred in that frame: halos at depth edges); "
+                      "0 switches it off, and so does a depth order. At most sf_radius.",
+                      minimum=0, maximum=64, stage="analysis", title="Boundary SF radius"),
             ops_params.DEPTH_ORDER,
             ops_params.DEPTH_MARGIN,
             ops_params.DEPTH_TEXTURE,
@@ -402,6 +481,9 @@ class SpatialFrequencyFusion(FusionMethod):
             fold = near_first_fold(
                 best, index, float(params["depth_margin"]), float(params["depth_texture"]), radius
             )
+        fine_radius = min(int(params.get("boundary_radius", 0)), radius)
+        # Pairs keep SESF's decision; a depth order decides its own boundaries (near frames first).
+        fine = FineSelection(stack.shape, fine_radius) if count > 2 and fine_radius > 0 and fold is None else None
         visits = depth_ordered_frames(count, order)
         for step, i in enumerate(visits):
             context.cancel.raise_if_cancelled()
@@ -420,7 +502,7 @@ class SpatialFrequencyFusion(FusionMethod):
             normalised = np.empty(stack.shape, dtype=np.float32) if keep_frames else None
             activity_bands(grey_source, radius, mask, i, best, index, normalised,
                            None if keeper is None else partial(keeper.store_band, frame),
-                           first=step == 0, fold=None if fold is None else partial(fold, i))
+                           first=step == 0, fold=None if fold is None else partial(fold, i), fine=fine)
             if keeper is not None:
                 keeper.finish_storing(frame)
                 held[i] = keeper
@@ -438,6 +520,9 @@ class SpatialFrequencyFusion(FusionMethod):
         )
         del best
         data: dict[str, Any] = {"index_raw": index}
+        if fine is not None:
+            data[FINE_INDEX] = fine.index
+            del fine
         if held:
             data[HELD_FRAMES] = [held[i] for i in range(count)]
         return Analysis(self.name, self.analysis_params(params), maps=maps, data=data)
@@ -454,7 +539,9 @@ class SpatialFrequencyFusion(FusionMethod):
         if count == 2:
             fused = yield from self._finish_pair(analysis, index_raw, stack, params, context, maps)
         else:
-            fused = yield from self._finish_many(index_raw, stack, params, context, maps)
+            fused = yield from self._finish_many(
+                index_raw, stack, params, context, maps, analysis.data.get(FINE_INDEX)
+            )
         yield context.progress.event("compose", 1.0, "done")
         # Clipped in place: clip-then-astype held two more full-size colour copies at the peak.
         fused = np.asarray(fused, dtype=np.float32)
@@ -491,7 +578,7 @@ class SpatialFrequencyFusion(FusionMethod):
 
     def _finish_many(
         self, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
-        maps: dict[str, FusionMap],
+        maps: dict[str, FusionMap], fine_index: np.ndarray | None = None,
     ) -> ProgressGen[np.ndarray]:
         pyramid = resolve_composition(params, len(stack)) == "pyramid"
         # Small-region removal exists to hide the seams of small regions; pyramid blending hides
@@ -500,6 +587,9 @@ class SpatialFrequencyFusion(FusionMethod):
         index = verify_labels(
             index_raw, {**params, "use_srr": params["use_srr"] and not pyramid}, label_opening_nearest
         )
+        if fine_index is not None:
+            # After the consistency verification: the boundaries it leaves are the ones to refine.
+            index = refine_boundaries(index, fine_index, int(params["sf_radius"]))
         maps["index"] = FusionMap("index", "index", index, "Frame chosen after consistency verification")
         yield context.progress.event("consistency", 0.2, "consistency verification")
         context.cancel.raise_if_cancelled()
