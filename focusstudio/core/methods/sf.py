@@ -359,6 +359,14 @@ class FineSelection:
 FINE_MARGIN = 4.0
 
 
+def fine_radius_of(params: dict[str, Any] | Any, count: int) -> int:
+    """The boundary refinement's window radius for ``count`` frames (0 = off): pairs keep SESF's
+    decision, and a depth order decides its own boundaries (near frames first)."""
+    if count <= 2 or str(params.get("depth_order", "none")) != "none":
+        return 0
+    return max(min(int(params.get("boundary_radius", 0)), int(params["sf_radius"])), 0)
+
+
 def refine_boundaries(index: np.ndarray, fine: np.ndarray, radius: int) -> np.ndarray:
     """``index`` where, within ``radius`` of a change of label, ``fine`` replaces it wherever
     ``fine`` lies between the smallest and the largest label of that neighbourhood (a new array;
@@ -516,9 +524,8 @@ class SpatialFrequencyFusion(FusionMethod):
             fold = near_first_fold(
                 best, index, float(params["depth_margin"]), float(params["depth_texture"]), radius
             )
-        fine_radius = min(int(params.get("boundary_radius", 0)), radius)
-        # Pairs keep SESF's decision; a depth order decides its own boundaries (near frames first).
-        fine = FineSelection(stack.shape, fine_radius) if count > 2 and fine_radius > 0 and fold is None else None
+        fine_radius = fine_radius_of(params, count)
+        fine = FineSelection(stack.shape, fine_radius) if fine_radius > 0 else None
         visits = depth_ordered_frames(count, order)
         for step, i in enumerate(visits):
             context.cancel.raise_if_cancelled()
