@@ -86,3 +86,18 @@ def test_refine_boundaries_in_bands_equals_the_whole_map(monkeypatch: pytest.Mon
     monkeypatch.setattr(sf, "BAND_PIXELS", band_pixels)
     assert sf.band_rows(37, 3) < 29  # several bands
     assert np.array_equal(sf.refine_boundaries(index, fine, 3), whole)
+
+
+def test_the_image_edge_is_no_edge_for_three_frames() -> None:
+    """SESF pads with zeros: the first row's and column's "difference" is the grey value itself.
+    Pairs keep it; with 3+ frames it is left out, so the sharp frame, not the brightest, wins
+    along the top and left edges."""
+    rng = np.random.default_rng(11)
+    sharp = (0.3 + 0.1 * rng.random((48, 56))).astype(np.float32)
+    soft = cv2.GaussianBlur(sharp, (0, 0), 2.0)
+    frames = [sharp, soft + 0.3, soft + 0.1]  # frame 1: defocused and the brightest
+    index = fuse(Stack.from_arrays(frames), "sf", {"boundary_radius": 0}).maps["index_raw"].data
+    assert np.all(index == 0)
+    # The pair keeps SESF's padding: the brighter defocused frame takes the edges' window.
+    pair = fuse(Stack.from_arrays(frames[:2]), "sf").maps["decision_raw"].data
+    assert not pair[0].any() and not pair[:, 0].any() and pair[24, 28] == 1

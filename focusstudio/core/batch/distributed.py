@@ -111,7 +111,7 @@ def sf_tile_analysis(
 
     stack, _ = open_stack(spec, settings, align, aligned=settings.alignment_file is not None)
     radius = int(params["sf_radius"])
-    mask = energy_mask(stack.valid_mask)
+    mask = energy_mask(stack.valid_mask, None if len(stack) == 2 else stack.shape)
     window_mask = None if mask is None else mask[read]
     best: np.ndarray | None = None
     index: np.ndarray | None = None
