@@ -54,6 +54,9 @@ N-frame behaviour (the frames are streamed, never held all at once):
   27.68 → 27.32 dB, N = 16 34.09 → 33.86 / 27.79 → 27.42: the far frames' false peaks, where the
   blurred foreground edge sweeps over the background, are kept too, which costs more outside the
   silhouette than the see-through gains inside. Hence off by default.
+* Image edges, N > 2: the first row's and column's difference against SESF's zero padding (the
+  grey value itself) is left out (:func:`energy_mask` with a shape); with it the brightest frame
+  won within r of the top and left edges. Pairs keep SESF's padding.
 * Invalid pixels (``stack.valid_mask`` False, e.g. the border left by alignment) have no activity:
   squared differences touching them are zeroed before the window sum, so the padding cannot win.
 * Cost at camera resolution (issue 20): the activity, the running selection and the SF maps are
