@@ -52,7 +52,8 @@ def test_methods_are_registered_with_staged_parameters() -> None:
         assert any(s.stage == "analysis" for s in method.params)
     sf_stages = {s.name: s.stage for s in get_method("sf").params}
     assert sf_stages == {
-        "sf_radius": "analysis", "depth_order": "analysis", "depth_margin": "analysis", "depth_texture": "analysis",
+        "sf_radius": "analysis", "boundary_radius": "analysis",
+        "depth_order": "analysis", "depth_margin": "analysis", "depth_texture": "analysis",
         "use_morphology": "post", "morphology_radius": "post", "use_srr": "post",
         "composition": "post",
         "area_fraction": "post", "use_guided_filter": "post", "gf_radius": "post", "gf_eps": "post",
@@ -175,7 +176,8 @@ def test_sf_label_consistency_removes_specks_between_three_labels() -> None:
 
 def test_sf_switches_off_give_the_raw_selection(make_focus_stack: MakeStack) -> None:
     synthetic = make_focus_stack(3, size=64, seed=5, colour=True)
-    off = {"use_morphology": False, "use_srr": False, "use_guided_filter": False, "composition": "guided"}
+    off = {"use_morphology": False, "use_srr": False, "use_guided_filter": False, "composition": "guided",
+           "boundary_radius": 0}
     result = fuse(synthetic.stack, "sf", off, device="cpu")
     index = result.maps["index_raw"].data
     assert np.array_equal(result.maps["index"].data, index)

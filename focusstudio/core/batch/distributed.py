@@ -100,49 +100,62 @@ def _stack_task(spec: StackSpec, settings: BatchSettings, index: int) -> StackOu
 def sf_tile_analysis(
     spec: StackSpec, settings: BatchSettings, align: Mapping[str, Any] | None, params: Mapping[str, Any],
     read: tuple[slice, slice], inner: tuple[slice, slice],
-) -> tuple[np.ndarray, np.ndarray]:
-    """``sf``'s analysis over one tile: (index of the frame with the largest activity, that activity)
-    over the tile's core, computed on the read window (core + halo) exactly as ``sf.analyze`` does."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``sf``'s analysis over one tile: (index of the frame with the largest activity, that activity,
+    the boundary refinement's candidate or None) over the tile's core, computed on the read window
+    (core + halo) exactly as ``sf.analyze`` does."""
     from focusstudio.core.methods._classical import load_checked
 
     tune_process()
-    from focusstudio.core.methods.sf import energy_mask, pixel_activity
+    from focusstudio.core.methods.sf import FineSelection, energy_mask, fine_radius_of, pixel_activity
 
     stack, _ = open_stack(spec, settings, align, aligned=settings.alignment_file is not None)
     radius = int(params["sf_radius"])
-    mask = energy_mask(stack.valid_mask)
+    mask = energy_mask(stack.valid_mask, None if len(stack) == 2 else stack.shape)
     window_mask = None if mask is None else mask[read]
     best: np.ndarray | None = None
     index: np.ndarray | None = None
+    fine_radius = fine_radius_of(params, len(stack))
+    fine: FineSelection | None = None
     for i in range(len(stack)):
         grey = load_checked(stack, i, grey=True)
         activity = pixel_activity(grey[read], radius, window_mask)
+        later_wins = None
         if best is None:
             best = activity
             index = np.zeros(activity.shape, dtype=np.int32)
+            fine = None if fine_radius == 0 else FineSelection(activity.shape, fine_radius)
         else:
             later_wins = activity >= best  # ties to the later frame, as sf.analyze
             index[later_wins] = i  # type: ignore[index]
             np.maximum(best, activity, out=best)
+        if fine is not None:
+            whole = slice(0, activity.shape[0])
+            fine.fold(i, whole, pixel_activity(grey[read], fine_radius, window_mask), later_wins)
     assert best is not None and index is not None
-    return index[inner], best[inner]
+    return index[inner], best[inner], None if fine is None else fine.candidate()[inner]
 
 
 def _sf_halo(params: Mapping[str, Any]) -> int:
     return int(params["sf_radius"]) + 1  # one left/up difference plus the window radius
 
 
-def _sf_assemble(method: str, params: Mapping[str, Any], index: np.ndarray, best: np.ndarray) -> Any:
+def _sf_assemble(
+    method: str, params: Mapping[str, Any], index: np.ndarray, best: np.ndarray, fine: np.ndarray | None = None
+) -> Any:
     from focusstudio.core.methods.base import Analysis
     from focusstudio.core.methods.registry import get_method
-    from focusstudio.core.methods.sf import normalised_sf
+    from focusstudio.core.methods.sf import FINE_INDEX, normalised_sf
     from focusstudio.core.types import FusionMap
 
     radius = int(params["sf_radius"])
     instance = get_method(method)
     maps = {"activity": FusionMap("activity", "activity", normalised_sf(best, radius),
                                   "Largest spatial frequency over the frames")}
-    return Analysis(instance.name, instance.analysis_params(dict(params)), maps=maps, data={"index_raw": index})
+    data: dict[str, Any] = {"index_raw": index}
+    if fine is not None:
+        data[FINE_INDEX] = fine
+    return Analysis(instance.name, instance.analysis_params(dict(params)), maps=maps, data=data)
 
 
 #: Methods whose analysis can be fanned out in tiles: (tile task, halo of params, assemble).
@@ -173,10 +186,14 @@ def tiled_analysis_on(client: Any, tile_edge: int, settings: BatchSettings, retr
         results = client.gather(futures)
         index = np.empty((height, width), dtype=np.int32)
         best = np.empty((height, width), dtype=np.float64)
-        for tile, (tile_index, tile_best) in zip(tiles, results):
+        # sf's boundary refinement adds a third map per tile (None when it is off).
+        fine = None if results and results[0][2] is None else np.empty((height, width), dtype=np.int32)
+        for tile, (tile_index, tile_best, tile_fine) in zip(tiles, results):
             index[tile.write] = tile_index
             best[tile.write] = tile_best
-        return assemble(method, params, index, best)
+            if fine is not None:
+                fine[tile.write] = tile_fine
+        return assemble(method, params, index, best, fine)
 
     return provider
 
