@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from focusstudio.core.methods import sf
+from focusstudio.core.methods import sf, sf_boundaries
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU
 from focusstudio.core.pipeline import fuse
@@ -29,7 +29,7 @@ def _frames(height: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray]
 @pytest.mark.parametrize("band_pixels", [64 * 16, 1 << 18])
 def test_activity_bands_equal_the_whole_frame_activity(monkeypatch: pytest.MonkeyPatch, band_pixels: int) -> None:
     """Exact window sums: banded activity, selection and SF maps equal the whole-frame ones bit for bit."""
-    monkeypatch.setattr(sf, "BAND_PIXELS", band_pixels)
+    monkeypatch.setattr(sf_boundaries, "BAND_PIXELS", band_pixels)
     first, second = _frames(150, 64, 1)
     second[40:60] = first[40:60]  # exact ties: the later frame must win
     valid = np.ones(first.shape[:2], dtype=bool)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from focusstudio.core.methods import sf
+from focusstudio.core.methods import sf, sf_boundaries
 from focusstudio.core.pipeline import fuse
 from focusstudio.core.types import Stack
 
@@ -84,7 +84,7 @@ def test_refine_boundaries_in_bands_equals_the_whole_map(monkeypatch: pytest.Mon
     fine = rng.integers(-1, 5, index.shape).astype(np.int32)
     whole = sf.refine_boundaries(index.copy(), fine, 3)
     assert not np.array_equal(whole, index)  # the case refines something
-    monkeypatch.setattr(sf, "BAND_PIXELS", band_pixels)
+    monkeypatch.setattr(sf_boundaries, "BAND_PIXELS", band_pixels)
     assert sf.band_rows(37, 3) < 29  # several bands
     # In place, band by band: each band must still read the rows above as they were.
     assert np.array_equal(sf.refine_boundaries(index, fine, 3), whole)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from focusstudio.core.methods import sf
+from focusstudio.core.methods import sf_boundaries
 from focusstudio.core.ops import consistency, pyramid
 from focusstudio.core.pipeline import fuse
 from focusstudio.core.types import Stack
@@ -54,7 +54,7 @@ def test_sf_n_frames_in_tiny_bands_equals_the_whole_image_pyramid_blend(monkeypa
     stack = _stack(4, 72, 90)
     whole = fuse(stack, "sf")
     monkeypatch.setattr(pyramid, "SELECTION_BAND_PIXELS", 2 * 90)
-    monkeypatch.setattr(sf, "BAND_PIXELS", 1)  # the analysis in bands of 24 rows (4 halos, its minimum)
+    monkeypatch.setattr(sf_boundaries, "BAND_PIXELS", 1)  # the analysis in bands of 24 rows (4 halos, its minimum)
     result = fuse(stack, "sf")
     index = result.maps["index"].data
     assert np.array_equal(index, whole.maps["index"].data)  # exact activity sums: the same decision
