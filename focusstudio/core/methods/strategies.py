@@ -13,7 +13,10 @@ a name means is one of these:
   network compares every frame with the next one, raw frames only, in both orders; the evidence that
   the later frame is sharper is summed along the stack and each pixel takes the frame where that
   sum peaks (a relative focus score), composed by pyramid blending. Unlike serial pairs, no
-  network input is a composite of earlier decisions, so one wrong step is not carried on.
+  network input is a composite of earlier decisions, so one wrong step is not carried on. Each
+  pair's evidence is weighted by its relevance (its sharper frame's classical focus activity over
+  the stack's peak there): a network's confident answer between two strongly defocused frames
+  is noise, near the focus peak the network decides.
 * N-way arg-max (:class:`RunningArgmax`): the frame of the highest activity at each pixel, one
   frame at a time (ties keep the lower index).
 * depth order (:func:`depth_ordered_frames`, :func:`fold_near_first`): the arg-max visited near to
@@ -185,10 +188,10 @@ NEIGHBOUR_SMOOTHING = 4.0
 
 #: σ (px) of the local average that turns a frame's squared Laplacian into its focus activity
 #: (:func:`focus_activity`), the classical measure that weighs each pair's network evidence.
-NEIGHBOUR_ACTIVITY_SIGMA = 8.0
+NEIGHBOUR_ACTIVITY_SIGMA = 4.0
 #: Exponent of a pair's relevance (its sharper frame's activity over the stack's peak activity
 #: at that pixel) in its evidence weight; 0 switches the weighting off.
-NEIGHBOUR_RELEVANCE_POWER = 1.0
+NEIGHBOUR_RELEVANCE_POWER = 2.0
 #: Weight of the classical evidence where the network is undecided (its evidence near 0); 0
 #: leaves the decision to the network alone.
 NEIGHBOUR_PRIOR = 0.0
