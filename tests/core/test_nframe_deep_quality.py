@@ -198,3 +198,19 @@ def test_neighbour_evidence_leaves_the_choice_between_sharp_frames_to_the_networ
     frames = _defocus_stack((4.0, 2.0, 0.6, 0.4))
     index = _neighbour_index(frames, {0: 0.0, 1: 0.0, 2: 0.9})
     assert (index[12:-12, 12:-12] == 2).all()
+
+
+def test_neighbour_prior_decides_only_where_the_network_is_undecided() -> None:
+    """``prior`` > 0: an undecided network (weight 0.5) leaves the pair to the classical activity;
+    a decided one (weight 0.9) keeps its answer against it."""
+    from focusstudio.core.methods.strategies import NeighbourEvidence
+
+    shape = (4, 4)
+    dull, sharp = np.full(shape, 0.2, np.float32), np.full(shape, 1.0, np.float32)
+    for weight, expected in ((0.5, 1), (0.9, 0)):
+        evidence = NeighbourEvidence(shape, sigma=0.0, peak=sharp, power=2.0, prior=1.0)
+        evidence.add(0, np.full(shape, weight, np.float32), (dull, sharp))
+        assert (evidence.index == expected).all(), weight
+        without = NeighbourEvidence(shape, sigma=0.0, peak=sharp, power=2.0, prior=0.0)
+        without.add(0, np.full(shape, weight, np.float32), (dull, sharp))
+        assert (without.index == 0).all()  # no prior: an undecided pair moves nothing (ties keep frame 0)
