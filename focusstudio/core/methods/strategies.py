@@ -189,7 +189,7 @@ NEIGHBOUR_SMOOTHING = 4.0
 #: σ (px) of the local average that turns a frame's squared Laplacian into its focus activity
 #: (:func:`focus_activity`), the classical measure that weighs each pair's network evidence.
 #: 4 px rather than 8: a wider window carries a sharp foreground's edges over the defocused
-#: background beside it (synthetic scene 0: 8 px cost mfifgan 0.4 dB at N ≥ 8, 4 px none).
+#: background beside it (synthetic scene 0, N ≥ 8: 8 px lost up to 0.4 dB, 4 px none).
 NEIGHBOUR_ACTIVITY_SIGMA = 4.0
 #: Exponent of a pair's relevance (its sharper frame's activity over the stack's peak activity
 #: at that pixel) in its evidence weight; 0 switches the weighting off.
@@ -197,7 +197,7 @@ NEIGHBOUR_RELEVANCE_POWER = 2.0
 #: Weight of the classical evidence where the network is undecided (its evidence near 0); 0
 #: leaves the decision to the network alone. Off: 1 lowers the lost blocks of the microscopy
 #: stacks further (where the Laplacian energy, like the recall metric, rewards defocus rings) but
-#: costs 0.1–0.3 dB against ground truth on the synthetic stacks (benchmarks/README.md, issue 15).
+#: costs up to 0.17 dB against ground truth on the synthetic stacks (benchmarks/README.md).
 NEIGHBOUR_PRIOR = 0.0
 
 
