@@ -227,7 +227,8 @@ class NeighbourEvidence:
     on pcb's far background, P(frame 4 sharper than frame 5) = 0.99 where frame 5 has 2.4× the
     Laplacian energy, summed into a peak at frame 2). Near the focus peak the relevance is ≈ 1 and
     the network decides as before. ``prior`` > 0 adds the classical evidence (A₂ − A₁)/(A₂ + A₁)
-    scaled by the network's indecision 1 − |evidence|. Holds three H×W arrays whatever N is.
+    scaled by the network's indecision 1 − |evidence|. Holds three H×W arrays whatever N is (the
+    weighted run also holds the peak and two activities).
     """
 
     def __init__(
