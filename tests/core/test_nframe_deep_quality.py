@@ -143,3 +143,74 @@ def test_the_neighbour_result_says_which_settings_do_not_act_on_it(small_stack: 
     _runnable("twostream")
     notes = " ".join(fuse(small_stack.stack, "twostream").notes)
     assert "area_fraction" in notes and "threshold" in notes and "serial strategy" in notes
+
+
+def _defocus_stack(blurs: tuple[float, ...], size: int = 48) -> list[np.ndarray]:
+    """Frames of one random texture, frame i blurred by a Gaussian of σ = ``blurs[i]`` (0: sharp)."""
+    import cv2
+
+    texture = np.random.default_rng(5).random((size, size), dtype=np.float32)
+    return [cv2.GaussianBlur(texture, (0, 0), sigma) if sigma > 0 else texture.copy() for sigma in blurs]
+
+
+def _pair_network(frames: list[np.ndarray], answers: dict[int, float]):  # type: ignore[no-untyped-def]
+    """A fake pair network: for the pair (k, k + 1), in either order, P(frame k sharper) = answers[k]."""
+    from focusstudio.core.progress import ProgressRange
+
+    def position(image: np.ndarray) -> int:
+        return next(i for i, f in enumerate(frames) if np.array_equal(f, image))
+
+    def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange):  # type: ignore[no-untyped-def]
+        a, b = position(first), position(second)
+        weight = answers[min(a, b)] if a < b else 1.0 - answers[min(a, b)]
+        yield progress.event("network", 1.0, "pair")
+        return np.full(first.shape, weight, np.float32)
+
+    return predict
+
+
+def _neighbour_index(frames: list[np.ndarray], answers: dict[int, float]) -> np.ndarray:
+    from focusstudio.core.methods.strategies import run_neighbour_decisions
+    from focusstudio.core.progress import CancelToken, ProgressRange, run_to_completion
+    from focusstudio.core.types import Stack
+
+    chain = run_to_completion(run_neighbour_decisions(Stack.from_arrays(frames), _pair_network(frames, answers),
+                                                      ProgressRange(), CancelToken()))
+    return chain.index
+
+
+def test_neighbour_evidence_ignores_a_confident_network_between_defocused_frames() -> None:
+    """pcb's far background with mfifgan: the network is confidently wrong on the pairs of two
+    strongly defocused frames (P = 1 that the earlier one is sharper) and right only on the pair
+    that holds the sharp frame. Unweighted, the two wrong pairs outweigh the right one and the
+    summed evidence peaks at the most blurred frame; weighted by each pair's relevance (its
+    sharper frame's Laplacian energy against the sharpest frame's), they count for little."""
+    frames = _defocus_stack((6.0, 3.0, 1.5, 0.0))
+    index = _neighbour_index(frames, {0: 1.0, 1: 1.0, 2: 0.0})
+    inner = index[12:-12, 12:-12]
+    assert (inner == 3).all(), np.bincount(inner.ravel())
+
+
+def test_neighbour_evidence_leaves_the_choice_between_sharp_frames_to_the_network() -> None:
+    """Where both frames of a pair are near the focus peak (relevance ≈ 1) the network decides,
+    even against the classical measure: frames 2 and 3 are both sharp, 3 has slightly more
+    Laplacian energy (less blur), and the network's preference for frame 2 is kept."""
+    frames = _defocus_stack((4.0, 2.0, 0.6, 0.4))
+    index = _neighbour_index(frames, {0: 0.0, 1: 0.0, 2: 0.9})
+    assert (index[12:-12, 12:-12] == 2).all()
+
+
+def test_neighbour_prior_decides_only_where_the_network_is_undecided() -> None:
+    """``prior`` > 0: an undecided network (weight 0.5) leaves the pair to the classical activity;
+    a decided one (weight 0.9) keeps its answer against it."""
+    from focusstudio.core.methods.strategies import NeighbourEvidence
+
+    shape = (4, 4)
+    dull, sharp = np.full(shape, 0.2, np.float32), np.full(shape, 1.0, np.float32)
+    for weight, expected in ((0.5, 1), (0.9, 0)):
+        evidence = NeighbourEvidence(shape, sigma=0.0, peak=sharp, power=2.0, prior=1.0)
+        evidence.add(0, np.full(shape, weight, np.float32), (dull, sharp))
+        assert (evidence.index == expected).all(), weight
+        without = NeighbourEvidence(shape, sigma=0.0, peak=sharp, power=2.0, prior=0.0)
+        without.add(0, np.full(shape, weight, np.float32), (dull, sharp))
+        assert (without.index == 0).all()  # no prior: an undecided pair moves nothing (ties keep frame 0)
