@@ -125,9 +125,18 @@ class SerialDecisionMethod(DeepFusionMethod):
         self, stack: Stack, params: dict[str, Any], context: RunContext
     ) -> Generator[ProgressEvent, None, NeighbourChain]:
         network = self.load(context.weights).network.to(context.device)
-        predict = self._predictor(network, params, stack, context)
+        scale = analysis_scale_for(self, params, stack.shape)
+
+        def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> Generator[
+            ProgressEvent, None, np.ndarray
+        ]:
+            # the frames come shrunk (``prepare``); the map stays at the analysis resolution: the
+            # strategy sums the evidence there and lifts only the final selection
+            return (yield from self.predict_pair(network, first, second, context, progress))
+
         keep = len(stack) - 1 if len(stack) <= MAX_STEP_MAPS else 0
-        return (yield from run_neighbour_decisions(stack, predict, context.progress, context.cancel, keep))
+        return (yield from run_neighbour_decisions(stack, predict, context.progress, context.cancel, keep,
+                                                   prepare=scale.shrink))
 
     def _chain(
         self, stack: Stack, params: dict[str, Any], context: RunContext, cached: list[np.ndarray] | None

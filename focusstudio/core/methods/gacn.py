@@ -501,18 +501,21 @@ class GACNFuse(DeepFusionMethod):
         scale: AnalysisScale,
     ) -> ProgressGen[None]:
         """Network stage of ``neighbours``: M of every pair (frame k, frame k + 1), folded into
-        the summed evidence as it comes (at an active analysis scale each M is lifted to full
-        resolution first, as in the other strategies)."""
+        the summed evidence as it comes; at an active analysis scale the evidence is summed at the
+        analysis resolution and only the selection is lifted (:func:`run_neighbour_decisions`)."""
         count = len(stack)
 
+        def prepare(frame: np.ndarray) -> np.ndarray:
+            return scale.shrink(to_grey(frame))  # grey, then shrunk: as the pair path does
+
         def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> ProgressGen[np.ndarray]:
-            decision, _ = yield from self._pair_decision(inference, to_grey(first), to_grey(second),
-                                                         reporter(progress, "GACN forward"), scale=scale)
+            # M at the analysis resolution: the strategy sums the evidence there and lifts the selection once
+            decision, _ = yield from self._pair_decision(inference, first, second, reporter(progress, "GACN forward"))
             return decision
 
         keep = count - 1 if count <= MAX_PAIR_MAPS else 0
         analysis.data["neighbours"] = yield from run_neighbour_decisions(
-            stack, predict, context.progress, context.cancel, keep
+            stack, predict, context.progress, context.cancel, keep, prepare=prepare
         )
         yield context.progress.event("network", 1.0, "neighbour pairs done")
 

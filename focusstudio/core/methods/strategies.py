@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from focusstudio.core.methods._classical import compose_pyramid_steps, compose_selected_steps, load_checked
+from focusstudio.core.methods.analysis_scale import lift_index
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange
 from focusstudio.core.types import FusionMap, Stack
@@ -226,6 +227,7 @@ def run_neighbour_decisions(
     progress: ProgressRange,
     cancel: CancelToken,
     keep_maps: int = 0,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Generator[ProgressEvent, None, NeighbourChain]:
     """Run ``predict`` on every pair of neighbouring frames in both orders and fold the
     symmetrised weight ½·(P(k, k+1) + 1 − P(k+1, k)) into a :class:`NeighbourEvidence` (each
@@ -236,24 +238,56 @@ def run_neighbour_decisions(
     nearly equally sharp (measured: two-stream's P(a, b) + P(b, a) ≈ 1.1 on misc_owl); neighbours of
     a fine stack are nearly equally sharp almost everywhere, and summed over N − 1 pairs that bias
     drags the choice towards one end of the stack (two-stream, synthetic scene 0, N = 16: 31.2 dB
-    one order, 35.4 dB both). It doubles the network passes (2·(N − 1), serial: N − 1)."""
+    one order, 35.4 dB both). It doubles the network passes (2·(N − 1), serial: N − 1).
+
+    ``prepare`` (an analysis scale's shrink): what ``predict`` sees of a frame, made once per frame
+    as it is loaded; the full-resolution frame is released at once, so memory does not depend on N
+    and no frame is shrunk twice. When ``predict`` then answers below the stack's resolution, the
+    evidence is summed at that resolution, its smoothing σ scaled to stay the same length in
+    full-resolution pixels, and only the final index is lifted (:func:`lift_index`, along the
+    edges of the frames it selects): one full-resolution pass instead of 2·(N − 1) lifted pair maps.
+    The kept maps stay at ``predict``'s resolution (explanation maps of the network stage)."""
     count = len(stack)
-    evidence = NeighbourEvidence(stack.shape)
+
+    def load(frame: int) -> np.ndarray:
+        loaded = load_checked(stack, frame)
+        return loaded if prepare is None else prepare(loaded)
+
+    evidence: NeighbourEvidence | None = None
     kept: list[np.ndarray] = []
-    previous = load_checked(stack, 0)
+    previous = load(0)
     for k in range(count - 1):
         cancel.raise_if_cancelled()
-        following = load_checked(stack, k + 1)
+        following = load(k + 1)
         pair_range = progress.sub(k / (count - 1), (k + 1) / (count - 1))
         yield pair_range.event("network", 0.0, f"frames {k + 1}–{k + 2} of {count}")
         forward = yield from predict(previous, following, pair_range.sub(0.0, 0.5))
         backward = yield from predict(following, previous, pair_range.sub(0.5, 1.0))
         soft = (0.5 * (np.clip(forward, 0.0, 1.0) + 1.0 - np.clip(backward, 0.0, 1.0))).astype(np.float32)
+        if evidence is None:
+            evidence = _evidence_at(soft.shape, stack.shape)
         evidence.add(k, soft)
         if k < keep_maps:
             kept.append(soft)
         previous = following
-    return NeighbourChain(kept, evidence.index)
+    del previous, following
+    assert evidence is not None
+    index = evidence.index
+    if index.shape != stack.shape:
+        yield progress.event("network", 1.0, "lifting the selection to full resolution")
+        index = lift_index(index, stack, cancel)
+    return NeighbourChain(kept, index)
+
+
+def _evidence_at(shape: tuple[int, ...], full_shape: tuple[int, int]) -> NeighbourEvidence:
+    """The neighbour evidence at a map resolution: at the stack's own, the default; below it the
+    smoothing σ in the map's pixels of the same full-resolution length (σ is a length in the image:
+    the lifted maps were smoothed by σ full-resolution pixels)."""
+    height, width = shape[:2]
+    if (height, width) == full_shape:
+        return NeighbourEvidence(full_shape)
+    factor = 0.5 * (height / full_shape[0] + width / full_shape[1])
+    return NeighbourEvidence((height, width), NEIGHBOUR_SMOOTHING * factor)
 
 
 # --------------------------------------------------------------------------- N-way arg-max
