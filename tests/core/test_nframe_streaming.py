@@ -32,7 +32,8 @@ def _frames() -> list[np.ndarray]:
     for k in range(COUNT):
         centre = (k + 0.5) * WIDTH / COUNT
         profile = np.exp(-(((columns - centre) / (WIDTH / COUNT)) ** 2))
-        frames.append((0.1 + 0.8 * np.tile(profile, (HEIGHT, 1)) + 0.01 * rng.random((HEIGHT, WIDTH))).astype(np.float32))
+        noise = 0.01 * rng.random((HEIGHT, WIDTH))
+        frames.append((0.1 + 0.8 * np.tile(profile, (HEIGHT, 1)) + noise).astype(np.float32))
     return frames
 
 
@@ -129,9 +130,8 @@ def test_deep_neighbours_at_an_analysis_scale_lift_only_the_selection(method: st
     available, reason = get_method(method).availability()
     if not available:
         pytest.skip(f"{method}: {reason}")
-    from tests.conftest import build_nframe_stack
-
     from focusstudio.core.pipeline import fuse
+    from tests.conftest import build_nframe_stack
 
     nframe = build_nframe_stack(4, height=96, width=128)
     result = fuse(nframe.stack, method, {"analysis_scale": 0.5}, device="cpu")
