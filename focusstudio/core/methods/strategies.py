@@ -35,7 +35,6 @@ import cv2
 import numpy as np
 
 from focusstudio.core.methods._classical import compose_pyramid_steps, compose_selected_steps, load_checked
-from focusstudio.core.methods.analysis_scale import lift_index
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange
 from focusstudio.core.types import FusionMap, Stack
@@ -227,7 +226,8 @@ def run_neighbour_decisions(
     progress: ProgressRange,
     cancel: CancelToken,
     keep_maps: int = 0,
-    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    prepare: Callable[[np.ndarray], Any] | None = None,
+    keep_as: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Generator[ProgressEvent, None, NeighbourChain]:
     """Run ``predict`` on every pair of neighbouring frames in both orders and fold the
     symmetrised weight ½·(P(k, k+1) + 1 − P(k+1, k)) into a :class:`NeighbourEvidence` (each
@@ -240,20 +240,20 @@ def run_neighbour_decisions(
     drags the choice towards one end of the stack (two-stream, synthetic scene 0, N = 16: 31.2 dB
     one order, 35.4 dB both). It doubles the network passes (2·(N − 1), serial: N − 1).
 
-    ``prepare`` (an analysis scale's shrink): what ``predict`` sees of a frame, made once per frame
-    as it is loaded; the full-resolution frame is released at once, so memory does not depend on N
-    and no frame is shrunk twice. When ``predict`` then answers below the stack's resolution, the
-    evidence is summed at that resolution, its smoothing σ scaled to stay the same length in
-    full-resolution pixels, and only the final index is lifted (:func:`lift_index`, along the
-    edges of the frames it selects): one full-resolution pass instead of 2·(N − 1) lifted pair maps.
-    The kept maps stay at ``predict``'s resolution (explanation maps of the network stage)."""
+    ``prepare``: what ``predict`` is given of a frame instead of the loaded frame (at an analysis
+    scale: the shrunk frame the network sees and the full-resolution grey that its map is lifted
+    along), made once per frame as it is loaded, so the full-resolution colour frame is released at
+    once and no frame is shrunk or made grey twice; memory does not depend on N. ``keep_as``: what
+    is kept of a pair's map for explanation (at an analysis scale: the map shrunk back, so that
+    up to N − 1 kept maps do not each cost a full-resolution image). The selection itself is made
+    from ``predict``'s maps exactly as without them."""
     count = len(stack)
 
-    def load(frame: int) -> np.ndarray:
+    def load(frame: int) -> Any:
         loaded = load_checked(stack, frame)
         return loaded if prepare is None else prepare(loaded)
 
-    evidence: NeighbourEvidence | None = None
+    evidence = NeighbourEvidence(stack.shape)
     kept: list[np.ndarray] = []
     previous = load(0)
     for k in range(count - 1):
@@ -264,30 +264,12 @@ def run_neighbour_decisions(
         forward = yield from predict(previous, following, pair_range.sub(0.0, 0.5))
         backward = yield from predict(following, previous, pair_range.sub(0.5, 1.0))
         soft = (0.5 * (np.clip(forward, 0.0, 1.0) + 1.0 - np.clip(backward, 0.0, 1.0))).astype(np.float32)
-        if evidence is None:
-            evidence = _evidence_at(soft.shape, stack.shape)
         evidence.add(k, soft)
         if k < keep_maps:
-            kept.append(soft)
+            kept.append(soft if keep_as is None else keep_as(soft))
+        del soft, forward, backward
         previous = following
-    del previous, following
-    assert evidence is not None
-    index = evidence.index
-    if index.shape != stack.shape:
-        yield progress.event("network", 1.0, "lifting the selection to full resolution")
-        index = lift_index(index, stack, cancel)
-    return NeighbourChain(kept, index)
-
-
-def _evidence_at(shape: tuple[int, ...], full_shape: tuple[int, int]) -> NeighbourEvidence:
-    """The neighbour evidence at a map resolution: at the stack's own, the default; below it the
-    smoothing σ in the map's pixels of the same full-resolution length (σ is a length in the image:
-    the lifted maps were smoothed by σ full-resolution pixels)."""
-    height, width = shape[:2]
-    if (height, width) == full_shape:
-        return NeighbourEvidence(full_shape)
-    factor = 0.5 * (height / full_shape[0] + width / full_shape[1])
-    return NeighbourEvidence((height, width), NEIGHBOUR_SMOOTHING * factor)
+    return NeighbourChain(kept, evidence.index)
 
 
 # --------------------------------------------------------------------------- N-way arg-max
