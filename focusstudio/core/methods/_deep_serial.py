@@ -38,7 +38,7 @@ from focusstudio.core.methods.strategies import (
 from focusstudio.core.ops.morphology import small_region_removal
 from focusstudio.core.params import ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange
-from focusstudio.core.types import FusionMap, FusionResult, Stack
+from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
 
 if TYPE_CHECKING:
     from torch import nn
@@ -134,9 +134,24 @@ class SerialDecisionMethod(DeepFusionMethod):
         self, stack: Stack, params: dict[str, Any], context: RunContext
     ) -> Generator[ProgressEvent, None, NeighbourChain]:
         network = self.load(context.weights).network.to(context.device)
-        predict = self._predictor(network, params, stack, context)
         keep = len(stack) - 1 if len(stack) <= MAX_STEP_MAPS else 0
-        return (yield from run_neighbour_decisions(stack, predict, context.progress, context.cancel, keep))
+        scale = analysis_scale_for(self, params, stack.shape)
+        if not scale.active:
+            predict = self._predictor(network, params, stack, context)
+            return (yield from run_neighbour_decisions(stack, predict, context.progress, context.cancel, keep))
+
+        def prepare(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # each frame shrunk and made grey once (it is in two pairs, both orders); the colour
+            # frame is not kept: lift_pair guides by the grey frames alone
+            return scale.shrink(frame), to_grey(frame)
+
+        def predict_prepared(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
+                             progress: ProgressRange) -> Generator[ProgressEvent, None, np.ndarray]:
+            soft = yield from self.predict_pair(network, first[0], second[0], context, progress)
+            return lift_pair(soft, first[1], second[1])
+
+        return (yield from run_neighbour_decisions(stack, predict_prepared, context.progress,  # type: ignore[arg-type]
+                                                   context.cancel, keep, prepare=prepare, keep_as=scale.shrink))
 
     def _chain(
         self, stack: Stack, params: dict[str, Any], context: RunContext, cached: list[np.ndarray] | None

@@ -505,17 +505,26 @@ class GACNFuse(DeepFusionMethod):
     ) -> ProgressGen[None]:
         """Network stage of ``neighbours``: M of every pair (frame k, frame k + 1), folded into
         the summed evidence as it comes (at an active analysis scale each M is lifted to full
-        resolution first, as in the other strategies)."""
+        resolution first, as in the other strategies; the kept maps are shrunk back)."""
         count = len(stack)
 
-        def predict(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> ProgressGen[np.ndarray]:
-            decision, _ = yield from self._pair_decision(inference, to_grey(first), to_grey(second),
-                                                         reporter(progress, "GACN forward"), scale=scale)
-            return decision
+        def prepare(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # each frame made grey and shrunk once (it is in two pairs, both orders); the colour
+            # frame is not kept
+            grey = to_grey(frame)
+            return grey, scale.shrink(grey)
+
+        def predict(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
+                    progress: ProgressRange) -> ProgressGen[np.ndarray]:
+            # = _pair_decision(…, scale=scale) on the greys, without shrinking them again
+            decision, _ = yield from self._pair_decision(inference, first[1], second[1],
+                                                         reporter(progress, "GACN forward"))
+            return lift_pair(decision, first[0], second[0]) if scale.active else decision
 
         keep = count - 1 if count <= MAX_PAIR_MAPS else 0
         analysis.data["neighbours"] = yield from run_neighbour_decisions(
-            stack, predict, context.progress, context.cancel, keep
+            stack, predict, context.progress, context.cancel, keep, prepare=prepare,  # type: ignore[arg-type]
+            keep_as=scale.shrink,
         )
         yield context.progress.event("network", 1.0, "neighbour pairs done")
 

@@ -299,6 +299,8 @@ def run_neighbour_decisions(
     progress: ProgressRange,
     cancel: CancelToken,
     keep_maps: int = 0,
+    prepare: Callable[[np.ndarray], Any] | None = None,
+    keep_as: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Generator[ProgressEvent, None, NeighbourChain]:
     """Run ``predict`` on every pair of neighbouring frames in both orders and fold the
     symmetrised weight ½·(P(k, k+1) + 1 − P(k+1, k)) into a :class:`NeighbourEvidence` (each
@@ -309,30 +311,44 @@ def run_neighbour_decisions(
     nearly equally sharp (measured: two-stream's P(a, b) + P(b, a) ≈ 1.1 on misc_owl); neighbours of
     a fine stack are nearly equally sharp almost everywhere, and summed over N − 1 pairs that bias
     drags the choice towards one end of the stack (two-stream, synthetic scene 0, N = 16: 31.2 dB
-    one order, 35.4 dB both). It doubles the network passes (2·(N − 1), serial: N − 1)."""
+    one order, 35.4 dB both). It doubles the network passes (2·(N − 1), serial: N − 1).
+
+    ``prepare``: what ``predict`` is given of a frame instead of the loaded frame (at an analysis
+    scale: the shrunk frame the network sees and the full-resolution grey that its map is lifted
+    along), made once per frame as it is loaded, so the full-resolution colour frame is released at
+    once and no frame is shrunk or made grey twice; memory does not depend on N. ``keep_as``: what
+    is kept of a pair's map for explanation (at an analysis scale: the map shrunk back, so that
+    up to N − 1 kept maps do not each cost a full-resolution image). The selection itself is made
+    from ``predict``'s maps exactly as without them."""
     count = len(stack)
     weighted = NEIGHBOUR_RELEVANCE_POWER > 0 or NEIGHBOUR_PRIOR > 0
     peak = neighbour_peak_activity(stack, cancel) if weighted else None
     evidence = NeighbourEvidence(stack.shape, peak=peak, power=NEIGHBOUR_RELEVANCE_POWER, prior=NEIGHBOUR_PRIOR)
+
+    def load(frame: int) -> tuple[Any, np.ndarray | None]:
+        # The activity from the loaded full-resolution frame, before ``prepare`` releases it.
+        loaded = load_checked(stack, frame)
+        activity = focus_activity(loaded, NEIGHBOUR_ACTIVITY_SIGMA) if weighted else None
+        return (loaded if prepare is None else prepare(loaded)), activity
+
     kept: list[np.ndarray] = []
-    previous = load_checked(stack, 0)
-    activity = focus_activity(previous, NEIGHBOUR_ACTIVITY_SIGMA) if weighted else None
+    previous, activity = load(0)
     for k in range(count - 1):
         cancel.raise_if_cancelled()
-        following = load_checked(stack, k + 1)
+        following, following_activity = load(k + 1)
         pair_range = progress.sub(k / (count - 1), (k + 1) / (count - 1))
         yield pair_range.event("network", 0.0, f"frames {k + 1}–{k + 2} of {count}")
         forward = yield from predict(previous, following, pair_range.sub(0.0, 0.5))
         backward = yield from predict(following, previous, pair_range.sub(0.5, 1.0))
         soft = (0.5 * (np.clip(forward, 0.0, 1.0) + 1.0 - np.clip(backward, 0.0, 1.0))).astype(np.float32)
-        if activity is not None:
-            following_activity = focus_activity(following, NEIGHBOUR_ACTIVITY_SIGMA)
+        if activity is not None and following_activity is not None:
             evidence.add(k, soft, (activity, following_activity))
-            activity = following_activity
         else:
             evidence.add(k, soft)
+        activity = following_activity
         if k < keep_maps:
-            kept.append(soft)
+            kept.append(soft if keep_as is None else keep_as(soft))
+        del soft, forward, backward
         previous = following
     return NeighbourChain(kept, evidence.index)
 
