@@ -12,7 +12,7 @@ import pytest
 
 from focusstudio.core.methods.analysis_scale import lift_pair
 from focusstudio.core.methods.registry import get_method
-from focusstudio.core.methods.strategies import run_neighbour_decisions
+from focusstudio.core.methods.strategies import NEIGHBOUR_PRIOR, NEIGHBOUR_RELEVANCE_POWER, run_neighbour_decisions
 from focusstudio.core.progress import CancelToken, ProgressRange, run_to_completion
 from focusstudio.core.types import Stack, to_grey
 
@@ -96,7 +96,10 @@ def test_prepared_neighbours_load_each_frame_once_and_keep_no_colour_frame() -> 
     chain = run_to_completion(run_neighbour_decisions(counting.stack, _prepared_predictor(seen, counting),
                                                       ProgressRange(), CancelToken(), keep_maps=COUNT - 1,
                                                       prepare=_prepare, keep_as=_half))
-    assert counting.loads == list(range(COUNT))  # each frame once, in order
+    # Each frame once, in order, for the pairs; with the relevance weighting also once before,
+    # for the stack's peak activity (a grey pass that keeps only the running maximum).
+    passes = 2 if NEIGHBOUR_RELEVANCE_POWER > 0 or NEIGHBOUR_PRIOR > 0 else 1
+    assert counting.loads == list(range(COUNT)) * passes
     assert seen == [(HEIGHT // 2, WIDTH // 2, 3)] * (2 * (COUNT - 1))
     assert chain.index.shape == (HEIGHT, WIDTH)
     assert [m.shape for m in chain.soft_maps] == [(HEIGHT // 2, WIDTH // 2)] * (COUNT - 1)  # kept small
