@@ -34,7 +34,14 @@ import numpy as np
 
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import compose_weighted_steps
-from focusstudio.core.methods.analysis_scale import AnalysisScale, analysis_scale_for, lift_index, lift_pair
+from focusstudio.core.methods.analysis_scale import (
+    AnalysisScale,
+    analysis_scale_for,
+    lift_index,
+    lift_pair,
+    pair_greys,
+    pair_levels,
+)
 from focusstudio.core.methods.backends.fast_cpu import FastEncoder, encoder_channel_scales
 from focusstudio.core.methods.backends.tile_features import (
     TileFeatureStore,
@@ -235,11 +242,14 @@ class SESFFuse(DeepFusionMethod):
         argmax = RunningArgmax((height, width))
         activities: list[np.ndarray] = []
         greys: list[np.ndarray] = []  # a pair's full-resolution greys, kept for the lift (no second decode)
+        # a lifted pair's frames decoded once, kept as levels for the guide and the composition
+        levels = pair_levels(stack, scale) if strategy == "pair" else None
+        pair_grey = pair_greys(levels) if levels else None
         for i in range(count):
             context.cancel.raise_if_cancelled()
             yield context.progress.event("network", i / count, f"deep SF, frame {i + 1}/{count}")
             frame_range = context.progress.sub(i / count, (i + 1) / count)
-            grey = grey_frame(stack, i)
+            grey = pair_grey[i] if pair_grey else grey_frame(stack, i)
             if strategy == "pair" and scale.active:
                 greys.append(grey)
             sf = yield from activity.run(scale.shrink(grey), reporter(frame_range, "deep SF"))
@@ -255,7 +265,8 @@ class SESFFuse(DeepFusionMethod):
             analysis.data["activity"] = activities
             if scale.active:  # the decision at full resolution, once (post changes reuse it)
                 analysis.data["decision_raw"] = lift_pair(activities[0] > activities[1], *greys)
-                del greys
+                del greys, pair_grey
+                analysis.data["levels"] = levels
         else:
             index = argmax.index
             analysis.data["index_raw"] = lift_index(index, stack, context.cancel) if scale.active else index
@@ -282,7 +293,7 @@ class SESFFuse(DeepFusionMethod):
                                     notes=[f"sesf: serial fusion of {len(stack)} frames"])
         if strategy == "pair":
             # integer levels where the files give them, converted band by band (ops.levels)
-            first, second = load_pair_sources(stack)
+            first, second = analysis.data.get("levels") or load_pair_sources(stack)
             activity = analysis.data["activity"]
             raw = analysis.data.get("decision_raw")
             yield context.progress.event("post", 0.1, "decision and consistency verification")
