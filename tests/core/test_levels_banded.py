@@ -73,6 +73,7 @@ def test_no_levels_where_the_loader_is_not_the_plain_decoder(tmp_path: Path) -> 
     assert aligned.load_levels(0) is None and aligned.load_levels(1) is None
     first, second = load_pair_sources(memory)
     assert first.dtype == np.float32 and np.array_equal(first, memory.load(0))
+    assert np.array_equal(second, memory.load(1))
 
 
 @pytest.mark.parametrize("levels", [True, False])
