@@ -59,8 +59,13 @@ def levels_pair_chain(
         # one float32 frame at a time, only to be shrunk for the network
         first_small = scale.shrink(normalise_array(levels[0]))
         second_small = scale.shrink(normalise_array(levels[1]))
+        # the levels are not held through the network (its tiles fill the memory budget: 24 MP
+        # pair, +144 MB at the peak); decoded once more for the lift and the composition
+        del levels
         small = yield from predict_small(first_small, second_small, progress)
         del first_small, second_small
+        levels = [stack.load_levels(0), stack.load_levels(1)]
+        assert levels[0] is not None and levels[1] is not None
         soft = lift_pair(small, grey_from_levels(levels[0]), grey_from_levels(levels[1]))
     weight = decide(soft).astype(np.float32, copy=False)
     # as run_serial_decisions: a hard selection of frame 0 (w = 1) or frame 1 (w = 0)

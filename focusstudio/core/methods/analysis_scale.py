@@ -33,7 +33,7 @@ import numpy as np
 
 from focusstudio.core.ops.upsample import enlarge, shrink, upsample_binary, upsample_index, upsample_soft
 from focusstudio.core.progress import CancelToken
-from focusstudio.core.types import Stack, grey_from_levels, to_grey
+from focusstudio.core.types import LEVEL_BAND_ROWS, Stack, grey_from_levels, to_grey
 
 __all__ = [
     "DEFAULT_LONG_SIDE",
@@ -95,10 +95,16 @@ def lift_pair(decision: np.ndarray, first: np.ndarray, second: np.ndarray) -> np
     if decision.shape == shape:
         return decision
     weight = enlarge(decision.astype(np.float32), shape)
-    # guide = B + w·(A − B) in grey: the sharp frame's edge is where the decision switches
-    guide = to_grey(second).copy()
-    guide += weight * (to_grey(first) - guide)
-    del weight
+    # guide = B + w·(A − B) in grey: the sharp frame's edge is where the decision switches; in
+    # bands of rows (the same float32 operations per pixel), so no full-size temporaries
+    grey_first, grey_second = to_grey(first), to_grey(second)
+    guide = np.empty(shape, dtype=np.float32)
+    for start in range(0, shape[0], LEVEL_BAND_ROWS):
+        rows = slice(start, start + LEVEL_BAND_ROWS)
+        difference = grey_first[rows] - grey_second[rows]
+        difference *= weight[rows]
+        np.add(grey_second[rows], difference, out=guide[rows])
+    del weight, grey_first, grey_second
     if decision.dtype == np.bool_:
         return upsample_binary(decision, guide)
     return upsample_soft(decision, guide)

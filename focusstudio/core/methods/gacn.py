@@ -328,13 +328,16 @@ class GACNFuse(DeepFusionMethod):
         elif strategy == "pair":
             yield context.progress.event("network", 0.0, "GACN forward")
             scale = analysis_scale_for(self, params, stack.shape)
-            levels = pair_levels(stack, scale)  # decoded once, kept for the composition
+            levels = pair_levels(stack, scale)  # decoded once for both greys
             grey_a, grey_b = pair_greys(levels) if levels else (grey_frame(stack, 0), grey_frame(stack, 1))
             decision, per_scale = yield from self._pair_decision(
                 inference, grey_a, grey_b, reporter(context.progress, "GACN forward"),
                 want_scales=True, scale=scale,
             )
-            analysis.data.update(decision=decision, grey=(grey_a, grey_b), levels=levels)
+            # levels not kept: GACN's tiled network already fills the memory budget (24 MP pair:
+            # +144 MB at the peak); finish decodes the frames once more
+            del levels
+            analysis.data.update(decision=decision, grey=(grey_a, grey_b))
             if per_scale is not None:
                 for k in range(per_scale.shape[0]):
                     name = f"activity_diff_scale{k + 1}"
@@ -470,7 +473,7 @@ class GACNFuse(DeepFusionMethod):
             lifted = analysis_scale_for(self, params, stack.shape).active
             refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context, lifted)
             # integer levels where the files give them, converted band by band (ops.levels)
-            fused = compose_pair_banded(*(analysis.data.get("levels") or load_pair_sources(stack)), refined)
+            fused = compose_pair_banded(*load_pair_sources(stack), refined)
             np.clip(fused, 0.0, 1.0, out=fused)  # in place: one full-size colour image less at the peak
             yield context.progress.event("post", 1.0, "done")
             return self.make_result(fused, stack, params, {**analysis.maps, **maps}, analysis)
