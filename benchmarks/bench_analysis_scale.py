@@ -3,7 +3,7 @@ reduced analysis scale on Lytro pairs upscaled 4×, and the 24 MP pair's time ag
 
     python -m benchmarks.bench_analysis_scale quality --scales none auto --pairs 20 --reference-pairs 3
     python -m benchmarks.bench_analysis_scale quality --scales none 0.25 0.5 --pairs 5 --methods sesf gacn
-    python -m benchmarks.bench_analysis_scale pair --methods sesf gacn --rounds 2
+    python -m benchmarks.bench_analysis_scale pair --before /tmp/base --rounds 2
 
 ``quality``: each Lytro pair (``shared/data/lytro``, 520×520) is enlarged ``--up`` times (cv2
 INTER_CUBIC, uint8 as a camera would store it), fused in-process with ``analysis_scale`` set, the
@@ -12,7 +12,9 @@ project's Q^{AB/F}. One worker process per (method, scale) runs every pair, so i
 CPU time are its own; the fused images are cached (``--cache``) by tree, method, scale and pair,
 so another tree (``--tree``, e.g. a checkout of main for the scale-1 reference, bit-identical to
 this tree's scale 1) can fill the reference once. ``pair``: ``focusstudio fuse`` on a 6000×4000
-pair (benchmarks/bench_pair_enfuse.py's recipe) in turn with enfuse, wall, CPU seconds, peak RSS.
+pair (benchmarks/bench_pair_enfuse.py's recipe) in turn with enfuse, wall, CPU seconds, peak RSS;
+with ``--before TREE`` that checkout's run alternates with this tree's for every method, and the
+results' pixel differences (before against after) are tabled.
 """
 
 from __future__ import annotations
@@ -150,20 +152,45 @@ def pair(args: argparse.Namespace) -> int:
     out = args.cache / "pair_out"
     out.mkdir(parents=True, exist_ok=True)
     print(f"# {args.size} pair; load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    trees = [("before", args.before)] if args.before is not None else []
+    trees.append(("after" if args.before is not None else "", REPO_ROOT))
     rows = []
     for _ in range(args.rounds):
         for method in args.methods:
             for scale in args.scales:
-                command = ["env", f"PYTHONPATH={REPO_ROOT}",
-                           *focusstudio_fuse_command(frames, out / f"{method}.jpg", method,
-                                                     ["--analysis-scale", scale])]
-                rows.append(row(f"{method} scale {scale}", measure(method, command, cwd=REPO_ROOT)))
-                print(format_table(rows[-1:], list(rows[-1])), file=sys.stderr)
+                for label, tree in trees:  # before and after in turn: the same load for both
+                    target = out / f"{method}_{scale}_{label or 'this'}.jpg"
+                    extra = [] if method == "sf" else ["--analysis-scale", scale]
+                    command = ["env", f"PYTHONPATH={tree}",
+                               *focusstudio_fuse_command(frames, target, method, extra)]
+                    name = f"{method} {label}".strip() if method == "sf" else f"{method} scale {scale} {label}".strip()
+                    rows.append(row(name, measure(method, command, cwd=tree)))
+                    print(format_table(rows[-1:], list(rows[-1])), file=sys.stderr)
         (_, command), = enfuse_recipe(frames, out, out / "enfuse.jpg", align=False)
         rows.append(row("enfuse", measure("enfuse", command)))
     print(format_table(rows, ["tool", "wall_s", "cpu_s", "peak_rss_mib", "rc"]))
+    if args.before is not None:
+        print(format_table(pixel_differences(out, args.methods, args.scales), ["method", "max_abs", "mean_abs",
+                                                                               "changed", "psnr_db"]))
     print(f"# load after: {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return 0
+
+
+def pixel_differences(out: Path, methods: list[str], scales: list[str]) -> list[dict[str, object]]:
+    """Before against after, per method: max and mean absolute difference of the 8-bit results,
+    the share of changed samples and the PSNR (JPEG q95 outputs: the encoder's own rounding of
+    equal inputs is equal, so 0 means the same pixels went in)."""
+    rows = []
+    for method in methods:
+        for scale in scales:
+            before, after = (cv2.imread(str(out / f"{method}_{scale}_{label}.jpg")) for label in ("before", "after"))
+            if before is None or after is None:
+                continue
+            difference = np.abs(before.astype(np.int16) - after.astype(np.int16))
+            rows.append({"method": f"{method} {scale}", "max_abs": int(difference.max()),
+                         "mean_abs": float(difference.mean()), "changed": float((difference > 0).mean()),
+                         "psnr_db": float(cv2.PSNR(before, after))})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--tree", type=Path, default=REPO_ROOT.parent / "main")
     q.add_argument("--cache", type=Path, default=Path("/tmp/focusstudio-bench/analysis_scale"))
     p = sub.add_parser("pair", help="a camera-size pair at the given scales, in turn with enfuse")
-    p.add_argument("--methods", nargs="+", default=["sesf", "gacn"])
+    p.add_argument("--methods", nargs="+", default=["sf", *METHODS], help="sf runs without --analysis-scale")
+    p.add_argument("--before", type=Path, default=None,
+                   help="a checkout run in turn with this tree (e.g. `git worktree add /tmp/base main`)")
     p.add_argument("--scales", nargs="+", default=["auto"])
     p.add_argument("--size", default="6000x4000")
     p.add_argument("--rounds", type=int, default=1)

@@ -62,9 +62,12 @@ class Stack:
         transforms: Sequence[Callable[[np.ndarray], np.ndarray] | None] | None = None,
         valid_mask: np.ndarray | None = None,
         coverages: Sequence[Callable[[], np.ndarray | None] | None] | None = None,
+        levels_loader: Callable[[FrameInfo], np.ndarray | None] | None = None,
     ) -> None:
         self.frames: tuple[FrameInfo, ...] = tuple(frames)
         self._loader = loader
+        #: Decodes a frame to its integer levels (see :meth:`load_levels`); None = not available.
+        self._levels_loader = levels_loader
         self.notes: list[str] = list(notes)
         self.transforms = tuple(transforms) if transforms is not None else (None,) * len(self.frames)
         #: H×W bool: where every (aligned) frame has real pixels; None = everywhere.
@@ -126,6 +129,10 @@ class Stack:
     # ----------------------------------------------------------------- access
     def load(self, index: int, grey: bool = False) -> np.ndarray:
         """Frame ``index`` as float32 in [0, 1]; RGB when the stack is colour (grey replicated)."""
+        if grey:
+            levels = self._frame_levels(index)
+            if levels is not None:  # the same values without the float32 colour frame
+                return grey_from_levels(levels)
         image = self._loader(self.frames[index])
         transform = self.transforms[index]
         if transform is not None:
@@ -135,6 +142,22 @@ class Stack:
         if self.is_color and image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
         return image
+
+    def load_levels(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` as its decoded integer levels (uint8/uint16, H×W or H×W×3, RGB when the
+        stack is colour), or None where only :meth:`load` can give it (in-memory, float or RAW
+        frames, a transform). ``normalise_array(load_levels(i))`` equals ``load(i)`` exactly: large
+        frames are then converted band by band (:mod:`focusstudio.core.ops.levels`) instead of
+        being held as float32, 4× the size of 8-bit levels (issue 20)."""
+        levels = self._frame_levels(index)
+        if levels is not None and self.is_color and levels.ndim == 2:
+            levels = np.repeat(levels[..., None], 3, axis=2)
+        return levels
+
+    def _frame_levels(self, index: int) -> np.ndarray | None:
+        if self._levels_loader is None or self.transforms[index] is not None:
+            return None
+        return self._levels_loader(self.frames[index])
 
     def coverage(self, index: int) -> np.ndarray | None:
         """H×W bool: where frame ``index`` has real pixels once transformed (alignment without a
@@ -153,6 +176,7 @@ class Stack:
             [self.transforms[i] for i in indices],
             self.valid_mask,
             [self.coverages[i] for i in indices],
+            self._levels_loader,
         )
 
     def with_transforms(
@@ -182,6 +206,22 @@ def image_planes(array: np.ndarray) -> np.ndarray:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise ValueError(f"unsupported image shape {array.shape}")
     return array
+
+
+#: Rows per band when integer levels are converted band by band: ~1.5 MB of float32 colour at
+#: 6000 pixels a row, so the band's temporaries stay in cache and are never page-faulted afresh.
+LEVEL_BAND_ROWS = 64
+
+
+def grey_from_levels(levels: np.ndarray, band_rows: int = LEVEL_BAND_ROWS) -> np.ndarray:
+    """``to_grey(normalise_array(levels))`` of uint8/uint16 levels (H×W or H×W×3), exactly (the
+    same float32 operations per pixel), converted band by band: the float32 colour frame is
+    never held."""
+    out = np.empty(levels.shape[:2], dtype=np.float32)
+    for start in range(0, levels.shape[0], band_rows):
+        band = slice(start, start + band_rows)
+        out[band] = to_grey(normalise_array(levels[band]))
+    return out
 
 
 def normalise_array(array: np.ndarray) -> np.ndarray:

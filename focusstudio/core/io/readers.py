@@ -48,7 +48,7 @@ from focusstudio.core.errors import FocusStudioError, InputError
 from focusstudio.core.io.formats import SUPPORTED_FORMATS_TEXT, ImageFormat, detect_format
 from focusstudio.core.io.guards import captured_c_stderr, check_frame_size, decoder_reason
 from focusstudio.core.io.raw import develop, import_rawpy
-from focusstudio.core.types import FrameInfo, normalise_array
+from focusstudio.core.types import FrameInfo, image_planes, normalise_array
 
 EXIF_ORIENTATION_TAG = 0x0112
 
@@ -125,6 +125,35 @@ def decode_frame(info: FrameInfo, float_scale: float | None = None) -> np.ndarra
     elif info.channels == 3 and image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     return image
+
+
+def decode_levels(info: FrameInfo) -> np.ndarray | None:
+    """The frame ``info`` describes as its integer levels (uint8/uint16, H×W or H×W×3 as
+    :func:`decode_frame` shapes it, orientation applied), or None for float samples.
+
+    ``normalise_array(decode_levels(info))`` equals ``decode_frame(info)`` exactly; a caller that
+    converts band by band (:mod:`focusstudio.core.ops.levels`) never holds the float32 frame,
+    4× the size of 8-bit levels (issue 20: 288 MB for a 24 MP colour frame)."""
+    if info.path is None:
+        raise ValueError(f"frame {info.name!r} has no file to decode")
+    array, orientation = _pixels(info.path, info.page)
+    if array.dtype not in (np.uint8, np.uint16):
+        return None
+    try:
+        levels = image_planes(apply_orientation(array, orientation))
+    except ValueError as exc:  # a shape no frame can have (decoders accept odd headers)
+        raise InputError(f"cannot be used as an image ({_reason(exc)})", info.path) from exc
+    if levels.shape[:2] != info.shape:
+        raise InputError(
+            f"changed since it was opened: it is now {levels.shape[1]}x{levels.shape[0]} pixels, "
+            f"it was {info.width}x{info.height}",
+            info.path,
+        )
+    if info.channels == 1 and levels.ndim == 3:
+        levels = levels[..., 0]  # identical channels (see decode_frame)
+    elif info.channels == 3 and levels.ndim == 2:
+        levels = np.repeat(levels[..., None], 3, axis=2)
+    return np.ascontiguousarray(levels)
 
 
 def float_frame_scale(info: FrameInfo) -> tuple[float, str | None]:

@@ -21,7 +21,7 @@ from focusstudio.core.io.formats import (
     is_raw_name,
 )
 from focusstudio.core.io.raw import raw_stack_loader
-from focusstudio.core.io.readers import decode_frame, float_frame_scale, missing_path_error, probe_image
+from focusstudio.core.io.readers import decode_frame, decode_levels, float_frame_scale, missing_path_error, probe_image
 from focusstudio.core.io.sidecars import is_focusstudio_output, sidecar_path
 from focusstudio.core.types import FrameInfo, FrameLoader, Stack
 
@@ -167,7 +167,11 @@ def load_stack(
     notes.extend(_describe_mixtures(frames))
     loader, float_notes = _float_loader(frames)
     notes.extend(float_notes)
-    return Stack(frames, raw_stack_loader(frames, loader), notes)
+    stack_loader = raw_stack_loader(frames, loader)
+    # integer levels straight from the decoder: only where the loader is the plain decoder (no
+    # float scaling, no RAW development), so they normalise to exactly what it returns
+    levels = decode_levels if stack_loader is decode_frame else None
+    return Stack(frames, stack_loader, notes, levels_loader=levels)
 
 
 def _float_loader(frames: Sequence[FrameInfo]) -> tuple[FrameLoader, list[str]]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from focusstudio.core.methods._deep_pair import levels_pair_chain
 from focusstudio.core.methods.analysis_scale import analysis_scale_for, lift_pair
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.strategies import (
@@ -130,6 +131,29 @@ class SerialDecisionMethod(DeepFusionMethod):
 
         return predict
 
+    def _levels_pair(
+        self, network: Any, params: dict[str, Any], stack: Stack, context: RunContext, cached: list[np.ndarray] | None
+    ) -> Generator[ProgressEvent, None, SerialChain | None]:
+        """Two frames at an analysis scale below 1, decoded once to integer levels
+        (:func:`~focusstudio.core.methods._deep_pair.levels_pair_chain`: the serial strategy's
+        numbers without the full-size float32 frames); None where that does not apply."""
+
+        def predict_small(first: np.ndarray, second: np.ndarray, progress: ProgressRange) -> Generator[
+            ProgressEvent, None, np.ndarray
+        ]:
+            assert network is not None
+            return (yield from self.predict_pair(network, first, second, context, progress))
+
+        found = yield from levels_pair_chain(
+            stack, analysis_scale_for(self, params, stack.shape), predict_small,
+            lambda soft: self.decide(soft, params)[1], context.progress.sub(0.0, 1.0),
+            None if cached is None else cached[0],
+        )
+        if found is None:
+            return None
+        soft, weight, fused, index = found
+        return SerialChain([soft], [weight], fused, index)
+
     def _neighbours(
         self, stack: Stack, params: dict[str, Any], context: RunContext
     ) -> Generator[ProgressEvent, None, NeighbourChain]:
@@ -158,6 +182,9 @@ class SerialDecisionMethod(DeepFusionMethod):
     ) -> Generator[ProgressEvent, None, SerialChain]:
         needs_network = cached is None or len(stack) > 2
         network = self.load(context.weights).network.to(context.device) if needs_network else None
+        pair = yield from self._levels_pair(network, params, stack, context, cached)
+        if pair is not None:
+            return pair
         predict = self._predictor(network, params, stack, context)
         return (
             yield from run_serial_decisions(

@@ -34,7 +34,13 @@ import numpy as np
 
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._deep_serial import NEIGHBOURS_USE_NO_POST
-from focusstudio.core.methods.analysis_scale import AnalysisScale, analysis_scale_for, lift_pair
+from focusstudio.core.methods.analysis_scale import (
+    AnalysisScale,
+    analysis_scale_for,
+    lift_pair,
+    pair_greys,
+    pair_levels,
+)
 from focusstudio.core.methods.backends.gacn_fast import GACNInference
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import grey_frame, torch_device
@@ -50,7 +56,10 @@ from focusstudio.core.methods.strategies import (
 )
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.ops.compose import compose_pair
+from focusstudio.core.ops.guided_filter import guide_centre
+from focusstudio.core.ops.levels import compose_pair_banded, load_pair_sources
 from focusstudio.core.ops.params import ANALYSIS_SCALE, GF_EPS, GF_RADIUS, SF_RADIUS
+from focusstudio.core.ops.sparse_guided import changing_tiles, guided_filter_near_changes
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange, run_to_completion
 from focusstudio.core.tiling import BoundedGuidedFilter, Tile, fits_map_budget, operation_budget, plan_budget_tiles
@@ -137,25 +146,42 @@ def bgf_config(params: Mapping[str, Any]) -> gacn_arch.BoundaryFilterConfig:
     )
 
 
+#: A lifted decision varying by at most this within a tile and its 2r halo is taken as constant
+#: there by the boundary guided filter (``near_changes``): the guided filter of a source that
+#: flat is the source to within a small multiple of this (a weight error far below 1/255).
+FLAT_TOLERANCE = 1e-5
+
+
 def apply_bgf(
     decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, config: gacn_arch.BoundaryFilterConfig,
-    context: RunContext,
+    context: RunContext, near_changes: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(M_bgf, W) of a full map (:func:`gacn_arch.boundary_guided_filter`).
 
     On the CPU in NumPy/OpenCV (~2× faster than the torch module's cumulative-sum box filters in
     double precision; same values to ~1e-6): the Gaussian as a zero-padded separable OpenCV filter,
     the grey guided filter by :class:`BoundedGuidedFilter` in single precision on the centred guide
-    (tiled when large). Other devices: the torch module in tiles with a halo of the filter's radius."""
+    (tiled when large). Other devices: the torch module in tiles with a halo of the filter's radius.
+
+    ``near_changes`` (a decision lifted from an analysis scale, CPU): the guided filter runs only
+    on tiles where the decision varies by more than :data:`FLAT_TOLERANCE`
+    (:mod:`focusstudio.core.ops.sparse_guided`, the whole guide's centre: the same numbers there);
+    elsewhere the filtered map is the decision itself."""
     height, width = decision.shape
     if torch_device(context).type == "cpu":
         decision = np.asarray(decision, dtype=np.float32)
         budget = operation_budget((height, width), context.memory_limit)
         guide = (grey_a * decision + grey_b * (1.0 - decision)).astype(np.float32, copy=False)
-        filtered = BoundedGuidedFilter(
-            guide, config.gf_radius, config.gf_eps, budget, context.tile_size, mode="gray", dtype=np.float32,
-            precision=np.float32, cancel=context.cancel,
-        )(decision)
+        if near_changes:
+            filtered = guided_filter_near_changes(
+                decision, lambda read: guide[read], config.gf_radius, config.gf_eps, "gray", guide_centre(guide),
+                changing_tiles(decision, config.gf_radius, FLAT_TOLERANCE), context.cancel,
+            )
+        else:
+            filtered = BoundedGuidedFilter(
+                guide, config.gf_radius, config.gf_eps, budget, context.tile_size, mode="gray", dtype=np.float32,
+                precision=np.float32, cancel=context.cancel,
+            )(decision)
         del guide
         kernel = gacn_arch.gaussian_kernel(config.gaussian_sigma, config.gaussian_radius)[0, 0].numpy()
 
@@ -304,11 +330,16 @@ class GACNFuse(DeepFusionMethod):
             yield from self._neighbours(stack, context, inference, analysis, scale)
         elif strategy == "pair":
             yield context.progress.event("network", 0.0, "GACN forward")
-            grey_a, grey_b = grey_frame(stack, 0), grey_frame(stack, 1)
+            scale = analysis_scale_for(self, params, stack.shape)
+            levels = pair_levels(stack, scale)  # decoded once for both greys
+            grey_a, grey_b = pair_greys(levels) if levels else (grey_frame(stack, 0), grey_frame(stack, 1))
             decision, per_scale = yield from self._pair_decision(
                 inference, grey_a, grey_b, reporter(context.progress, "GACN forward"),
-                want_scales=True, scale=analysis_scale_for(self, params, stack.shape),
+                want_scales=True, scale=scale,
             )
+            # levels not kept: GACN's tiled network already fills the memory budget (24 MP pair:
+            # +144 MB at the peak); finish decodes the frames once more
+            del levels
             analysis.data.update(decision=decision, grey=(grey_a, grey_b))
             if per_scale is not None:
                 for k in range(per_scale.shape[0]):
@@ -442,8 +473,10 @@ class GACNFuse(DeepFusionMethod):
             grey_a, grey_b = analysis.data["grey"]
             decision = analysis.data["decision"]
             yield context.progress.event("post", 0.1, "boundary guided filter")
-            refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context)
-            fused = compose_pair(stack.load(0), stack.load(1), refined)
+            lifted = analysis_scale_for(self, params, stack.shape).active
+            refined, maps = self._refine(decision, grey_a, grey_b, config, params["use_bgf"], context, lifted)
+            # integer levels where the files give them, converted band by band (ops.levels)
+            fused = compose_pair_banded(*load_pair_sources(stack), refined)
             np.clip(fused, 0.0, 1.0, out=fused)  # in place: one full-size colour image less at the peak
             yield context.progress.event("post", 1.0, "done")
             return self.make_result(fused, stack, params, {**analysis.maps, **maps}, analysis)
@@ -456,10 +489,10 @@ class GACNFuse(DeepFusionMethod):
     @staticmethod
     def _refine(
         decision: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, config: gacn_arch.BoundaryFilterConfig,
-        use_bgf: bool, context: RunContext,
+        use_bgf: bool, context: RunContext, near_changes: bool = False,
     ) -> tuple[np.ndarray, dict[str, FusionMap]]:
         if use_bgf:
-            refined, boundary = apply_bgf(decision, grey_a, grey_b, config, context)
+            refined, boundary = apply_bgf(decision, grey_a, grey_b, config, context, near_changes)
         else:
             refined, boundary = decision, np.zeros_like(decision)
         maps = {

@@ -34,7 +34,14 @@ import numpy as np
 
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods._classical import compose_weighted_steps
-from focusstudio.core.methods.analysis_scale import AnalysisScale, analysis_scale_for, lift_index, lift_pair
+from focusstudio.core.methods.analysis_scale import (
+    AnalysisScale,
+    analysis_scale_for,
+    lift_index,
+    lift_pair,
+    pair_greys,
+    pair_levels,
+)
 from focusstudio.core.methods.backends.fast_cpu import FastEncoder, encoder_channel_scales
 from focusstudio.core.methods.backends.tile_features import (
     TileFeatureStore,
@@ -50,6 +57,8 @@ from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.ops import params as ops_params
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.consistency import label_opening_majority, verify_binary, verify_labels
+from focusstudio.core.ops.levels import compose_pair_banded, load_pair_sources, unit_band
+from focusstudio.core.ops.sparse_guided import guided_filter_near_changes
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressEvent, ProgressGen, ProgressRange, run_to_completion
 from focusstudio.core.tiling import BoundedGuidedFilter, Tile, fits_map_budget, operation_budget
@@ -237,11 +246,14 @@ class SESFFuse(DeepFusionMethod):
         argmax = RunningArgmax((height, width))
         activities: list[np.ndarray] = []
         greys: list[np.ndarray] = []  # a pair's full-resolution greys, kept for the lift (no second decode)
+        # a lifted pair's frames decoded once, kept as levels for the guide and the composition
+        levels = pair_levels(stack, scale) if strategy == "pair" else None
+        pair_grey = pair_greys(levels) if levels else None
         for i in range(count):
             context.cancel.raise_if_cancelled()
             yield context.progress.event("network", i / count, f"deep SF, frame {i + 1}/{count}")
             frame_range = context.progress.sub(i / count, (i + 1) / count)
-            grey = grey_frame(stack, i)
+            grey = pair_grey[i] if pair_grey else grey_frame(stack, i)
             if strategy == "pair" and scale.active:
                 greys.append(grey)
             sf = yield from activity.run(scale.shrink(grey), reporter(frame_range, "deep SF"))
@@ -257,7 +269,8 @@ class SESFFuse(DeepFusionMethod):
             analysis.data["activity"] = activities
             if scale.active:  # the decision at full resolution, once (post changes reuse it)
                 analysis.data["decision_raw"] = lift_pair(activities[0] > activities[1], *greys)
-                del greys
+                del greys, pair_grey
+                analysis.data["levels"] = levels
         else:
             index = argmax.index
             analysis.data["index_raw"] = lift_index(index, stack, context.cancel) if scale.active else index
@@ -283,11 +296,15 @@ class SESFFuse(DeepFusionMethod):
             return self.make_result(serial.image, stack, params, dict(serial.maps), analysis,
                                     notes=[f"sesf: serial fusion of {len(stack)} frames"])
         if strategy == "pair":
-            first, second = stack.load(0), stack.load(1)
+            # integer levels where the files give them, converted band by band (ops.levels)
+            first, second = analysis.data.get("levels") or load_pair_sources(stack)
             activity = analysis.data["activity"]
+            raw = analysis.data.get("decision_raw")
             yield context.progress.event("post", 0.1, "decision and consistency verification")
-            image, maps = self._fuse_pair(first, second, activity[0], activity[1], params, context,
-                                          analysis.data.get("decision_raw"))
+            if raw is None:  # scale 1: the activities' own decision (the frames are not read)
+                raw = activity[0] > activity[1]
+            image, maps = self._fuse_pair(first, second, activity[0], activity[1], params, context, raw,
+                                          near_changes="decision_raw" in analysis.data)
             maps = {**analysis.maps, **maps}
             yield context.progress.event("post", 1.0, "done")
             return self.make_result(image, stack, params, maps, analysis)
@@ -303,24 +320,39 @@ class SESFFuse(DeepFusionMethod):
         params: Mapping[str, Any],
         context: RunContext,
         raw: np.ndarray | None = None,
+        near_changes: bool = False,
     ) -> tuple[np.ndarray, dict[str, FusionMap]]:
         """The released two-image pipeline on cached activities → (fused [0,1], maps). Activities
         at an analysis scale below 1: their decision is lifted to full resolution first (``raw``:
-        that lift, already made)."""
+        that lift, already made). ``first``/``second``: float frames or integer levels
+        (:func:`~focusstudio.core.ops.levels.unit_band`). ``near_changes`` (a lifted decision,
+        CPU): the guided filter runs only on tiles where the decision changes, its guide made
+        per tile (:mod:`focusstudio.core.ops.sparse_guided`): the same filter, the constant parts
+        exactly 0/1 instead of within float rounding of them."""
         if raw is None:
             raw = lift_pair(sf_first > sf_second, first, second)  # strict, as released (ties → the second)
         post = verify_binary(raw, params)
         decision = post.astype(np.float32)
         if params["use_guided_filter"]:
-            guide = compose_pair(first, second, decision)
-            guide *= np.float32(255.0)  # guide_of in place: the same values, one full-size image less
-            weight = weight_filter(guide, params, context)(decision)
-            del guide  # before the composition: at 24 MP each colour image is 288 MB
+            if near_changes and context.device == "cpu":
+
+                def guide_window(read: tuple[slice, slice]) -> np.ndarray:
+                    guide = compose_pair(unit_band(first, read), unit_band(second, read), decision[read])
+                    guide *= np.float32(255.0)  # guide_of's values
+                    return guide
+
+                weight = guided_filter_near_changes(decision, guide_window, params["gf_radius"], params["gf_eps"],
+                                                    cancel=context.cancel)
+            else:
+                guide = compose_pair_banded(first, second, decision)
+                guide *= np.float32(255.0)  # guide_of in place: the same values, one full-size image less
+                weight = weight_filter(guide, params, context)(decision)
+                del guide  # before the composition: at 24 MP each colour image is 288 MB
             if params["clamp_weight"]:
                 weight = np.clip(weight, 0.0, 1.0)
         else:
             weight = decision
-        fused = compose_pair(first, second, weight)
+        fused = compose_pair_banded(first, second, weight)
         np.clip(fused, 0.0, 1.0, out=fused)
         maps = {
             "decision_raw": FusionMap("decision_raw", "decision", raw.astype(np.float32),
