@@ -27,12 +27,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU, GuidedFilterMode, guide_centre, guided_filter_np
+from focusstudio.core.ops.tile_grid import Tile, plan_tiles, round_up
 from focusstudio.core.progress import CancelToken
 
 __all__ = [
@@ -179,46 +179,6 @@ def run_budget(
 MIN_TILE = 64
 
 
-@dataclass(frozen=True)
-class Tile:
-    """One tile: ``read`` is the input window, ``write`` the output window (image coordinates),
-    ``inner`` the output window inside the tile's own output (tile coordinates)."""
-
-    read: tuple[slice, slice]
-    write: tuple[slice, slice]
-    inner: tuple[slice, slice]
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def plan_tiles(height: int, width: int, tile: int, halo: int, align: int = 1) -> list[Tile]:
-    """Cover an ``height``×``width`` image with cores of at most ``tile`` pixels a side.
-
-    Core borders and the halo are multiples of ``align``; so are the read windows when the image
-    size is (pad the image to a multiple of ``align`` first).
-    """
-    tile = max(_round_up(tile, align), align)
-    halo = _round_up(halo, align)
-    tiles: list[Tile] = []
-    for top in range(0, height, tile):
-        bottom = min(top + tile, height)
-        read_top, read_bottom = max(top - halo, 0), min(bottom + halo, height)
-        for left in range(0, width, tile):
-            right = min(left + tile, width)
-            read_left, read_right = max(left - halo, 0), min(right + halo, width)
-            tiles.append(
-                Tile(
-                    read=(slice(read_top, read_bottom), slice(read_left, read_right)),
-                    write=(slice(top, bottom), slice(left, right)),
-                    inner=(
-                        slice(top - read_top, bottom - read_top),
-                        slice(left - read_left, right - read_left),
-                    ),
-                )
-            )
-    return tiles
 
 
 def tile_edge(
@@ -237,11 +197,11 @@ def tile_edge(
     (:func:`focusstudio.core.tiling.default_memory_limit`).
     """
     if tile_size is not None:
-        return max(_round_up(int(tile_size), align), align)
+        return max(round_up(int(tile_size), align), align)
     budget = resolve_memory_limit(memory_limit, device)
     padded_edge = math.sqrt(max(budget, 1) / max(bytes_per_pixel, 1e-9))
     core = int(padded_edge) - 2 * halo
-    return max(_round_up(max(core, MIN_TILE), align), align)
+    return max(round_up(max(core, MIN_TILE), align), align)
 
 
 def fits_untiled(height: int, width: int, edge: int) -> bool:

@@ -104,7 +104,7 @@ def test_the_guided_filter_near_changes_equals_the_whole_frame_filter() -> None:
     guide = cv2.GaussianBlur(rng.uniform(0, 255, (*shape, 3)).astype(np.float32), (0, 0), 2.0)
     whole = GuidedFilterCPU(guide, 4, 0.1, precision=np.float32)(decision)
     tiles = list(sparse_guided.changing_tiles(decision, 4, tile=64))
-    every = list(sparse_guided.grid_tiles(*shape, 64, 8))
+    every = list(sparse_guided.plan_tiles(*shape, 64, 8))
     assert 0 < len(tiles) < len(every) // 2  # most tiles are skipped
     sparse = sparse_guided.guided_filter_near_changes(decision, lambda read: guide[read], 4, 0.1, tiles=tiles)
     # Float rounding only: each tile centres the guide on its own mean, so the second moments
@@ -152,7 +152,7 @@ def test_the_sparse_post_processing_equals_filtering_every_tile(
     sparse = _fuse_files(name, stack, tmp_path)
 
     def every_tile(source: np.ndarray, radius: int, tolerance: float = 0.0, tile: int = 256) -> Any:
-        return sparse_guided.grid_tiles(*source.shape[:2], 32, 2 * radius)
+        return sparse_guided.plan_tiles(*source.shape[:2], 32, 2 * radius)
 
     monkeypatch.setattr(sparse_guided, "changing_tiles", every_tile)
     monkeypatch.setattr(gacn_module, "changing_tiles", every_tile)

@@ -15,43 +15,18 @@ so a guide that is itself a composition of the frames is never made at full size
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 
 import numpy as np
 
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU, GuidedFilterMode
+from focusstudio.core.ops.tile_grid import Tile, plan_tiles
 from focusstudio.core.progress import CancelToken
 
-__all__ = ["SPARSE_TILE", "Tile", "changing_tiles", "grid_tiles", "guided_filter_near_changes"]
+__all__ = ["SPARSE_TILE", "Tile", "changing_tiles", "guided_filter_near_changes", "plan_tiles"]
 
 #: Core size of the sparse filter's tiles: small enough that a transition costs a narrow band of
 #: tiles, large enough that the 2r halo (8 pixels for SESF's r = 4) adds little (~13 % at 256).
 SPARSE_TILE = 256
-
-class Tile(NamedTuple):
-    """``read``: the window read (image coordinates), ``write``: the core written, ``inner``: the
-    core inside the read window (as :class:`focusstudio.core.tiling.Tile`, a floor above ops)."""
-
-    read: tuple[slice, slice]
-    write: tuple[slice, slice]
-    inner: tuple[slice, slice]
-
-
-def grid_tiles(height: int, width: int, tile: int, halo: int) -> Iterator[Tile]:
-    """Square cores of ``tile`` pixels (smaller at the right and bottom), each read with ``halo``
-    pixels around it, clipped to the image."""
-    for top in range(0, height, tile):
-        bottom = min(top + tile, height)
-        read_top, read_bottom = max(top - halo, 0), min(bottom + halo, height)
-        for left in range(0, width, tile):
-            right = min(left + tile, width)
-            read_left, read_right = max(left - halo, 0), min(right + halo, width)
-            yield Tile(
-                (slice(read_top, read_bottom), slice(read_left, read_right)),
-                (slice(top, bottom), slice(left, right)),
-                (slice(top - read_top, bottom - read_top), slice(left - read_left, right - read_left)),
-            )
-
 
 #: The guide of one read window (image coordinates) as float32, H×W or H×W×3.
 GuideWindow = Callable[[tuple[slice, slice]], np.ndarray]
@@ -64,7 +39,7 @@ def changing_tiles(
     elsewhere its guided filter is the source (``tolerance`` 0: exactly, up to float rounding;
     else within ``tolerance``, the filter being a local affine average of the source's values)."""
     height, width = source.shape[:2]
-    for part in grid_tiles(height, width, tile, 2 * radius):
+    for part in plan_tiles(height, width, tile, 2 * radius):
         window = source[part.read]
         if float(window.max()) - float(window.min()) > tolerance:
             yield part
