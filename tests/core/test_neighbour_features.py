@@ -3,6 +3,7 @@ only the decoder runs per pass, and the maps equal those of the uncached pair pa
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class _Counts:
         self.encoder_calls = 0
         self.planes = 0
         self.decoder_calls = 0
+        self.features: list[weakref.ref[torch.Tensor]] = []  # every encode_image result
+        self.most_alive = 0  # most encode_image results alive at a decoder call
 
 
 @pytest.fixture
@@ -64,6 +67,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Counts]:
     counted = _Counts()
     encoder_forward = PlaneEncoder.forward
     decode = MFIFGANGenerator.decode
+    encode_image = MFIFGANGenerator.encode_image
 
     def counting_encoder(self: PlaneEncoder, plane: torch.Tensor) -> torch.Tensor:
         counted.encoder_calls += 1
@@ -72,10 +76,18 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Counts]:
 
     def counting_decode(self: MFIFGANGenerator, *features: Any) -> torch.Tensor:
         counted.decoder_calls += 1
+        alive = sum(ref() is not None for ref in counted.features)
+        counted.most_alive = max(counted.most_alive, alive)
         return decode(self, *features)
+
+    def keeping_encode_image(self: MFIFGANGenerator, image: torch.Tensor) -> torch.Tensor:
+        features = encode_image(self, image)
+        counted.features.append(weakref.ref(features))
+        return features
 
     monkeypatch.setattr(PlaneEncoder, "forward", counting_encoder)
     monkeypatch.setattr(MFIFGANGenerator, "decode", counting_decode)
+    monkeypatch.setattr(MFIFGANGenerator, "encode_image", keeping_encode_image)
     yield counted
 
 
@@ -116,6 +128,8 @@ def test_cached_features_equal_uncached_passes(
     cached = _fuse(stack, weights, True, monkeypatch)
     # every frame's features computed once; the decoder still runs once per pass
     assert (counts.encoder_calls, counts.planes, counts.decoder_calls) == (FRAMES, FRAMES * planes, passes)
+    # memory flat in N: the two frames of the current pair hold features, no earlier frame does
+    assert counts.most_alive == 2
     _assert_same_maps(cached, uncached)
 
 
