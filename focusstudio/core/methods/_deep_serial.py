@@ -10,6 +10,8 @@ N > 2 frames, the ``strategy`` parameter (:data:`STRATEGY`), both from
   networks' preference for one input position would add up over the stack); each pixel takes the
   frame where the summed evidence peaks, composed by pyramid blending. The post-processing
   parameters (threshold, small-region removal) belong to the pair decision and are not used.
+  A method whose network has a per-frame part (``caches_frame_features``: MFIF-GAN's encoder)
+  computes it once per frame and runs only the joint part per pass.
 * ``serial``: the running result is fused with the next frame
   (:func:`~focusstudio.core.methods.strategies.run_serial_decisions`), each step decided by the
   post-processing; when every step was a hard selection the selection is composed by pyramid

@@ -14,7 +14,8 @@ Pipeline (REFERENCE-NOTES §3.3, §7.4):
 
 N frames (``strategy``, :mod:`focusstudio.core.methods._deep_serial`): ``neighbours`` (default)
 — the generator compares each frame with the next, each pixel takes the frame where the summed
-evidence peaks, composed by pyramid blending; ``serial`` — fuse the running result with the next
+evidence peaks, composed by pyramid blending (each frame's encoder features are computed once and
+reused in its up to four passes; only the decoder runs per pass); ``serial`` — fuse the running result with the next
 frame with the pair pipeline above (a change of a post-processing parameter then re-runs the
 network from the second step on, since later inputs depend on earlier decisions).
 
