@@ -9,8 +9,9 @@ and small calibration passes show as fractions):
 
 * sesf, gacn: encoder passes over one frame — every block evaluation of the dense SE encoder
   (forward, tiled channel statistics) in frame-sized units, divided by the number of blocks;
-* mfifgan, twostream, ufa: passes of the pair network over a pair of frames (the network's own
-  ``forward``).
+* twostream, ufa: passes of the pair network over a pair of frames (the network's own
+  ``forward``); mfifgan: passes of its shared plane encoder in pair units (six colour planes, a
+  pair's, count 1: the neighbours strategy encodes each frame once, outside ``forward``).
 
 Random weights (the counts do not depend on the values); ``fuse`` in process on the CPU.
 """
@@ -77,7 +78,13 @@ def counting(counter: Counter) -> Iterator[None]:
         loaded = load(name, weights)
         if name not in ("sesf", "gacn") and id(loaded.network) not in hooked:
             hooked.add(id(loaded.network))
-            loaded.network.register_forward_hook(lambda module, inputs, output: counter.add(pixels_of(inputs[0])))
+            if name == "mfifgan":
+                # the shared plane encoder (its ~80 % of a pass), in pair units: six colour planes
+                # are one pair; the neighbours strategy encodes each frame once, outside forward
+                loaded.network.encoder.register_forward_hook(
+                    lambda module, inputs, output: counter.add(pixels_of(inputs[0]) / 6))
+            else:
+                loaded.network.register_forward_hook(lambda module, inputs, output: counter.add(pixels_of(inputs[0])))
         return loaded
 
     try:

@@ -10,6 +10,8 @@ N > 2 frames, the ``strategy`` parameter (:data:`STRATEGY`), both from
   networks' preference for one input position would add up over the stack); each pixel takes the
   frame where the summed evidence peaks, composed by pyramid blending. The post-processing
   parameters (threshold, small-region removal) belong to the pair decision and are not used.
+  A method whose network has a per-frame part (``caches_frame_features``: MFIF-GAN's encoder)
+  computes it once per frame and runs only the joint part per pass.
 * ``serial``: the running result is fused with the next frame
   (:func:`~focusstudio.core.methods.strategies.run_serial_decisions`), each step decided by the
   post-processing; when every step was a hard selection the selection is composed by pyramid
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from focusstudio.core.methods._deep_pair import levels_pair_chain
-from focusstudio.core.methods.analysis_scale import analysis_scale_for, lift_pair
+from focusstudio.core.methods.analysis_scale import AnalysisScale, analysis_scale_for, lift_pair
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.strategies import (
     NeighbourChain,
@@ -82,6 +84,20 @@ def threshold_and_clean(
     return raw, cleaned.astype(np.float32)
 
 
+class EncodedFrame:
+    """A frame as the cached ``neighbours`` predictor holds it: the image the network sees, the
+    full-resolution grey its maps are lifted along (None at full scale), and the network's
+    per-frame part of it, computed at the first pass that needs it."""
+
+    __slots__ = ("encoded", "features", "grey", "image")
+
+    def __init__(self, image: np.ndarray, grey: np.ndarray | None) -> None:
+        self.image = image
+        self.grey = grey
+        self.features: Any | None = None
+        self.encoded = False
+
+
 class SerialDecisionMethod(DeepFusionMethod):
     """A pairwise network predicting a soft map (weight of the first input), turned into a
     decision by post-processing and applied to the source pixels; N frames serially.
@@ -109,6 +125,22 @@ class SerialDecisionMethod(DeepFusionMethod):
     @abstractmethod
     def decide(self, soft: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """(binary map before clean-up, weight used for fusion) of one soft map."""
+
+    #: True where :meth:`encode_frame` / :meth:`predict_encoded` split the pair network into a
+    #: per-frame part and a joint part (the ``neighbours`` strategy then encodes each frame once).
+    caches_frame_features: ClassVar[bool] = False
+
+    def encode_frame(self, network: nn.Module, frame: np.ndarray, context: RunContext) -> Any | None:
+        """The network's per-frame part of a pair prediction on one frame (as ``predict_pair``
+        sees it), or None where this frame's passes cannot reuse it (then each pass runs
+        ``predict_pair``). Only called where :attr:`caches_frame_features`."""
+        return None
+
+    def predict_encoded(
+        self, network: nn.Module, first: Any, second: Any, shape: tuple[int, int], context: RunContext
+    ) -> np.ndarray:
+        """``predict_pair``'s soft map (``shape``) from the two frames' :meth:`encode_frame` results."""
+        raise NotImplementedError
 
     # -------------------------------------------------------------- shared
     auto_strategy_for_many: ClassVar[str] = "neighbours"
@@ -160,6 +192,8 @@ class SerialDecisionMethod(DeepFusionMethod):
         network = self.load(context.weights).network.to(context.device)
         keep = len(stack) - 1 if len(stack) <= MAX_STEP_MAPS else 0
         scale = analysis_scale_for(self, params, stack.shape)
+        if self.caches_frame_features:
+            return (yield from self._neighbours_encoded(network, stack, scale, context, keep))
         if not scale.active:
             predict = self._predictor(network, params, stack, context)
             return (yield from run_neighbour_decisions(stack, predict, context.progress, context.cancel, keep))
@@ -176,6 +210,37 @@ class SerialDecisionMethod(DeepFusionMethod):
 
         return (yield from run_neighbour_decisions(stack, predict_prepared, context.progress,  # type: ignore[arg-type]
                                                    context.cancel, keep, prepare=prepare, keep_as=scale.shrink))
+
+    def _neighbours_encoded(
+        self, network: nn.Module, stack: Stack, scale: AnalysisScale, context: RunContext, keep: int
+    ) -> Generator[ProgressEvent, None, NeighbourChain]:
+        """``neighbours`` with each frame's per-frame network part computed once
+        (:class:`EncodedFrame`): a frame is in up to four passes (its pairs with both neighbours,
+        both orders), and only the joint part runs per pass. The strategy holds two prepared
+        frames at a time, so two frames' features are held: memory does not depend on N."""
+
+        def prepare(frame: np.ndarray) -> EncodedFrame:
+            # as _neighbours: shrunk and made grey once, the colour frame not kept
+            return EncodedFrame(scale.shrink(frame), to_grey(frame)) if scale.active else EncodedFrame(frame, None)
+
+        def predict(first: EncodedFrame, second: EncodedFrame, progress: ProgressRange) -> Generator[
+            ProgressEvent, None, np.ndarray
+        ]:
+            for frame in (first, second):
+                if not frame.encoded:
+                    yield progress.event("network", 0.0, "frame features")
+                    frame.features, frame.encoded = self.encode_frame(network, frame.image, context), True
+            if first.features is None or second.features is None:  # e.g. tiled: the pair path
+                soft = yield from self.predict_pair(network, first.image, second.image, context, progress)
+            else:
+                context.cancel.raise_if_cancelled()
+                soft = self.predict_encoded(network, first.features, second.features, first.image.shape[:2], context)
+                yield progress.event("network", 1.0, "decision map")
+            return soft if first.grey is None or second.grey is None else lift_pair(soft, first.grey, second.grey)
+
+        return (yield from run_neighbour_decisions(stack, predict, context.progress,  # type: ignore[arg-type]
+                                                   context.cancel, keep, prepare=prepare,
+                                                   keep_as=scale.shrink if scale.active else None))
 
     def _chain(
         self, stack: Stack, params: dict[str, Any], context: RunContext, cached: list[np.ndarray] | None

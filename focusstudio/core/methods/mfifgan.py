@@ -14,7 +14,8 @@ Pipeline (REFERENCE-NOTES §3.3, §7.4):
 
 N frames (``strategy``, :mod:`focusstudio.core.methods._deep_serial`): ``neighbours`` (default)
 — the generator compares each frame with the next, each pixel takes the frame where the summed
-evidence peaks, composed by pyramid blending; ``serial`` — fuse the running result with the next
+evidence peaks, composed by pyramid blending (each frame's encoder features are computed once and
+reused in its up to four passes; only the decoder runs per pass); ``serial`` — fuse the running result with the next
 frame with the pair pipeline above (a change of a post-processing parameter then re-runs the
 network from the second step on, since later inputs depend on earlier decisions).
 
@@ -47,6 +48,7 @@ from focusstudio.core.progress import ProgressGen, ProgressRange
 from focusstudio.core.tiling import Tile
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from focusstudio.core.methods.archs.mfifgan_arch import MFIFGANGenerator
@@ -120,6 +122,18 @@ class MFIFGANFusion(SerialDecisionMethod):
     ) -> ProgressGen[np.ndarray]:
         return (yield from predict_focus_map(network, first, second, context, progress))  # type: ignore[arg-type]
 
+    # N frames (neighbours): the shared plane encoder is ~80 % of a pass (1024×684 pair, shipped
+    # weights), and each frame is in up to four passes; it runs once per frame.
+    caches_frame_features = True
+
+    def encode_frame(self, network: nn.Module, frame: np.ndarray, context: RunContext) -> Any | None:
+        return frame_features(network, frame, context)  # type: ignore[arg-type]
+
+    def predict_encoded(
+        self, network: nn.Module, first: Any, second: Any, shape: tuple[int, int], context: RunContext
+    ) -> np.ndarray:
+        return focus_map_from_features(network, first, second, shape)  # type: ignore[arg-type]
+
     def post_params(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"threshold": params["threshold"], "area_fraction": params["area_fraction"]}
 
@@ -180,3 +194,32 @@ def predict_focus_map(
     assert output is not None
     return np.ascontiguousarray(output[:height, :width])
 
+
+
+# --------------------------------------------------------------------------- per-frame features
+def frame_features(network: MFIFGANGenerator, image: np.ndarray, context: RunContext) -> torch.Tensor | None:
+    """The encoder's features of one frame, padded as :func:`predict_focus_map` pads it (the
+    per-image part of the generator, reused in every pair the frame is in), or None where a pair of
+    such frames runs in tiles: there the squeeze-excitation gates come from a downscaled copy of
+    the pair (:func:`predict_focus_map` runs instead)."""
+    import torch
+
+    padded = pad_to_multiple(image, network.size_multiple)
+    config = network.config
+    tiles = plan_network_tiles(padded.shape[0], padded.shape[1], context, bytes_per_pixel(config.width),
+                               halo_for(config.blocks), network.size_multiple, tile_size_forces_tiles=False)
+    if not is_whole(tiles):
+        return None
+    with torch.inference_mode():
+        return network.encode_image(to_tensor(padded, context.device))
+
+
+def focus_map_from_features(
+    network: MFIFGANGenerator, features_a: torch.Tensor, features_b: torch.Tensor, shape: tuple[int, int]
+) -> np.ndarray:
+    """:func:`predict_focus_map` of two frames of ``shape`` from their :func:`frame_features`."""
+    import torch
+
+    with torch.inference_mode():
+        focus_map = to_numpy(network.decode(features_a, features_b))
+    return np.ascontiguousarray(focus_map[: shape[0], : shape[1]], dtype=np.float32)

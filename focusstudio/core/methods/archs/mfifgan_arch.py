@@ -165,9 +165,22 @@ class MFIFGANGenerator(nn.Module):
         features = features.view(2, n, planes, *features.shape[1:]).mean(dim=2)
         return features[0], features[1]
 
-    def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor:
-        features_a, features_b = self.encode(image_a, image_b)
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Mean encoder features over the colour planes of one image (N×C×H×W): the per-image
+        part of :meth:`encode`, for callers that reuse a frame's features in several pairs (the
+        N-frame ``neighbours`` strategy puts every frame in up to four passes). The same
+        operations on the same planes as :meth:`encode`; only the batch is one image's planes, not
+        both images', which some convolution kernels sum in another order (float rounding)."""
+        n, planes = image.shape[:2]
+        features = self.encoder(_normalise(image).reshape(n * planes, 1, *image.shape[2:]))
+        return features.view(n, planes, *features.shape[1:]).mean(dim=1)
+
+    def decode(self, features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
+        """The focus map from the two images' features (:meth:`encode` or :meth:`encode_image`)."""
         return self.decoder(torch.cat([features_a, features_b], dim=1))
+
+    def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor:
+        return self.decode(*self.encode(image_a, image_b))
 
     # ----------------------------------------------------------------- tiled inference support
     def se_modules(self) -> list[SqueezeExcitation]:
