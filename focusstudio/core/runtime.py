@@ -15,6 +15,9 @@ by one, and that page-fault work took ~40 % of a 520×520 SESF-Fuse or GACN fusi
 * torch backs larger tensors with transparent huge pages (512× fewer faults).
 
 A user's own settings win: nothing is changed when the corresponding environment variable is set.
+
+The retained heap is the network stage's: at the end of a fusion, before the full-size result is
+allocated, :func:`release_free_memory` hands it back (a 24 MP pair: up to ~260 MiB less at the peak).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ RETAINED_FREE_MEMORY = 256 * 1024 * 1024
 
 
 _tuned = False
+#: glibc, once loaded; False where the C library is not glibc (no ``malloc_trim``).
+_libc: ctypes.CDLL | bool | None = None
 
 
 def tune_process() -> None:
@@ -79,3 +84,25 @@ def tune_allocator() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, RETAINED_FREE_MEMORY)
     except (OSError, AttributeError):  # not glibc (musl, …): its own defaults stay
         pass
+
+
+def release_free_memory() -> None:
+    """Return the heap's freed memory to the system now (glibc ``malloc_trim``); nothing elsewhere.
+
+    The heap keeps up to :data:`RETAINED_FREE_MEMORY` of freed blocks for the next network pass,
+    plus what a JPEG decode or a tiled filter freed: at the end of a fusion that reuse is over and
+    the memory only adds to the peak of the full-size composition (a 24 MP pair: 1.5–1.6 GiB
+    peak RSS, ~260 MiB of it free heap). Call it once where a run's full-resolution result is
+    about to be allocated, not per network pass (the pages would fault in again)."""
+    global _libc
+    if _libc is None:
+        _libc = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL("libc.so.6")
+                libc.malloc_trim.argtypes = [ctypes.c_size_t]
+                _libc = libc
+            except (OSError, AttributeError):  # not glibc (musl, …)
+                pass
+    if _libc:
+        _libc.malloc_trim(0)

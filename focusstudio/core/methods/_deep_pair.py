@@ -17,6 +17,7 @@ import numpy as np
 from focusstudio.core.methods.analysis_scale import AnalysisScale, lift_pair
 from focusstudio.core.ops.levels import unit_band
 from focusstudio.core.progress import ProgressEvent, ProgressRange
+from focusstudio.core.runtime import release_free_memory
 from focusstudio.core.types import LEVEL_BAND_ROWS, Stack, grey_from_levels, normalise_array
 
 __all__ = ["compose_serial_pair", "levels_pair_chain"]
@@ -30,6 +31,7 @@ def compose_serial_pair(
 ) -> np.ndarray:
     """``(w·A + (1 − w)·B).astype(float32)`` of the serial step, band by band, for sources that
     are integer levels or float frames (:func:`~focusstudio.core.ops.levels.unit_band`)."""
+    release_free_memory()  # the network's freed heap: not under the full-size result
     out = np.empty((*weight.shape[:2], *first.shape[2:]), dtype=np.float32)
     for start in range(0, weight.shape[0], band_rows):
         rows = slice(start, start + band_rows)

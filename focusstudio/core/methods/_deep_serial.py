@@ -289,7 +289,10 @@ class SerialDecisionMethod(DeepFusionMethod):
             # switch of frame leaves no brightness seam in flat or bokeh areas (issue 15).
             image = yield from compose_selection(stack, chain.index, context, "pyramid")
         yield context.progress.event("compose", 1.0, "done")
-        return self.make_result(np.clip(image, 0.0, 1.0), stack, params, maps, analysis)
+        # in place (idempotent on the cached chain image): a copy was a third full-size colour
+        # image at the peak of a 24 MP pair (issue 20), as GACN's serial result, the result shares it
+        np.clip(image, 0.0, 1.0, out=image)
+        return self.make_result(image, stack, params, maps, analysis)
 
     def _finish_neighbours(
         self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext

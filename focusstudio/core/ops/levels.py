@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from focusstudio.core.ops.compose import compose_pair
+from focusstudio.core.runtime import release_free_memory
 from focusstudio.core.types import LEVEL_BAND_ROWS, Stack, normalise_array
 
 __all__ = ["compose_pair_banded", "load_pair_sources", "unit_band"]
@@ -44,6 +45,7 @@ def compose_pair_banded(
     :func:`unit_band`) and the weight of the first, band by band: exactly the values of
     ``compose_pair`` on the float32 frames, holding only the result and one band of each."""
     height = weight.shape[0]
+    release_free_memory()  # the result is a run's largest block: not on top of the freed heap
     out = np.empty((*weight.shape[:2], *first.shape[2:]), dtype=np.float32)
     for start in range(0, height, band_rows):
         rows = slice(start, start + band_rows)
