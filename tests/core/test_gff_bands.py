@@ -72,3 +72,15 @@ def test_levels_and_float_sources_fuse_alike() -> None:
         gff.accumulate_frame(from_levels, frame, index, i, params, None, band_rows=30)
         gff.accumulate_frame(from_float, normalise_array(frame), index, i, params, None, band_rows=30)
     np.testing.assert_array_equal(from_levels.fused(), from_float.fused())
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_banded_saliency_equals_whole(threads: bool) -> None:
+    """Each band reads the radius + 1 rows its core needs, so the saliency is the whole frame's
+    up to the order of float32 sums inside one kernel window (a few ulps of values ≤ 8)."""
+    grey = np.random.default_rng(5).random((131, 47)).astype(np.float32)
+    whole = gff.saliency(grey, 5, 5.0)
+    with ThreadPoolExecutor(2) as pool:
+        banded = gff.banded_saliency(grey, 5, 5.0, pool if threads else None, band_rows=17)
+    np.testing.assert_allclose(banded, whole, rtol=0, atol=1e-5)
+    assert not np.array_equal(gff.banded_saliency(grey, 4, 5.0, None, band_rows=17), whole)

@@ -57,6 +57,28 @@ def saliency(grey: np.ndarray, radius: int, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(np.abs(laplacian), (size, size), sigma, borderType=cv2.BORDER_REPLICATE)
 
 
+def banded_saliency(
+    grey: np.ndarray, radius: int, sigma: float, pool: ThreadPoolExecutor | None = None,
+    band_rows: int = FUSION_BAND_ROWS,
+) -> np.ndarray:
+    """:func:`saliency` in row bands on ``pool``'s threads: each band reads radius + 1 rows more on
+    either side (the Laplacian's one and the Gaussian's radius), so every output row is computed
+    from the same pixels with the same kernels as on the whole frame."""
+    out = np.empty(grey.shape, dtype=np.float32)
+
+    def band(core: slice, read: slice) -> None:
+        out[core] = saliency(grey[read], radius, sigma)[core.start - read.start:core.stop - read.start]
+
+    bands = plan_bands(grey.shape[0], radius + 1, band_rows, FUSION_THREADS if pool is not None else 1)
+    if pool is None:
+        for core, read in bands:
+            band(core, read)
+    else:
+        for future in [pool.submit(band, core, read) for core, read in bands]:
+            future.result()
+    return out
+
+
 def two_scale(frame: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
     """(base, detail): base = (2r+1)² mean with replicated borders, detail = frame − base."""
     size = 2 * radius + 1
@@ -100,12 +122,13 @@ class GuidedFilteringFusion(FusionMethod):
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
         count = len(stack)
         argmax = RunningArgmax(stack.shape, ties="first", copy_first=False)  # ties keep the earlier frame
-        for i in range(count):
-            context.cancel.raise_if_cancelled()
-            current = saliency(load_checked(stack, i, grey=True), params["saliency_radius"],
-                               params["saliency_sigma"])
-            argmax.add(i, current)
-            yield context.progress.event("analysis", (i + 1) / count, f"saliency {i + 1}/{count}")
+        with ThreadPoolExecutor(max_workers=FUSION_THREADS) as pool:
+            for i in range(count):
+                context.cancel.raise_if_cancelled()
+                current = banded_saliency(load_checked(stack, i, grey=True), params["saliency_radius"],
+                                          params["saliency_sigma"], pool)
+                argmax.add(i, current)
+                yield context.progress.event("analysis", (i + 1) / count, f"saliency {i + 1}/{count}")
         best, index = argmax.best, argmax.index
         assert best is not None
         maps = {
