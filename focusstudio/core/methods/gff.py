@@ -16,6 +16,13 @@ Streaming: the saliency pass keeps a running maximum and argmax; the fusion pass
 sums, so memory does not grow with N. Frames that win no pixel have P_n = 0, so both filtered
 weights are exactly 0 and the frame is skipped (their 1e-12 would only matter where every weight
 is 0, which cannot happen: the winning frame's weight is at least 1e-12).
+
+Bands (issue 20): both passes work on row bands of a frame on two threads, each band read with
+the halo its core rows need (2r for a guided filter, r for a mean, r_g + 1 for the saliency), so
+the numbers are the whole frame's up to the order of float32 sums inside a window; the fusion pass
+keeps each frame as its decoded 8/16-bit levels and converts one band at a time. A band whose
+halo holds no pixel of P_n adds nothing (its weights would be the 1e-12 floor alone; the weights
+of a pixel sum to ~1, so leaving it out changes the result by ~1e-12).
 """
 
 from __future__ import annotations
