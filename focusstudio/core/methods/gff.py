@@ -220,12 +220,12 @@ class WeightedSums:
 
 
 def plan_bands(height: int, halo: int, band_rows: int, parts: int) -> list[tuple[slice, slice]]:
-    """Rows ``(core, read)`` per band: cores of about ``band_rows`` rows covering the image (their count a
-    multiple of ``parts``, so that the threads get equal shares), each read with ``halo`` rows more on
-    either side where the image has them."""
-    count = max(1, -(-height // max(band_rows, 1)))
-    count = -(-count // parts) * parts
-    count = min(count, height)
+    """Rows ``(core, read)`` per band: cores of about ``band_rows`` rows covering the image (their count 1
+    or a multiple of ``parts``, so that the threads get equal shares), each read with ``halo`` rows more
+    on either side where the image has them."""
+    count = max(1, round(height / max(band_rows, 1)))  # an image of about one band stays whole:
+    if count > 1:  # splitting it would only repeat the halos
+        count = min(-(-count // parts) * parts, height)
     edges = [round(k * height / count) for k in range(count + 1)]
     return [
         (slice(top, bottom), slice(max(top - halo, 0), min(bottom + halo, height)))
