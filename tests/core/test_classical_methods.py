@@ -321,7 +321,7 @@ def test_gff_single_precision_weights_match_double_precision(make_focus_stack: M
     stack = make_focus_stack(3, size=96, seed=5).stack
     single = fuse(stack, "gff", device="cpu")
     double_filter = gff_module.GuidedFilterCPU
-    monkeypatch.setattr(gff_module, "GuidedFilterCPU", lambda guide, radius, eps, mode, _precision:
+    monkeypatch.setattr(gff_module, "GuidedFilterCPU", lambda guide, radius, eps, mode, _precision, centre=None:
                         double_filter(guide, radius, eps, mode, np.float64))
     double = fuse(stack, "gff", device="cpu", analysis=single.analysis)
     np.testing.assert_allclose(single.image, double.image, atol=1e-4)
