@@ -27,6 +27,7 @@ of a pixel sum to ~1, so leaving it out changes the result by ~1e-12).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
@@ -76,13 +77,7 @@ def banded_saliency(
     def band(core: slice, read: slice) -> None:
         out[core] = saliency(grey[read], radius, sigma)[core.start - read.start:core.stop - read.start]
 
-    bands = plan_bands(grey.shape[0], radius + 1, band_rows, FUSION_THREADS if pool is not None else 1)
-    if pool is None:
-        for core, read in bands:
-            band(core, read)
-    else:
-        for future in [pool.submit(band, core, read) for core, read in bands]:
-            future.result()
+    _run_bands(band, plan_bands(grey.shape[0], radius + 1, band_rows, FUSION_THREADS if pool is not None else 1), pool)
     return out
 
 
@@ -279,13 +274,20 @@ def accumulate_frame(
             sums.first_weights[0][core] = weights[0]
             sums.first_weights[1][core] = weights[1]
 
-    bands = plan_bands(height, halo, band_rows, FUSION_THREADS if pool is not None else 1)
+    _run_bands(band, plan_bands(height, halo, band_rows, FUSION_THREADS if pool is not None else 1), pool)
+
+
+def _run_bands(
+    band: Callable[[slice, slice], None], bands: list[tuple[slice, slice]], pool: ThreadPoolExecutor | None
+) -> None:
+    """``band(core, read)`` for every band, in order, or on ``pool``'s threads (each band writes
+    only its own rows; a band's exception is raised here)."""
     if pool is None:
         for core, read in bands:
             band(core, read)
-    else:
-        for future in [pool.submit(band, core, read) for core, read in bands]:
-            future.result()
+        return
+    for future in [pool.submit(band, core, read) for core, read in bands]:
+        future.result()
 
 
 def _window(core: slice, read: slice, halo: int) -> tuple[slice, slice]:
