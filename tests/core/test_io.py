@@ -476,3 +476,16 @@ def test_lytro_pairs_load(shared_dir: Path) -> None:
     assert float(frame.min()) >= 0.0 and float(frame.max()) <= 1.0 and float(frame.std()) > 0.05
     scenes = discover_dataset(lytro)
     assert len(scenes) == 20 and all(len(s.sources) == 2 and s.gt is None for s in scenes)
+
+
+def test_a_frame_resized_after_opening_is_refused_naming_the_file(tmp_path: Path) -> None:
+    paths = [tmp_path / f"f{index}.png" for index in range(2)]
+    for path in paths:
+        cv2.imwrite(str(path), np.full((12, 16, 3), 100, dtype=np.uint8))
+    stack = load_stack(paths)
+    cv2.imwrite(str(paths[1]), np.full((10, 16, 3), 100, dtype=np.uint8))
+    expected = "changed since it was opened: it is now 16x10 pixels, it was 16x12"
+    for decode in (readers_module.decode_frame, readers_module.decode_levels):
+        with pytest.raises(InputError, match=expected) as caught:
+            decode(stack.frames[1])
+        assert str(caught.value).startswith(f"{paths[1]}: ")  # one line that names the file

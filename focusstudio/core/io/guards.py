@@ -25,8 +25,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from focusstudio.core.errors import InputError, ParameterError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from focusstudio.core.types import FrameInfo
 
 #: Default pixel limit (width × height of one frame). Above the largest still cameras
 #: (151 MP medium format) with room for stitched frames, below sizes whose float32 RGB copy
@@ -139,3 +145,13 @@ def decoder_reason(lines: list[str]) -> str | None:
         if text:
             return text if len(text) <= 120 else text[:117] + "..."
     return None
+
+
+def check_unchanged(image: np.ndarray, info: FrameInfo) -> None:
+    """Refuse a decoded frame whose file no longer has the size it had when the stack was opened."""
+    if image.shape[:2] != info.shape:
+        raise InputError(
+            f"changed since it was opened: it is now {image.shape[1]}x{image.shape[0]} pixels, "
+            f"it was {info.width}x{info.height}",
+            info.path,
+        )

@@ -27,7 +27,7 @@ import numpy as np
 
 from focusstudio.core.errors import InputError
 from focusstudio.core.io.formats import is_raw_name
-from focusstudio.core.io.guards import check_frame_size
+from focusstudio.core.io.guards import check_frame_size, check_unchanged
 from focusstudio.core.types import FrameInfo, FrameLoader, normalise_array
 
 #: libraw's highlight mode 0: clip at the white level (the same in every frame).
@@ -167,12 +167,7 @@ def raw_stack_loader(frames: Sequence[FrameInfo], base: FrameLoader) -> FrameLoa
             raise
         except Exception as exc:  # libraw raises its own error types for damaged data
             raise InputError(f"cannot be decoded as camera RAW ({_short(exc)})", info.path) from exc
-        if image.shape[:2] != info.shape:
-            raise InputError(
-                f"changed since it was opened: it is now {image.shape[1]}x{image.shape[0]} pixels, "
-                f"it was {info.width}x{info.height}",
-                info.path,
-            )
+        check_unchanged(image, info)
         return image
 
     return loader

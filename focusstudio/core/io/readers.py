@@ -46,7 +46,7 @@ from PIL import Image
 
 from focusstudio.core.errors import FocusStudioError, InputError
 from focusstudio.core.io.formats import SUPPORTED_FORMATS_TEXT, ImageFormat, detect_format
-from focusstudio.core.io.guards import captured_c_stderr, check_frame_size, decoder_reason
+from focusstudio.core.io.guards import captured_c_stderr, check_frame_size, check_unchanged, decoder_reason
 from focusstudio.core.io.raw import develop, import_rawpy
 from focusstudio.core.types import FrameInfo, image_planes, normalise_array
 
@@ -112,18 +112,19 @@ def decode_frame(info: FrameInfo, float_scale: float | None = None) -> np.ndarra
     if info.path is None:
         raise ValueError(f"frame {info.name!r} has no file to decode")
     image, _ = _decode(info.path, info.page, float_scale)
-    if image.shape[:2] != info.shape:
-        raise InputError(
-            f"changed since it was opened: it is now {image.shape[1]}x{image.shape[0]} pixels, "
-            f"it was {info.width}x{info.height}",
-            info.path,
-        )
+    return as_opened(image, info)
+
+
+def as_opened(image: np.ndarray, info: FrameInfo) -> np.ndarray:
+    """``image`` checked against ``info`` (:func:`check_unchanged`) with the channels ``info``
+    declares: grey taken from channel 0, or grey repeated into three channels."""
+    check_unchanged(image, info)
     if info.channels == 1 and image.ndim == 3:
         # Only header-grey files get here (grey+alpha PNG decoded by OpenCV as BGRA): the
         # channels are identical, so channel 0 is the exact grey value.
-        image = np.ascontiguousarray(image[..., 0])
-    elif info.channels == 3 and image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
+        return np.ascontiguousarray(image[..., 0])
+    if info.channels == 3 and image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
     return image
 
 
@@ -143,17 +144,7 @@ def decode_levels(info: FrameInfo) -> np.ndarray | None:
         levels = image_planes(apply_orientation(array, orientation))
     except ValueError as exc:  # a shape no frame can have (decoders accept odd headers)
         raise InputError(f"cannot be used as an image ({_reason(exc)})", info.path) from exc
-    if levels.shape[:2] != info.shape:
-        raise InputError(
-            f"changed since it was opened: it is now {levels.shape[1]}x{levels.shape[0]} pixels, "
-            f"it was {info.width}x{info.height}",
-            info.path,
-        )
-    if info.channels == 1 and levels.ndim == 3:
-        levels = levels[..., 0]  # identical channels (see decode_frame)
-    elif info.channels == 3 and levels.ndim == 2:
-        levels = np.repeat(levels[..., None], 3, axis=2)
-    return np.ascontiguousarray(levels)
+    return np.ascontiguousarray(as_opened(levels, info))
 
 
 def float_frame_scale(info: FrameInfo) -> tuple[float, str | None]:
