@@ -22,19 +22,20 @@ def test_each_frame_is_sharpest_where_the_depth_is_its_focus_plane(tmp_path: Pat
     _, depth = scene(width, height)
     frames = [cv2.imread(str(path)) for path in paths]
     checked = 0
-    # A band of the background ramp in front of each focus plane: that frame must be the sharpest there.
+    # A strip of the background ramp (above the discs) where the depth is each frame's focus plane:
+    # that frame must be the sharpest there.
     for k in range(count):
         focus = (k + 0.5) / count
-        columns = np.flatnonzero(np.abs(depth[height // 2] - focus) < 0.05)
-        columns = columns[(columns > 8) & (columns < width - 8)]
+        columns = np.flatnonzero(np.abs(depth[8] - focus) < 0.05)
+        columns = columns[(columns > 2) & (columns < width - 3)]
         if columns.size < 4:
             continue
-        rows = slice(height // 2 - 6, height // 2 + 6)
+        rows = slice(4, 16)
         band = slice(columns.min(), columns.max() + 1)
         energies = [_sharpness(frame[rows, band]) for frame in frames]
         assert int(np.argmax(energies)) == k, energies
         checked += 1
-    assert checked >= 3  # the ramp crosses most focus planes
+    assert checked == count  # the ramp (depth 0.15 … 0.85) reaches every plane's ±0.05
 
 
 def test_compare_counts_samples_off_by_more_than_two_levels() -> None:
