@@ -58,6 +58,10 @@ ALIGN_PARAMS = ParamSet(
                   maximum=180.0, stage="analysis", title="Maximum rotation"),
         ParamSpec("max_shift", "float", 0.2, "Largest plausible shift of the frame centre, as a fraction of "
                   "the frame width/height.", minimum=0.0, maximum=1.0, stage="analysis", title="Maximum shift"),
+        ParamSpec("refine", "bool", True, "Refine every pair's fit with a few Gauss-Newton steps on "
+                  "Lanczos-resampled pixels (ECC's bilinear resampling pulls sub-pixel motion such as focus "
+                  "breathing towards whole pixels; the error adds up along the chain).", stage="analysis",
+                  title="Sub-pixel refinement"),
         ParamSpec("photometric", "bool", False, "Match brightness and contrast of every frame to the reference "
                   "(gain/offset fitted on the low-passed overlap), for exposure flicker.", stage="analysis",
                   title="Match brightness"),
@@ -66,7 +70,7 @@ ALIGN_PARAMS = ParamSet(
                   choices=("neighbour", "exclude"), stage="analysis", title="On failure"),
         ParamSpec("crop", "bool", True, "Crop to the largest rectangle every aligned frame covers; off = keep "
                   "the full size with a validity mask.", stage="post", title="Crop"),
-        ParamSpec("interpolation", "choice", "cubic", "Resampling of the warped frames: linear, cubic (Keys, "
+        ParamSpec("interpolation", "choice", "lanczos", "Resampling of the warped frames: linear, cubic (Keys, "
                   "a = -0.75) or lanczos (8×8 windowed sinc: keeps fine detail a cubic kernel softens, at "
                   "about 3× its cost).", choices=("linear", "cubic", "lanczos"), stage="post",
                   title="Interpolation"),
@@ -144,10 +148,11 @@ class AlignOptions:
     max_scale: float = 1.25
     max_rotation: float = 5.0
     max_shift: float = 0.2
+    refine: bool = True
     photometric: bool = False
     on_failure: FailurePolicy = "neighbour"
     crop: bool = True
-    interpolation: Interpolation = "cubic"
+    interpolation: Interpolation = "lanczos"
 
     def __post_init__(self) -> None:
         for item in fields(self):
