@@ -91,7 +91,7 @@ def _amplitude(row: np.ndarray, frequency: float, positions: np.ndarray) -> floa
 
 @pytest.mark.parametrize("frequency", [0.1, 0.2, 0.3, 0.35])
 def test_warping_keeps_the_amplitude_of_fine_detail(frequency: float) -> None:
-    """A sinusoid shifted by half a pixel (the phase where interpolation loses most): the default
+    """A sinusoid shifted by half a pixel (the phase where interpolation loses most): the Lanczos
     warp keeps its amplitude within the Lanczos-4 kernel's response there (0.97–1.02 up to 0.35
     cycles/px, where cubic keeps 0.72: the detail the fusion then loses). OpenCV quantises
     positions to 1/32 px, which changes the response by far less than the 1 % tolerance."""
@@ -100,7 +100,7 @@ def test_warping_keeps_the_amplitude_of_fine_detail(frequency: float) -> None:
     row = 0.5 + 0.4 * np.cos(2 * np.pi * frequency * x)
     image = np.tile(row.astype(np.float32), (16, 1))
     shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # frame x → reference x + 0.5
-    warped = FrameWarp(shift, image.shape)(image)  # the default interpolation
+    warped = FrameWarp(shift, image.shape, interpolation="lanczos")(image)
     inner = slice(16, width - 16)
     kept = _amplitude(warped[8, inner], frequency, x[inner] - 0.5) / 0.4
     assert kept == pytest.approx(_kernel_response(frequency, 0.5, "lanczos"), abs=0.01)
@@ -112,7 +112,7 @@ def test_warping_keeps_the_amplitude_of_fine_detail(frequency: float) -> None:
 
 def test_a_breathing_warp_reproduces_a_band_limited_pattern() -> None:
     """A 2-D pattern of frequencies ≤ 0.3 cycles/px magnified by 1 % (every sub-pixel phase occurs)
-    and warped back by its known matrix: the default warp matches the pattern evaluated at the
+    and warped back by its known matrix: the Lanczos warp matches the pattern evaluated at the
     mapped positions to ≤ 3 % of its amplitude (RMS; Lanczos-4 deviates from 1 by ≤ 2 % there),
     while cubic's loss at these frequencies leaves more than twice that."""
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)

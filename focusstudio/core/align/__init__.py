@@ -28,9 +28,9 @@ Convention of the matrices
 --------------------------
 ``FrameAlignment.matrix`` is a 3×3 float64 matrix that maps **frame pixel coordinates to reference
 pixel coordinates** (x to the right, y down, (0, 0) = centre of the top-left pixel). The aligned
-frame is ``cv2.warpAffine(frame, matrix[:2], (W, H))`` (``warpPerspective`` for homographies), with
-Lanczos-4 interpolation by default (``interpolation``): a cubic kernel keeps only 0.72 of the
-amplitude of detail at 0.35 cycles/px between pixels, and the fusion keeps that loss.
+frame is ``cv2.warpAffine(frame, matrix[:2], (W, H))`` (``warpPerspective`` for homographies), cubic
+by default; ``interpolation=lanczos`` keeps the fine detail a cubic kernel softens between pixels
+(0.97 instead of 0.72 of the amplitude at 0.35 cycles/px) at ~2.5× the warp's cost.
 
 Where things are
 ----------------

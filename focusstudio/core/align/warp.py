@@ -24,7 +24,7 @@ class FrameWarp:
         self,
         matrix: np.ndarray,
         output_shape: tuple[int, int],
-        interpolation: Interpolation = "lanczos",
+        interpolation: Interpolation = "cubic",
         gain: float = 1.0,
         offset: float = 0.0,
         before: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -87,7 +87,7 @@ def apply_alignment(
     stack: Stack,
     alignment: Alignment,
     crop: bool = True,
-    interpolation: Interpolation = "lanczos",
+    interpolation: Interpolation = "cubic",
 ) -> Stack:
     """The stack with every included frame warped onto the reference when it is loaded.
 
