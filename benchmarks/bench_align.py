@@ -76,7 +76,8 @@ def child(stack: str, settings: dict[str, object]) -> None:
     frames = load_stack(_frames(stack))
     alignment = run_to_completion(estimate_alignment(frames, options, **extra))
     estimated, cpu = time.perf_counter(), time.process_time() - cpu_started
-    aligned = apply_alignment(frames, alignment, crop=False)
+    # The interpolation of the settings (a tree from before the setting existed warps cubic).
+    aligned = apply_alignment(frames, alignment, crop=False, interpolation=options.interpolation)
     greys = [aligned.load(i, grey=True) for i in range(len(aligned))]
     warped = time.perf_counter()
     masks = [alignment.frame_coverage(i) for i in alignment.included]

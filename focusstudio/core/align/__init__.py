@@ -17,6 +17,9 @@ How a frame is registered
   similarity (rotation + uniform scale + shift) at every pyramid level.
 * When ECC fails (no convergence, low correlation, implausible result), features (SIFT/ORB/AKAZE)
   with RANSAC are tried, then refined with ECC when possible.
+* The fit kept is refined by a Gauss–Newton step on Lanczos-resampled pixels (``refine``): ECC's
+  bilinear resampling pulls sub-pixel motion such as focus breathing towards whole pixels, and
+  along a chain that error adds up.
 * A pair is rejected when its transform is implausible for a focus stack (scale outside
   [``min_scale``, ``max_scale``], rotation above ``max_rotation`` degrees, centre shift above
   ``max_shift`` of the frame). A rejected frame takes its neighbour's transform or is excluded.
@@ -25,12 +28,15 @@ Convention of the matrices
 --------------------------
 ``FrameAlignment.matrix`` is a 3×3 float64 matrix that maps **frame pixel coordinates to reference
 pixel coordinates** (x to the right, y down, (0, 0) = centre of the top-left pixel). The aligned
-frame is ``cv2.warpAffine(frame, matrix[:2], (W, H))`` (``warpPerspective`` for homographies).
+frame is ``cv2.warpAffine(frame, matrix[:2], (W, H))`` (``warpPerspective`` for homographies), cubic
+by default; ``interpolation=lanczos`` keeps the fine detail a cubic kernel softens between pixels
+(0.97 instead of 0.72 of the amplitude at 0.35 cycles/px) at ~2.5× the warp's cost.
 
 Where things are
 ----------------
 ``params`` (the settings and their CLI flags), ``results`` (what a registration found),
 ``geometry`` (matrices, coverage, crop box), ``ecc`` and ``features`` (the two estimators),
+``refine`` (the sub-pixel refinement of a fit),
 ``verify`` (plausibility and the correlation score of a fit), ``pair`` (one pair: candidates and
 the choice), ``estimate`` (a whole stack), ``cache`` (pairs re-used across runs), ``warp``
 (applying a registration), ``storage`` (saved registrations) and ``stage`` (the pipeline's

@@ -49,7 +49,7 @@ from focusstudio.core.align.verify import RegistrationFailed
 #: (estimation_size: its pixels are in the key).
 PAIR_SETTINGS: Final[tuple[str, ...]] = (
     "model", "method", "detector", "ecc_iterations", "ecc_epsilon", "gauss_filter_size",
-    "min_correlation", "min_inliers", "min_scale", "max_scale", "max_rotation", "max_shift",
+    "min_correlation", "min_inliers", "min_scale", "max_scale", "max_rotation", "max_shift", "refine",
 )
 #: Settings deliberately left out of the key (see :data:`PAIR_SETTINGS`); a test checks that every
 #: setting is in one of the two tuples, so a new setting cannot be forgotten silently.

@@ -10,6 +10,7 @@ from focusstudio.core.align.ecc import _ecc_coarse_to_fine, _pyramid
 from focusstudio.core.align.features import FeatureCache, _feature_transform
 from focusstudio.core.align.geometry import _apply_points
 from focusstudio.core.align.params import AlignOptions
+from focusstudio.core.align.refine import refine_fit
 from focusstudio.core.align.verify import RegistrationFailed, _correlation, _pair_problem, implausibility
 from focusstudio.core.progress import check_cancelled
 
@@ -99,6 +100,9 @@ def register_pair(
     if not candidates:
         raise RegistrationFailed("; ".join(reasons))
     best = max(candidates, key=lambda c: c.correlation if c.correlation is not None else -2.0)
+    if options.refine:
+        check_cancelled()
+        best.matrix = refine_fit(target, moving, best.matrix, options.model)
     best.messages = reasons + best.messages
     others = [c for c in candidates if c is not best]
     if others:

@@ -13,6 +13,9 @@ from focusstudio.core.align.results import Alignment
 from focusstudio.core.errors import FocusStudioError
 from focusstudio.core.types import Stack
 
+#: OpenCV flag of each interpolation setting.
+_FLAGS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+
 
 class FrameWarp:
     """The per-frame transform applied on load: warp (and crop) onto the reference, match brightness."""
@@ -31,7 +34,7 @@ class FrameWarp:
         self.output_shape = output_shape
         #: (height, width) of the frame the matrix maps from, when known (for :meth:`coverage`).
         self.source_shape = source_shape
-        self.flags = cv2.INTER_CUBIC if interpolation == "cubic" else cv2.INTER_LINEAR
+        self.flags = _FLAGS[interpolation]
         self.gain = gain
         self.offset = offset
         self.before = before
@@ -47,8 +50,8 @@ class FrameWarp:
             out = np.array(image[y0 : y0 + height, x0 : x0 + width], dtype=np.float32, copy=True)
         else:
             out = _warp(image, self.matrix, (width, height), self.flags, cv2.BORDER_REPLICATE)
-            if self.flags == cv2.INTER_CUBIC:
-                np.clip(out, 0.0, 1.0, out=out)  # cubic interpolation overshoots at edges
+            if self.flags != cv2.INTER_LINEAR:
+                np.clip(out, 0.0, 1.0, out=out)  # cubic and Lanczos kernels overshoot at edges
         if self.gain != 1.0 or self.offset != 0.0:
             out = np.clip(out * np.float32(self.gain) + np.float32(self.offset), 0.0, 1.0)
         return out.astype(np.float32, copy=False)
