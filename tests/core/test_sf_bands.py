@@ -181,3 +181,17 @@ def test_a_pair_of_8_bit_files_fuses_as_the_same_frames_in_memory(tmp_path: Path
         assert sorted(from_files.maps) == sorted(other.maps)
         for name, fusion_map in from_files.maps.items():
             assert np.array_equal(fusion_map.data, other.maps[name].data), name
+
+
+@pytest.mark.parametrize(("dtype", "rounding"), [("uint8", "round"), ("uint16", "truncate")])
+def test_output_conversion_in_threaded_blocks_equals_one_pass(dtype: str, rounding: str) -> None:
+    """``from_unit_float`` converts blocks on threads: the same codes as the one-pass formula."""
+    from focusstudio.core.types import from_unit_float
+
+    rng = np.random.default_rng(8)
+    image = rng.uniform(-0.1, 1.1, (700, 500, 3)).astype(np.float32)  # ~6 blocks, clipping included
+    image[0, :4, 0] = [0.5 / 255, 1.5 / 255, 254.5 / 255, 1.0]  # halves: the rounding rule decides
+    scale = 255.0 if dtype == "uint8" else 65535.0
+    scaled = np.clip(image.astype(np.float64) * scale, 0.0, scale)
+    expected = (np.floor(scaled + 0.5) if rounding == "round" else np.floor(scaled)).astype(dtype)
+    assert np.array_equal(from_unit_float(image, dtype, rounding), expected)
