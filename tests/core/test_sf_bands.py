@@ -195,3 +195,22 @@ def test_output_conversion_in_threaded_blocks_equals_one_pass(dtype: str, roundi
     scaled = np.clip(image.astype(np.float64) * scale, 0.0, scale)
     expected = (np.floor(scaled + 0.5) if rounding == "round" else np.floor(scaled)).astype(dtype)
     assert np.array_equal(from_unit_float(image, dtype, rounding), expected)
+
+
+def test_numpy_small_pages_is_scoped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sf's runs switch NumPy's huge-page requests off and restore the previous setting after."""
+    from numpy._core.multiarray import _set_madvise_hugepage as switch
+
+    from focusstudio.core.runtime import numpy_small_pages
+
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    before = switch(True)
+    try:
+        with numpy_small_pages():
+            assert switch(False) is False  # off inside (switch returns the setting it replaces)
+        assert switch(True) is True  # restored
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # a user's choice wins
+        with numpy_small_pages():
+            assert switch(True) is True
+    finally:
+        switch(before)

@@ -117,6 +117,7 @@ from focusstudio.core.ops.consistency import label_opening_nearest, verify_binar
 from focusstudio.core.ops.spatial_frequency import squared_differences_np
 from focusstudio.core.params import ParamSet, ParamSpec
 from focusstudio.core.progress import ProgressGen
+from focusstudio.core.runtime import numpy_small_pages
 from focusstudio.core.tiling import BoundedGuidedFilter, operation_budget
 from focusstudio.core.types import FusionMap, FusionResult, Stack, normalise_array, to_grey
 
@@ -394,7 +395,8 @@ class SpatialFrequencyFusion(FusionMethod):
 
     # ------------------------------------------------------------------------------ analysis
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
-        with band_pool() as pool:
+        # Small pages: NumPy's huge-page requests cost more system time than they save here.
+        with numpy_small_pages(), band_pool() as pool:
             levels = load_levels_pair(stack, pool) if str(params.get("depth_order", "none")) == "none" else None
             if levels is not None:
                 return (yield from self._analyze_pair_levels(levels, stack, params, context, pool))
@@ -497,6 +499,12 @@ class SpatialFrequencyFusion(FusionMethod):
 
     # ------------------------------------------------------------------------------ finish
     def finish(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[FusionResult]:
+        with numpy_small_pages():  # as in analyze
+            return (yield from self._finish(analysis, stack, params, context))
+
+    def _finish(
         self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
     ) -> ProgressGen[FusionResult]:
         count = len(stack)
