@@ -61,10 +61,12 @@ N-frame behaviour (the frames are streamed, never held all at once):
 * Invalid pixels (``stack.valid_mask`` False, e.g. the border left by alignment) have no activity:
   squared differences touching them are zeroed before the window sum, so the padding cannot win.
 * Cost at camera resolution (issue 20): the activity, the running selection and the SF maps are
-  computed in row bands (:func:`activity_bands`, exact, no full-size float64 temporaries); a pair
-  decodes each frame once (held between analysis and finish as 8-bit codes when exact,
-  :class:`HeldFrame`), and its guided composition runs tile by tile without a full-size guide,
-  skipping the tiles where the decision is constant (:func:`guided_pair_tiles`). N > 2 frames: the
+  computed in row bands (:func:`activity_bands`, exact, no full-size float64 temporaries) on worker
+  threads (:mod:`~focusstudio.core.methods.sf_pair`: bit-identical to serial); a pair decodes both
+  frames at once to their integer levels where the files have them, else once to float32 (held as
+  8-bit codes when exact, ``sf_pair.HeldFrame``), runs one band pass over both frames
+  (:func:`pair_activity_bands`), and its guided composition runs tile by tile without a full-size
+  guide, skipping the tiles where the decision is constant (``sf_pair.guided_pair_tiles``). N > 2 frames: the
   analysis holds one decoded frame at a time (made grey by bands), and the pyramid composition runs
   in row bands at every level with the finest level summed into the result
   (:class:`~focusstudio.core.ops.pyramid.SelectionBlend`), so the peak does not grow with N (24 MP:
