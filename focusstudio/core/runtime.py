@@ -22,9 +22,11 @@ allocated, :func:`release_free_memory` hands it back (a 24 MP pair: up to ~260 M
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
+from collections.abc import Iterator
 
 #: ``mallopt`` parameter numbers (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -106,3 +108,29 @@ def release_free_memory() -> None:
                 pass
     if _libc:
         _libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def numpy_small_pages() -> Iterator[None]:
+    """NumPy's new arrays on ordinary 4 KiB pages while the block runs (then as before).
+
+    NumPy asks for transparent huge pages (``madvise``) on every array of 4 MiB or more. With the
+    kernel's usual ``defrag=madvise`` a fault in such an array may first compact memory to find a
+    free 2 MiB page: on a machine whose memory is fragmented by the page cache, a 24 MP sf pair
+    spent 2.0–2.3 s of system time with it and 1.3 s without (wall −1.2 to −2.2 s, measured in one
+    run, alternating; benchmarks/README.md, issue 20). Torch's own huge pages
+    (:func:`tune_allocator`) are not affected; a user's ``NUMPY_MADVISE_HUGEPAGE`` wins.
+    """
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:  # a NumPy without the switch
+        yield
+        return
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        yield
+        return
+    previous = _set_madvise_hugepage(False)
+    try:
+        yield
+    finally:
+        _set_madvise_hugepage(previous)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from focusstudio.core.methods import sf, sf_boundaries
+from focusstudio.core.methods import sf, sf_boundaries, sf_pair
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.guided_filter import GuidedFilterCPU
 from focusstudio.core.pipeline import fuse
@@ -57,15 +59,15 @@ def test_guided_pair_tiles_match_the_whole_frame_filter(monkeypatch: pytest.Monk
     error, and where the decision is constant over a tile and its halo the result is exactly the
     decision (the filter's exact value there).
     """
-    monkeypatch.setattr(sf, "GUIDED_TILE", 32)
+    monkeypatch.setattr(sf_pair, "GUIDED_TILE", 32)
     first, second = _frames(120, 100, 2)
     yy, xx = np.mgrid[:120, :100]
     weight = (xx < 50 + 15 * np.sin(yy / 9.0)).astype(np.float32)
     radius, eps = 4, 0.1
-    guide = compose_pair(first, second, weight) * sf.GUIDE_SCALE
+    guide = compose_pair(first, second, weight) * sf_pair.GUIDE_SCALE
     exact = GuidedFilterCPU(guide, radius, eps, None, np.float64)(weight)
     single = BoundedGuidedFilter(guide, radius, eps, 1 << 40, dtype=np.float32, precision=np.float32)(weight)
-    fused, filtered = sf.guided_pair_tiles(first, second, weight, radius, eps)
+    fused, filtered = sf_pair.guided_pair_tiles(first, second, weight, radius, eps)
     assert filtered.dtype == np.float32 and fused.dtype == np.float32
     single_error = float(np.abs(single - exact).max())
     assert single_error < 1e-4
@@ -97,13 +99,118 @@ def test_held_frames_of_an_8_bit_pair_are_exact() -> None:
     again = fuse(stack, "sf", device="cpu", analysis=result.analysis)
     assert np.array_equal(result.image, again.image)
     frame = stack.load(0)
-    held = sf.HeldFrame.start(frame, "uint8")
+    held = sf_pair.HeldFrame.start(frame, "uint8")
     held.store_band(frame, slice(0, 64))
     held.finish_storing(frame)
     assert held._float is None and np.array_equal(held[10:20, 5:], frame[10:20, 5:])
     # a frame that is not k/255 (e.g. warped by alignment) stays float32
     off = frame + np.float32(1e-3)
-    kept = sf.HeldFrame.start(off, "uint8")
+    kept = sf_pair.HeldFrame.start(off, "uint8")
     kept.store_band(off, slice(0, 64))
     kept.finish_storing(off)
     assert kept[...] is not None and np.array_equal(kept[...], off)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pair_bands_on_threads_equal_the_serial_frame_by_frame_pass(
+    monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """The pair's one-pass bands (levels, tiny bands, on 1–3 threads) give exactly the index, SF
+    maps and best SF of the frame-by-frame pass on the float32 frames."""
+    monkeypatch.setattr(sf_boundaries, "BAND_PIXELS", 64 * 16)
+    first, second = _frames(150, 64, 5)
+    levels = [np.rint(frame * 255).astype(np.uint8) for frame in (first, second)]
+    levels[1][40:60] = levels[0][40:60]  # exact ties: the later frame must win
+    frames = [level.astype(np.float32) / np.float32(255.0) for level in levels]
+    radius = 5
+    best = np.empty(first.shape[:2])
+    index = np.zeros(first.shape[:2], dtype=np.int32)
+    maps = [np.empty(first.shape[:2], dtype=np.float32) for _ in range(2)]
+    for i, frame in enumerate(frames):
+        sf.activity_bands(frame, radius, None, i, best, index, maps[i])
+    pair_index = np.full(first.shape[:2], -1, dtype=np.int32)
+    pair_maps = [np.empty(first.shape[:2], dtype=np.float32) for _ in range(2)]
+    activity = np.empty(first.shape[:2], dtype=np.float32)
+    with sf_pair.band_pool(threads) as pool:
+        assert (pool is None) == (threads == 1)
+        sf.pair_activity_bands(levels, radius, None, pair_index, pair_maps, activity, pool)
+    assert np.array_equal(pair_index, index)
+    assert (pair_index[47:53, 10:50] == 1).all()
+    for i in range(2):
+        assert np.array_equal(pair_maps[i], maps[i])
+    assert np.array_equal(activity, sf.normalised_sf(best, radius))
+
+
+def test_guided_tiles_on_threads_equal_the_serial_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiles on two threads, read from 8-bit levels, clipped in the tile: bit for bit the serial
+    tiles on the float32 frames, clipped afterwards."""
+    monkeypatch.setattr(sf_pair, "GUIDED_TILE", 16)
+    first, second = _frames(100, 90, 6)
+    levels = [np.rint(frame * 255).astype(np.uint8) for frame in (first, second)]
+    frames = [level.astype(np.float32) / np.float32(255.0) for level in levels]
+    yy, xx = np.mgrid[:100, :90]
+    weight = (xx < 45 + 12 * np.sin(yy / 7.0)).astype(np.float32)
+    fused, filtered = sf_pair.guided_pair_tiles(frames[0], frames[1], weight, 4, 0.1)
+    np.clip(fused, 0.0, 1.0, out=fused)
+    with sf_pair.band_pool(2) as pool:
+        threaded, threaded_weight = sf_pair.guided_pair_tiles(
+            levels[0], levels[1], weight, 4, 0.1, pool=pool, clip=True
+        )
+    assert np.array_equal(threaded, fused) and np.array_equal(threaded_weight, filtered)
+
+
+def test_a_pair_of_8_bit_files_fuses_as_the_same_frames_in_memory(tmp_path: Path) -> None:
+    """The levels path (files decoded to 8-bit levels, both at once) gives exactly the image and
+    maps of the float32 path (the same frames in memory), and a reused analysis decodes again."""
+    import cv2
+
+    from focusstudio.core.io import load_stack
+
+    paths = []
+    for i, frame in enumerate(_frames(90, 70, 7)):
+        path = tmp_path / f"f{i}.png"
+        cv2.imwrite(str(path), np.rint(frame[..., ::-1] * 255).astype(np.uint8))
+        paths.append(path)
+    stack = load_stack(paths)
+    assert stack.load_levels(0) is not None
+    from_files = fuse(stack, "sf", device="cpu")
+    in_memory = fuse(Stack.from_arrays([stack.load(0), stack.load(1)]), "sf", device="cpu")
+    again = fuse(stack, "sf", device="cpu", analysis=from_files.analysis)
+    for other in (in_memory, again):
+        assert np.array_equal(from_files.image, other.image)
+        assert sorted(from_files.maps) == sorted(other.maps)
+        for name, fusion_map in from_files.maps.items():
+            assert np.array_equal(fusion_map.data, other.maps[name].data), name
+
+
+@pytest.mark.parametrize(("dtype", "rounding"), [("uint8", "round"), ("uint16", "truncate")])
+def test_output_conversion_in_threaded_blocks_equals_one_pass(dtype: str, rounding: str) -> None:
+    """``from_unit_float`` converts blocks on threads: the same codes as the one-pass formula."""
+    from focusstudio.core.types import from_unit_float
+
+    rng = np.random.default_rng(8)
+    image = rng.uniform(-0.1, 1.1, (700, 500, 3)).astype(np.float32)  # ~6 blocks, clipping included
+    image[0, :4, 0] = [0.5 / 255, 1.5 / 255, 254.5 / 255, 1.0]  # halves: the rounding rule decides
+    scale = 255.0 if dtype == "uint8" else 65535.0
+    scaled = np.clip(image.astype(np.float64) * scale, 0.0, scale)
+    expected = (np.floor(scaled + 0.5) if rounding == "round" else np.floor(scaled)).astype(dtype)
+    assert np.array_equal(from_unit_float(image, dtype, rounding), expected)
+
+
+def test_numpy_small_pages_is_scoped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sf's runs switch NumPy's huge-page requests off and restore the previous setting after."""
+    from numpy._core.multiarray import _set_madvise_hugepage as switch
+
+    from focusstudio.core.runtime import numpy_small_pages
+
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    before = switch(True)
+    try:
+        with numpy_small_pages():
+            assert switch(False) is False  # off inside (switch returns the setting it replaces)
+        assert switch(True) is True  # restored
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # a user's choice wins
+        with numpy_small_pages():
+            assert switch(True) is True
+    finally:
+        switch(before)

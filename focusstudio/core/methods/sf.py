@@ -61,10 +61,12 @@ N-frame behaviour (the frames are streamed, never held all at once):
 * Invalid pixels (``stack.valid_mask`` False, e.g. the border left by alignment) have no activity:
   squared differences touching them are zeroed before the window sum, so the padding cannot win.
 * Cost at camera resolution (issue 20): the activity, the running selection and the SF maps are
-  computed in row bands (:func:`activity_bands`, exact, no full-size float64 temporaries); a pair
-  decodes each frame once (held between analysis and finish as 8-bit codes when exact,
-  :class:`HeldFrame`), and its guided composition runs tile by tile without a full-size guide,
-  skipping the tiles where the decision is constant (:func:`guided_pair_tiles`). N > 2 frames: the
+  computed in row bands (:func:`activity_bands`, exact, no full-size float64 temporaries) on worker
+  threads (:mod:`~focusstudio.core.methods.sf_pair`: bit-identical to serial); a pair decodes both
+  frames at once to their integer levels where the files have them, else once to float32 (held as
+  8-bit codes when exact, ``sf_pair.HeldFrame``), runs one band pass over both frames
+  (:func:`pair_activity_bands`), and its guided composition runs tile by tile without a full-size
+  guide, skipping the tiles where the decision is constant (``sf_pair.guided_pair_tiles``). N > 2 frames: the
   analysis holds one decoded frame at a time (made grey by bands), and the pyramid composition runs
   in row bands at every level with the finest level summed into the result
   (:class:`~focusstudio.core.ops.pyramid.SelectionBlend`), so the peak does not grow with N (24 MP:
@@ -78,7 +80,8 @@ N-frame behaviour (the frames are streamed, never held all at once):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, ClassVar
 
@@ -99,17 +102,26 @@ from focusstudio.core.methods.sf_boundaries import (
     fine_radius_of,
     refine_boundaries,
 )
+from focusstudio.core.methods.sf_pair import (
+    GUIDE_SCALE,
+    HeldFrame,
+    band_pool,
+    guided_pair_tiles,
+    load_levels_pair,
+    run_bands,
+    unit_window,
+)
 from focusstudio.core.methods.strategies import depth_ordered_frames, fold_near_first
 from focusstudio.core.ops import params as ops_params
 from focusstudio.core.ops.box import EXACT_FRACTION_BITS, box_sum_exact_np
 from focusstudio.core.ops.compose import compose_pair
 from focusstudio.core.ops.consistency import label_opening_nearest, verify_binary, verify_labels
-from focusstudio.core.ops.guided_filter import GuidedFilterCPU
 from focusstudio.core.ops.spatial_frequency import squared_differences_np
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressGen, check_cancelled
+from focusstudio.core.progress import ProgressGen
+from focusstudio.core.runtime import numpy_small_pages
 from focusstudio.core.tiling import BoundedGuidedFilter, operation_budget
-from focusstudio.core.types import FusionMap, FusionResult, Stack, to_grey
+from focusstudio.core.types import FusionMap, FusionResult, Stack, normalise_array, to_grey
 
 #: Per-frame activity maps are exposed up to this many frames and this many bytes in all
 #: (one H×W float32 each), so long or huge stacks do not hold N full-size maps.
@@ -126,9 +138,6 @@ def resolve_composition(params: dict[str, Any], frames: int) -> str:
         return "guided" if frames == 2 else "pyramid"
     return composition
 
-
-#: SESF-Fuse applies its guided filter to a guide in grey levels 0–255; eps is given on that scale.
-GUIDE_SCALE = 255.0
 
 
 def energy_mask(valid_mask: np.ndarray | None, shape: tuple[int, int] | None = None) -> np.ndarray | None:
@@ -183,55 +192,6 @@ HELD_FRAMES = "held_frames"
 FINE_INDEX = "index_fine"
 
 
-class HeldFrame:
-    """A decoded frame kept between analysis and finish, as 8-bit codes when that is exact.
-
-    Frames decoded from 8-bit files are k/255 in float32 (``normalise_array``); rounding ×255
-    recovers k, and k → float32 → /255 gives the same float32 bits back. Only untransformed 8-bit
-    sources are encoded, and every 8th row of each band is checked when stored; other frames
-    (16-bit, float, transformed, or failing the check) are kept as float32. Indexing returns the
-    float32 pixels of a window (4× less memory held for a JPEG).
-    """
-
-    def __init__(self, frame: np.ndarray, codes: bool) -> None:
-        self._float: np.ndarray | None = None if codes else frame
-        self._codes: np.ndarray | None = np.empty(frame.shape, dtype=np.uint8) if codes else None
-        self.shape = frame.shape
-
-    @classmethod
-    def start(cls, frame: np.ndarray, source_dtype: str) -> HeldFrame:
-        return cls(frame, source_dtype == "uint8")
-
-    def store_band(self, frame: np.ndarray, rows: slice) -> None:
-        """Encode rows of ``frame`` (falls back to the float frame at the first inexact band)."""
-        if self._codes is None:
-            return
-        scaled = frame[rows] * np.float32(255.0)
-        np.rint(scaled, out=scaled)
-        codes = scaled.astype(np.uint8)
-        # The caller only holds 8-bit sources untransformed (k/255 by construction); every 8th row
-        # is checked against that, so a frame breaking it is kept as float32 instead.
-        back = codes[::8].astype(np.float32)
-        back /= np.float32(255.0)
-        if not np.array_equal(back, frame[rows][::8]):
-            self._codes, self._float = None, frame
-            return
-        self._codes[rows] = codes
-
-    def finish_storing(self, frame: np.ndarray) -> None:
-        """Drop the float frame when every band was encoded exactly."""
-        if self._codes is None:
-            self._float = frame
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        if self._float is not None:
-            return self._float[key]
-        assert self._codes is not None
-        window = self._codes[key].astype(np.float32)
-        window /= np.float32(255.0)
-        return window
-
-
 def _band_activity(grey: np.ndarray, radius: int, mask: np.ndarray | None) -> np.ndarray:
     """:func:`pixel_activity` with its float64 passes done in place (the same values, fewer
     temporaries): squared differences, the 2^-35 grid of :func:`box_sum_exact_np`, the box sum."""
@@ -274,12 +234,13 @@ def activity_bands(
     source: np.ndarray, radius: int, mask: np.ndarray | None, frame: int, best: np.ndarray, index: np.ndarray,
     normalised: np.ndarray | None, on_band: Callable[[slice], None] | None = None,
     first: bool | None = None, fold: Callable[[slice, np.ndarray], None] | None = None,
-    fine: FineSelection | None = None,
+    fine: FineSelection | None = None, pool: ThreadPoolExecutor | None = None,
 ) -> None:
     """Frame ``frame``'s activity folded into the running selection, one row band at a time.
 
     ``source`` is the frame (colour: converted to grey band by band, the same values as
-    :func:`~focusstudio.core.types.to_grey`) or its grey image. Each band reads a halo of r+1 rows
+    :func:`~focusstudio.core.types.to_grey`; integer levels are normalised band by band first,
+    exactly as decoding does) or its grey image. Each band reads a halo of r+1 rows
     (one difference plus the window), so the activity is exactly :func:`pixel_activity` of the
     whole frame (the window sums are exact). ``best``/``index`` hold the running maximum and the
     frame that has it (ties to the later frame, as SESF); frame 0 initialises them.
@@ -289,18 +250,19 @@ def activity_bands(
     activity)`` replaces the running maximum for the other frames (the depth-ordered selection).
     ``fine`` (optional) receives the same frame's activity in its smaller window (from the same
     squared differences: one more box sum per band; its radius must not exceed ``radius``).
+    Every band writes only its own rows of the outputs, so the bands run on ``pool``'s threads
+    (``on_band``, ``fold`` and ``fine`` included) with the serial result.
     """
     if first is None:
         first = frame == 0
     height, width = source.shape[:2]
     halo = radius + 1
     rows = band_rows(width, halo)
-    for start in range(0, height, rows):
+
+    def band(start: int) -> None:
         stop = min(start + rows, height)
         top, bottom = max(start - halo, 0), min(stop + halo, height)
-        band = source[top:bottom]
-        grey = to_grey(band) if band.ndim == 3 else band
-        energy = _band_energy(grey, radius, None if mask is None else mask[top:bottom])
+        energy = _band_energy(_grey_band(source[top:bottom]), radius, None if mask is None else mask[top:bottom])
         fine_activity = None if fine is None else _box(energy, fine.radius)[start - top:stop - top]
         activity = _box(energy, radius)[start - top:stop - top]
         del energy
@@ -322,6 +284,53 @@ def activity_bands(
         if on_band is not None:
             on_band(slice(start, stop))
 
+    run_bands(band, range(0, height, rows), pool)
+
+
+def pair_activity_bands(
+    sources: Sequence[np.ndarray], radius: int, mask: np.ndarray | None, index: np.ndarray,
+    normalised: Sequence[np.ndarray | None], activity: np.ndarray, pool: ThreadPoolExecutor | None = None,
+) -> None:
+    """A pair's selection in one pass of row bands over both frames: the ``index``, per-frame SF
+    maps (``normalised``) and best SF (``activity``, :func:`normalised_sf` of the maximum) that
+    :func:`activity_bands` gives frame after frame, without its full-size float64 running
+    maximum (192 MB at 24 MP, written by one frame and read back by the other). Bands run on
+    ``pool``'s threads; sources as in :func:`activity_bands` (grey or colour, levels or float)."""
+    height, width = index.shape
+    halo = radius + 1
+    rows = band_rows(width, halo)
+
+    def band(start: int) -> None:
+        stop = min(start + rows, height)
+        top, bottom = max(start - halo, 0), min(stop + halo, height)
+        band_mask = None if mask is None else mask[top:bottom]
+        best: np.ndarray | None = None
+        for frame, source in enumerate(sources):
+            energy = _band_energy(_grey_band(source[top:bottom]), radius, band_mask)
+            current = _box(energy, radius)[start - top:stop - top]
+            del energy
+            target = normalised[frame]
+            if target is not None:
+                target[start:stop] = _normalised_band(current, radius)
+            if best is None:
+                best = current
+                index[start:stop] = frame
+            else:
+                later_wins = current >= best  # ties to the later frame, as in activity_bands
+                index[start:stop][later_wins] = frame
+                np.maximum(best, current, out=best)
+        assert best is not None
+        activity[start:stop] = _normalised_band(best, radius)
+
+    run_bands(band, range(0, height, rows), pool)
+
+
+def _grey_band(band: np.ndarray) -> np.ndarray:
+    """Rows of a frame as the grey float32 image :func:`to_grey` makes of the decoded frame."""
+    if band.dtype in (np.uint8, np.uint16):
+        band = normalise_array(band)  # the decoder's own conversion, per pixel
+    return to_grey(band) if band.ndim == 3 else band
+
 
 def near_first_fold(
     best: np.ndarray, index: np.ndarray, margin: float, texture: float, radius: int
@@ -339,49 +348,6 @@ def near_first_fold(
         fold_near_first(best[rows], index[rows], kept[rows], activity, frame, margin_sq, floor)
 
     return fold
-
-
-#: Edge of the square tiles of :func:`guided_pair_tiles` (plus a halo of 2·radius each side).
-GUIDED_TILE = 256
-
-
-def guided_pair_tiles(
-    first: np.ndarray | HeldFrame, second: np.ndarray | HeldFrame, weight: np.ndarray, radius: int, eps: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """SESF-Fuse's guided composition of a pair, tile by tile: (fused, filtered weight).
-
-    The guide is the hard composition ``compose_pair(first, second, weight)`` in grey levels
-    0–255; it is built per tile and never exists at full size. A tile reads a halo of 2·radius
-    (two cascaded box means), so it gets the whole-frame filter's values. Where the weight is
-    constant over a tile and its halo, the filter returns that constant (cov(I, p) = 0, so a = 0
-    and b = mean(p) = p): the tile is not filtered, which on a decision map leaves only the tiles
-    along the decision's boundaries to filter. The result then differs from the whole-frame
-    float32 :class:`~focusstudio.core.ops.guided_filter.GuidedFilterCPU` by its float32 rounding
-    only (bounded in tests/core/test_sf_bands.py). Each tile's float32 filter is centred on that
-    tile's guide mean (any centre gives the same filter; a local one keeps the variances from
-    cancelling best: measured closer to the float64 filter than the whole-frame centre).
-    """
-    height, width = weight.shape
-    halo = 2 * radius
-    filtered = np.empty((height, width), dtype=np.float32)
-    fused = np.empty(first.shape, dtype=np.float32)
-    for y in range(0, height, GUIDED_TILE):
-        check_cancelled()
-        for x in range(0, width, GUIDED_TILE):
-            inner = (slice(y, min(y + GUIDED_TILE, height)), slice(x, min(x + GUIDED_TILE, width)))
-            top, left = max(y - halo, 0), max(x - halo, 0)
-            read = (slice(top, min(inner[0].stop + halo, height)), slice(left, min(inner[1].stop + halo, width)))
-            source = weight[read]
-            low, high = source.min(), source.max()
-            if low == high:
-                filtered[inner] = low
-            else:
-                guide = compose_pair(first[read], second[read], source)
-                guide *= GUIDE_SCALE
-                band = GuidedFilterCPU(guide, radius, eps, None, np.float32)(source)
-                filtered[inner] = band[y - top:inner[0].stop - top, x - left:inner[1].stop - left]
-            fused[inner] = compose_pair(first[inner], second[inner], filtered[inner])
-    return fused, filtered
 
 
 @register
@@ -431,6 +397,46 @@ class SpatialFrequencyFusion(FusionMethod):
 
     # ------------------------------------------------------------------------------ analysis
     def analyze(self, stack: Stack, params: dict[str, Any], context: RunContext) -> ProgressGen[Analysis]:
+        # Small pages: NumPy's huge-page requests cost more system time than they save here.
+        with numpy_small_pages(), band_pool() as pool:
+            levels = load_levels_pair(stack, pool) if str(params.get("depth_order", "none")) == "none" else None
+            if levels is not None:
+                return (yield from self._analyze_pair_levels(levels, stack, params, context, pool))
+            return (yield from self._analyze_frames(stack, params, context, pool))
+
+    def _analyze_pair_levels(
+        self, levels: list[np.ndarray], stack: Stack, params: dict[str, Any], context: RunContext,
+        pool: ThreadPoolExecutor | None,
+    ) -> ProgressGen[Analysis]:
+        """A pair decoded to integer levels (both at once): one banded pass over both frames
+        (:func:`pair_activity_bands`); the levels are handed to finish, which composes from them."""
+        radius = params["sf_radius"]
+        height, width = stack.shape
+        keep_frames = 2 * height * width * 4 <= MAX_ACTIVITY_BYTES
+        normalised = [np.empty(stack.shape, dtype=np.float32) if keep_frames else None for _ in range(2)]
+        activity = np.empty(stack.shape, dtype=np.float32)
+        index = np.empty(stack.shape, dtype=np.int32)
+        # A grey file in a colour stack is repeated into three channels: its first is the grey.
+        sources = [frame if info.channels == 3 or frame.ndim == 2 else frame[..., 0]
+                   for frame, info in zip(levels, stack.frames)]
+        pair_activity_bands(sources, radius, energy_mask(stack.valid_mask), index, normalised, activity, pool)
+        del sources
+        maps: dict[str, FusionMap] = {}
+        for i, values in enumerate(normalised):
+            if values is not None:
+                maps[f"activity_{i}"] = FusionMap(
+                    f"activity_{i}", "activity", values, f"Spatial frequency of frame {i + 1} (radius {radius})",
+                    frame=i,
+                )
+        maps["activity"] = FusionMap("activity", "activity", activity, "Largest spatial frequency over the frames")
+        yield context.progress.event("analysis", 1.0, "spatial frequency 2/2")
+        data: dict[str, Any] = {"index_raw": index, HELD_FRAMES: levels}
+        return Analysis(self.name, self.analysis_params(params), maps=maps, data=data)
+
+    def _analyze_frames(
+        self, stack: Stack, params: dict[str, Any], context: RunContext, pool: ThreadPoolExecutor | None
+    ) -> ProgressGen[Analysis]:
+        """The frames one at a time as float32 (any stack; the pair's frames are held for finish)."""
         count = len(stack)
         radius = params["sf_radius"]
         mask = energy_mask(stack.valid_mask, None if count == 2 else stack.shape)
@@ -468,7 +474,7 @@ class SpatialFrequencyFusion(FusionMethod):
             normalised = np.empty(stack.shape, dtype=np.float32) if keep_frames else None
             activity_bands(grey_source, radius, mask, i, best, index, normalised,
                            None if keeper is None else partial(keeper.store_band, frame),
-                           first=step == 0, fold=None if fold is None else partial(fold, i), fine=fine)
+                           first=step == 0, fold=None if fold is None else partial(fold, i), fine=fine, pool=pool)
             if keeper is not None:
                 keeper.finish_storing(frame)
                 held[i] = keeper
@@ -497,27 +503,36 @@ class SpatialFrequencyFusion(FusionMethod):
     def finish(
         self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
     ) -> ProgressGen[FusionResult]:
+        with numpy_small_pages():  # as in analyze
+            return (yield from self._finish(analysis, stack, params, context))
+
+    def _finish(
+        self, analysis: Analysis, stack: Stack, params: dict[str, Any], context: RunContext
+    ) -> ProgressGen[FusionResult]:
         count = len(stack)
         index_raw: np.ndarray = analysis.data["index_raw"]
         maps = dict(analysis.maps)
         maps["index_raw"] = FusionMap("index_raw", "index", index_raw, "Frame with the largest SF")
         context.cancel.raise_if_cancelled()
+        clipped = False
         if count == 2:
-            fused = yield from self._finish_pair(analysis, index_raw, stack, params, context, maps)
+            fused, clipped = yield from self._finish_pair(analysis, index_raw, stack, params, context, maps)
         else:
             fused = yield from self._finish_many(
                 index_raw, stack, params, context, maps, analysis.data.get(FINE_INDEX)
             )
         yield context.progress.event("compose", 1.0, "done")
-        # Clipped in place: clip-then-astype held two more full-size colour copies at the peak.
         fused = np.asarray(fused, dtype=np.float32)
-        np.clip(fused, 0.0, 1.0, out=fused)
+        if not clipped:
+            # Clipped in place: clip-then-astype held two more full-size colour copies at the peak.
+            np.clip(fused, 0.0, 1.0, out=fused)
         return self.make_result(fused, stack, params, maps, analysis)
 
     def _finish_pair(
         self, analysis: Analysis, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
         maps: dict[str, FusionMap],
-    ) -> ProgressGen[np.ndarray]:
+    ) -> ProgressGen[tuple[np.ndarray, bool]]:
+        """The pair's composition: (fused image, whether it is clipped to [0, 1] already)."""
         decision_raw = index_raw == 0
         decision = verify_binary(decision_raw, params)
         index = np.logical_not(decision).astype(np.int32)  # 0 = frame 0 (no int64 temporary)
@@ -530,17 +545,21 @@ class SpatialFrequencyFusion(FusionMethod):
         maps["index"] = FusionMap("index", "index", index, "Frame chosen after consistency verification")
         yield context.progress.event("consistency", 0.3, "consistency verification")
         context.cancel.raise_if_cancelled()
-        held = analysis.data.pop(HELD_FRAMES, None)
-        first, second = held if held is not None else (load_checked(stack, 0), load_checked(stack, 1))
-        if not params["use_guided_filter"]:
-            return compose_pair(first[...], second[...], weight)
-        yield context.progress.event("guided filter", 0.6, "guided filter")
-        context.cancel.raise_if_cancelled()
-        fused, weight = guided_pair_tiles(first, second, weight, params["gf_radius"], params["gf_eps"])
+        with band_pool() as pool:
+            # The analysis's frames (levels or held frames); a reused analysis decodes them again.
+            held = analysis.data.pop(HELD_FRAMES, None) or load_levels_pair(stack, pool)
+            first, second = held if held is not None else (load_checked(stack, 0), load_checked(stack, 1))
+            if not params["use_guided_filter"]:
+                return compose_pair(unit_window(first, ...), unit_window(second, ...), weight), False
+            yield context.progress.event("guided filter", 0.6, "guided filter")
+            context.cancel.raise_if_cancelled()
+            fused, weight = guided_pair_tiles(
+                first, second, weight, params["gf_radius"], params["gf_eps"], pool=pool, clip=True
+            )
         maps["weight"] = FusionMap(
             "weight", "weight", weight, "Guided-filtered weight of frame 1 (not clipped, as SESF-Fuse)"
         )
-        return fused
+        return fused, True
 
     def _finish_many(
         self, index_raw: np.ndarray, stack: Stack, params: dict[str, Any], context: RunContext,
