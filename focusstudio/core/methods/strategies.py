@@ -16,7 +16,11 @@ a name means is one of these:
   network input is a composite of earlier decisions, so one wrong step is not carried on. Each
   pair's evidence is weighted by its relevance (its sharper frame's classical focus activity over
   the stack's peak there): a network's confident answer between two strongly defocused frames
-  is noise, near the focus peak the network decides.
+  is noise, near the focus peak the network decides. Last, the classical activity decides again
+  between each pixel's chosen frame and its neighbouring frames where one beats it by a margin
+  (:mod:`focusstudio.core.methods.neighbour_refine`), and the pixels next to a change of frame by
+  the per-pixel activity: on a fine stack neighbouring frames are nearly equally sharp
+  and the networks' answers between them are noise or biased.
 * N-way arg-max (:class:`RunningArgmax`): the frame of the highest activity at each pixel, one
   frame at a time (ties keep the lower index).
 * depth order (:func:`depth_ordered_frames`, :func:`fold_near_first`): the arg-max visited near to
@@ -46,7 +50,6 @@ __all__ = [
     "DEPTH_ORDERS",
     "NEIGHBOUR_SMOOTHING",
     "VOLUME_GUARD",
-    "AdjacentRefinement",
     "CalibrationVolume",
     "NeighbourChain",
     "NeighbourEvidence",
@@ -59,7 +62,6 @@ __all__ = [
     "compose_selection",
     "depth_ordered_frames",
     "fold_near_first",
-    "refine_adjacent",
     "run_neighbour_decisions",
     "run_serial_decisions",
     "serial_fusion",
@@ -276,80 +278,6 @@ class NeighbourEvidence:
         return evidence.astype(np.float32, copy=False)
 
 
-#: Frames either side of the summed evidence's choice among which the classical activity decides
-#: again (:class:`AdjacentRefinement`); 0 switches it off.
-NEIGHBOUR_REFINE_FRAMES = 1
-#: An adjacent frame replaces the evidence's choice only where its :func:`focus_activity` is at
-#: least this many times the chosen frame's. Measured (benchmarks/README.md, session 9): 1.0
-#: takes adjacent frames whose energy differs by noise and cost up to 0.1 dB on the synthetic
-#: stacks at N = 16–30; 1.25 none (±0.01 dB at N ≥ 8, +0.04 at N = 3).
-NEIGHBOUR_REFINE_MARGIN = 1.25
-
-
-class AdjacentRefinement:
-    """Re-decides an N-frame index map among the frames within ``width`` of each pixel's label by
-    a classical focus activity, one frame at a time (every frame, in any order).
-
-    Where a stack's focus steps are fine, neighbouring frames are nearly equally sharp and the
-    networks' pair answers between them are noise or biased (the 28-frame beetle: frames of a
-    flickering exposure, gains 0.84–1.22, and the networks' choice off by one frame over much of
-    the image). The summed evidence places each pixel in the right part of the stack (it ignores
-    a far frame's ringing or noise, which a global arg-max of the activity would take); the
-    activity then chooses among that choice and its neighbours, where it beats the chosen frame
-    by ``margin`` and focus changes the pixel's activity at all (highest ≥ :data:`TEXTURED_RATIO`
-    × lowest over the stack: in flat or noisy areas the frames' activities differ by noise, and
-    the network decides). Holds six H×W arrays whatever N is.
-    """
-
-    def __init__(self, index: np.ndarray, width: int = NEIGHBOUR_REFINE_FRAMES,
-                 margin: float = NEIGHBOUR_REFINE_MARGIN) -> None:
-        self.index = index
-        self.width = width
-        self.margin = np.float32(margin)
-        self.best = np.full(index.shape, -1.0, dtype=np.float32)
-        self.pick = index.copy()
-        self.chosen = np.zeros(index.shape, dtype=np.float32)
-        self.low: np.ndarray | None = None
-        self.high: np.ndarray | None = None
-
-    def add(self, frame: int, activity: np.ndarray) -> None:
-        """Frame ``frame``'s :func:`focus_activity`."""
-        if self.low is None or self.high is None:
-            self.low, self.high = activity.copy(), activity.copy()
-        else:
-            np.minimum(self.low, activity, out=self.low)
-            np.maximum(self.high, activity, out=self.high)
-        distance = np.abs(self.index - frame)
-        np.copyto(self.chosen, activity, where=distance == 0)
-        wins = (distance <= self.width) & (activity > self.best)
-        self.pick[wins] = frame
-        np.copyto(self.best, activity, where=wins)
-
-    def result(self) -> np.ndarray:
-        """The refined index (a new array; the input index is left as it was)."""
-        if self.low is None or self.high is None:
-            return self.index.copy()
-        take = (self.best > self.margin * self.chosen) & (self.high >= TEXTURED_RATIO * self.low)
-        return np.where(take, self.pick, self.index).astype(np.int32)
-
-
-#: A pixel's activity changes with focus where its highest over the stack is at least this many
-#: times its lowest (the sharpness-recall metric's own test of a textured block).
-TEXTURED_RATIO = 2.0
-
-
-def refine_adjacent(stack: Stack, index: np.ndarray, cancel: CancelToken,
-                    width: int = NEIGHBOUR_REFINE_FRAMES, margin: float = NEIGHBOUR_REFINE_MARGIN) -> np.ndarray:
-    """:class:`AdjacentRefinement` of ``index`` over the stack's frames (one grey load each)."""
-    if width <= 0:
-        return index
-    refinement = AdjacentRefinement(index, width, margin)
-    for frame in range(len(stack)):
-        cancel.raise_if_cancelled()
-        refinement.add(frame, focus_activity(load_checked(stack, frame, grey=True), NEIGHBOUR_ACTIVITY_SIGMA))
-    return refinement.result()
-
-
 def neighbour_peak_activity(stack: Stack, cancel: CancelToken) -> np.ndarray:
     """The highest :func:`focus_activity` of any frame at each pixel (one grey load per frame)."""
     peak: np.ndarray | None = None
@@ -428,7 +356,11 @@ def run_neighbour_decisions(
         previous = following
     index = evidence.index
     del evidence, peak, previous, activity  # the refinement's arrays in their place
-    return NeighbourChain(kept, refine_adjacent(stack, index, cancel))
+    # imported here: the refinements use this module's focus activity
+    from focusstudio.core.methods.neighbour_refine import refine_adjacent, refine_neighbour_boundaries
+
+    index = refine_adjacent(stack, index, cancel)
+    return NeighbourChain(kept, refine_neighbour_boundaries(stack, index, cancel))
 
 
 # --------------------------------------------------------------------------- N-way arg-max
