@@ -11,6 +11,7 @@ between CPUs cannot use that up, a region taken from a defocused frame would.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -147,8 +148,6 @@ def test_the_neighbour_result_says_which_settings_do_not_act_on_it(small_stack: 
 
 def _defocus_stack(blurs: tuple[float, ...], size: int = 48) -> list[np.ndarray]:
     """Frames of one random texture, frame i blurred by a Gaussian of σ = ``blurs[i]`` (0: sharp)."""
-    import cv2
-
     texture = np.random.default_rng(5).random((size, size), dtype=np.float32)
     return [cv2.GaussianBlur(texture, (0, 0), sigma) if sigma > 0 else texture.copy() for sigma in blurs]
 
@@ -193,11 +192,49 @@ def test_neighbour_evidence_ignores_a_confident_network_between_defocused_frames
 
 def test_neighbour_evidence_leaves_the_choice_between_sharp_frames_to_the_network() -> None:
     """Where both frames of a pair are near the focus peak (relevance ≈ 1) the network decides,
-    even against the classical measure: frames 2 and 3 are both sharp, 3 has slightly more
-    Laplacian energy (less blur), and the network's preference for frame 2 is kept."""
-    frames = _defocus_stack((4.0, 2.0, 0.6, 0.4))
+    even against the classical measure when that prefers the other frame by less than the
+    refinement's margin: frames 2 and 3 are both sharp, 3 has slightly more Laplacian energy (1.09×,
+    less blur), and the network's preference for frame 2 is kept."""
+    frames = _defocus_stack((4.0, 2.0, 0.6, 0.57))
     index = _neighbour_index(frames, {0: 0.0, 1: 0.0, 2: 0.9})
     assert (index[12:-12, 12:-12] == 2).all()
+
+
+def test_a_neighbouring_frame_with_clearly_more_detail_replaces_the_network_s_choice() -> None:
+    """The 28-frame beetle (issue 15, session 9): its exposure flickers (gains 0.84–1.22) and the
+    networks' choice is one frame off the sharpest over much of the image (recall 0.95). The
+    summed evidence picks frame 1 (P = 0.9 that it is sharper than frame 2), but frame 2 is as
+    sharp and 1.4× brighter: twice the Laplacian energy. The adjacent-frame refinement takes it."""
+    texture = _defocus_stack((0.5,))[0]
+    blurred = cv2.GaussianBlur(texture, (0, 0), 3.0)
+    frames = [blurred, 0.6 * texture, 0.84 * texture, blurred.copy()]
+    index = _neighbour_index(frames, {0: 0.0, 1: 0.9, 2: 1.0})
+    assert (index[12:-12, 12:-12] == 2).all(), np.bincount(index[12:-12, 12:-12].ravel())
+
+
+def test_adjacent_refinement_stays_next_to_the_network_s_choice_and_off_flat_areas() -> None:
+    """The classical activity decides only between the chosen frame and its neighbours, where it
+    beats the chosen frame by the margin, and only where focus changes the activity at all: a far
+    frame's higher activity (a defocused plane's ringing on a microscope) is never taken, nor an
+    adjacent one in a flat area whose activities differ by noise."""
+    from focusstudio.core.methods.neighbour_refine import NEIGHBOUR_REFINE_MARGIN, AdjacentRefinement
+
+    # columns: 0 adjacent frame 3 beats frame 2 by more than the margin; 1 by less; 2 flat (every
+    # frame's activity within 2× of the others): the adjacent frame's lead does not count
+    index = np.full((1, 3), 2, np.int32)
+    m = NEIGHBOUR_REFINE_MARGIN
+    activities = [
+        np.array([[10.0, 10.0, 1.0]]),  # frame 0: far from the choice, highest of all
+        np.array([[0.9 * m, 0.9 * m, 1.0]]),
+        np.array([[1.0, 1.0, 1.0]]),  # the network's choice
+        np.array([[1.02 * m, 0.98 * m, 1.0 * m]]),
+        np.array([[0.1, 0.1, 0.9]]),
+    ]
+    refinement = AdjacentRefinement(index)
+    for frame, activity in enumerate(activities):
+        refinement.add(frame, activity.astype(np.float32))
+    np.testing.assert_array_equal(refinement.result(), [[3, 2, 2]])
+    np.testing.assert_array_equal(index, [[2, 2, 2]])  # the input is left as it was
 
 
 def test_neighbour_prior_decides_only_where_the_network_is_undecided() -> None:
@@ -214,3 +251,26 @@ def test_neighbour_prior_decides_only_where_the_network_is_undecided() -> None:
         without = NeighbourEvidence(shape, sigma=0.0, peak=sharp, power=2.0, prior=0.0)
         without.add(0, np.full(shape, weight, np.float32), (dull, sharp))
         assert (without.index == 0).all()  # no prior: an undecided pair moves nothing (ties keep frame 0)
+
+
+def test_boundary_refinement_pulls_a_spread_label_back_to_the_outline() -> None:
+    """The summed evidence is smoothed (σ = 4 px), so the frame of a sharp region spreads a few
+    pixels past its outline over a neighbour that is blurred in that frame (the synthetic stacks'
+    halo band). Within the refinement radius of the change of frame, the per-pixel activity
+    decides again between the frames present there; far from it nothing changes."""
+    from focusstudio.core.methods.neighbour_refine import refine_neighbour_boundaries
+    from focusstudio.core.progress import CancelToken
+    from focusstudio.core.types import Stack
+
+    texture = _defocus_stack((0.0,), size=48)[0]
+    blurred = cv2.GaussianBlur(texture, (0, 0), 3.0)
+    left = np.zeros((48, 48), bool)
+    left[:, :24] = True
+    frames = [np.where(left, texture, blurred), np.where(left, blurred, texture), blurred.copy()]
+    index = np.where(np.arange(48)[None, :] < 27, 0, 1).repeat(48, axis=0).astype(np.int32)  # 3 px too far
+    refined = refine_neighbour_boundaries(Stack.from_arrays(frames), index.copy(), CancelToken())
+    spread = refined[8:-8, 24:27]
+    assert (spread == 1).mean() >= 0.8, (spread == 1).mean()
+    np.testing.assert_array_equal(refined[:, :18], 0)
+    np.testing.assert_array_equal(refined[:, 33:], 1)
+    assert not (refined == 2).any()  # frame 2 is nowhere around: never taken

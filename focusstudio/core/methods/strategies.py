@@ -16,7 +16,11 @@ a name means is one of these:
   network input is a composite of earlier decisions, so one wrong step is not carried on. Each
   pair's evidence is weighted by its relevance (its sharper frame's classical focus activity over
   the stack's peak there): a network's confident answer between two strongly defocused frames
-  is noise, near the focus peak the network decides.
+  is noise, near the focus peak the network decides. Last, the classical activity decides again
+  between each pixel's chosen frame and its neighbouring frames where one beats it by a margin
+  (:mod:`focusstudio.core.methods.neighbour_refine`), and the pixels next to a change of frame by
+  the per-pixel activity: on a fine stack neighbouring frames are nearly equally sharp
+  and the networks' answers between them are noise or biased.
 * N-way arg-max (:class:`RunningArgmax`): the frame of the highest activity at each pixel, one
   frame at a time (ties keep the lower index).
 * depth order (:func:`depth_ordered_frames`, :func:`fold_near_first`): the arg-max visited near to
@@ -350,7 +354,13 @@ def run_neighbour_decisions(
             kept.append(soft if keep_as is None else keep_as(soft))
         del soft, forward, backward
         previous = following
-    return NeighbourChain(kept, evidence.index)
+    index = evidence.index
+    del evidence, peak, previous, activity  # the refinement's arrays in their place
+    # imported here: the refinements use this module's focus activity
+    from focusstudio.core.methods.neighbour_refine import refine_adjacent, refine_neighbour_boundaries
+
+    index = refine_adjacent(stack, index, cancel)
+    return NeighbourChain(kept, refine_neighbour_boundaries(stack, index, cancel))
 
 
 # --------------------------------------------------------------------------- N-way arg-max
