@@ -41,8 +41,7 @@ from focusstudio.core.methods.analysis_scale import (
     pair_greys,
     pair_levels,
 )
-from focusstudio.core.methods.backends.gacn_fast import GACNInference
-from focusstudio.core.methods.backends.tile_features import TileFeatureStore
+from focusstudio.core.methods.backends.gacn_fast import EncodedGrey, GACNInference
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import grey_frame, torch_device
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles, tile_reporter
@@ -215,25 +214,6 @@ def apply_bgf(
     return refined, boundary
 
 
-class NeighbourFrame:
-    """A frame as GACN's ``neighbours`` passes hold it: its full-resolution grey (the lift's guide),
-    its grey at the analysis resolution, and the feature path's output on it, computed at the
-    first pass that needs it (:meth:`GACNFuse._encode`) and reused by the frame's other passes (up
-    to four: both neighbours, both orders). The strategy holds two frames at a time."""
-
-    __slots__ = ("encoded", "features", "grey", "scales", "small", "store", "tensor", "tiles")
-
-    def __init__(self, grey: np.ndarray, small: np.ndarray) -> None:
-        self.grey = grey
-        self.small = small
-        self.encoded = False
-        self.tensor: torch.Tensor | None = None
-        self.features: Any = None  # whole image: the encoder's features
-        self.tiles: list[Tile] | None = None  # tiled: the plan, the global cSE scales and kept tile features
-        self.scales: list[torch.Tensor] | None = None
-        self.store: TileFeatureStore | None = None
-
-
 @register
 class GACNFuse(DeepFusionMethod):
     name: ClassVar[str] = "gacn"
@@ -262,6 +242,9 @@ class GACNFuse(DeepFusionMethod):
     floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
     #: ``analysis_scale`` "auto": the long side the network sees (benchmarks/bench_analysis_scale.py).
     analysis_long_side: ClassVar[int] = 1024
+    #: ``neighbours``: each frame's feature path once, only the decision path per pass (off: the
+    #: pair passes, which compute the same maps; kept for the tests that compare them).
+    caches_frame_features: ClassVar[bool] = True
 
     # ------------------------------------------------------------------------------ network stage
     def _pair_decision(
@@ -330,61 +313,6 @@ class GACNFuse(DeepFusionMethod):
                     store.close()
         assert out is not None
         return out, per_scale_out
-
-    @staticmethod
-    def _encode(inference: GACNInference, frame: NeighbourFrame) -> None:
-        """The frame's feature path, as :meth:`_pair_decision` runs it for a pair: the whole
-        image's features, or, in tiles, its global cSE scales and every tile's features (kept
-        in memory where the plan allows, else recomputed per pass from the scales)."""
-        if frame.encoded:
-            return
-        height, width = frame.small.shape
-        tiles, store_mode = inference.plan_tiles(height, width, GACN_BYTES_PER_PIXEL, 2)
-        frame.tensor = to_tensor(frame.small, inference.device)
-        with torch.inference_mode():
-            if is_whole(tiles):
-                frame.features = inference.features(frame.tensor, None)  # a buffer of its own (no reuse)
-            else:
-                frame.tiles = tiles
-                frame.scales, frame.store = inference.stored_features(frame.tensor, tiles, store_mode)
-        frame.encoded = True
-
-    def _encoded_pair_decision(
-        self, inference: GACNInference, first: NeighbourFrame, second: NeighbourFrame,
-        report: Callable[[float], ProgressEvent],
-    ) -> ProgressGen[np.ndarray]:
-        """M of (``first``, ``second``) at the analysis resolution, as :meth:`_pair_decision`
-        computes it, from the frames' features computed once (:meth:`_encode`)."""
-        for frame in (first, second):
-            if not frame.encoded:
-                yield report(0.0)
-                self._encode(inference, frame)
-        if first.tiles != second.tiles:  # plans made under different budgets: the pair path
-            decision, _ = yield from self._pair_decision(inference, first.small, second.small, report)
-            return decision
-        if first.tiles is None:
-            with torch.inference_mode():
-                decision, _ = inference.decision(first.features, second.features, want_scales=False)
-            return to_numpy(decision)
-        tiles = first.tiles
-        numbers = {id(tile): n for n, tile in enumerate(tiles)}
-
-        def tile_features(frame: NeighbourFrame, tile: Tile, n: int) -> Any:
-            if frame.store is not None:
-                return frame.store.features(n)
-            assert frame.tensor is not None
-            return inference.features(frame.tensor[(slice(None), slice(None), *tile.read)], frame.scales)
-
-        def predict(tile: Tile) -> np.ndarray:
-            n = numbers[id(tile)]
-            with torch.inference_mode():
-                decision, _ = inference.decision(tile_features(first, tile, n), tile_features(second, tile, n),
-                                                 want_scales=False)
-            return to_numpy(decision)
-
-        (out,) = yield from run_tiles(tiles, first.small.shape, predict, inference.context.cancel, report)
-        assert out is not None
-        return out
 
     @staticmethod
     def tiles(inference: GACNInference, height: int, width: int) -> list[Tile]:
@@ -614,19 +542,24 @@ class GACNFuse(DeepFusionMethod):
         """Network stage of ``neighbours``: M of every pair (frame k, frame k + 1), folded into
         the summed evidence as it comes (at an active analysis scale each M is lifted to full
         resolution first, as in the other strategies; the kept maps are shrunk back). Each
-        frame's feature path runs once (:class:`NeighbourFrame`), only the decision path per pass."""
+        frame's feature path runs once (:class:`~focusstudio.core.methods.backends.gacn_fast.EncodedGrey`),
+        only the decision path per pass."""
         count = len(stack)
 
-        def prepare(frame: np.ndarray) -> NeighbourFrame:
+        def prepare(frame: np.ndarray) -> EncodedGrey:
             # each frame made grey and shrunk once (it is in two pairs, both orders); the colour
             # frame is not kept
             grey = to_grey(frame)
-            return NeighbourFrame(grey, scale.shrink(grey))
+            return EncodedGrey(grey, scale.shrink(grey))
 
-        def predict(first: NeighbourFrame, second: NeighbourFrame, progress: ProgressRange) -> ProgressGen[np.ndarray]:
+        def predict(first: EncodedGrey, second: EncodedGrey, progress: ProgressRange) -> ProgressGen[np.ndarray]:
             # = _pair_decision(…, scale=scale) on the greys, the features of each frame computed once
-            decision = yield from self._encoded_pair_decision(inference, first, second,
-                                                              reporter(progress, "GACN forward"))
+            report = reporter(progress, "GACN forward")
+            decision = None
+            if self.caches_frame_features:
+                decision = yield from inference.encoded_decision(first, second, GACN_BYTES_PER_PIXEL, report)
+            if decision is None:  # not cached, or the two frames' tile plans differ: the pair path
+                decision, _ = yield from self._pair_decision(inference, first.small, second.small, report)
             return lift_pair(decision, first.grey, second.grey) if scale.active else decision
 
         keep = count - 1 if count <= MAX_PAIR_MAPS else 0
