@@ -30,10 +30,9 @@ a name means is one of these:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -64,8 +63,6 @@ __all__ = [
     "serial_fusion",
     "serial_pairs",
 ]
-
-T = TypeVar("T")
 
 #: One serial step: (running result, next frame, its index j, progress range of the step) → the
 #: new running result.
@@ -288,20 +285,6 @@ def neighbour_peak_activity(stack: Stack, cancel: CancelToken) -> np.ndarray:
     return peak
 
 
-def prefetched(load: Callable[[int], T], start: int, stop: int) -> Iterator[T]:
-    """``load(i)`` for i = start … stop − 1 in order, each next one computed on a second thread
-    while the caller works on the current one (decoding, OpenCV and torch release the GIL: a
-    frame's full-resolution preparation overlaps the network passes). One result ahead is held,
-    whatever the count; an error of ``load`` is raised where its result is taken."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="focusstudio-prefetch") as pool:
-        pending = pool.submit(load, start) if start < stop else None
-        for index in range(start, stop):
-            assert pending is not None
-            result = pending.result()
-            pending = pool.submit(load, index + 1) if index + 1 < stop else None
-            yield result
-
-
 @dataclass
 class NeighbourChain:
     """What the neighbour-pair strategy produced."""
@@ -350,10 +333,9 @@ def run_neighbour_decisions(
 
     kept: list[np.ndarray] = []
     previous, activity = load(0)
-    loaded = prefetched(load, 1, count)  # frame k + 2 prepared on a thread while pair k runs
     for k in range(count - 1):
         cancel.raise_if_cancelled()
-        following, following_activity = next(loaded)
+        following, following_activity = load(k + 1)
         pair_range = progress.sub(k / (count - 1), (k + 1) / (count - 1))
         yield pair_range.event("network", 0.0, f"frames {k + 1}–{k + 2} of {count}")
         forward = yield from predict(previous, following, pair_range.sub(0.0, 0.5))
