@@ -20,9 +20,10 @@ from focusstudio.core.types import FusionResult, Stack
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FRAMES = 5
-#: The cached and uncached maps come from the same operations on the same values; only the
-#: encoder's batch differs (one frame's planes against both frames'), which some convolution
-#: kernels sum in another order (measured here: colour bit-identical, grey ≤ 3.8e-6). Bound: the
+#: The cached and uncached maps come from the same operations on the same values; the encoder's
+#: batch differs (one frame's planes against both frames') and the cached path runs channels-last
+#: (oneDNN's NHWC kernels), both of which sum in another order (measured: ≤ 7.3e-6 on a 1024×684
+#: pair; before channels-last, colour bit-identical, grey ≤ 3.8e-6). Bound: the
 #: logits pass ~12 convolutions of ≤ 576-term sums, each adding ~√576·2⁻²⁴ ≈ 1.4e-6 relative
 #: rounding to O(1) values (≈ 2e-5 compounded), then a sigmoid of slope ≤ ¼ and the symmetrised
 #: mean of two maps.

@@ -41,7 +41,7 @@ from focusstudio.core.methods.analysis_scale import (
     pair_greys,
     pair_levels,
 )
-from focusstudio.core.methods.backends.gacn_fast import GACNInference
+from focusstudio.core.methods.backends.gacn_fast import EncodedGrey, GACNInference
 from focusstudio.core.methods.base import Analysis, DeepFusionMethod, RunContext
 from focusstudio.core.methods.deep_common import grey_frame, torch_device
 from focusstudio.core.methods.engine import is_whole, plan_network_tiles, reporter, run_tiles, tile_reporter
@@ -242,6 +242,9 @@ class GACNFuse(DeepFusionMethod):
     floor_bytes_per_frame_pixel: ClassVar[float] = 8.0
     #: ``analysis_scale`` "auto": the long side the network sees (benchmarks/bench_analysis_scale.py).
     analysis_long_side: ClassVar[int] = 1024
+    #: ``neighbours``: each frame's feature path once, only the decision path per pass (off: the
+    #: pair passes, which compute the same maps; kept for the tests that compare them).
+    caches_frame_features: ClassVar[bool] = True
 
     # ------------------------------------------------------------------------------ network stage
     def _pair_decision(
@@ -538,21 +541,26 @@ class GACNFuse(DeepFusionMethod):
     ) -> ProgressGen[None]:
         """Network stage of ``neighbours``: M of every pair (frame k, frame k + 1), folded into
         the summed evidence as it comes (at an active analysis scale each M is lifted to full
-        resolution first, as in the other strategies; the kept maps are shrunk back)."""
+        resolution first, as in the other strategies; the kept maps are shrunk back). Each
+        frame's feature path runs once (:class:`~focusstudio.core.methods.backends.gacn_fast.EncodedGrey`),
+        only the decision path per pass."""
         count = len(stack)
 
-        def prepare(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def prepare(frame: np.ndarray) -> EncodedGrey:
             # each frame made grey and shrunk once (it is in two pairs, both orders); the colour
             # frame is not kept
             grey = to_grey(frame)
-            return grey, scale.shrink(grey)
+            return EncodedGrey(grey, scale.shrink(grey))
 
-        def predict(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
-                    progress: ProgressRange) -> ProgressGen[np.ndarray]:
-            # = _pair_decision(…, scale=scale) on the greys, without shrinking them again
-            decision, _ = yield from self._pair_decision(inference, first[1], second[1],
-                                                         reporter(progress, "GACN forward"))
-            return lift_pair(decision, first[0], second[0]) if scale.active else decision
+        def predict(first: EncodedGrey, second: EncodedGrey, progress: ProgressRange) -> ProgressGen[np.ndarray]:
+            # = _pair_decision(…, scale=scale) on the greys, the features of each frame computed once
+            report = reporter(progress, "GACN forward")
+            decision = None
+            if self.caches_frame_features:
+                decision = yield from inference.encoded_decision(first, second, GACN_BYTES_PER_PIXEL, report)
+            if decision is None:  # not cached, or the two frames' tile plans differ: the pair path
+                decision, _ = yield from self._pair_decision(inference, first.small, second.small, report)
+            return lift_pair(decision, first.grey, second.grey) if scale.active else decision
 
         keep = count - 1 if count <= MAX_PAIR_MAPS else 0
         analysis.data["neighbours"] = yield from run_neighbour_decisions(

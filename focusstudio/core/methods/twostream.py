@@ -13,14 +13,16 @@ Inference (METHODS.md §5; REFERENCE-NOTES §7.6.5):
 
 N frames (``strategy``, :mod:`focusstudio.core.methods._deep_serial`): ``neighbours`` (default)
 — α of each frame against the next, each pixel takes the frame where the summed evidence peaks,
-composed by pyramid blending; ``serial`` — the running result's grey image is the next step's
-first input, each step decided as above.
+composed by pyramid blending (each frame's two streams run once, only the joint part per pass:
+:mod:`focusstudio.core.methods.backends.twostream_fast`); ``serial`` — the running result's grey
+image is the next step's first input, each step decided as above.
 The network is purely local (no pooling, no normalisation), so tiled inference with a halo of its
 receptive-field radius is exact.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,14 +35,15 @@ from focusstudio.core.methods.registry import NetworkSpec, register
 from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.ops.params import ANALYSIS_SCALE, AREA_FRACTION, DECISION_THRESHOLD, USE_SRR
 from focusstudio.core.params import ParamSet, ParamSpec
-from focusstudio.core.progress import ProgressGen, ProgressRange
-from focusstudio.core.tiling import Tile
+from focusstudio.core.progress import ProgressGen, ProgressRange, run_to_completion
+from focusstudio.core.tiling import Tile, fits_map_budget
 from focusstudio.core.types import to_grey
 
 if TYPE_CHECKING:
     from torch import nn
 
     from focusstudio.core.methods.archs.twostream_arch import TwoStreamNet
+    from focusstudio.core.methods.backends.twostream_fast import FrameFeatures, TwoStreamInference
 
 
 def build_network(arch: Mapping[str, Any]) -> TwoStreamNet:
@@ -135,6 +138,18 @@ class TwoStreamFusion(SerialDecisionMethod):
     ) -> ProgressGen[np.ndarray]:
         return (yield from predict_alpha(network, first, second, context, progress))  # type: ignore[arg-type]
 
+    # N frames (neighbours): the two streams are half of a pass's multiply-adds and each frame is
+    # in up to four passes (twice per stream); they run once per frame (backends.twostream_fast).
+    caches_frame_features = True
+
+    def encode_frame(self, network: nn.Module, frame: np.ndarray, context: RunContext) -> Any | None:
+        return frame_features(network, frame, context)  # type: ignore[arg-type]
+
+    def predict_encoded(
+        self, network: nn.Module, first: Any, second: Any, shape: tuple[int, int], context: RunContext
+    ) -> np.ndarray:
+        return alpha_from_features(network, first, second, shape, context)  # type: ignore[arg-type]
+
     def post_params(self, params: dict[str, Any]) -> dict[str, Any]:
         return {k: params[k] for k in ("threshold", "soft_alpha", "use_srr", "area_fraction")}
 
@@ -144,3 +159,88 @@ class TwoStreamFusion(SerialDecisionMethod):
         if params["soft_alpha"]:
             return raw, np.clip(soft, 0.0, 1.0).astype(np.float32)
         return raw, decision
+
+
+# --------------------------------------------------------------------------- per-frame features
+#: One split inference per network (its weights in the split and memory format it needs).
+_INFERENCES: weakref.WeakKeyDictionary[Any, TwoStreamInference] = weakref.WeakKeyDictionary()
+
+
+def split_inference(network: TwoStreamNet, context: RunContext) -> TwoStreamInference:
+    """The per-frame / joint split of ``network`` (:mod:`~focusstudio.core.methods.backends.twostream_fast`),
+    made once per network and device; channels-last on the CPU."""
+    import torch
+
+    from focusstudio.core.methods.backends.twostream_fast import TwoStreamInference
+
+    device = torch.device(context.device)
+    inference = _INFERENCES.get(network)
+    if inference is None or inference.device != device:
+        inference = TwoStreamInference(network, device, channels_last=device.type == "cpu")
+        _INFERENCES[network] = inference
+    return inference
+
+
+def frame_features(network: TwoStreamNet, image: np.ndarray, context: RunContext) -> FrameFeatures | None:
+    """One frame's part of every pass it is in (float [0, 1], grey or colour as :func:`predict_alpha`
+    takes it), in tiles with the network's halo where the budget asks (exact: the network is
+    local); None where two frames' features do not fit the map budget (the pair path runs)."""
+    import torch
+
+    from focusstudio.core.methods.backends.twostream_fast import (
+        ENCODE_BYTES_PER_PIXEL_PER_CHANNEL,
+        FrameFeatures,
+        feature_bytes_per_pixel,
+    )
+
+    inference = split_inference(network, context)
+    if network.in_channels == 1:
+        image = to_grey(image)
+    height, width = image.shape[:2]
+    # the strategy holds two frames' features (the current pair's)
+    if not fits_map_budget(2 * feature_bytes_per_pixel(inference.width) * height * width, context.memory_limit,
+                           context.device):
+        return None
+    tiles = plan_network_tiles(height, width, context, ENCODE_BYTES_PER_PIXEL_PER_CHANNEL * inference.width,
+                               network.receptive_radius)
+    with torch.inference_mode():
+        tensor = inference.tensor(to_tensor(image, inference.device))
+        if is_whole(tiles):
+            return inference.encode(tensor)
+        whole: FrameFeatures | None = None
+        for tile in tiles:
+            context.cancel.raise_if_cancelled()
+            part = inference.encode(tensor[(..., *tile.read)])
+            if whole is None:
+                def full(like: torch.Tensor) -> torch.Tensor:
+                    return inference.tensor(like.new_empty((*like.shape[:2], height, width)))
+
+                whole = FrameFeatures(tensor, (full(part.d[0]), full(part.d[1])), (full(part.g[0]), full(part.g[1])))
+            for kept, new in zip((*whole.d, *whole.g), (*part.d, *part.g), strict=True):
+                kept[(..., *tile.write)] = new[(..., *tile.inner)]
+    return whole
+
+
+def alpha_from_features(
+    network: TwoStreamNet, first: FrameFeatures, second: FrameFeatures, shape: tuple[int, int], context: RunContext
+) -> np.ndarray:
+    """:func:`predict_alpha` of two frames of ``shape`` from their :func:`frame_features`."""
+    import torch
+
+    from focusstudio.core.methods.backends.twostream_fast import JOINT_BYTES_PER_PIXEL_PER_CHANNEL
+
+    inference = split_inference(network, context)
+    height, width = shape
+    tiles = plan_network_tiles(height, width, context, JOINT_BYTES_PER_PIXEL_PER_CHANNEL * inference.width,
+                               network.receptive_radius)
+
+    def joint(tile: Tile) -> np.ndarray:
+        rows, cols = tile.read
+        return to_numpy(inference.joint(inference.window(first, rows, cols), inference.window(second, rows, cols)))
+
+    with torch.inference_mode():
+        if is_whole(tiles):
+            return to_numpy(inference.joint(first, second)).astype(np.float32, copy=False)
+        (alpha,) = run_to_completion(run_tiles(tiles, shape, joint, context.cancel))
+    assert alpha is not None
+    return alpha.astype(np.float32, copy=False)

@@ -10,6 +10,10 @@ authors' outputs.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 from focusstudio.core.lazy import lazy_import
 from focusstudio.core.methods.backends.fast_cpu import (
@@ -31,11 +35,33 @@ from focusstudio.core.methods.backends.tile_features import (
 )
 from focusstudio.core.methods.base import RunContext
 from focusstudio.core.methods.deep_common import squared_gradient_energy, torch_device
+from focusstudio.core.methods.engine import is_whole, run_tiles
+from focusstudio.core.methods.tensors import to_numpy, to_tensor
+from focusstudio.core.progress import ProgressEvent, ProgressGen
 from focusstudio.core.tiling import Tile
 
 # torch and the architecture load on first use (see focusstudio.core.lazy).
 torch = lazy_import("torch")
 gacn_arch = lazy_import("focusstudio.core.methods.archs.gacn_arch")
+
+
+class EncodedGrey:
+    """A frame as GACN's ``neighbours`` passes hold it: its full-resolution grey (the lift's guide),
+    its grey at the analysis resolution, and the feature path's output on it, computed at the
+    first pass that needs it (:meth:`GACNInference.encode`) and reused by the frame's other passes
+    (up to four: both neighbours, both orders). The strategy holds two frames at a time."""
+
+    __slots__ = ("encoded", "features", "grey", "scales", "small", "store", "tensor", "tiles")
+
+    def __init__(self, grey: np.ndarray, small: np.ndarray) -> None:
+        self.grey = grey
+        self.small = small
+        self.encoded = False
+        self.tensor: torch.Tensor | None = None
+        self.features: Any = None  # whole image: the feature path's output
+        self.tiles: list[Tile] | None = None  # tiled: the plan, the global cSE scales and kept tile features
+        self.scales: list[torch.Tensor] | None = None
+        self.store: TileFeatureStore | None = None
 
 
 class GACNInference:
@@ -164,3 +190,59 @@ class GACNInference:
         except BaseException:
             store.close()
             raise
+
+    # ------------------------------------------------------------------ neighbours: frames encoded once
+    def encode(self, frame: EncodedGrey, bytes_per_pixel: float) -> None:
+        """The frame's feature path as a pair's decision runs it (``GACNFuse._pair_decision``: the
+        same tile plan for ``bytes_per_pixel``): the whole image's features, or, in tiles, its
+        global cSE scales and every tile's features (kept in memory where the plan allows, else
+        recomputed per pass from the scales)."""
+        if frame.encoded:
+            return
+        height, width = frame.small.shape
+        tiles, store_mode = self.plan_tiles(height, width, bytes_per_pixel, 2)
+        frame.tensor = to_tensor(frame.small, self.device)
+        with torch.inference_mode():
+            if len(tiles) == 1:
+                frame.features = self.features(frame.tensor, None)  # a buffer of its own (no reuse)
+            else:
+                frame.tiles = tiles
+                frame.scales, frame.store = self.stored_features(frame.tensor, tiles, store_mode)
+        frame.encoded = True
+
+    def encoded_decision(
+        self, first: EncodedGrey, second: EncodedGrey, bytes_per_pixel: float,
+        report: Callable[[float], ProgressEvent],
+    ) -> ProgressGen[np.ndarray | None]:
+        """M of (``first``, ``second``) at the analysis resolution, as a pair's decision computes it,
+        from the frames' features computed once (:meth:`encode`); None where the two frames' tile
+        plans differ (made under different budgets: the caller runs the pair)."""
+        for frame in (first, second):
+            if not frame.encoded:
+                yield report(0.0)
+                self.encode(frame, bytes_per_pixel)
+        if first.tiles != second.tiles:
+            return None
+        if first.tiles is None or is_whole(first.tiles):
+            with torch.inference_mode():
+                decision, _ = self.decision(first.features, second.features, want_scales=False)
+            return to_numpy(decision)
+        tiles = first.tiles
+        numbers = {id(tile): n for n, tile in enumerate(tiles)}
+
+        def tile_features(frame: EncodedGrey, tile: Tile, n: int) -> Features:
+            if frame.store is not None:
+                return frame.store.features(n)
+            assert frame.tensor is not None
+            return self.features(frame.tensor[(slice(None), slice(None), *tile.read)], frame.scales)
+
+        def predict(tile: Tile) -> np.ndarray:
+            n = numbers[id(tile)]
+            with torch.inference_mode():
+                decision, _ = self.decision(tile_features(first, tile, n), tile_features(second, tile, n),
+                                            want_scales=False)
+            return to_numpy(decision)
+
+        (out,) = yield from run_tiles(tiles, first.small.shape, predict, self.context.cancel, report)
+        assert out is not None
+        return out
