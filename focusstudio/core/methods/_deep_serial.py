@@ -8,7 +8,9 @@ N > 2 frames, the ``strategy`` parameter (:data:`STRATEGY`), both from
 * ``neighbours`` (default): the network compares each frame with the next, raw frames only and
   in both orders (:func:`~focusstudio.core.methods.strategies.run_neighbour_decisions`: the
   networks' preference for one input position would add up over the stack); each pixel takes the
-  frame where the summed evidence peaks, composed by pyramid blending. The post-processing
+  frame where the summed evidence peaks, refined by the classical focus activity among its
+  neighbouring frames and next to changes of frame
+  (:mod:`~focusstudio.core.methods.neighbour_refine`), composed by pyramid blending. The post-processing
   parameters (threshold, small-region removal) belong to the pair decision and are not used.
   A method whose network has a per-frame part (``caches_frame_features``: MFIF-GAN's encoder)
   computes it once per frame and runs only the joint part per pass.
@@ -57,7 +59,8 @@ STRATEGY = ParamSpec(
     "strategy", "choice", "auto",
     "N-frame strategy: auto = the pair decision for 2 frames, neighbours for more; neighbours = the "
     "network compares each frame with the next (raw frames, both orders), each pixel takes the frame where the "
-    "summed evidence peaks, composed by pyramid blending (best measured on real and synthetic "
+    "summed evidence peaks, refined by the classical focus activity among its neighbouring frames and at "
+    "changes of frame, composed by pyramid blending (best measured on real and synthetic "
     "stacks; threshold and small-region removal are not used); serial = fuse the running result "
     "with the next frame, each step decided by the post-processing (an early wrong step is carried on)",
     choices=STRATEGIES, stage="analysis",

@@ -94,7 +94,8 @@ GACN_PARAMS = ParamSet(
         ParamSpec("strategy", "choice", "auto",
                   "N-frame strategy: auto = soft pair fusion for 2 frames, neighbours for more; neighbours = "
                   "the network compares each frame with the next (raw frames, both orders), each pixel takes the frame "
-                  "where the summed evidence peaks, composed by pyramid blending (best measured on real and "
+                  "where the summed evidence peaks, refined by the classical focus activity among its neighbouring "
+                  "frames and at changes of frame, composed by pyramid blending (best measured on real and "
                   "synthetic stacks; the boundary filter is not used); serial = fuse the running result with "
                   "the next frame, the boundary-filtered map as weight; calibration = the paper's decision "
                   "volume against frame 1, hard selection (reproduces the authors' N-frame outputs, but "
@@ -221,7 +222,8 @@ class GACNFuse(DeepFusionMethod):
     description: ClassVar[str] = (
         "Gradient-aware cascade network: per-channel spatial frequency of siamese dense features, a "
         "decision path with spatial attention and an in-network boundary guided filter (Ma, Yin et al. "
-        "2022); N frames: each frame against the next, the peak of the summed evidence, composed by "
+        "2022); N frames: each frame against the next, the peak of the summed evidence refined by the focus "
+        "activity among neighbouring frames, composed by "
         "pyramid (the paper's decision calibration is the 'calibration' strategy, serial pair fusion 'serial')."
     )
     params: ClassVar[ParamSet] = GACN_PARAMS

@@ -14,7 +14,8 @@ Pipeline (REFERENCE-NOTES §3.3, §7.4):
 
 N frames (``strategy``, :mod:`focusstudio.core.methods._deep_serial`): ``neighbours`` (default)
 — the generator compares each frame with the next, each pixel takes the frame where the summed
-evidence peaks, composed by pyramid blending (each frame's encoder features are computed once and
+evidence peaks (refined by the focus activity among neighbouring frames and at changes of frame),
+composed by pyramid blending (each frame's encoder features are computed once and
 reused in its up to four passes; only the decoder runs per pass); ``serial`` — fuse the running result with the next
 frame with the pair pipeline above (a change of a post-processing parameter then re-runs the
 network from the second step on, since later inputs depend on earlier decisions).
@@ -99,7 +100,8 @@ class MFIFGANFusion(SerialDecisionMethod):
         "GAN-trained generator (shared six-branch SE-ResNet encoder) predicts a focus map; threshold, "
         "small-region removal in both polarities and hard selection of the source pixels "
         "(Wang, Xu, Liu et al. 2021). N frames: each frame against the next, the peak of the summed "
-        "evidence, composed by pyramid (the 'serial' strategy fuses the running result with the next frame)."
+        "evidence refined by the focus activity among neighbouring frames, composed by pyramid (the 'serial' "
+        "strategy fuses the running result with the next frame)."
     )
     rounding = "round"
     params = ParamSet(

@@ -12,8 +12,9 @@ Inference (METHODS.md §5; REFERENCE-NOTES §7.6.5):
    blend α·F₁ + (1 − α)·F₂ that the network was trained with.
 
 N frames (``strategy``, :mod:`focusstudio.core.methods._deep_serial`): ``neighbours`` (default)
-— α of each frame against the next, each pixel takes the frame where the summed evidence peaks,
-composed by pyramid blending (each frame's two streams run once, only the joint part per pass:
+— α of each frame against the next, each pixel takes the frame where the summed evidence peaks
+(refined by the focus activity among neighbouring frames and at changes of frame), composed by
+pyramid blending (each frame's two streams run once, only the joint part per pass:
 :mod:`focusstudio.core.methods.backends.twostream_fast`); ``serial`` — the running result's grey
 image is the next step's first input, each step decided as above.
 The network is purely local (no pooling, no normalisation), so tiled inference with a halo of its
@@ -109,7 +110,8 @@ class TwoStreamFusion(SerialDecisionMethod):
     description = (
         "Two-stream residual network regresses a latent decision map α on the grey frames, trained only "
         "through the fused image (Zeng et al.); α is binarised and applied to the source pixels. "
-        "N frames: each frame against the next, the peak of the summed evidence, composed by pyramid (the "
+        "N frames: each frame against the next, the peak of the summed evidence refined by the focus activity "
+        "among neighbouring frames, composed by pyramid (the "
         "'serial' strategy fuses the running result with the next frame)."
     )
     rounding = "round"
