@@ -216,17 +216,25 @@ def weight_filter(guide: np.ndarray, params: Mapping[str, Any], context: RunCont
     )
 
 
-def classical_score(deep_sf: np.ndarray, grey: np.ndarray, power: float) -> np.ndarray:
+def classical_score(deep_sf: np.ndarray, grey: np.ndarray, power: float, scale: AnalysisScale) -> np.ndarray:
     """``blend``'s per-frame score: the deep SF times the frame's classical focus activity to
-    ``power`` (:func:`~focusstudio.core.methods.strategies.focus_activity`, on the grey image the
-    network saw). Why: on bright-field microscopy the deep SF of a defocused plane's bright
-    diffraction ring exceeds that of the in-focus, dark-edged cell (algae: frame 2's ringed
-    rods and colonies chosen over frames 3–4), while the Laplacian energy at the focus peak is
-    higher. A product keeps the arg-max streaming (one frame at a time); the activity's scale
-    does not change the arg-max."""
-    activity = focus_activity(grey)
+    ``power`` (:func:`~focusstudio.core.methods.strategies.focus_activity`). Why: on bright-field
+    microscopy the deep SF of a defocused plane whose small cells carry a broad bright halo
+    exceeds that of the in-focus, dark-edged cells (algae: frame 2's ringed rods and colonies
+    chosen over frame 3), while the Laplacian energy at the focus peak is higher. The activity is
+    measured on the full-resolution ``grey`` (its window scaled so that it spans
+    :data:`CLASSICAL_WINDOW` px of the analysis image) and then shrunk: measured at the analysis
+    scale it sees coarser detail and took a past-focus plane's thick rims on diatoms (algae at
+    2048 px). A product keeps the arg-max streaming; the activity's scale does not change it."""
+    sigma = CLASSICAL_WINDOW * scale.full_shape[0] / max(scale.shape[0], 1)
+    activity = scale.shrink(focus_activity(grey, sigma)) if scale.active else focus_activity(grey, sigma)
+    activity = np.maximum(activity, 0.0, dtype=np.float32)
     np.power(activity, np.float32(power), out=activity)
     return np.asarray(deep_sf, dtype=np.float32) * activity
+
+
+#: σ (px of the analysis image) of the window of :func:`classical_score`'s focus activity.
+CLASSICAL_WINDOW = 4.0
 
 
 @register
@@ -287,19 +295,17 @@ class SESFFuse(DeepFusionMethod):
             grey = pair_grey[i] if pair_grey else grey_frame(stack, i)
             if strategy == "pair" and scale.active:
                 greys.append(grey)
-            small = scale.shrink(grey)
-            sf = yield from activity.run(small, reporter(frame_range, "deep SF"))
-            del grey
+            sf = yield from activity.run(scale.shrink(grey), reporter(frame_range, "deep SF"))
             if keep_maps:
                 activities.append(sf)
                 analysis.maps[f"activity_{i}"] = FusionMap(
                     f"activity_{i}", "activity", sf, f"deep spatial frequency of frame {i + 1}", frame=i
                 )
             if strategy == "blend" and params["classical_power"] > 0:
-                argmax.add(i, classical_score(sf, small, params["classical_power"]))
+                argmax.add(i, classical_score(sf, grey, params["classical_power"], scale))
             elif strategy in ("nway", "blend"):
                 argmax.add(i, sf)  # strict: ties keep the lower index
-            del small
+            del grey
         if strategy == "pair":
             analysis.data["activity"] = activities
             if scale.active:  # the decision at full resolution, once (post changes reuse it)
