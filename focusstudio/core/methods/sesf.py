@@ -254,7 +254,9 @@ class SESFFuse(DeepFusionMethod):
     unused_by_strategy: ClassVar[Mapping[str, tuple[tuple[str, ...] | None, str]]] = {"blend": (
         ("use_srr", "area_fraction", "use_guided_filter", "gf_radius", "gf_eps", "clamp_weight"),
         "not used by the 'blend' strategy on 3 or more frames: the label-opened selection is composed by "
-        "pyramid blending (choose 'nway' to use it)")}
+        "pyramid blending (choose 'nway' to use it)"),
+        "nway": (("classical_power",), "only the 'blend' strategy weighs the deep SF by the classical activity"),
+        "serial": (("classical_power",), "only the 'blend' strategy weighs the deep SF by the classical activity")}
     map_names: ClassVar[tuple[str, ...]] = (
         "activity_{i}", "decision_raw", "decision_post", "weight", "index_raw", "index",
     )
