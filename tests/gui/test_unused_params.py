@@ -84,4 +84,4 @@ def test_sesf_blend_greys_only_what_it_does_not_use(qtbot: QtBot, window: MainWi
     strategy = window.param_form.editor("strategy")
     assert isinstance(strategy, QComboBox)
     strategy.setCurrentText("nway")
-    assert _disabled(window) == set()
+    assert _disabled(window) == {"classical_power"}  # blend's weighting of the deep SF only
