@@ -357,10 +357,9 @@ def run_neighbour_decisions(
     index = evidence.index
     del evidence, peak, previous, activity  # the refinement's arrays in their place
     # imported here: the refinements use this module's focus activity
-    from focusstudio.core.methods.neighbour_refine import refine_adjacent, refine_neighbour_boundaries
+    from focusstudio.core.methods.neighbour_refine import refine_neighbours
 
-    index = refine_adjacent(stack, index, cancel)
-    return NeighbourChain(kept, refine_neighbour_boundaries(stack, index, cancel))
+    return NeighbourChain(kept, refine_neighbours(stack, index, cancel))
 
 
 # --------------------------------------------------------------------------- N-way arg-max
