@@ -47,14 +47,18 @@ def _noisy_index() -> np.ndarray:
     return np.clip(truth + offsets, 0, COUNT - 1).astype(np.int32)
 
 
-@pytest.mark.parametrize(("width", "radius"), [(1, 4), (2, 4), (1, 8), (0, 4), (1, 0)])
-def test_one_pass_selects_exactly_as_the_two_passes(width: int, radius: int) -> None:
+@pytest.mark.parametrize(("width", "radius", "band_rows", "threads"),
+                         [(1, 4, 512, 1), (2, 4, 512, 1), (1, 8, 512, 1), (0, 4, 512, 1), (1, 0, 512, 1),
+                          (1, 4, 16, 2), (2, 4, 7, 2), (0, 4, 20, 1)])
+def test_one_pass_selects_exactly_as_the_two_passes(width: int, radius: int, band_rows: int, threads: int) -> None:
+    """Whole frames and row bands (narrower than the activities' halo, on two threads) alike."""
     frames, index = _depth_edge_stack(), _noisy_index()
     stack = Stack.from_arrays(frames)
     separate = refine_neighbour_boundaries(stack, refine_adjacent(stack, index.copy(), CancelToken(), width),
                                            CancelToken(), radius) if radius > 0 else \
         refine_adjacent(stack, index.copy(), CancelToken(), width)
-    merged = refine_neighbours(stack, index.copy(), CancelToken(), width=width, radius=radius)
+    merged = refine_neighbours(stack, index.copy(), CancelToken(), width=width, radius=radius,
+                               band_rows=band_rows, threads=threads)
     np.testing.assert_array_equal(merged, separate)
     if width > 0:
         adjacent = refine_adjacent(stack, index.copy(), CancelToken(), width)
@@ -74,3 +78,24 @@ def test_one_pass_loads_each_frame_once() -> None:
 
     refine_neighbours(Stack(base.frames, loader), _noisy_index(), CancelToken())
     assert loads == list(range(COUNT))
+
+
+def test_a_band_with_its_halo_has_the_whole_frames_activities() -> None:
+    """The rows a band reads past its edges (``ACTIVITY_HALO``) are enough for the σ = 1 blur, the
+    Laplacian and the σ = 4 blur: its activities equal the whole frame's, bit for bit (the same
+    cv2 kernels on the same rows); with fewer rows they differ near the cut."""
+    from focusstudio.core.methods.neighbour_refine import ACTIVITY_HALO, pixel_activity
+    from focusstudio.core.methods.strategies import NEIGHBOUR_ACTIVITY_SIGMA, focus_activity
+
+    grey = np.random.default_rng(2).random((160, 40), dtype=np.float32)
+    start, stop = 60, 80
+
+    def band_activity(halo: int) -> tuple[np.ndarray, np.ndarray]:
+        pixel = pixel_activity(grey[start - halo:stop + halo])
+        blurred = cv2.GaussianBlur(pixel, (0, 0), NEIGHBOUR_ACTIVITY_SIGMA, borderType=cv2.BORDER_REFLECT)
+        return pixel[halo:halo + stop - start], blurred[halo:halo + stop - start]
+
+    pixel, activity = band_activity(ACTIVITY_HALO)
+    np.testing.assert_array_equal(pixel, pixel_activity(grey)[start:stop])
+    np.testing.assert_array_equal(activity, focus_activity(grey)[start:stop])
+    assert not np.array_equal(band_activity(ACTIVITY_HALO - 8)[1], activity)
