@@ -84,8 +84,8 @@ def test_a_band_with_its_halo_has_the_whole_frames_activities() -> None:
     """The rows a band reads past its edges (``ACTIVITY_HALO``) are enough for the σ = 1 blur, the
     Laplacian and the σ = 4 blur: its activities equal the whole frame's, bit for bit (the same
     cv2 kernels on the same rows); with fewer rows they differ near the cut."""
-    from focusstudio.core.methods.neighbour_refine import ACTIVITY_HALO, pixel_activity
-    from focusstudio.core.methods.strategies import NEIGHBOUR_ACTIVITY_SIGMA, focus_activity
+    from focusstudio.core.methods.neighbour_refine import pixel_activity
+    from focusstudio.core.methods.strategies import ACTIVITY_HALO, NEIGHBOUR_ACTIVITY_SIGMA, focus_activity
 
     grey = np.random.default_rng(2).random((160, 40), dtype=np.float32)
     start, stop = 60, 80
@@ -99,3 +99,18 @@ def test_a_band_with_its_halo_has_the_whole_frames_activities() -> None:
     np.testing.assert_array_equal(pixel, pixel_activity(grey)[start:stop])
     np.testing.assert_array_equal(activity, focus_activity(grey)[start:stop])
     assert not np.array_equal(band_activity(ACTIVITY_HALO - 8)[1], activity)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_banded_focus_activity_is_the_whole_frames(channels: int) -> None:
+    """The pre-pass's and the network loop's activities in row bands on two threads (bands
+    narrower than the halo too) equal ``focus_activity`` of the whole frame, bit for bit."""
+    from focusstudio.core.methods.sf_pair import band_pool
+    from focusstudio.core.methods.strategies import focus_activity, focus_activity_banded
+
+    rng = np.random.default_rng(4)
+    frame = rng.random((150, 30, 3) if channels == 3 else (150, 30), dtype=np.float32)
+    whole = focus_activity(frame)
+    with band_pool(2) as pool:
+        for rows in (7, 32, 150, 512):
+            np.testing.assert_array_equal(focus_activity_banded(frame, pool, rows), whole)

@@ -18,7 +18,13 @@ import numpy as np
 from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.sf_boundaries import refine_boundaries
 from focusstudio.core.methods.sf_pair import band_pool, run_bands
-from focusstudio.core.methods.strategies import NEIGHBOUR_ACTIVITY_SIGMA, focus_activity
+from focusstudio.core.methods.strategies import (
+    ACTIVITY_BAND_ROWS,
+    ACTIVITY_HALO,
+    NEIGHBOUR_ACTIVITY_SIGMA,
+    activity_bands,
+    focus_activity,
+)
 from focusstudio.core.progress import CancelToken
 from focusstudio.core.types import Stack
 
@@ -193,17 +199,17 @@ def refine_neighbours(stack: Stack, index: np.ndarray, cancel: CancelToken,
     afterwards. Holds nine H×W arrays besides the index (the two separate passes: five, then
     three) whatever N is.
 
-    In row bands of ``band_rows`` (:data:`REFINE_BAND_ROWS`) on ``threads`` threads (the CPUs,
-    at most sf's :data:`~focusstudio.core.methods.sf_pair.MAX_THREADS`): the activities' NumPy
-    work runs on one core otherwise. Each band's activities are computed with
+    In row bands of ``band_rows`` (strategies' :data:`ACTIVITY_BAND_ROWS`) on ``threads`` threads
+    (the CPUs, at most sf's :data:`~focusstudio.core.methods.sf_pair.MAX_THREADS`): the
+    activities' NumPy work runs on one core otherwise. Each band's activities are computed with
     :data:`ACTIVITY_HALO` rows around it, so they equal the whole frame's bit for bit.
     """
-    band_rows = REFINE_BAND_ROWS if band_rows is None else band_rows
+    band_rows = ACTIVITY_BAND_ROWS if band_rows is None else band_rows
     if radius <= 0:
         return refine_adjacent(stack, index, cancel, width, margin)
     height = index.shape[0]
     bands = [_BandRefinement(index, rows, width, margin, boundary_margin)
-             for rows in _row_bands(height, band_rows)]
+             for rows in activity_bands(height, band_rows)]
     with band_pool(threads) as pool:
         for frame in range(len(stack)):
             cancel.raise_if_cancelled()
@@ -216,22 +222,6 @@ def refine_neighbours(stack: Stack, index: np.ndarray, cancel: CancelToken,
         band.result(refined, fine)
     del bands
     return refine_boundaries(refined, fine, radius)
-
-
-def _kernel_radius(sigma: float) -> int:
-    """The radius of cv2's float Gaussian kernel for ``sigma`` (ksize = round(8σ + 1) | 1)."""
-    return (round(sigma * 8 + 1) | 1) // 2
-
-
-#: Rows past a band's edge that its activities read: the σ = 1 Gaussian, the Laplacian's one row,
-#: the σ = 4 Gaussian (21 rows); a band computed with these rows around it is exact.
-ACTIVITY_HALO = _kernel_radius(1.0) + 1 + _kernel_radius(NEIGHBOUR_ACTIVITY_SIGMA)
-#: Rows per band of :func:`refine_neighbours` (24 MP: 8 bands, so 2 threads share them evenly).
-REFINE_BAND_ROWS = 512
-
-
-def _row_bands(height: int, rows: int) -> list[tuple[int, int]]:
-    return [(start, min(start + rows, height)) for start in range(0, height, max(rows, 1))]
 
 
 class _BandRefinement:
