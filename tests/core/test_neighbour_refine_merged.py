@@ -114,3 +114,26 @@ def test_banded_focus_activity_is_the_whole_frames(channels: int) -> None:
     with band_pool(2) as pool:
         for rows in (7, 32, 150, 512):
             np.testing.assert_array_equal(focus_activity_banded(frame, pool, rows), whole)
+
+
+def test_neighbour_evidence_in_bands_on_two_threads_is_the_whole_images() -> None:
+    """``NeighbourEvidence.add``'s per-pixel steps (relevance weighting, running score, arg-max)
+    in row bands on two threads give the same score and index as the whole image."""
+    from focusstudio.core.methods.sf_pair import band_pool
+    from focusstudio.core.methods.strategies import NeighbourEvidence
+
+    rng = np.random.default_rng(8)
+    shape = (90, 20)
+    activities = [rng.random(shape, dtype=np.float32) ** 3 for _ in range(5)]
+    peak = np.max(activities, axis=0)
+    whole = NeighbourEvidence(shape, peak=peak, power=2.0, prior=0.5)
+    banded = NeighbourEvidence(shape, peak=peak, power=2.0, prior=0.5)
+    banded.band_rows = 7
+    with band_pool(2) as pool:
+        for k in range(4):
+            weight = rng.random(shape, dtype=np.float32)
+            whole.add(k, weight, (activities[k], activities[k + 1]))
+            banded.add(k, weight, (activities[k], activities[k + 1]), pool)
+    np.testing.assert_array_equal(banded.score, whole.score)
+    np.testing.assert_array_equal(banded.index, whole.index)
+    assert len(np.unique(whole.index)) >= 3  # the pairs moved the choice around

@@ -295,31 +295,46 @@ class NeighbourEvidence:
         # relevance there must stay ≈ 1 (the network decides), not a ratio of two noise levels
         self.floor = np.float32(1e-3 * float(np.percentile(peak, 99)) + 1e-12) if peak is not None else None
         self.peak = peak
+        self.band_rows = ACTIVITY_BAND_ROWS  # rows per band of add's per-pixel steps
 
     def add(
         self, pair: int, first_weight: np.ndarray,
-        activities: tuple[np.ndarray, np.ndarray] | None = None,
+        activities: tuple[np.ndarray, np.ndarray] | None = None, pool: Any = None,
     ) -> None:
         """Add pair ``pair`` (frames ``pair`` and ``pair + 1``, with their :func:`focus_activity`
-        when the evidence is weighted); pairs in increasing order."""
+        when the evidence is weighted); pairs in increasing order. After the smoothing, in row
+        bands on ``pool``'s threads (sf_pair's band_pool; None: in the caller): every step is per
+        pixel, so the bands give the whole image's result exactly."""
         evidence = 1.0 - 2.0 * np.clip(first_weight, 0.0, 1.0).astype(np.float32)
         if self.sigma > 0:
             evidence = cv2.GaussianBlur(evidence, (0, 0), self.sigma, borderType=cv2.BORDER_REFLECT)
+        run_bands(partial(self._add_rows, pair, evidence, activities), activity_bands(evidence.shape[0], self.band_rows),
+                  pool)
+
+    def _add_rows(self, pair: int, evidence: np.ndarray, activities: tuple[np.ndarray, np.ndarray] | None,
+                  rows: tuple[int, int]) -> None:
+        band = slice(*rows)
+        part = evidence[band]
         if activities is not None and self.peak is not None and self.floor is not None:
-            evidence = self.weighted(evidence, *activities)
-        self.score += evidence
-        wins = self.score > self.best
-        self.index[wins] = pair + 1
-        np.maximum(self.best, self.score, out=self.best)
+            part = self._weighted(part, activities[0][band], activities[1][band], self.peak[band])
+        score, best = self.score[band], self.best[band]
+        score += part
+        self.index[band][score > best] = pair + 1
+        np.maximum(best, score, out=best)
 
     def weighted(self, evidence: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """The network's evidence of one pair weighted by the pair's relevance (class docstring)."""
-        assert self.peak is not None and self.floor is not None
+        assert self.peak is not None
+        return self._weighted(evidence, first, second, self.peak)
+
+    def _weighted(self, evidence: np.ndarray, first: np.ndarray, second: np.ndarray,
+                  peak: np.ndarray) -> np.ndarray:
+        assert self.floor is not None
         if self.prior > 0:
             classical = (second - first) / (second + first + 2 * self.floor)
             evidence = evidence + self.prior * (1.0 - np.abs(evidence)) * classical
         if self.power > 0:
-            relevance = (np.maximum(first, second) + self.floor) / (self.peak + self.floor)
+            relevance = (np.maximum(first, second) + self.floor) / (peak + self.floor)
             evidence = evidence * np.power(np.minimum(relevance, 1.0), self.power)
         return evidence.astype(np.float32, copy=False)
 
@@ -400,9 +415,9 @@ def run_neighbour_decisions(
             backward = yield from predict(following, previous, pair_range.sub(0.5, 1.0))
             soft = (0.5 * (np.clip(forward, 0.0, 1.0) + 1.0 - np.clip(backward, 0.0, 1.0))).astype(np.float32)
             if activity is not None and following_activity is not None:
-                evidence.add(k, soft, (activity, following_activity))
+                evidence.add(k, soft, (activity, following_activity), pool)
             else:
-                evidence.add(k, soft)
+                evidence.add(k, soft, pool=pool)
             activity = following_activity
             if k < keep_maps:
                 kept.append(soft if keep_as is None else keep_as(soft))
