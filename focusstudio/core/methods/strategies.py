@@ -308,8 +308,8 @@ class NeighbourEvidence:
         evidence = 1.0 - 2.0 * np.clip(first_weight, 0.0, 1.0).astype(np.float32)
         if self.sigma > 0:
             evidence = cv2.GaussianBlur(evidence, (0, 0), self.sigma, borderType=cv2.BORDER_REFLECT)
-        run_bands(partial(self._add_rows, pair, evidence, activities), activity_bands(evidence.shape[0], self.band_rows),
-                  pool)
+        bands = activity_bands(evidence.shape[0], self.band_rows)
+        run_bands(partial(self._add_rows, pair, evidence, activities), bands, pool)
 
     def _add_rows(self, pair: int, evidence: np.ndarray, activities: tuple[np.ndarray, np.ndarray] | None,
                   rows: tuple[int, int]) -> None:
