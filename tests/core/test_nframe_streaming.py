@@ -99,9 +99,9 @@ def test_prepared_neighbours_load_each_frame_once_and_keep_no_colour_frame() -> 
                                                       prepare=_prepare, keep_as=_half))
     # Each frame once, in order, for the pairs; with the relevance weighting also once before,
     # for the stack's peak activity (a grey pass that keeps only the running maximum); once more
-    # after, for each refinement of the selection (grey passes too: neighbour_refine).
+    # after, for the refinements of the selection (one grey pass for both: neighbour_refine).
     passes = 2 if NEIGHBOUR_RELEVANCE_POWER > 0 or NEIGHBOUR_PRIOR > 0 else 1
-    passes += (NEIGHBOUR_REFINE_FRAMES > 0) + (NEIGHBOUR_BOUNDARY_RADIUS > 0)
+    passes += NEIGHBOUR_REFINE_FRAMES > 0 or NEIGHBOUR_BOUNDARY_RADIUS > 0
     assert counting.loads == list(range(COUNT)) * passes
     assert seen == [(HEIGHT // 2, WIDTH // 2, 3)] * (2 * (COUNT - 1))
     assert chain.index.shape == (HEIGHT, WIDTH)

@@ -4,17 +4,27 @@ frames, and the pixels next to a change of frame are decided again per pixel (sf
 refinement, :func:`~focusstudio.core.methods.sf_boundaries.refine_boundaries`).
 
 Both run after :func:`~focusstudio.core.methods.strategies.run_neighbour_decisions` has summed
-the network's evidence, each with one grey load of every frame; memory does not depend on N.
+the network's evidence, together in one grey load of every frame (:func:`refine_neighbours`);
+memory does not depend on N.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import cv2
 import numpy as np
 
 from focusstudio.core.methods._classical import load_checked
 from focusstudio.core.methods.sf_boundaries import refine_boundaries
-from focusstudio.core.methods.strategies import NEIGHBOUR_ACTIVITY_SIGMA, focus_activity
+from focusstudio.core.methods.sf_pair import band_pool, run_bands
+from focusstudio.core.methods.strategies import (
+    ACTIVITY_BAND_ROWS,
+    ACTIVITY_HALO,
+    NEIGHBOUR_ACTIVITY_SIGMA,
+    activity_bands,
+    focus_activity,
+)
 from focusstudio.core.progress import CancelToken
 from focusstudio.core.types import Stack
 
@@ -28,6 +38,7 @@ __all__ = [
     "pixel_activity",
     "refine_adjacent",
     "refine_neighbour_boundaries",
+    "refine_neighbours",
 ]
 
 
@@ -68,8 +79,8 @@ class AdjacentRefinement:
         self.low: np.ndarray | None = None
         self.high: np.ndarray | None = None
 
-    def add(self, frame: int, activity: np.ndarray) -> None:
-        """Frame ``frame``'s :func:`focus_activity`."""
+    def add(self, frame: int, activity: np.ndarray) -> np.ndarray:
+        """Frame ``frame``'s :func:`focus_activity`; returns where the pick is now this frame."""
         if self.low is None or self.high is None:
             self.low, self.high = activity.copy(), activity.copy()
         else:
@@ -80,6 +91,7 @@ class AdjacentRefinement:
         wins = (distance <= self.width) & (activity > self.best)
         self.pick[wins] = frame
         np.copyto(self.best, activity, where=wins)
+        return wins
 
     def result(self) -> np.ndarray:
         """The refined index (a new array; the input index is left as it was)."""
@@ -168,3 +180,83 @@ def refine_neighbour_boundaries(stack: Stack, index: np.ndarray, cancel: CancelT
     fine = candidate.candidate()
     del candidate
     return refine_boundaries(index, fine, radius)
+
+
+def refine_neighbours(stack: Stack, index: np.ndarray, cancel: CancelToken,
+                      width: int = NEIGHBOUR_REFINE_FRAMES, margin: float = NEIGHBOUR_REFINE_MARGIN,
+                      radius: int = NEIGHBOUR_BOUNDARY_RADIUS,
+                      boundary_margin: float = NEIGHBOUR_BOUNDARY_MARGIN, band_rows: int | None = None,
+                      threads: int | None = None) -> np.ndarray:
+    """``refine_neighbour_boundaries(refine_adjacent(index))``, exactly, in ONE grey load and one
+    :func:`pixel_activity` per frame instead of two of each (at 24 MP a grey JPEG decode and the
+    σ = 1 blur + Laplacian cost about as much as the rest of a refinement pass).
+
+    Why it is the same: :func:`focus_activity` of a grey frame is the σ = 4 Gaussian of its
+    :func:`pixel_activity` (the same operations in the same order, so bit for bit); the boundary
+    step's arg-max over the frames does not depend on the index; only its "activity of the chosen
+    frame" does, and the adjacent step chooses either the evidence's frame or its current pick,
+    so the pixel activity of both is kept while the pick changes and the one chosen is taken
+    afterwards. Holds nine H×W arrays besides the index (the two separate passes: five, then
+    three) whatever N is.
+
+    In row bands of ``band_rows`` (strategies' :data:`ACTIVITY_BAND_ROWS`) on ``threads`` threads
+    (the CPUs, at most sf's :data:`~focusstudio.core.methods.sf_pair.MAX_THREADS`): the
+    activities' NumPy work runs on one core otherwise. Each band's activities are computed with
+    :data:`ACTIVITY_HALO` rows around it, so they equal the whole frame's bit for bit.
+    """
+    band_rows = ACTIVITY_BAND_ROWS if band_rows is None else band_rows
+    if radius <= 0:
+        return refine_adjacent(stack, index, cancel, width, margin)
+    height = index.shape[0]
+    bands = [_BandRefinement(index, rows, width, margin, boundary_margin)
+             for rows in activity_bands(height, band_rows)]
+    with band_pool(threads) as pool:
+        for frame in range(len(stack)):
+            cancel.raise_if_cancelled()
+            grey = load_checked(stack, frame, grey=True)
+            run_bands(partial(_BandRefinement.add, frame=frame, grey=grey), bands, pool)
+            del grey
+    refined = np.empty_like(index, dtype=np.int32)
+    fine = np.empty_like(index, dtype=np.int32)
+    for band in bands:
+        band.result(refined, fine)
+    del bands
+    return refine_boundaries(refined, fine, radius)
+
+
+class _BandRefinement:
+    """:func:`refine_neighbours`' state for rows ``rows`` of the index (its own arrays, so two
+    threads never write the same memory)."""
+
+    def __init__(self, index: np.ndarray, rows: tuple[int, int], width: int, margin: float,
+                 boundary_margin: float) -> None:
+        self.rows = rows
+        self.index = index[rows[0]:rows[1]]
+        self.adjacent = AdjacentRefinement(self.index, width, margin) if width > 0 else None
+        # its of_main: the pixel activity of the evidence's frame
+        self.candidate = PixelCandidate(self.index, boundary_margin)
+        self.of_pick = np.zeros(self.index.shape, dtype=np.float32) if self.adjacent is not None else None
+
+    def add(self, frame: int, grey: np.ndarray) -> None:
+        start, stop = self.rows
+        low, high = max(start - ACTIVITY_HALO, 0), min(stop + ACTIVITY_HALO, grey.shape[0])
+        pixel = pixel_activity(grey[low:high])
+        inner = slice(start - low, stop - low)
+        if self.adjacent is not None and self.of_pick is not None:
+            activity = cv2.GaussianBlur(pixel, (0, 0), NEIGHBOUR_ACTIVITY_SIGMA, borderType=cv2.BORDER_REFLECT)
+            # where the adjacent step's pick is now this frame, keep this frame's pixel activity
+            np.copyto(self.of_pick, pixel[inner], where=self.adjacent.add(frame, activity[inner]))
+            del activity
+        self.candidate.add(frame, pixel[inner])
+
+    def result(self, refined: np.ndarray, fine: np.ndarray) -> None:
+        """Write the band's rows of the refined index and of the boundary step's candidate."""
+        start, stop = self.rows
+        if self.adjacent is None or self.of_pick is None:
+            refined[start:stop] = self.index
+        else:
+            refined[start:stop] = self.adjacent.result()
+            # the boundary step's "activity of the chosen frame": of the pick where the adjacent
+            # step took it, of the evidence's frame elsewhere (which PixelCandidate has kept)
+            np.copyto(self.candidate.of_main, self.of_pick, where=refined[start:stop] != self.index)
+        fine[start:stop] = self.candidate.candidate()

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import cv2
@@ -43,6 +44,7 @@ import numpy as np
 
 from focusstudio.core.methods._classical import compose_pyramid_steps, compose_selected_steps, load_checked
 from focusstudio.core.methods.base import RunContext
+from focusstudio.core.methods.sf_pair import band_pool, run_bands
 from focusstudio.core.progress import CancelToken, ProgressEvent, ProgressGen, ProgressRange
 from focusstudio.core.types import FusionMap, Stack, to_grey
 
@@ -214,6 +216,50 @@ def focus_activity(frame: np.ndarray, sigma: float = NEIGHBOUR_ACTIVITY_SIGMA) -
     return cv2.GaussianBlur(laplacian, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
+def _kernel_radius(sigma: float) -> int:
+    """The radius of cv2's float Gaussian kernel for ``sigma`` (ksize = round(8σ + 1) | 1)."""
+    return (round(sigma * 8 + 1) | 1) // 2
+
+
+#: Rows past a band's edge that :func:`focus_activity` reads (the σ = 1 Gaussian, the
+#: Laplacian's one row, the σ = :data:`NEIGHBOUR_ACTIVITY_SIGMA` Gaussian: 21 rows); a band
+#: computed with these rows around it equals the whole frame's rows bit for bit.
+ACTIVITY_HALO = _kernel_radius(1.0) + 1 + _kernel_radius(NEIGHBOUR_ACTIVITY_SIGMA)
+#: Rows per band of the banded activities (24 MP: 8 bands, so 2 threads share them evenly).
+ACTIVITY_BAND_ROWS = 512
+
+
+def activity_bands(height: int, rows: int = ACTIVITY_BAND_ROWS) -> list[tuple[int, int]]:
+    """Row ranges [start, stop) of ``rows`` rows covering ``height``."""
+    return [(start, min(start + rows, height)) for start in range(0, height, max(rows, 1))]
+
+
+def focus_activity_rows(frame: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
+    """Rows ``rows`` of ``focus_activity(frame)``, exactly, computed from those rows and
+    :data:`ACTIVITY_HALO` rows around them."""
+    start, stop = rows
+    low, high = max(start - ACTIVITY_HALO, 0), min(stop + ACTIVITY_HALO, frame.shape[0])
+    return focus_activity(frame[low:high], NEIGHBOUR_ACTIVITY_SIGMA)[start - low:stop - low]
+
+
+def _activity_into(frame: np.ndarray, out: np.ndarray, rows: tuple[int, int]) -> None:
+    out[rows[0]:rows[1]] = focus_activity_rows(frame, rows)
+
+
+def _peak_into(frame: np.ndarray, peak: np.ndarray, rows: tuple[int, int]) -> None:
+    band = peak[rows[0]:rows[1]]
+    np.maximum(band, focus_activity_rows(frame, rows), out=band)
+
+
+def focus_activity_banded(frame: np.ndarray, pool: Any, band_rows: int = ACTIVITY_BAND_ROWS) -> np.ndarray:
+    """``focus_activity(frame, NEIGHBOUR_ACTIVITY_SIGMA)``, bit for bit, in row bands on ``pool``'s
+    threads (sf_pair's :func:`~focusstudio.core.methods.sf_pair.band_pool`; None: in the caller):
+    at 24 MP its grey conversion and squaring are NumPy work on one core otherwise."""
+    out = np.empty(frame.shape[:2], dtype=np.float32)
+    run_bands(partial(_activity_into, frame, out), activity_bands(frame.shape[0], band_rows), pool)
+    return out
+
+
 class NeighbourEvidence:
     """Per-pixel arg-max of a focus score built from neighbour pairs, one pair at a time.
 
@@ -249,31 +295,46 @@ class NeighbourEvidence:
         # relevance there must stay ≈ 1 (the network decides), not a ratio of two noise levels
         self.floor = np.float32(1e-3 * float(np.percentile(peak, 99)) + 1e-12) if peak is not None else None
         self.peak = peak
+        self.band_rows = ACTIVITY_BAND_ROWS  # rows per band of add's per-pixel steps
 
     def add(
         self, pair: int, first_weight: np.ndarray,
-        activities: tuple[np.ndarray, np.ndarray] | None = None,
+        activities: tuple[np.ndarray, np.ndarray] | None = None, pool: Any = None,
     ) -> None:
         """Add pair ``pair`` (frames ``pair`` and ``pair + 1``, with their :func:`focus_activity`
-        when the evidence is weighted); pairs in increasing order."""
+        when the evidence is weighted); pairs in increasing order. After the smoothing, in row
+        bands on ``pool``'s threads (sf_pair's band_pool; None: in the caller): every step is per
+        pixel, so the bands give the whole image's result exactly."""
         evidence = 1.0 - 2.0 * np.clip(first_weight, 0.0, 1.0).astype(np.float32)
         if self.sigma > 0:
             evidence = cv2.GaussianBlur(evidence, (0, 0), self.sigma, borderType=cv2.BORDER_REFLECT)
+        bands = activity_bands(evidence.shape[0], self.band_rows)
+        run_bands(partial(self._add_rows, pair, evidence, activities), bands, pool)
+
+    def _add_rows(self, pair: int, evidence: np.ndarray, activities: tuple[np.ndarray, np.ndarray] | None,
+                  rows: tuple[int, int]) -> None:
+        band = slice(*rows)
+        part = evidence[band]
         if activities is not None and self.peak is not None and self.floor is not None:
-            evidence = self.weighted(evidence, *activities)
-        self.score += evidence
-        wins = self.score > self.best
-        self.index[wins] = pair + 1
-        np.maximum(self.best, self.score, out=self.best)
+            part = self._weighted(part, activities[0][band], activities[1][band], self.peak[band])
+        score, best = self.score[band], self.best[band]
+        score += part
+        self.index[band][score > best] = pair + 1
+        np.maximum(best, score, out=best)
 
     def weighted(self, evidence: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """The network's evidence of one pair weighted by the pair's relevance (class docstring)."""
-        assert self.peak is not None and self.floor is not None
+        assert self.peak is not None
+        return self._weighted(evidence, first, second, self.peak)
+
+    def _weighted(self, evidence: np.ndarray, first: np.ndarray, second: np.ndarray,
+                  peak: np.ndarray) -> np.ndarray:
+        assert self.floor is not None
         if self.prior > 0:
             classical = (second - first) / (second + first + 2 * self.floor)
             evidence = evidence + self.prior * (1.0 - np.abs(evidence)) * classical
         if self.power > 0:
-            relevance = (np.maximum(first, second) + self.floor) / (self.peak + self.floor)
+            relevance = (np.maximum(first, second) + self.floor) / (peak + self.floor)
             evidence = evidence * np.power(np.minimum(relevance, 1.0), self.power)
         return evidence.astype(np.float32, copy=False)
 
@@ -281,10 +342,15 @@ class NeighbourEvidence:
 def neighbour_peak_activity(stack: Stack, cancel: CancelToken) -> np.ndarray:
     """The highest :func:`focus_activity` of any frame at each pixel (one grey load per frame)."""
     peak: np.ndarray | None = None
-    for index in range(len(stack)):
-        cancel.raise_if_cancelled()
-        activity = focus_activity(load_checked(stack, index, grey=True), NEIGHBOUR_ACTIVITY_SIGMA)
-        peak = activity if peak is None else np.maximum(peak, activity, out=peak)
+    with band_pool() as pool:  # row bands on 2 threads, exactly as whole frames
+        for index in range(len(stack)):
+            cancel.raise_if_cancelled()
+            grey = load_checked(stack, index, grey=True)
+            if peak is None:
+                peak = focus_activity_banded(grey, pool)
+            else:
+                run_bands(partial(_peak_into, grey, peak), activity_bands(grey.shape[0]), pool)
+            del grey
     assert peak is not None
     return peak
 
@@ -332,35 +398,37 @@ def run_neighbour_decisions(
     def load(frame: int) -> tuple[Any, np.ndarray | None]:
         # The activity from the loaded full-resolution frame, before ``prepare`` releases it.
         loaded = load_checked(stack, frame)
-        activity = focus_activity(loaded, NEIGHBOUR_ACTIVITY_SIGMA) if weighted else None
+        activity = focus_activity_banded(loaded, pool) if weighted else None
         return (loaded if prepare is None else prepare(loaded)), activity
 
     kept: list[np.ndarray] = []
-    previous, activity = load(0)
-    for k in range(count - 1):
-        cancel.raise_if_cancelled()
-        following, following_activity = load(k + 1)
-        pair_range = progress.sub(k / (count - 1), (k + 1) / (count - 1))
-        yield pair_range.event("network", 0.0, f"frames {k + 1}–{k + 2} of {count}")
-        forward = yield from predict(previous, following, pair_range.sub(0.0, 0.5))
-        backward = yield from predict(following, previous, pair_range.sub(0.5, 1.0))
-        soft = (0.5 * (np.clip(forward, 0.0, 1.0) + 1.0 - np.clip(backward, 0.0, 1.0))).astype(np.float32)
-        if activity is not None and following_activity is not None:
-            evidence.add(k, soft, (activity, following_activity))
-        else:
-            evidence.add(k, soft)
-        activity = following_activity
-        if k < keep_maps:
-            kept.append(soft if keep_as is None else keep_as(soft))
-        del soft, forward, backward
-        previous = following
+    # the frames' activities in row bands on 2 threads (exactly as whole frames); the pool's
+    # threads wait while the networks run
+    with band_pool() as pool:
+        previous, activity = load(0)
+        for k in range(count - 1):
+            cancel.raise_if_cancelled()
+            following, following_activity = load(k + 1)
+            pair_range = progress.sub(k / (count - 1), (k + 1) / (count - 1))
+            yield pair_range.event("network", 0.0, f"frames {k + 1}–{k + 2} of {count}")
+            forward = yield from predict(previous, following, pair_range.sub(0.0, 0.5))
+            backward = yield from predict(following, previous, pair_range.sub(0.5, 1.0))
+            soft = (0.5 * (np.clip(forward, 0.0, 1.0) + 1.0 - np.clip(backward, 0.0, 1.0))).astype(np.float32)
+            if activity is not None and following_activity is not None:
+                evidence.add(k, soft, (activity, following_activity), pool)
+            else:
+                evidence.add(k, soft, pool=pool)
+            activity = following_activity
+            if k < keep_maps:
+                kept.append(soft if keep_as is None else keep_as(soft))
+            del soft, forward, backward
+            previous = following
     index = evidence.index
     del evidence, peak, previous, activity  # the refinement's arrays in their place
     # imported here: the refinements use this module's focus activity
-    from focusstudio.core.methods.neighbour_refine import refine_adjacent, refine_neighbour_boundaries
+    from focusstudio.core.methods.neighbour_refine import refine_neighbours
 
-    index = refine_adjacent(stack, index, cancel)
-    return NeighbourChain(kept, refine_neighbour_boundaries(stack, index, cancel))
+    return NeighbourChain(kept, refine_neighbours(stack, index, cancel))
 
 
 # --------------------------------------------------------------------------- N-way arg-max
