@@ -14,6 +14,7 @@ from focusstudio.core.methods.backends.gacn_fast import GACNInference
 from focusstudio.core.methods.gacn import GACNFuse
 from focusstudio.core.pipeline import fuse
 from focusstudio.core.types import FusionResult, Stack
+from tests.core.focus_sweep import focus_sweep_stack
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,19 +28,7 @@ MAP_TOLERANCE = 1e-4
 
 
 def _stack(height: int, width: int) -> Stack:
-    # a focus sweep: frame k sharp in its own vertical band, blurred elsewhere
-    import cv2
-
-    rng = np.random.default_rng(11)
-    texture = cv2.GaussianBlur(rng.random((height, width, 3)).astype(np.float32), (0, 0), 0.7)
-    blurred = cv2.GaussianBlur(texture, (0, 0), 2.5)
-    frames = []
-    for k in range(FRAMES):
-        frame = blurred.copy()
-        band = slice(k * width // FRAMES, (k + 1) * width // FRAMES)
-        frame[:, band] = texture[:, band]
-        frames.append((frame * 255).astype(np.uint8))
-    return Stack.from_arrays(frames)
+    return focus_sweep_stack(FRAMES, height, width, seed=11, texture_sigma=0.7, blur_sigma=2.5)
 
 
 class _Counts:

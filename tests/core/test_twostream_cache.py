@@ -18,6 +18,7 @@ from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.methods.twostream import TwoStreamFusion, alpha_from_features, frame_features
 from focusstudio.core.pipeline import fuse
 from focusstudio.core.types import FusionResult, Stack
+from tests.core.focus_sweep import focus_sweep_stack
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -32,19 +33,7 @@ MAP_TOLERANCE = 2e-5
 
 
 def _stack(colour: bool, height: int = 26, width: int = 35) -> Stack:
-    # a focus sweep: frame k sharp in its own vertical band, blurred elsewhere
-    import cv2
-
-    rng = np.random.default_rng(7)
-    texture = rng.random((height, width, 3) if colour else (height, width)).astype(np.float32)
-    blurred = cv2.GaussianBlur(texture, (0, 0), 2.0)
-    frames = []
-    for k in range(FRAMES):
-        frame = blurred.copy()
-        band = slice(k * width // FRAMES, (k + 1) * width // FRAMES)
-        frame[:, band] = texture[:, band]
-        frames.append((frame * 255).astype(np.uint8))
-    return Stack.from_arrays(frames)
+    return focus_sweep_stack(FRAMES, height, width, colour=colour)
 
 
 class _Counts:
