@@ -318,7 +318,7 @@ class SerialDecisionMethod(DeepFusionMethod):
                                        # said, so a user moving those controls knows why nothing changes
                                        f"{self.name}: {', '.join(sorted(self.post_params(params)))} act on pair "
                                        "fusions and the serial strategy; the neighbour selection is the peak of "
-                                       "the summed evidence"])
+                                       "the summed evidence, refined by the focus activity"])
 
     def explanation_maps(self, chain: SerialChain, params: dict[str, Any], count: int) -> dict[str, FusionMap]:
         """Two frames: the soft map, the binary map before and the decision after clean-up.
