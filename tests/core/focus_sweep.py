@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from focusstudio.core.types import Stack
+from focusstudio.core.types import FusionResult, Stack
 
 
 def focus_sweep_stack(
@@ -26,3 +26,21 @@ def focus_sweep_stack(
         frame[:, band] = texture[:, band]
         stack.append((frame * 255).astype(np.uint8))
     return Stack.from_arrays(stack)
+
+
+def assert_same_neighbour_maps(
+    cached: FusionResult, uncached: FusionResult, map_prefix: str, frames: int, tolerance: float
+) -> None:
+    """A cached-features neighbour fusion equals the plain passes: each pair's map within
+    ``tolerance``, the selection up to flipped near-ties, the image where the selection agrees."""
+    names = [f"{map_prefix}{k + 1}" for k in range(frames - 1)]
+    assert set(names) <= set(cached.maps)
+    for name in names:
+        np.testing.assert_allclose(cached.maps[name].data, uncached.maps[name].data, rtol=0, atol=tolerance)
+    # the maps are not trivially equal: the pairs differ (the comparison has something to compare)
+    assert not np.allclose(cached.maps[names[0]].data, cached.maps[names[-1]].data, atol=1e-3)
+    # the selection is the arg-max of summed maps: rounding can flip a near-tie, nothing more
+    index, other = cached.maps["index"].data, uncached.maps["index"].data
+    assert np.mean(index != other) <= 0.01
+    same = index == other
+    np.testing.assert_allclose(cached.image[same], uncached.image[same], rtol=0, atol=1e-6)

@@ -18,7 +18,7 @@ from focusstudio.core.methods.tensors import to_numpy, to_tensor
 from focusstudio.core.methods.twostream import TwoStreamFusion, alpha_from_features, frame_features
 from focusstudio.core.pipeline import fuse
 from focusstudio.core.types import FusionResult, Stack
-from tests.core.focus_sweep import focus_sweep_stack
+from tests.core.focus_sweep import assert_same_neighbour_maps, focus_sweep_stack
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -80,17 +80,7 @@ def _fuse(stack: Stack, cached: bool, monkeypatch: pytest.MonkeyPatch, **params:
 
 
 def _assert_same_maps(cached: FusionResult, uncached: FusionResult) -> None:
-    names = [f"alpha_{k + 1}" for k in range(FRAMES - 1)]
-    assert set(names) <= set(cached.maps)
-    for name in names:
-        np.testing.assert_allclose(cached.maps[name].data, uncached.maps[name].data, rtol=0, atol=MAP_TOLERANCE)
-    # the maps are not trivially equal: the pairs differ
-    assert not np.allclose(cached.maps[names[0]].data, cached.maps[names[-1]].data, atol=1e-3)
-    # the selection is the arg-max of summed maps: rounding can flip a near-tie, nothing more
-    index, other = cached.maps["index"].data, uncached.maps["index"].data
-    assert np.mean(index != other) <= 0.01
-    same = index == other
-    np.testing.assert_allclose(cached.image[same], uncached.image[same], rtol=0, atol=1e-6)
+    assert_same_neighbour_maps(cached, uncached, "alpha_", FRAMES, MAP_TOLERANCE)
 
 
 @pytest.mark.parametrize("colour", [True, False])
